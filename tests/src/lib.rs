@@ -1,0 +1,1 @@
+//! End-to-end test helpers for mcp-security: real sockets on 127.0.0.1, real clients.
