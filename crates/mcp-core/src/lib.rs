@@ -1,1 +1,28 @@
-//! placeholder
+//! # mcp-core
+//!
+//! The shared request context of the mcp-security middleware. No policy lives here; the policy
+//! crates (`mcp-auth`, `mcp-ratelimit`, `mcp-headers`, `mcp-audit`) build on it and talk to each
+//! other only through the types below, carried in request and response extensions.
+//!
+//! - [`client_addr`]: who is connecting — the peer address, or the client behind trusted proxies
+//!   (`Forwarded` / `X-Forwarded-For` walked from the right), with IPv6 prefix keys.
+//! - [`Principal`]: who is calling, with scopes and their hierarchy; inserted by authentication.
+//! - [`inspect`]: [`McpInspectLayer`](inspect::McpInspectLayer) reads the JSON-RPC envelope of MCP
+//!   POSTs within a bound and inserts an [`McpCall`].
+//! - [`rejection`]: [`Rejection`] and [`GuardBody`], the one way every layer says no, in the
+//!   caller's format (JSON-RPC, RFC 6750, JSON, gRPC).
+//! - [`config`]: errors that name the setting, and environment lookup with a prefix and `*_FILE`
+//!   secrets.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod client_addr;
+pub mod config;
+pub mod inspect;
+pub mod jsonrpc;
+pub mod principal;
+pub mod rejection;
+
+pub use jsonrpc::McpCall;
+pub use principal::{Principal, PrincipalKind, Scopes};
+pub use rejection::{GuardBody, Rejection};

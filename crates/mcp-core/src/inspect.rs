@@ -1,0 +1,792 @@
+//! [`McpInspectLayer`]: read the JSON-RPC envelope of MCP POSTs, within a bound, before any
+//! policy needs it.
+//!
+//! For a `POST` to the MCP path (the path itself or anything under it), the layer reads at most
+//! `max_body_bytes` of the body — enforced while the body streams, and up front from
+//! `Content-Length` — parses the envelope with [`parse_envelope`], checks the MCP 2026-07-28
+//! `Mcp-Method` / `Mcp-Name` headers against it, inserts the [`McpCall`] into the request
+//! extensions and hands the inner service the identical bytes. Every other request (GET streams,
+//! DELETE, other paths) passes through untouched and unbuffered.
+//!
+//! | problem | answer |
+//! |---|---|
+//! | body over the limit | 413, JSON-RPC `-32600`, `id: null` |
+//! | not JSON | 400, JSON-RPC `-32700` (Parse error) |
+//! | JSON but not JSON-RPC 2.0 | 400, JSON-RPC `-32600` (Invalid Request) |
+//! | `Mcp-Method` / `Mcp-Name` present but disagreeing with the body | 400, JSON-RPC `-32020` (HeaderMismatch) |
+//! | the body could not be read | 400, JSON-RPC `-32600` |
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderMap, HeaderName, Method, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::combinators::Collect;
+use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::config::ConfigError;
+use crate::jsonrpc::{self, EnvelopeError, McpCall, parse_envelope};
+use crate::rejection::{GuardBody, Rejection, ResponseFormat, is_grpc};
+
+/// The request body the inner service sees: the original body (passed through) or the bytes
+/// that were read (identical to what the client sent).
+pub type InspectBody<B> = Either<B, Full<Bytes>>;
+
+/// The `Mcp-Method` header of MCP 2026-07-28.
+pub static MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
+/// The `Mcp-Name` header of MCP 2026-07-28.
+pub static MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
+
+/// The default MCP endpoint path.
+pub const DEFAULT_PATH: &str = "/mcp";
+/// The default body limit: 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug)]
+struct Config {
+    path: Box<str>,
+    max_body_bytes: usize,
+}
+
+impl Config {
+    fn applies_to<B>(&self, req: &Request<B>) -> bool {
+        if req.method() != Method::POST {
+            return false;
+        }
+        let path = req.uri().path();
+        match path.strip_prefix(&*self.path) {
+            Some(rest) => rest.is_empty() || rest.starts_with('/') || &*self.path == "/",
+            None => false,
+        }
+    }
+}
+
+/// Reads the JSON-RPC envelope of MCP POSTs into an [`McpCall`] request extension; see the
+/// [module docs](self).
+///
+/// ```
+/// use std::convert::Infallible;
+/// use bytes::Bytes;
+/// use http::{Request, Response};
+/// use http_body_util::{BodyExt, Full};
+/// use mcp_core::McpCall;
+/// use mcp_core::inspect::{InspectBody, McpInspectLayer};
+/// use tower::{ServiceBuilder, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// let svc = ServiceBuilder::new()
+///     .layer(McpInspectLayer::builder().path("/mcp").max_body_bytes(64 * 1024).build()?)
+///     .service_fn(|req: Request<InspectBody<Full<Bytes>>>| async move {
+///         let tool = req.extensions().get::<McpCall>().and_then(|c| c.tool()).map(str::to_owned);
+///         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(tool.unwrap_or_default()))))
+///     });
+///
+/// let req = Request::post("/mcp").body(Full::new(Bytes::from_static(
+///     br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#,
+/// )))?;
+/// let res = svc.oneshot(req).await?;
+/// assert_eq!(res.into_body().collect().await?.to_bytes(), "echo");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct McpInspectLayer {
+    config: Arc<Config>,
+}
+
+impl McpInspectLayer {
+    /// The layer with its defaults: path `/mcp`, at most 1 MiB of body.
+    pub fn new() -> Self {
+        Self {
+            config: Arc::new(Config {
+                path: DEFAULT_PATH.into(),
+                max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            }),
+        }
+    }
+
+    /// A builder that validates the settings.
+    pub fn builder() -> McpInspectLayerBuilder {
+        McpInspectLayerBuilder {
+            path: DEFAULT_PATH.to_owned(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+
+    /// The MCP endpoint path.
+    pub fn path(&self) -> &str {
+        &self.config.path
+    }
+
+    /// The body limit in bytes.
+    pub fn max_body_bytes(&self) -> usize {
+        self.config.max_body_bytes
+    }
+}
+
+impl Default for McpInspectLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Builds an [`McpInspectLayer`]; see [`McpInspectLayer::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct McpInspectLayerBuilder {
+    path: String,
+    max_body_bytes: usize,
+}
+
+impl McpInspectLayerBuilder {
+    /// The MCP endpoint path (default `/mcp`). POSTs to it and to paths under it are inspected.
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// The most body bytes read (default 1 MiB); larger bodies get 413.
+    pub fn max_body_bytes(mut self, limit: usize) -> Self {
+        self.max_body_bytes = limit;
+        self
+    }
+
+    /// Validate and build.
+    ///
+    /// # Errors
+    /// `path` when it does not start with `/` or ends with `/` (other than `/` itself);
+    /// `max_body_bytes` when it is 0.
+    pub fn build(self) -> Result<McpInspectLayer, ConfigError> {
+        if !self.path.starts_with('/') {
+            return Err(ConfigError::new("path", "must start with '/'").with_value(self.path));
+        }
+        if self.path.len() > 1 && self.path.ends_with('/') {
+            return Err(ConfigError::new("path", "must not end with '/'").with_value(self.path));
+        }
+        if self.max_body_bytes == 0 {
+            return Err(ConfigError::new("max_body_bytes", "must be at least 1").with_value("0"));
+        }
+        Ok(McpInspectLayer {
+            config: Arc::new(Config {
+                path: self.path.into(),
+                max_body_bytes: self.max_body_bytes,
+            }),
+        })
+    }
+}
+
+impl<S> Layer<S> for McpInspectLayer {
+    type Service = McpInspect<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        McpInspect {
+            inner,
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+/// The service built by [`McpInspectLayer`].
+#[derive(Debug, Clone)]
+pub struct McpInspect<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S, B, ResBody> Service<Request<B>> for McpInspect<S>
+where
+    S: Service<Request<InspectBody<B>>, Response = Response<ResBody>> + Clone,
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Response<GuardBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, B, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        if !self.config.applies_to(&req) {
+            let future = self.inner.call(req.map(Either::Left));
+            return ResponseFuture {
+                state: State::Calling { future },
+            };
+        }
+        let limit = self.config.max_body_bytes;
+        let declared = req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > limit as u64) {
+            let format = if is_grpc(req.headers()) {
+                ResponseFormat::Grpc
+            } else {
+                ResponseFormat::JsonRpc(None)
+            };
+            return ResponseFuture {
+                state: State::Rejected {
+                    response: Some(too_large(limit).into_response(&format)),
+                },
+            };
+        }
+        // Take the service that was driven to readiness; leave a clone in its place.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let (parts, body) = req.into_parts();
+        ResponseFuture {
+            state: State::Reading {
+                collect: Limited::new(body, limit).collect(),
+                pending: Some((parts, inner)),
+                limit,
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`McpInspect`].
+    pub struct ResponseFuture<S, B, ResBody>
+    where
+        S: Service<Request<InspectBody<B>>>,
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        #[pin]
+        state: State<S, B, ResBody>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, B, ResBody>
+    where
+        S: Service<Request<InspectBody<B>>>,
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        Reading {
+            #[pin]
+            collect: Collect<Limited<B>>,
+            pending: Option<(Parts, S)>,
+            limit: usize,
+        },
+        Calling {
+            #[pin]
+            future: S::Future,
+        },
+        Rejected {
+            response: Option<Response<GuardBody<ResBody>>>,
+        },
+    }
+}
+
+impl<S, B, ResBody> Future for ResponseFuture<S, B, ResBody>
+where
+    S: Service<Request<InspectBody<B>>, Response = Response<ResBody>>,
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Output = Result<Response<GuardBody<ResBody>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            let next = match state.as_mut().project() {
+                StateProj::Calling { future } => {
+                    return future.poll(cx).map_ok(|res| res.map(GuardBody::inner));
+                }
+                StateProj::Rejected { response } => {
+                    let response = response
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    return Poll::Ready(Ok(response));
+                }
+                StateProj::Reading {
+                    collect,
+                    pending,
+                    limit,
+                } => {
+                    let read = ready!(collect.poll(cx));
+                    let (mut parts, mut inner) = pending
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    match inspect(read, &parts.headers, *limit) {
+                        Ok((bytes, call)) => {
+                            parts.extensions.insert(call);
+                            let req = Request::from_parts(parts, Either::Right(Full::new(bytes)));
+                            State::Calling {
+                                future: inner.call(req),
+                            }
+                        }
+                        Err(refused) => {
+                            let (rejection, format) = *refused;
+                            let format = if is_grpc(&parts.headers) {
+                                ResponseFormat::Grpc
+                            } else {
+                                format
+                            };
+                            State::Rejected {
+                                response: Some(rejection.into_response(&format)),
+                            }
+                        }
+                    }
+                }
+            };
+            state.set(next);
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Turn the read body into the bytes to forward and the envelope, or a rejection (with the
+/// envelope when one was parsed, so the error can carry the request's id).
+fn inspect(
+    read: Result<http_body_util::Collected<Bytes>, BoxError>,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<(Bytes, McpCall), Box<(Rejection, ResponseFormat)>> {
+    let bytes = match read {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<LengthLimitError>() => {
+            return Err(Box::new((too_large(limit), ResponseFormat::JsonRpc(None))));
+        }
+        Err(e) => {
+            let rejection = Rejection::new(StatusCode::BAD_REQUEST, "body_read_error")
+                .message("The request body could not be read")
+                .jsonrpc_code(jsonrpc::INVALID_REQUEST)
+                .detail(format!("reading the request body failed: {e}"));
+            return Err(Box::new((rejection, ResponseFormat::JsonRpc(None))));
+        }
+    };
+    let call = match parse_envelope(&bytes) {
+        Ok(call) => call,
+        Err(EnvelopeError::Parse(e)) => {
+            let rejection = Rejection::new(StatusCode::BAD_REQUEST, "parse_error")
+                .message("Parse error: the body is not valid JSON")
+                .jsonrpc_code(jsonrpc::PARSE_ERROR)
+                .detail(e);
+            return Err(Box::new((rejection, ResponseFormat::JsonRpc(None))));
+        }
+        Err(EnvelopeError::InvalidRequest { reason, id }) => {
+            let rejection = Rejection::new(StatusCode::BAD_REQUEST, "invalid_request")
+                .message(format!("Invalid Request: {reason}"))
+                .jsonrpc_code(jsonrpc::INVALID_REQUEST);
+            // Answer with the id when one was read, as JSON-RPC asks.
+            let format = match id {
+                Some(id) => ResponseFormat::JsonRpcId(id),
+                None => ResponseFormat::JsonRpc(None),
+            };
+            return Err(Box::new((rejection, format)));
+        }
+    };
+    if let Some(header) = mismatched_header(headers, &call) {
+        let rejection = Rejection::new(StatusCode::BAD_REQUEST, "header_mismatch")
+            .message(format!(
+                "The {header} header does not match the request body"
+            ))
+            .jsonrpc_code(jsonrpc::HEADER_MISMATCH);
+        return Err(Box::new((rejection, ResponseFormat::JsonRpc(Some(call)))));
+    }
+    Ok((bytes, call))
+}
+
+/// The first of `Mcp-Method` / `Mcp-Name` that is present and disagrees with any message.
+fn mismatched_header(headers: &HeaderMap, call: &McpCall) -> Option<&'static str> {
+    type Field = fn(&jsonrpc::JsonRpcMessage) -> Option<&str>;
+    let checks: [(&HeaderName, &'static str, Field); 2] = [
+        (&MCP_METHOD, "Mcp-Method", jsonrpc::JsonRpcMessage::method),
+        (&MCP_NAME, "Mcp-Name", jsonrpc::JsonRpcMessage::target),
+    ];
+    for (name, label, field) in checks {
+        let mut values = headers.get_all(name).iter();
+        let Some(value) = values.next() else { continue };
+        if values.next().is_some() {
+            return Some(label);
+        }
+        let Ok(value) = value.to_str() else {
+            return Some(label);
+        };
+        if call.messages().iter().any(|m| field(m) != Some(value)) {
+            return Some(label);
+        }
+    }
+    None
+}
+
+fn too_large(limit: usize) -> Rejection {
+    Rejection::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+        .message(format!(
+            "The request body exceeds the limit of {limit} bytes"
+        ))
+        .jsonrpc_code(jsonrpc::INVALID_REQUEST)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jsonrpc::JsonRpcId;
+    use http_body::Frame;
+    use http_body_util::StreamBody;
+    use serde_json::{Value, json};
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+    /// An inner service that echoes the body it got, and says how it got it.
+    async fn echo<B>(req: Request<InspectBody<B>>) -> Result<Response<Full<Bytes>>, Infallible>
+    where
+        B: Body<Data = Bytes>,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, body) = req.into_parts();
+        let variant = match &body {
+            Either::Left(_) => "passthrough",
+            Either::Right(_) => "buffered",
+        };
+        let bytes = body.collect().await.expect("body").to_bytes();
+        let mut res = Response::new(Full::new(bytes));
+        res.headers_mut()
+            .insert("x-variant", variant.parse().unwrap());
+        if let Some(call) = parts.extensions.get::<McpCall>() {
+            let summary = format!(
+                "{} {} {}",
+                call.messages().len(),
+                call.is_batch(),
+                call.tools().collect::<Vec<_>>().join(",")
+            );
+            res.headers_mut().insert("x-call", summary.parse().unwrap());
+        }
+        Ok(res)
+    }
+
+    async fn run<B>(layer: McpInspectLayer, req: Request<B>) -> (StatusCode, HeaderMap, Bytes)
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError> + std::fmt::Debug,
+    {
+        let svc = ServiceBuilder::new().layer(layer).service_fn(echo::<B>);
+        let res = svc.oneshot(req).await.unwrap();
+        let (parts, body) = res.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        (parts.status, parts.headers, bytes)
+    }
+
+    fn post(path: &str, body: &'static [u8]) -> Request<Full<Bytes>> {
+        Request::post(path)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(body)))
+            .unwrap()
+    }
+
+    fn json(bytes: &Bytes) -> Value {
+        serde_json::from_slice(bytes).unwrap()
+    }
+
+    const CALL: &[u8] =
+        br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"text":"h\u00e9"}}}"#;
+
+    #[tokio::test]
+    async fn forwards_identical_bytes_and_inserts_the_call() {
+        let (status, headers, body) = run(McpInspectLayer::new(), post("/mcp", CALL)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers["x-variant"], "buffered");
+        assert_eq!(headers["x-call"], "1 false echo");
+        assert_eq!(&body[..], CALL);
+    }
+
+    #[tokio::test]
+    async fn chunked_body_is_reassembled_byte_for_byte() {
+        let chunks: Vec<Result<Frame<Bytes>, Infallible>> = CALL
+            .chunks(7)
+            .map(|c| Ok(Frame::data(Bytes::copy_from_slice(c))))
+            .collect();
+        let req = Request::post("/mcp")
+            .body(StreamBody::new(futures_util::stream::iter(chunks)))
+            .unwrap();
+        let (status, headers, body) = run(McpInspectLayer::new(), req).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers["x-call"], "1 false echo");
+        assert_eq!(&body[..], CALL);
+    }
+
+    #[tokio::test]
+    async fn oversize_chunked_body_without_content_length_is_413() {
+        let polled = std::sync::Arc::new(AtomicUsize::new(0));
+        let counter = polled.clone();
+        // 100 chunks of 1 KiB against a 4 KiB limit; the stream stops being read at the limit.
+        let stream = futures_util::stream::iter((0..100).map(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, Infallible>(Frame::data(Bytes::from(vec![b' '; 1024])))
+        }));
+        let req = Request::post("/mcp").body(StreamBody::new(stream)).unwrap();
+        let layer = McpInspectLayer::builder()
+            .max_body_bytes(4096)
+            .build()
+            .unwrap();
+        let (status, headers, body) = run(layer, req).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(headers["content-type"], "application/json");
+        assert!(
+            headers.get("x-variant").is_none(),
+            "inner service must not run"
+        );
+        assert_eq!(
+            json(&body),
+            json!({"jsonrpc":"2.0","id":null,"error":{"code":-32600,
+                "message":"The request body exceeds the limit of 4096 bytes",
+                "data":{"status":413,"code":"payload_too_large"}}})
+        );
+        assert!(
+            polled.load(Ordering::SeqCst) <= 6,
+            "read stopped near the limit"
+        );
+    }
+
+    #[tokio::test]
+    async fn declared_content_length_over_limit_is_413_without_reading() {
+        let layer = McpInspectLayer::builder()
+            .max_body_bytes(10)
+            .build()
+            .unwrap();
+        let mut req = post("/mcp", CALL);
+        req.headers_mut()
+            .insert("content-length", CALL.len().to_string().parse().unwrap());
+        let (status, headers, body) = run(layer, req).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(headers.get("x-variant").is_none());
+        assert_eq!(json(&body)["error"]["data"]["code"], "payload_too_large");
+        // Exactly at the limit is fine.
+        let layer = McpInspectLayer::builder()
+            .max_body_bytes(CALL.len())
+            .build()
+            .unwrap();
+        let (status, _, _) = run(layer, post("/mcp", CALL)).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn invalid_json_is_parse_error() {
+        let (status, headers, body) = run(
+            McpInspectLayer::new(),
+            post("/mcp", b"{\"jsonrpc\":\"2.0\","),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(headers["content-type"], "application/json");
+        assert!(headers.get("x-variant").is_none());
+        assert_eq!(
+            json(&body),
+            json!({"jsonrpc":"2.0","id":null,"error":{"code":-32700,
+                "message":"Parse error: the body is not valid JSON",
+                "data":{"status":400,"code":"parse_error"}}})
+        );
+    }
+
+    #[tokio::test]
+    async fn deep_nesting_is_400_not_a_stack_overflow() {
+        let deep: &'static [u8] = "[".repeat(100_000).leak().as_bytes();
+        let (status, _, body) = run(McpInspectLayer::new(), post("/mcp", deep)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(json(&body)["error"]["code"], -32700);
+    }
+
+    #[tokio::test]
+    async fn not_jsonrpc_is_invalid_request_with_id() {
+        let (status, _, body) = run(
+            McpInspectLayer::new(),
+            post("/mcp", br#"{"jsonrpc":"1.0","id":"x1","method":"ping"}"#),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            json(&body),
+            json!({"jsonrpc":"2.0","id":"x1","error":{"code":-32600,
+                "message":"Invalid Request: `jsonrpc` must be \"2.0\"",
+                "data":{"status":400,"code":"invalid_request"}}})
+        );
+        let (status, _, body) = run(McpInspectLayer::new(), post("/mcp", b"[]")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(json(&body)["id"], Value::Null);
+        assert_eq!(
+            json(&body)["error"]["message"],
+            "Invalid Request: an empty batch"
+        );
+    }
+
+    #[tokio::test]
+    async fn batch_is_inspected() {
+        const BATCH: &[u8] = br#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"}},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"b"}}]"#;
+        let (status, headers, body) = run(McpInspectLayer::new(), post("/mcp", BATCH)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers["x-call"], "2 true a,b");
+        assert_eq!(&body[..], BATCH);
+    }
+
+    fn with_headers(method: Option<&str>, name: Option<&str>) -> Request<Full<Bytes>> {
+        let mut req = post("/mcp", CALL);
+        if let Some(m) = method {
+            req.headers_mut().insert(&MCP_METHOD, m.parse().unwrap());
+        }
+        if let Some(n) = name {
+            req.headers_mut().insert(&MCP_NAME, n.parse().unwrap());
+        }
+        req
+    }
+
+    #[tokio::test]
+    async fn matching_mcp_headers_pass() {
+        for (m, n) in [
+            (None, None),
+            (Some("tools/call"), None),
+            (Some("tools/call"), Some("echo")),
+        ] {
+            let (status, headers, _) = run(McpInspectLayer::new(), with_headers(m, n)).await;
+            assert_eq!(status, StatusCode::OK, "{m:?} {n:?}");
+            assert_eq!(headers["x-variant"], "buffered");
+        }
+    }
+
+    #[tokio::test]
+    async fn header_body_mismatch_is_400() {
+        for (m, n, which) in [
+            (Some("tools/list"), None, "Mcp-Method"),
+            (Some("tools/call"), Some("delete_note"), "Mcp-Name"),
+            (None, Some("ECHO"), "Mcp-Name"),
+        ] {
+            let (status, headers, body) = run(McpInspectLayer::new(), with_headers(m, n)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST);
+            assert_eq!(headers["content-type"], "application/json");
+            assert!(headers.get("x-variant").is_none());
+            assert_eq!(
+                json(&body),
+                json!({"jsonrpc":"2.0","id":3,"error":{"code":-32020,
+                    "message":format!("The {which} header does not match the request body"),
+                    "data":{"status":400,"code":"header_mismatch"}}})
+            );
+        }
+        // A repeated header is a mismatch even if one copy agrees.
+        let mut req = with_headers(Some("tools/call"), None);
+        req.headers_mut()
+            .append(&MCP_METHOD, "tools/list".parse().unwrap());
+        let (status, _, _) = run(McpInspectLayer::new(), req).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn other_methods_and_paths_pass_through_unread() {
+        for req in [
+            Request::get("/mcp")
+                .body(Full::new(Bytes::from_static(b"not json")))
+                .unwrap(),
+            Request::delete("/mcp")
+                .body(Full::new(Bytes::from_static(b"not json")))
+                .unwrap(),
+            post("/health", b"not json"),
+            post("/mcpx", b"not json"),
+            post("/", b"not json"),
+        ] {
+            let label = format!("{} {}", req.method(), req.uri());
+            let (status, headers, body) = run(McpInspectLayer::new(), req).await;
+            assert_eq!(status, StatusCode::OK, "{label}");
+            assert_eq!(headers["x-variant"], "passthrough", "{label}");
+            assert!(headers.get("x-call").is_none(), "{label}");
+            assert_eq!(&body[..], b"not json", "{label}");
+        }
+    }
+
+    #[tokio::test]
+    async fn paths_under_the_endpoint_are_inspected() {
+        let (status, _, body) = run(McpInspectLayer::new(), post("/mcp/", b"nope")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(json(&body)["error"]["code"], -32700);
+        let layer = McpInspectLayer::builder().path("/").build().unwrap();
+        let (status, _, _) = run(layer, post("/anything", b"nope")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn grpc_callers_get_trailers_only() {
+        let mut req = post("/mcp", b"\0\0\0\0\x05hello");
+        req.headers_mut()
+            .insert("content-type", "application/grpc".parse().unwrap());
+        let (status, headers, body) = run(McpInspectLayer::new(), req).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers["content-type"], "application/grpc");
+        assert_eq!(headers["grpc-status"], "3");
+        assert_eq!(
+            headers["grpc-message"],
+            "Parse error: the body is not valid JSON"
+        );
+        assert!(body.is_empty());
+    }
+
+    #[tokio::test]
+    async fn body_read_errors_are_400() {
+        let stream = futures_util::stream::iter([
+            Ok(Frame::data(Bytes::from_static(b"{"))),
+            Err(std::io::Error::other("connection reset")),
+        ]);
+        let req = Request::post("/mcp").body(StreamBody::new(stream)).unwrap();
+        let svc = ServiceBuilder::new()
+            .layer(McpInspectLayer::new())
+            .service_fn(echo::<StreamBody<_>>);
+        let res = svc.oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        let rejection = res.extensions().get::<Rejection>().unwrap();
+        assert_eq!(rejection.code(), "body_read_error");
+        assert!(
+            rejection
+                .internal_detail()
+                .unwrap()
+                .contains("connection reset")
+        );
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            json(&body)["error"]["message"],
+            "The request body could not be read"
+        );
+    }
+
+    #[test]
+    fn builder_errors_name_the_setting() {
+        let e = McpInspectLayer::builder().path("mcp").build().unwrap_err();
+        assert_eq!((e.setting(), e.value()), ("path", Some("mcp")));
+        let e = McpInspectLayer::builder()
+            .path("/mcp/")
+            .build()
+            .unwrap_err();
+        assert_eq!(e.to_string(), "path: must not end with '/' (got \"/mcp/\")");
+        let e = McpInspectLayer::builder()
+            .max_body_bytes(0)
+            .build()
+            .unwrap_err();
+        assert_eq!(e.setting(), "max_body_bytes");
+        let layer = McpInspectLayer::default();
+        assert_eq!((layer.path(), layer.max_body_bytes()), ("/mcp", 1 << 20));
+    }
+
+    #[test]
+    fn request_ids_round_trip() {
+        assert_eq!(JsonRpcId::Number(3.into()).to_json(), json!(3));
+    }
+
+    #[tokio::test]
+    async fn poll_ready_is_driven_before_call() {
+        // The service taken into the future is the one that was made ready.
+        let svc = McpInspectLayer::new().layer(service_fn(echo::<Full<Bytes>>));
+        let res = svc.oneshot(post("/mcp", CALL)).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+}

@@ -1,0 +1,774 @@
+//! The JSON-RPC 2.0 envelope of an MCP message: just enough of the body to route, limit, authorize
+//! and audit it, read without building a JSON tree.
+//!
+//! [`parse_envelope`] reads `jsonrpc`, `id`, `method`, and `params.name` / `params.uri`; every
+//! other value (tool arguments, results) is skipped by serde's `IgnoredAny`, which in serde_json
+//! walks nested arrays and objects iteratively, so a deeply nested body cannot overflow the stack.
+//! Duplicate envelope keys are refused: a JSON parser that keeps the first and one that keeps the
+//! last would otherwise disagree about which tool is being called.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+/// A JSON-RPC request id: a string, a number, or `null`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum JsonRpcId {
+    /// A string id.
+    String(Box<str>),
+    /// A numeric id.
+    Number(serde_json::Number),
+    /// An explicit `null` id.
+    Null,
+}
+
+impl JsonRpcId {
+    /// The id as a JSON value, for echoing it in a response.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            JsonRpcId::String(s) => serde_json::Value::String(s.to_string()),
+            JsonRpcId::Number(n) => serde_json::Value::Number(n.clone()),
+            JsonRpcId::Null => serde_json::Value::Null,
+        }
+    }
+}
+
+impl fmt::Display for JsonRpcId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JsonRpcId::String(s) => write!(f, "{s:?}"),
+            JsonRpcId::Number(n) => write!(f, "{n}"),
+            JsonRpcId::Null => f.write_str("null"),
+        }
+    }
+}
+
+/// What a JSON-RPC message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageKind {
+    /// A request: `method` and `id`.
+    Request,
+    /// A notification: `method`, no `id`.
+    Notification,
+    /// A response to a request the server sent: `id` and `result` or `error`, no `method`.
+    Response,
+}
+
+/// The envelope of one JSON-RPC message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonRpcMessage {
+    kind: MessageKind,
+    id: Option<JsonRpcId>,
+    method: Option<Box<str>>,
+    name: Option<Box<str>>,
+    uri: Option<Box<str>>,
+}
+
+impl JsonRpcMessage {
+    /// Request, notification or response.
+    pub fn kind(&self) -> MessageKind {
+        self.kind
+    }
+
+    /// The `id`, absent for notifications.
+    pub fn id(&self) -> Option<&JsonRpcId> {
+        self.id.as_ref()
+    }
+
+    /// The `method`, absent for responses.
+    pub fn method(&self) -> Option<&str> {
+        self.method.as_deref()
+    }
+
+    /// `params.name` when it is a string (the tool of `tools/call`, the prompt of `prompts/get`).
+    pub fn param_name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// `params.uri` when it is a string (the resource of `resources/read`).
+    pub fn param_uri(&self) -> Option<&str> {
+        self.uri.as_deref()
+    }
+
+    /// The tool being called, for `tools/call`.
+    pub fn tool(&self) -> Option<&str> {
+        match self.method() {
+            Some("tools/call") => self.param_name(),
+            _ => None,
+        }
+    }
+
+    /// What the `Mcp-Name` header names for this message: `params.name` for `tools/call` and
+    /// `prompts/get`, `params.uri` for `resources/read`, nothing for other methods.
+    pub fn target(&self) -> Option<&str> {
+        match self.method() {
+            Some("tools/call" | "prompts/get") => self.param_name(),
+            Some("resources/read") => self.param_uri(),
+            _ => None,
+        }
+    }
+}
+
+/// The envelope of an MCP POST body: one message or a batch. Inserted into request extensions by
+/// [`McpInspectLayer`](crate::inspect::McpInspectLayer); cloning is cheap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpCall {
+    messages: Arc<[JsonRpcMessage]>,
+    batch: bool,
+}
+
+impl McpCall {
+    /// Every message, in body order (one unless [`is_batch`](Self::is_batch)).
+    pub fn messages(&self) -> &[JsonRpcMessage] {
+        &self.messages
+    }
+
+    /// Whether the body was a JSON array (a batch, allowed by MCP 2025-03-26 only).
+    pub fn is_batch(&self) -> bool {
+        self.batch
+    }
+
+    /// The message, when the body held exactly one and was not a batch.
+    pub fn single(&self) -> Option<&JsonRpcMessage> {
+        match &*self.messages {
+            [one] if !self.batch => Some(one),
+            _ => None,
+        }
+    }
+
+    /// The method of a single-message body.
+    pub fn method(&self) -> Option<&str> {
+        self.single().and_then(JsonRpcMessage::method)
+    }
+
+    /// The tool of a single `tools/call` body.
+    pub fn tool(&self) -> Option<&str> {
+        self.single().and_then(JsonRpcMessage::tool)
+    }
+
+    /// Every tool called in the body (more than one only in a batch).
+    pub fn tools(&self) -> impl Iterator<Item = &str> {
+        self.messages.iter().filter_map(JsonRpcMessage::tool)
+    }
+}
+
+/// Why a body is not a JSON-RPC message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvelopeError {
+    /// Not valid JSON (JSON-RPC `-32700`). The text is serde_json's, with line and column.
+    Parse(String),
+    /// Valid JSON, but not a JSON-RPC 2.0 message (JSON-RPC `-32600`).
+    InvalidRequest {
+        /// What is wrong, e.g. "`jsonrpc` must be \"2.0\"".
+        reason: &'static str,
+        /// The request's id, when one could be read.
+        id: Option<JsonRpcId>,
+    },
+}
+
+impl EnvelopeError {
+    /// The JSON-RPC error code: `-32700` or `-32600`.
+    pub fn code(&self) -> i32 {
+        match self {
+            EnvelopeError::Parse(_) => PARSE_ERROR,
+            EnvelopeError::InvalidRequest { .. } => INVALID_REQUEST,
+        }
+    }
+}
+
+impl fmt::Display for EnvelopeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EnvelopeError::Parse(e) => write!(f, "invalid JSON: {e}"),
+            EnvelopeError::InvalidRequest { reason, .. } => {
+                write!(f, "not a JSON-RPC 2.0 message: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for EnvelopeError {}
+
+/// JSON-RPC "Parse error".
+pub const PARSE_ERROR: i32 = -32700;
+/// JSON-RPC "Invalid Request".
+pub const INVALID_REQUEST: i32 = -32600;
+/// MCP 2026-07-28 "HeaderMismatch": the `Mcp-Method` / `Mcp-Name` headers disagree with the body.
+pub const HEADER_MISMATCH: i32 = -32020;
+/// JSON-RPC implementation-defined server error, used for rejections that have no better code.
+pub const SERVER_ERROR: i32 = -32000;
+
+/// Parse the envelope of an MCP POST body.
+///
+/// ```
+/// use mcp_core::jsonrpc::{parse_envelope, MessageKind};
+///
+/// let call = parse_envelope(br#"{"jsonrpc":"2.0","id":7,"method":"tools/call",
+///     "params":{"name":"echo","arguments":{"text":"hi"}}}"#)?;
+/// assert_eq!(call.method(), Some("tools/call"));
+/// assert_eq!(call.tool(), Some("echo"));
+/// assert_eq!(call.messages()[0].kind(), MessageKind::Request);
+/// # Ok::<(), mcp_core::jsonrpc::EnvelopeError>(())
+/// ```
+pub fn parse_envelope(body: &[u8]) -> Result<McpCall, EnvelopeError> {
+    let top: Top = serde_json::from_slice(body).map_err(|e| EnvelopeError::Parse(e.to_string()))?;
+    match top {
+        Top::Single(Ok(message)) => Ok(McpCall {
+            messages: Arc::from([message]),
+            batch: false,
+        }),
+        Top::Single(Err(invalid)) => Err(invalid.into_error()),
+        Top::Batch(Ok(messages)) if messages.is_empty() => Err(EnvelopeError::InvalidRequest {
+            reason: "an empty batch",
+            id: None,
+        }),
+        Top::Batch(Ok(messages)) => Ok(McpCall {
+            messages: messages.into(),
+            batch: true,
+        }),
+        Top::Batch(Err(invalid)) => Err(EnvelopeError::InvalidRequest {
+            reason: invalid.reason,
+            id: None,
+        }),
+        Top::Other => Err(EnvelopeError::InvalidRequest {
+            reason: "the body must be a JSON object or an array of them",
+            id: None,
+        }),
+    }
+}
+
+/// A structurally invalid message, found while the rest of the body is still consumed (so JSON
+/// syntax errors later in the body are still reported as such).
+struct Invalid {
+    reason: &'static str,
+    id: Option<JsonRpcId>,
+}
+
+impl Invalid {
+    fn into_error(self) -> EnvelopeError {
+        EnvelopeError::InvalidRequest {
+            reason: self.reason,
+            id: self.id,
+        }
+    }
+}
+
+enum Top {
+    Single(Result<JsonRpcMessage, Invalid>),
+    Batch(Result<Vec<JsonRpcMessage>, Invalid>),
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Top {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Top;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON-RPC message or batch")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Top, A::Error> {
+                Ok(Top::Single(visit_message(map)?))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Top, A::Error> {
+                let mut messages = Vec::new();
+                let mut invalid = None;
+                while let Some(element) = seq.next_element::<Element>()? {
+                    match (element.0, &invalid) {
+                        (Ok(m), None) => messages.push(m),
+                        (Err(e), None) => invalid = Some(e),
+                        (_, Some(_)) => {}
+                    }
+                }
+                Ok(Top::Batch(match invalid {
+                    Some(e) => Err(e),
+                    None => Ok(messages),
+                }))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Top, E> {
+                Ok(Top::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Top, E> {
+                Ok(Top::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Top, E> {
+                Ok(Top::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Top, E> {
+                Ok(Top::Other)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Top, E> {
+                Ok(Top::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Top, E> {
+                Ok(Top::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One element of a batch: a message, or anything else (consumed without recursion).
+struct Element(Result<JsonRpcMessage, Invalid>);
+
+impl<'de> Deserialize<'de> for Element {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        const NOT_OBJECT: Invalid = Invalid {
+            reason: "every batch element must be a JSON object",
+            id: None,
+        };
+        impl<'de> Visitor<'de> for V {
+            type Value = Element;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON-RPC message")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Element, A::Error> {
+                Ok(Element(visit_message(map)?))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Element, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Element(Err(NOT_OBJECT)))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Element, E> {
+                Ok(Element(Err(NOT_OBJECT)))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Element, E> {
+                Ok(Element(Err(NOT_OBJECT)))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Element, E> {
+                Ok(Element(Err(NOT_OBJECT)))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Element, E> {
+                Ok(Element(Err(NOT_OBJECT)))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Element, E> {
+                Ok(Element(Err(NOT_OBJECT)))
+            }
+            fn visit_unit<E>(self) -> Result<Element, E> {
+                Ok(Element(Err(NOT_OBJECT)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A JSON value of which only strings, numbers and null are kept.
+enum Scalar {
+    Str(Box<str>),
+    Num(serde_json::Number),
+    Null,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar::Str(v.into()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar::Num(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar::Num(v.into()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+                Ok(serde_json::Number::from_f64(v).map_or(Scalar::Other, Scalar::Num))
+            }
+            fn visit_unit<E>(self) -> Result<Scalar, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Scalar, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The envelope keys we read; everything else is skipped.
+enum Key {
+    JsonRpc,
+    Id,
+    Method,
+    Params,
+    Result,
+    Error,
+    Name,
+    Uri,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+                Ok(match v {
+                    "jsonrpc" => Key::JsonRpc,
+                    "id" => Key::Id,
+                    "method" => Key::Method,
+                    "params" => Key::Params,
+                    "result" => Key::Result,
+                    "error" => Key::Error,
+                    "name" => Key::Name,
+                    "uri" => Key::Uri,
+                    _ => Key::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
+/// `params`: an object (whose `name` and `uri` we keep), an array, or something invalid.
+#[derive(Default)]
+struct Params {
+    name: Option<Box<str>>,
+    uri: Option<Box<str>>,
+    invalid: Option<&'static str>,
+}
+
+impl<'de> Deserialize<'de> for Params {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        const NOT_STRUCTURED: Params = Params {
+            name: None,
+            uri: None,
+            invalid: Some("`params` must be an object or an array"),
+        };
+        impl<'de> Visitor<'de> for V {
+            type Value = Params;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("params")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Params, A::Error> {
+                let mut params = Params::default();
+                let (mut seen_name, mut seen_uri) = (false, false);
+                while let Some(key) = map.next_key::<Key>()? {
+                    let (slot, seen) = match key {
+                        Key::Name => (&mut params.name, &mut seen_name),
+                        Key::Uri => (&mut params.uri, &mut seen_uri),
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    let value = map.next_value::<Scalar>()?;
+                    if std::mem::replace(seen, true) {
+                        params.invalid = Some("a duplicate key in `params`");
+                    }
+                    *slot = match value {
+                        Scalar::Str(s) => Some(s),
+                        _ => None,
+                    };
+                }
+                Ok(params)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Params, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Params::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Params, E> {
+                Ok(NOT_STRUCTURED)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Params, E> {
+                Ok(NOT_STRUCTURED)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Params, E> {
+                Ok(NOT_STRUCTURED)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Params, E> {
+                Ok(NOT_STRUCTURED)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Params, E> {
+                Ok(NOT_STRUCTURED)
+            }
+            fn visit_unit<E>(self) -> Result<Params, E> {
+                Ok(NOT_STRUCTURED)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn visit_message<'de, A: MapAccess<'de>>(
+    mut map: A,
+) -> Result<Result<JsonRpcMessage, Invalid>, A::Error> {
+    let mut jsonrpc = None;
+    let mut id = None;
+    let mut method = None;
+    let mut params: Option<Params> = None;
+    let mut has_result = false;
+    let mut has_error = false;
+    let mut duplicate = false;
+    while let Some(key) = map.next_key::<Key>()? {
+        let repeated = match key {
+            Key::JsonRpc => jsonrpc.replace(map.next_value::<Scalar>()?).is_some(),
+            Key::Id => id.replace(map.next_value::<Scalar>()?).is_some(),
+            Key::Method => method.replace(map.next_value::<Scalar>()?).is_some(),
+            Key::Params => params.replace(map.next_value::<Params>()?).is_some(),
+            Key::Result => {
+                map.next_value::<IgnoredAny>()?;
+                std::mem::replace(&mut has_result, true)
+            }
+            Key::Error => {
+                map.next_value::<IgnoredAny>()?;
+                std::mem::replace(&mut has_error, true)
+            }
+            Key::Name | Key::Uri | Key::Other => {
+                map.next_value::<IgnoredAny>()?;
+                false
+            }
+        };
+        duplicate |= repeated;
+    }
+
+    let id = match id {
+        None => None,
+        Some(Scalar::Str(s)) => Some(JsonRpcId::String(s)),
+        Some(Scalar::Num(n)) => Some(JsonRpcId::Number(n)),
+        Some(Scalar::Null) => Some(JsonRpcId::Null),
+        Some(Scalar::Other) => {
+            return Ok(Err(Invalid {
+                reason: "`id` must be a string, a number or null",
+                id: None,
+            }));
+        }
+    };
+    let invalid = |reason| {
+        Ok(Err(Invalid {
+            reason,
+            id: id.clone(),
+        }))
+    };
+    if duplicate {
+        return invalid("a duplicate key in the message");
+    }
+    if !matches!(&jsonrpc, Some(Scalar::Str(v)) if &**v == "2.0") {
+        return invalid("`jsonrpc` must be \"2.0\"");
+    }
+    let params = params.unwrap_or_default();
+    if let Some(reason) = params.invalid {
+        return invalid(reason);
+    }
+    let (kind, method) = match method {
+        Some(Scalar::Str(m)) if has_result || has_error => {
+            let _ = m;
+            return invalid("a message cannot have both `method` and `result`/`error`");
+        }
+        Some(Scalar::Str(m)) if id.is_some() => (MessageKind::Request, Some(m)),
+        Some(Scalar::Str(m)) => (MessageKind::Notification, Some(m)),
+        Some(_) => return invalid("`method` must be a string"),
+        None if has_result == has_error => {
+            return invalid(
+                "a message needs `method`, or `id` with exactly one of `result`/`error`",
+            );
+        }
+        None if id.is_none() => return invalid("a response needs an `id`"),
+        None => (MessageKind::Response, None),
+    };
+    Ok(Ok(JsonRpcMessage {
+        kind,
+        id,
+        method,
+        name: params.name,
+        uri: params.uri,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invalid_reason(body: &[u8]) -> &'static str {
+        match parse_envelope(body) {
+            Err(EnvelopeError::InvalidRequest { reason, .. }) => reason,
+            other => panic!("expected InvalidRequest, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn single_request_with_tool() {
+        let call = parse_envelope(
+            br#"{"jsonrpc":"2.0","id":"a-1","method":"tools/call","params":{"arguments":{"name":"not this"},"name":"echo"}}"#,
+        )
+        .unwrap();
+        assert!(!call.is_batch());
+        let m = call.single().unwrap();
+        assert_eq!(m.kind(), MessageKind::Request);
+        assert_eq!(m.id(), Some(&JsonRpcId::String("a-1".into())));
+        assert_eq!(m.method(), Some("tools/call"));
+        assert_eq!(
+            m.tool(),
+            Some("echo"),
+            "only the top-level params.name counts"
+        );
+        assert_eq!(m.target(), Some("echo"));
+    }
+
+    #[test]
+    fn resources_read_targets_uri_and_escaped_keys_match() {
+        let call = parse_envelope(
+            br#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"u\u0072i":"file:///a"}}"#,
+        )
+        .unwrap();
+        assert_eq!(call.single().unwrap().target(), Some("file:///a"));
+        assert_eq!(call.tool(), None);
+    }
+
+    #[test]
+    fn notification_and_response() {
+        let n =
+            parse_envelope(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
+        assert_eq!(n.single().unwrap().kind(), MessageKind::Notification);
+        assert_eq!(n.single().unwrap().id(), None);
+        let r = parse_envelope(br#"{"jsonrpc":"2.0","id":5,"result":{"x":[1,2]}}"#).unwrap();
+        assert_eq!(r.single().unwrap().kind(), MessageKind::Response);
+        assert_eq!(r.method(), None);
+    }
+
+    #[test]
+    fn batch() {
+        let call = parse_envelope(
+            br#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"}},
+                 {"jsonrpc":"2.0","method":"notifications/progress","params":{}},
+                 {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"b"}}]"#,
+        )
+        .unwrap();
+        assert!(call.is_batch());
+        assert_eq!(call.messages().len(), 3);
+        assert_eq!(call.single(), None);
+        assert_eq!(call.method(), None);
+        assert_eq!(call.tools().collect::<Vec<_>>(), ["a", "b"]);
+        // A batch of one is still a batch.
+        let one = parse_envelope(br#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#).unwrap();
+        assert!(one.is_batch());
+        assert_eq!(one.single(), None);
+    }
+
+    #[test]
+    fn parse_errors() {
+        for body in [
+            &b""[..],
+            b"{",
+            b"{\"jsonrpc\":\"2.0\",}",
+            b"nul",
+            b"{} {}",
+            b"\xff",
+        ] {
+            match parse_envelope(body) {
+                Err(e @ EnvelopeError::Parse(_)) => assert_eq!(e.code(), -32700),
+                other => panic!("{body:?}: expected a parse error, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_requests() {
+        assert_eq!(invalid_reason(b"[]"), "an empty batch");
+        assert_eq!(
+            invalid_reason(b"42"),
+            "the body must be a JSON object or an array of them"
+        );
+        assert_eq!(
+            invalid_reason(br#"{"id":1,"method":"ping"}"#),
+            "`jsonrpc` must be \"2.0\""
+        );
+        assert_eq!(
+            invalid_reason(br#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#),
+            "`jsonrpc` must be \"2.0\""
+        );
+        assert_eq!(
+            invalid_reason(br#"{"jsonrpc":"2.0","id":1,"method":7}"#),
+            "`method` must be a string"
+        );
+        assert_eq!(
+            invalid_reason(br#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#),
+            "`id` must be a string, a number or null"
+        );
+        assert_eq!(
+            invalid_reason(br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":3}"#),
+            "`params` must be an object or an array"
+        );
+        assert_eq!(
+            invalid_reason(br#"{"jsonrpc":"2.0","id":1}"#),
+            "a message needs `method`, or `id` with exactly one of `result`/`error`"
+        );
+        assert_eq!(
+            invalid_reason(br#"{"jsonrpc":"2.0","result":1}"#),
+            "a response needs an `id`"
+        );
+        assert_eq!(
+            invalid_reason(br#"[{"jsonrpc":"2.0","id":1,"method":"ping"}, 3]"#),
+            "every batch element must be a JSON object"
+        );
+    }
+
+    #[test]
+    fn invalid_request_keeps_the_id() {
+        match parse_envelope(br#"{"jsonrpc":"1.0","id":9,"method":"ping"}"#) {
+            Err(EnvelopeError::InvalidRequest { id, .. }) => {
+                assert_eq!(id, Some(JsonRpcId::Number(9.into())))
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        assert_eq!(
+            invalid_reason(
+                br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call"}"#
+            ),
+            "a duplicate key in the message"
+        );
+        assert_eq!(
+            invalid_reason(
+                br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","name":"b"}}"#
+            ),
+            "a duplicate key in `params`"
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let deep = "[".repeat(100_000);
+        assert!(matches!(
+            parse_envelope(deep.as_bytes()),
+            Err(EnvelopeError::Parse(_))
+        ));
+        // Deep but well-formed nesting inside params is skipped without recursion.
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"x","arguments":{}{}}}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert_eq!(parse_envelope(body.as_bytes()).unwrap().tool(), Some("x"));
+        // ... and as a batch element.
+        let body = format!("[{}{}]", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(
+            invalid_reason(body.as_bytes()),
+            "every batch element must be a JSON object"
+        );
+    }
+}
