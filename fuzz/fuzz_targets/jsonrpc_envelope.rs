@@ -1,0 +1,47 @@
+//! Fuzz the JSON-RPC envelope parser of `McpInspectLayer`.
+//!
+//! Invariants: it never panics or overflows the stack, on any bytes; and whenever both it and
+//! serde_json's own `Value` parser accept a body, they agree on every message's `method`, tool
+//! name and id (no parser differential between what we police and what the server runs).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use mcp_core::jsonrpc::{JsonRpcId, parse_envelope};
+use serde_json::Value;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(call) = parse_envelope(data) else {
+        return;
+    };
+    assert!(!call.messages().is_empty());
+    let Ok(value) = serde_json::from_slice::<Value>(data) else {
+        // Deeply nested arguments are skipped by us but refused by `Value`'s recursion limit.
+        return;
+    };
+    let objects: Vec<&Value> = match &value {
+        Value::Array(items) => {
+            assert!(call.is_batch());
+            items.iter().collect()
+        }
+        other => {
+            assert!(!call.is_batch());
+            vec![other]
+        }
+    };
+    assert_eq!(objects.len(), call.messages().len());
+    for (message, object) in call.messages().iter().zip(objects) {
+        assert_eq!(object["jsonrpc"], "2.0");
+        assert_eq!(message.method(), object.get("method").and_then(Value::as_str));
+        let id = object.get("id").map(|id| match id {
+            Value::String(s) => JsonRpcId::String(s.as_str().into()),
+            Value::Number(n) => JsonRpcId::Number(n.clone()),
+            _ => JsonRpcId::Null,
+        });
+        assert_eq!(message.id(), id.as_ref());
+        let name = object
+            .get("params")
+            .and_then(|p| p.get("name"))
+            .and_then(Value::as_str);
+        assert_eq!(message.param_name(), name);
+    }
+});
