@@ -82,6 +82,41 @@ impl std::error::Error for ConfigError {}
 
 type Lookup = dyn Fn(&str) -> Option<std::ffi::OsString> + Send + Sync;
 
+/// Where the server runs. The library's default is production: every check is on unless the
+/// deployment says it is a development machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Environment {
+    /// A production deployment (the default).
+    #[default]
+    Production,
+    /// A developer's machine.
+    Development,
+}
+
+impl Environment {
+    /// Parse `production`/`prod` or `development`/`dev` (any case).
+    ///
+    /// # Errors
+    /// Any other value, naming `setting`.
+    pub fn parse(setting: &str, value: &str) -> Result<Self, ConfigError> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "production" | "prod" => Ok(Environment::Production),
+            "development" | "dev" => Ok(Environment::Development),
+            _ => Err(
+                ConfigError::new(setting, "expected production or development").with_value(value),
+            ),
+        }
+    }
+
+    /// `production` or `development`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Production => "production",
+            Environment::Development => "development",
+        }
+    }
+}
+
 /// Typed, prefixed environment lookup. Empty values count as unset.
 #[derive(Clone)]
 pub struct Env {
@@ -153,6 +188,18 @@ impl Env {
                     })
                 }
             },
+        }
+    }
+
+    /// The deployment environment from `NAME` (`production` when unset).
+    ///
+    /// # Errors
+    /// A value other than production/development.
+    pub fn environment(&self, name: &str) -> Result<Environment, ConfigError> {
+        let var = self.var_name(name);
+        match self.raw(&var, false)? {
+            None => Ok(Environment::Production),
+            Some(v) => Environment::parse(&var, &v),
         }
     }
 

@@ -11,18 +11,23 @@
 //!   POSTs within a bound and inserts an [`McpCall`].
 //! - [`rejection`]: [`Rejection`] and [`GuardBody`], the one way every layer says no, in the
 //!   caller's format (JSON-RPC, RFC 6750, JSON, gRPC).
+//! - [`outcome`]: what inner layers decided ([`AuthOutcome`]), for the audit layer.
+//! - [`clock`]: time as a dependency, for deterministic tests.
 //! - [`config`]: errors that name the setting, and environment lookup with a prefix and `*_FILE`
 //!   secrets.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod client_addr;
+pub mod clock;
 pub mod config;
 pub mod inspect;
 pub mod jsonrpc;
+pub mod outcome;
 pub mod principal;
 pub mod rejection;
 
 pub use jsonrpc::McpCall;
+pub use outcome::{AuthFailure, AuthOutcome};
 pub use principal::{Principal, PrincipalKind, Scopes};
 pub use rejection::{GuardBody, Rejection};

@@ -1,0 +1,106 @@
+//! What the inner layers decided, reported through response extensions for the audit layer.
+//!
+//! Policy crates put these into the response's extensions; `mcp-audit` reads them without
+//! depending on the policy crates.
+
+use std::fmt;
+
+use crate::Principal;
+
+/// Why authentication or authorization refused a request. Goes to the audit record only: the
+/// client sees a generic message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthFailure {
+    /// No credential was sent.
+    MissingCredential,
+    /// More than one credential was sent (RFC 6750 §2 allows one method per request).
+    MultipleCredentials,
+    /// The credential could not be parsed (bad scheme, not a token, bad encoding).
+    MalformedCredential,
+    /// No API key matches.
+    UnknownKey,
+    /// The API key exists but is disabled (revoked).
+    DisabledKey,
+    /// The API key is past its expiry.
+    ExpiredKey,
+    /// The token is larger than the configured limit.
+    TokenTooLarge,
+    /// The token's `alg` is not accepted (including `none` in any case).
+    UnsupportedAlgorithm,
+    /// The token carries a `crit` header.
+    CriticalHeader,
+    /// No configured secret verifies the signature.
+    BadSignature,
+    /// The token is past `exp` (beyond the leeway).
+    Expired,
+    /// The token's `nbf` is in the future (beyond the leeway).
+    NotYetValid,
+    /// The token's `iat` is in the future (beyond the leeway).
+    IssuedInFuture,
+    /// The token's `aud` does not name this resource.
+    WrongAudience,
+    /// The token's `iss` is not the configured issuer.
+    WrongIssuer,
+    /// A claim is missing, malformed, of the wrong type, or duplicated.
+    InvalidClaims,
+    /// The principal lacks a scope the request needs.
+    InsufficientScope,
+    /// The path is deny-listed.
+    DeniedPath,
+}
+
+impl AuthFailure {
+    /// A stable snake_case label for audit records and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthFailure::MissingCredential => "missing_credential",
+            AuthFailure::MultipleCredentials => "multiple_credentials",
+            AuthFailure::MalformedCredential => "malformed_credential",
+            AuthFailure::UnknownKey => "unknown_key",
+            AuthFailure::DisabledKey => "disabled_key",
+            AuthFailure::ExpiredKey => "expired_key",
+            AuthFailure::TokenTooLarge => "token_too_large",
+            AuthFailure::UnsupportedAlgorithm => "unsupported_algorithm",
+            AuthFailure::CriticalHeader => "critical_header",
+            AuthFailure::BadSignature => "bad_signature",
+            AuthFailure::Expired => "expired",
+            AuthFailure::NotYetValid => "not_yet_valid",
+            AuthFailure::IssuedInFuture => "issued_in_future",
+            AuthFailure::WrongAudience => "wrong_audience",
+            AuthFailure::WrongIssuer => "wrong_issuer",
+            AuthFailure::InvalidClaims => "invalid_claims",
+            AuthFailure::InsufficientScope => "insufficient_scope",
+            AuthFailure::DeniedPath => "denied_path",
+        }
+    }
+}
+
+impl fmt::Display for AuthFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What authentication decided for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthOutcome {
+    /// A valid credential with the scopes the request needs.
+    Authenticated {
+        /// Who called.
+        principal: Principal,
+    },
+    /// The path is exempt from authentication (e.g. `/health`, protected-resource metadata).
+    Exempt,
+    /// Refused.
+    Rejected {
+        /// Why.
+        failure: AuthFailure,
+        /// Who, when the credential was valid but not sufficient.
+        principal: Option<Principal>,
+        /// A short keyed fingerprint of the presented credential, so the audit trail can correlate
+        /// one credential's requests without storing it.
+        fingerprint: Option<String>,
+    },
+}
