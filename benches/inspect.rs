@@ -108,7 +108,7 @@ fn bench(c: &mut Criterion) {
         });
         group.bench_function("tower_http::limit+serde_json::Value", |b| {
             b.iter(|| {
-                let mut svc = peer.clone();
+                let mut svc = peer;
                 rt.block_on(async {
                     let svc = svc.ready().await.expect("ready");
                     black_box(svc.call(request(&body)).await.expect("call"))
