@@ -1,18 +1,27 @@
 //! # mcp-auth
 //!
-//! Authentication for MCP servers as tower middleware. This crate will hold `AuthLayer`:
+//! Authentication and authorization for MCP servers as tower middleware: nobody reaches a tool
+//! without a valid credential, and each credential can do only what it was granted.
 //!
-//! - API keys kept only as SHA-256 / HMAC-SHA256 digests (`ApiKeyStore`), compared in constant
-//!   time, with names, scopes, expiry, an enabled flag and hot reload of a key file;
-//! - HS256 JWTs (RFC 7519 / RFC 8725) with rotation, required `exp`, `aud`, `iss` and leeway;
-//! - scope checks per route and per MCP tool, using [`mcp_core::Principal`];
-//! - RFC 6750 challenges and RFC 9728 protected-resource metadata, as the MCP authorization
-//!   specification asks.
-//!
-//! Status: not implemented yet; the crate exists so the workspace layout is final. See the
-//! project README for the status of each crate.
+//! - [`api_key`]: [`ApiKeyStore`] keeps only SHA-256 / HMAC-SHA256 digests
+//!   of keys, compares them in constant time, and reloads its key file when it changes.
+//! - [`jwt`]: [`JwtVerifier`] verifies HS256 JWTs (RFC 7519, RFC 8725) with
+//!   rotation, required `exp`, `nbf`/`iat`, `aud`, `iss` and leeway.
+//! - [`policy`]: the scopes each path and each MCP method or tool needs, exempt and denied paths.
+//! - [`layer`]: [`AuthLayer`] puts it together and answers as the MCP
+//!   authorization specification and RFC 6750 ask, with RFC 9728 protected-resource metadata.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod api_key;
+pub mod jwt;
+pub mod layer;
+pub mod policy;
+
+pub use api_key::ApiKeyStore;
+pub use jwt::JwtVerifier;
+pub use layer::AuthLayer;
+pub use policy::AuthPolicy;
 
 /// The [`mcp_core`] crate this layer builds on, re-exported for convenience.
 pub use mcp_core;

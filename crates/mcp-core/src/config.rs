@@ -341,7 +341,8 @@ pub fn parse_cidr(entry: &str) -> Option<IpNet> {
         .or_else(|| entry.parse::<std::net::IpAddr>().ok().map(IpNet::from))
 }
 
-fn parse_duration(value: &str) -> Option<Duration> {
+/// Parse a duration: a number with an optional unit `ms`, `s` (the default), `m`, `h` or `d`.
+pub fn parse_duration(value: &str) -> Option<Duration> {
     let value = value.trim();
     let split = value
         .find(|c: char| !c.is_ascii_digit())

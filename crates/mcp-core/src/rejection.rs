@@ -131,8 +131,8 @@ impl BearerChallenge {
             ("realm", self.realm.as_deref()),
             ("error", self.error.map(BearerError::as_str)),
             ("error_description", self.error_description.as_deref()),
-            ("scope", self.scope.as_deref()),
             ("resource_metadata", self.resource_metadata.as_deref()),
+            ("scope", self.scope.as_deref()),
         ];
         for (name, value) in params {
             let Some(value) = value else { continue };

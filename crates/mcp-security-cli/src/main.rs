@@ -1,25 +1,215 @@
 //! The `mcp-security` command line.
 //!
-//! It will grow the subcommands `token`, `keygen`, `hash-key`, `check` and `audit verify`. Today it
-//! prints its version and the subcommands still to come.
+//! ```text
+//! mcp-security token --sub admin --aud filesystem [--ttl 900] [--scope notes:read]... [--iss URL]
+//!                    [--secret-file PATH] [--env-prefix MCP]
+//! mcp-security keygen [--prefix mcp-sk-] [--name NAME] [--scope SCOPE]... [--pepper-file PATH]
+//! mcp-security hash-key [--pepper-file PATH]        (reads the key from standard input)
+//! ```
+//!
+//! `token` signs an HS256 JWT with the first secret of `MCP_JWT_SECRET` (or `MCP_JWT_SECRET_FILE`,
+//! or `--secret-file`) and prints it. `keygen` prints a new API key once, then the entry to put in
+//! the key file (only its hash). `hash-key` prints the hash line of a key read from standard input.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+use std::io::Read;
 use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use mcp_security::auth::api_key::{DEFAULT_KEY_PREFIX, KeyHasher, generate_key, hash_line};
+use mcp_security::auth::jwt::{JwtVerifier, TokenRequest};
+use mcp_security::core::config::{Env, Secret, parse_duration};
+
+const USAGE: &str = "usage:
+  mcp-security token --sub SUBJECT --aud AUDIENCE [--aud ...] [--ttl 900] [--scope SCOPE]...
+                     [--iss ISSUER] [--secret-file PATH] [--env-prefix MCP]
+  mcp-security keygen [--prefix mcp-sk-] [--name NAME] [--scope SCOPE]... [--pepper-file PATH]
+  mcp-security hash-key [--pepper-file PATH]   (the key is read from standard input)
+  mcp-security --version";
 
 fn main() -> ExitCode {
-    let arg = std::env::args().nth(1);
-    match arg.as_deref() {
-        None | Some("--version") | Some("-V") => {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("--version" | "-V") => {
             println!("mcp-security {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
+            Ok(())
         }
-        Some(other) => {
-            eprintln!(
-                "mcp-security: unknown command {other:?}; no subcommands are implemented yet \
-                 (planned: token, keygen, hash-key, check, audit verify)"
-            );
+        Some("--help" | "-h" | "help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some("token") => Flags::parse(&args[1..]).and_then(|f| token(&f)),
+        Some("keygen") => Flags::parse(&args[1..]).and_then(|f| keygen(&f)),
+        Some("hash-key") => Flags::parse(&args[1..]).and_then(|f| hash_key(&f)),
+        Some(other) => Err(format!("unknown command {other:?}\n{USAGE}")),
+        None => Err(USAGE.to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("mcp-security: {message}");
             ExitCode::from(2)
         }
     }
+}
+
+/// `--name value` pairs, repeatable.
+struct Flags(Vec<(String, String)>);
+
+impl Flags {
+    fn parse(args: &[String]) -> Result<Self, String> {
+        let mut pairs = Vec::new();
+        let mut it = args.iter();
+        while let Some(flag) = it.next() {
+            let Some(name) = flag.strip_prefix("--") else {
+                return Err(format!("unexpected argument {flag:?}\n{USAGE}"));
+            };
+            let (name, value) = match name.split_once('=') {
+                Some((n, v)) => (n.to_owned(), v.to_owned()),
+                None => {
+                    let value = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
+                    (name.to_owned(), value.clone())
+                }
+            };
+            pairs.push((name, value));
+        }
+        Ok(Flags(pairs))
+    }
+
+    fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    fn one(&self, name: &str) -> Result<Option<&str>, String> {
+        match self.all(name).as_slice() {
+            [] => Ok(None),
+            [v] => Ok(Some(v)),
+            _ => Err(format!("--{name} given more than once")),
+        }
+    }
+
+    fn only(&self, allowed: &[&str]) -> Result<(), String> {
+        match self.0.iter().find(|(n, _)| !allowed.contains(&n.as_str())) {
+            Some((n, _)) => Err(format!("unknown option --{n}\n{USAGE}")),
+            None => Ok(()),
+        }
+    }
+}
+
+fn read_secret_file(path: &str, what: &str) -> Result<Secret, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read {what} {path}: {e}"))?;
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    let text = text.strip_suffix('\r').unwrap_or(text);
+    if text.is_empty() {
+        return Err(format!("{what} {path} is empty"));
+    }
+    Ok(Secret::new(text))
+}
+
+fn token(flags: &Flags) -> Result<(), String> {
+    flags.only(&[
+        "sub",
+        "aud",
+        "ttl",
+        "scope",
+        "iss",
+        "secret-file",
+        "env-prefix",
+    ])?;
+    let sub = flags.one("sub")?.ok_or("token needs --sub")?;
+    let audience: Vec<String> = flags.all("aud").into_iter().map(str::to_owned).collect();
+    if audience.is_empty() {
+        return Err("token needs --aud (one audience per server)".into());
+    }
+    let ttl = match flags.one("ttl")? {
+        None => Duration::from_secs(900),
+        Some(v) => {
+            parse_duration(v).ok_or_else(|| format!("--ttl: expected seconds or 15m, got {v:?}"))?
+        }
+    };
+    let secrets: Vec<Secret> = match flags.one("secret-file")? {
+        Some(path) => vec![read_secret_file(path, "--secret-file")?],
+        None => {
+            let env = Env::new(flags.one("env-prefix")?.unwrap_or("MCP"));
+            let var = env.var_name("JWT_SECRET");
+            let all = env
+                .secret("JWT_SECRET")
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| {
+                    format!("no signing secret: set {var} or {var}_FILE, or pass --secret-file")
+                })?;
+            all.expose()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(Secret::new)
+                .collect()
+        }
+    };
+    let mut verifier = JwtVerifier::builder();
+    for s in secrets {
+        verifier = verifier.secret(s);
+    }
+    let verifier = verifier.build().map_err(|e| e.to_string())?;
+    let request = TokenRequest {
+        sub: sub.to_owned(),
+        audience,
+        issuer: flags.one("iss")?.map(str::to_owned),
+        ttl,
+        scopes: flags.all("scope").into_iter().map(str::to_owned).collect(),
+    };
+    let token = verifier
+        .sign(&request, SystemTime::now())
+        .map_err(|e| e.to_string())?;
+    println!("{token}");
+    Ok(())
+}
+
+fn hasher(flags: &Flags) -> Result<KeyHasher, String> {
+    Ok(match flags.one("pepper-file")? {
+        Some(path) => KeyHasher::HmacSha256(read_secret_file(path, "--pepper-file")?),
+        None => KeyHasher::Sha256,
+    })
+}
+
+fn keygen(flags: &Flags) -> Result<(), String> {
+    flags.only(&["prefix", "name", "scope", "pepper-file"])?;
+    let prefix = flags.one("prefix")?.unwrap_or(DEFAULT_KEY_PREFIX);
+    let name = flags.one("name")?.unwrap_or("my-client");
+    let scopes = flags.all("scope");
+    let hasher = hasher(flags)?;
+    let key = generate_key(prefix).map_err(|e| e.to_string())?;
+    let entry = format!(
+        "[[keys]]\nname = {}\nhash = {}\nscopes = {}\nenabled = true",
+        serde_json::Value::from(name),
+        serde_json::Value::from(hash_line(&hasher, &key)),
+        serde_json::Value::from(if scopes.is_empty() { vec!["*"] } else { scopes }),
+    );
+    println!("{key}");
+    println!();
+    println!("# The key above is shown once; only its hash goes into the key file:");
+    println!("{entry}");
+    Ok(())
+}
+
+fn hash_key(flags: &Flags) -> Result<(), String> {
+    flags.only(&["pepper-file"])?;
+    let hasher = hasher(flags)?;
+    let mut input = String::new();
+    std::io::stdin()
+        .take(64 * 1024)
+        .read_to_string(&mut input)
+        .map_err(|e| format!("cannot read the key from standard input: {e}"))?;
+    let key = input.trim();
+    if key.is_empty() {
+        return Err("no key on standard input".into());
+    }
+    println!("{}", hash_line(&hasher, key));
+    Ok(())
 }

@@ -1,0 +1,1068 @@
+//! [`AuthLayer`]: authenticate every request, authorize it against the [`AuthPolicy`], and answer
+//! as the MCP authorization specification and RFC 6750 ask.
+//!
+//! | situation | answer |
+//! |---|---|
+//! | no credential | 401, `WWW-Authenticate: Bearer resource_metadata="…"[, scope="…"]` (no `error`), body `{"error":"invalid_token",…}` |
+//! | a bad, expired, revoked or unknown credential | 401, challenge with `error="invalid_token"` |
+//! | more than one credential | 400, `error="invalid_request"` |
+//! | valid but missing a scope | 403, `error="insufficient_scope"`, `scope="<every scope the operation needs>"` |
+//! | a deny-listed path | 403 `{"error":"forbidden",…}`, credential or not |
+//! | gRPC callers | the same decisions as `grpc-status` 16, 7 or 3 |
+//!
+//! Why a credential failed (expired, bad signature, unknown key, revoked) is never in the
+//! response: it goes to the [`AuthOutcome`] in the response extensions, for the audit layer.
+//!
+//! The layer also serves RFC 9728 protected-resource metadata at
+//! `/.well-known/oauth-protected-resource` and at the form suffixed with the resource's path
+//! (`/.well-known/oauth-protected-resource/mcp`), without authentication, GET and OPTIONS only,
+//! readable cross-origin.
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hmac::{Hmac, KeyInit, Mac};
+use http::header::{self, AUTHORIZATION, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri};
+use pin_project_lite::pin_project;
+use serde_json::json;
+use sha2::Sha256;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use mcp_core::clock::{Clock, SystemClock};
+use mcp_core::config::{ConfigError, Env, Environment, Secret};
+use mcp_core::rejection::{BearerChallenge, BearerError, ResponseFormat};
+use mcp_core::{
+    AuthFailure, AuthOutcome, GuardBody, McpCall, Principal, PrincipalKind, Rejection, Scopes,
+};
+
+use crate::api_key::ApiKeyStore;
+use crate::jwt::{JwtVerifier, looks_like_jwt};
+use crate::policy::AuthPolicy;
+
+/// The well-known path of RFC 9728 protected-resource metadata.
+pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// The query parameters accepted as credentials when URL auth is on.
+const QUERY_TOKEN_PARAMS: [&str; 2] = ["token", "access_token"];
+
+/// How often a key file is checked for changes by default.
+pub const DEFAULT_KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+
+struct Shared {
+    api_keys: Option<ApiKeyStore>,
+    jwt: Option<JwtVerifier>,
+    api_key_header: Option<HeaderName>,
+    url_auth: bool,
+    policy: AuthPolicy,
+    realm: Option<String>,
+    resource: Option<ResourceUrl>,
+    mcp_path: String,
+    authorization_servers: Vec<String>,
+    scopes_supported: Vec<String>,
+    strip_credentials: bool,
+    dev_bypass: bool,
+    clock: Arc<dyn Clock>,
+    fingerprint_key: Secret,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthLayer")
+            .field("api_keys", &self.api_keys.as_ref().map(ApiKeyStore::len))
+            .field("jwt", &self.jwt.is_some())
+            .field("api_key_header", &self.api_key_header)
+            .field("url_auth", &self.url_auth)
+            .field("resource", &self.resource.as_ref().map(|r| &r.url))
+            .field("dev_bypass", &self.dev_bypass)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An absolute resource URL split into origin and path.
+#[derive(Debug, Clone)]
+struct ResourceUrl {
+    url: String,
+    origin: String,
+    path: String,
+}
+
+impl ResourceUrl {
+    fn parse(url: &str) -> Result<Self, ConfigError> {
+        let err = |reason: &str| ConfigError::new("resource", reason.to_owned()).with_value(url);
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .ok_or_else(|| err("must be an absolute http(s) URL"))?;
+        if url.contains('#') {
+            return Err(err("must not contain a fragment (RFC 9728)"));
+        }
+        if url.contains('?') {
+            return Err(err("must not contain a query"));
+        }
+        let (authority, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        if authority.is_empty() || !authority.bytes().all(is_authority_byte) {
+            return Err(err("has no valid host"));
+        }
+        let origin_len = url.len() - rest.len() + authority.len();
+        Ok(ResourceUrl {
+            url: url.to_owned(),
+            origin: url[..origin_len].to_owned(),
+            path: path.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    fn metadata_url(&self) -> String {
+        format!("{}{METADATA_PATH}{}", self.origin, self.path)
+    }
+}
+
+fn is_authority_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_')
+}
+
+/// Authenticates and authorizes requests; see the [module docs](self).
+///
+/// ```
+/// use std::convert::Infallible;
+/// use bytes::Bytes;
+/// use http::{Request, Response, StatusCode};
+/// use http_body_util::Full;
+/// use mcp_auth::api_key::ApiKeyStore;
+/// use mcp_auth::layer::AuthLayer;
+/// use mcp_auth::policy::AuthPolicy;
+/// use mcp_core::{Principal, Scopes};
+/// use tower::{ServiceBuilder, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// let key = "mcp-sk-Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5";
+/// let auth = AuthLayer::builder()
+///     .api_keys(ApiKeyStore::builder().key("ci-bot", key, Scopes::new(["notes:read"])).build()?)
+///     .policy(AuthPolicy::builder().require_mcp("tools/call:delete_note", ["notes:delete"]).build()?)
+///     .resource("https://mcp.example.com/mcp")
+///     .build()?;
+/// let svc = ServiceBuilder::new().layer(auth).service_fn(|req: Request<Full<Bytes>>| async move {
+///     let who = req.extensions().get::<Principal>().map(|p| p.id().to_owned());
+///     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(who.unwrap_or_default()))))
+/// });
+///
+/// let ok = svc.clone().oneshot(
+///     Request::get("/api").header("authorization", format!("Bearer {key}")).body(Full::default())?,
+/// ).await?;
+/// assert_eq!(ok.status(), StatusCode::OK);
+///
+/// let refused = svc.oneshot(Request::get("/api").body(Full::default())?).await?;
+/// assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+/// assert_eq!(
+///     refused.headers()["www-authenticate"],
+///     "Bearer resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\""
+/// );
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct AuthLayer {
+    shared: Arc<Shared>,
+}
+
+impl AuthLayer {
+    /// A builder; at least one credential source (API keys, a JWT verifier, or the development
+    /// bypass) is required.
+    pub fn builder() -> AuthLayerBuilder {
+        AuthLayerBuilder::default()
+    }
+
+    /// A builder filled from the environment (prefix `MCP` gives `MCP_API_KEY` …): `API_KEY` /
+    /// `API_KEY_FILE` (one key with every scope), `API_KEYS_FILE` (hashed keys, reloaded on
+    /// change), `API_KEY_PEPPER(_FILE)`, `API_KEY_HEADER`, `URL_AUTH`, `JWT_SECRET(_FILE)`
+    /// (comma-separated; the first signs), `JWT_AUDIENCE` (comma-separated), `JWT_ISSUER`,
+    /// `JWT_LEEWAY`, `DEV_BYPASS`, `ENV`, `AUTH_EXEMPT_PATHS`, `AUTH_DENY_PREFIXES`,
+    /// `RESOURCE_URL`, `AUTHORIZATION_SERVERS`. Refine the builder (policy, bind address) before
+    /// building.
+    ///
+    /// # Errors
+    /// A malformed variable, naming it.
+    pub fn builder_from_env(env: &Env) -> Result<AuthLayerBuilder, ConfigError> {
+        let mut b = AuthLayer::builder().environment(env.environment("ENV")?);
+        let single = env.secret("API_KEY")?;
+        let file = env.string("API_KEYS_FILE")?;
+        if single.is_some() || file.is_some() {
+            let mut store = ApiKeyStore::builder();
+            if let Some(pepper) = env.secret("API_KEY_PEPPER")? {
+                store = store.pepper(pepper);
+            }
+            if let Some(key) = &single {
+                store = store.key("env", key.expose(), Scopes::new(["*"]));
+            }
+            if let Some(path) = file {
+                store = store.file(path);
+            }
+            b = b.api_keys(store.build()?);
+        }
+        if let Some(secrets) = env.secret("JWT_SECRET")? {
+            let var = env.var_name("JWT_SECRET");
+            let mut jwt = JwtVerifier::builder();
+            for s in secrets
+                .expose()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+            {
+                jwt = jwt.secret(Secret::new(s));
+            }
+            for aud in env.list("JWT_AUDIENCE")?.unwrap_or_default() {
+                jwt = jwt.audience(aud);
+            }
+            if let Some(iss) = env.string("JWT_ISSUER")? {
+                jwt = jwt.issuer(iss);
+            }
+            jwt = jwt.leeway(env.duration("JWT_LEEWAY", crate::jwt::DEFAULT_LEEWAY)?);
+            let verifier = jwt
+                .build()
+                .map_err(|e| ConfigError::new(var, e.to_string()))?;
+            b = b.jwt(verifier);
+        }
+        if let Some(h) = env.string("API_KEY_HEADER")? {
+            b = b.api_key_header(&h);
+        }
+        b = b.url_auth(env.bool("URL_AUTH", false)?);
+        b = b.dev_bypass(env.bool("DEV_BYPASS", false)?);
+        let mut policy = AuthPolicy::builder();
+        if let Some(paths) = env.list("AUTH_EXEMPT_PATHS")? {
+            policy = policy.exempt_paths(paths);
+        }
+        for prefix in env.list("AUTH_DENY_PREFIXES")?.unwrap_or_default() {
+            policy = policy.deny_prefix(&prefix);
+        }
+        b = b.policy(policy.build()?);
+        if let Some(url) = env.string("RESOURCE_URL")? {
+            b = b.resource(url);
+        }
+        if let Some(servers) = env.list("AUTHORIZATION_SERVERS")? {
+            b = b.authorization_servers(servers);
+        }
+        Ok(b)
+    }
+}
+
+/// Builds an [`AuthLayer`]; see [`AuthLayer::builder`].
+#[must_use]
+pub struct AuthLayerBuilder {
+    api_keys: Option<ApiKeyStore>,
+    jwt: Option<JwtVerifier>,
+    api_key_header: Option<String>,
+    url_auth: bool,
+    policy: AuthPolicy,
+    realm: Option<String>,
+    resource: Option<String>,
+    mcp_path: String,
+    authorization_servers: Vec<String>,
+    scopes_supported: Option<Vec<String>>,
+    strip_credentials: bool,
+    dev_bypass: bool,
+    environment: Environment,
+    bind_addr: Option<SocketAddr>,
+    clock: Arc<dyn Clock>,
+    fingerprint_key: Option<Secret>,
+    key_reload_interval: Duration,
+}
+
+impl Default for AuthLayerBuilder {
+    fn default() -> Self {
+        AuthLayerBuilder {
+            api_keys: None,
+            jwt: None,
+            api_key_header: None,
+            url_auth: false,
+            policy: AuthPolicy::default(),
+            realm: None,
+            resource: None,
+            mcp_path: "/mcp".to_owned(),
+            authorization_servers: Vec::new(),
+            scopes_supported: None,
+            strip_credentials: true,
+            dev_bypass: false,
+            environment: Environment::Production,
+            bind_addr: None,
+            clock: Arc::new(SystemClock),
+            fingerprint_key: None,
+            key_reload_interval: DEFAULT_KEY_RELOAD_INTERVAL,
+        }
+    }
+}
+
+impl fmt::Debug for AuthLayerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthLayerBuilder")
+            .field("api_keys", &self.api_keys.is_some())
+            .field("jwt", &self.jwt.is_some())
+            .field("environment", &self.environment)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthLayerBuilder {
+    /// Accept API keys from this store.
+    pub fn api_keys(mut self, store: ApiKeyStore) -> Self {
+        self.api_keys = Some(store);
+        self
+    }
+
+    /// Accept HS256 JWTs verified by this verifier.
+    pub fn jwt(mut self, verifier: JwtVerifier) -> Self {
+        self.jwt = Some(verifier);
+        self
+    }
+
+    /// Also accept a credential in this header (e.g. `X-API-Key`); `Authorization: Bearer`
+    /// always works.
+    pub fn api_key_header(mut self, name: &str) -> Self {
+        self.api_key_header = Some(name.to_owned());
+        self
+    }
+
+    /// Also accept `?token=` / `?access_token=` (off by default: URLs end up in logs and
+    /// browser history). The parameter is removed from the URI before the inner service sees it.
+    pub fn url_auth(mut self, on: bool) -> Self {
+        self.url_auth = on;
+        self
+    }
+
+    /// The authorization policy (default: `/health` exempt, any valid credential elsewhere).
+    pub fn policy(mut self, policy: AuthPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The `realm` of challenges (none by default).
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = Some(realm.into());
+        self
+    }
+
+    /// The protected resource's absolute URL (RFC 9728 `resource`, e.g.
+    /// `https://mcp.example.com/mcp`). When unset, it is derived per request from the `Host`
+    /// header and the MCP path with `http://`, which suits local development only.
+    pub fn resource(mut self, url: impl Into<String>) -> Self {
+        self.resource = Some(url.into());
+        self
+    }
+
+    /// The MCP endpoint path (default `/mcp`), used to derive the resource URL when none is set.
+    pub fn mcp_path(mut self, path: impl Into<String>) -> Self {
+        self.mcp_path = path.into();
+        self
+    }
+
+    /// The authorization servers listed in the protected-resource metadata.
+    pub fn authorization_servers<I, S>(mut self, servers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.authorization_servers = servers.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// `scopes_supported` in the metadata (default: every scope the policy names).
+    pub fn scopes_supported<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes_supported = Some(scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Remove `Authorization` and the API-key header before the inner service (default on): the
+    /// MCP specification forbids passing the client's token through to upstream services. The
+    /// [`Principal`] stays in the request extensions.
+    pub fn strip_credentials(mut self, on: bool) -> Self {
+        self.strip_credentials = on;
+        self
+    }
+
+    /// Let requests without a credential through as a `dev_bypass` principal with every scope.
+    /// Refused at build unless the environment is development and the bind address is loopback.
+    pub fn dev_bypass(mut self, on: bool) -> Self {
+        self.dev_bypass = on;
+        self
+    }
+
+    /// Where the server runs (default production).
+    pub fn environment(mut self, env: Environment) -> Self {
+        self.environment = env;
+        self
+    }
+
+    /// The address the server listens on; the dev bypass needs it to be loopback.
+    pub fn bind_addr(mut self, addr: SocketAddr) -> Self {
+        self.bind_addr = Some(addr);
+        self
+    }
+
+    /// The clock for expiry checks (default the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The key for credential fingerprints in [`AuthOutcome`] (default: random per process).
+    pub fn fingerprint_key(mut self, key: Secret) -> Self {
+        self.fingerprint_key = Some(key);
+        self
+    }
+
+    /// How often the API key file is re-read (default 1 s).
+    pub fn key_reload_interval(mut self, every: Duration) -> Self {
+        self.key_reload_interval = every;
+        self
+    }
+
+    /// Validate and build. When the API key store has a file and a tokio runtime is running, a
+    /// task that reloads the file on change is spawned.
+    ///
+    /// # Errors
+    /// Names the setting: `credentials` (no source), `dev_bypass`, `api_key_header`, `resource`,
+    /// `mcp_path`, `authorization_servers`, `key_reload_interval`.
+    pub fn build(self) -> Result<AuthLayer, ConfigError> {
+        if self.dev_bypass {
+            if self.environment != Environment::Development {
+                return Err(ConfigError::new(
+                    "dev_bypass",
+                    "refused: the development bypass needs the environment set to development",
+                )
+                .with_value(self.environment.as_str()));
+            }
+            match self.bind_addr {
+                Some(addr) if addr.ip().is_loopback() => {}
+                Some(addr) => {
+                    return Err(ConfigError::new(
+                        "dev_bypass",
+                        "refused: the development bypass needs a loopback bind address",
+                    )
+                    .with_value(addr.to_string()));
+                }
+                None => {
+                    return Err(ConfigError::new(
+                        "dev_bypass",
+                        "refused: tell the builder the bind address (bind_addr) so it can check it is loopback",
+                    ));
+                }
+            }
+        }
+        if self.api_keys.is_none() && self.jwt.is_none() && !self.dev_bypass {
+            return Err(ConfigError::new(
+                "credentials",
+                "no credential source: configure API keys or a JWT secret",
+            ));
+        }
+        let api_key_header = match &self.api_key_header {
+            None => None,
+            Some(name) => {
+                let parsed = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                    ConfigError::new("api_key_header", "not a valid header name").with_value(name)
+                })?;
+                if parsed == AUTHORIZATION {
+                    return Err(ConfigError::new(
+                        "api_key_header",
+                        "Authorization is always accepted; name another header",
+                    )
+                    .with_value(name));
+                }
+                Some(parsed)
+            }
+        };
+        let resource = self
+            .resource
+            .as_deref()
+            .map(ResourceUrl::parse)
+            .transpose()?;
+        if !self.mcp_path.starts_with('/') {
+            return Err(
+                ConfigError::new("mcp_path", "must start with '/'").with_value(self.mcp_path)
+            );
+        }
+        for server in &self.authorization_servers {
+            if !(server.starts_with("https://") || server.starts_with("http://")) {
+                return Err(ConfigError::new(
+                    "authorization_servers",
+                    "each must be an absolute http(s) URL",
+                )
+                .with_value(server));
+            }
+        }
+        if self.key_reload_interval.is_zero() {
+            return Err(ConfigError::new(
+                "key_reload_interval",
+                "must be more than zero",
+            ));
+        }
+        let fingerprint_key = match self.fingerprint_key {
+            Some(k) => k,
+            None => {
+                let mut bytes = [0u8; 32];
+                getrandom::fill(&mut bytes).map_err(|e| {
+                    ConfigError::new("fingerprint_key", format!("no system randomness: {e}"))
+                })?;
+                Secret::new(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+            }
+        };
+        if let Some(store) = &self.api_keys {
+            // Detached; a no-op without a file or a tokio runtime. It ends when the store is
+            // dropped; a reload error is logged and the previous keys stay in force.
+            drop(store.spawn_reloader(self.key_reload_interval));
+        }
+        let scopes_supported = self.scopes_supported.unwrap_or_else(|| {
+            self.policy
+                .all_scopes()
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        });
+        Ok(AuthLayer {
+            shared: Arc::new(Shared {
+                api_keys: self.api_keys,
+                jwt: self.jwt,
+                api_key_header,
+                url_auth: self.url_auth,
+                policy: self.policy,
+                realm: self.realm,
+                resource,
+                mcp_path: self.mcp_path,
+                authorization_servers: self.authorization_servers,
+                scopes_supported,
+                strip_credentials: self.strip_credentials,
+                dev_bypass: self.dev_bypass,
+                clock: self.clock,
+                fingerprint_key,
+            }),
+        })
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Auth<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Auth {
+            inner,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// The service built by [`AuthLayer`].
+#[derive(Debug, Clone)]
+pub struct Auth<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+/// Where a credential came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Bearer,
+    ApiKeyHeader,
+    Query,
+}
+
+/// The outcome of looking for a credential.
+#[derive(Debug)]
+enum Extracted {
+    None,
+    One(String, Source),
+    Many,
+    Malformed,
+}
+
+impl Shared {
+    /// Find the one credential a request carries.
+    fn extract<B>(&self, req: &Request<B>) -> Extracted {
+        let mut found: Option<(String, Source)> = None;
+        let mut count = 0usize;
+        let mut malformed = false;
+        let mut authorization = req.headers().get_all(AUTHORIZATION).iter();
+        if let Some(value) = authorization.next() {
+            count += 1 + authorization.count();
+            match parse_bearer(value) {
+                Some(token) => found = Some((token.to_owned(), Source::Bearer)),
+                None => malformed = true,
+            }
+        }
+        if let Some(name) = &self.api_key_header {
+            let mut values = req.headers().get_all(name).iter();
+            if let Some(value) = values.next() {
+                count += 1 + values.count();
+                match value.to_str().map(str::trim) {
+                    Ok(v) if !v.is_empty() => found = Some((v.to_owned(), Source::ApiKeyHeader)),
+                    _ => malformed = true,
+                }
+            }
+        }
+        if self.url_auth {
+            for (_, value) in query_tokens(req.uri()) {
+                count += 1;
+                match percent_decode(value) {
+                    Some(v) if !v.is_empty() => found = Some((v, Source::Query)),
+                    _ => malformed = true,
+                }
+            }
+        }
+        match (count, found) {
+            (0, _) => Extracted::None,
+            (1, Some((v, s))) if !malformed => Extracted::One(v, s),
+            (1, _) => Extracted::Malformed,
+            _ => Extracted::Many,
+        }
+    }
+
+    fn verify(&self, credential: &str) -> Result<Principal, AuthFailure> {
+        let now = self.clock.now();
+        match (&self.jwt, &self.api_keys) {
+            (Some(jwt), _) if looks_like_jwt(credential) => jwt.verify(credential, now),
+            (_, Some(keys)) => keys.verify(credential, now),
+            (Some(jwt), None) => jwt.verify(credential, now),
+            (None, None) => Err(AuthFailure::UnknownKey),
+        }
+    }
+
+    fn fingerprint(&self, credential: &str) -> String {
+        let mut mac =
+            <Hmac<Sha256> as KeyInit>::new_from_slice(self.fingerprint_key.expose().as_bytes())
+                .unwrap_or_else(|_| <Hmac<Sha256> as KeyInit>::new(&Default::default()));
+        mac.update(credential.as_bytes());
+        let digest = mac.finalize().into_bytes();
+        digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn resource_url<B>(&self, req: &Request<B>) -> Option<ResourceUrl> {
+        if let Some(r) = &self.resource {
+            return Some(r.clone());
+        }
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()))?;
+        if host.is_empty() || !host.bytes().all(is_authority_byte) {
+            return None;
+        }
+        ResourceUrl::parse(&format!("http://{host}{}", self.mcp_path)).ok()
+    }
+
+    fn is_metadata_path(&self, path: &str) -> bool {
+        match path.strip_prefix(METADATA_PATH) {
+            Some("") => true,
+            Some(rest) => match &self.resource {
+                Some(r) => rest == r.path,
+                None => rest == self.mcp_path,
+            },
+            None => false,
+        }
+    }
+
+    fn challenge<B>(
+        &self,
+        req: &Request<B>,
+        error: Option<BearerError>,
+        scopes: &[&str],
+    ) -> BearerChallenge {
+        let mut c = BearerChallenge::new();
+        if let Some(realm) = &self.realm {
+            c = c.realm(realm.clone());
+        }
+        if let Some(e) = error {
+            c = c.error(e);
+        }
+        if let Some(r) = self.resource_url(req) {
+            c = c.resource_metadata(r.metadata_url());
+        }
+        if !scopes.is_empty() {
+            c = c.scope(scopes.join(" "));
+        }
+        c
+    }
+
+    fn metadata_response<B, ResBody>(&self, req: &Request<B>) -> Response<GuardBody<ResBody>> {
+        let cors = |res: &mut Response<GuardBody<ResBody>>| {
+            let h = res.headers_mut();
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, OPTIONS"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("mcp-protocol-version, content-type"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("86400"),
+            );
+        };
+        match *req.method() {
+            Method::GET | Method::HEAD => {}
+            Method::OPTIONS => {
+                let mut res = Response::new(GuardBody::rejection(Bytes::new()));
+                *res.status_mut() = StatusCode::NO_CONTENT;
+                cors(&mut res);
+                return res;
+            }
+            _ => {
+                let mut res = Rejection::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+                    .header(
+                        header::ALLOW,
+                        HeaderValue::from_static("GET, HEAD, OPTIONS"),
+                    )
+                    .into_response(&ResponseFormat::Json);
+                cors(&mut res);
+                return res;
+            }
+        }
+        let Some(resource) = self.resource_url(req) else {
+            return Rejection::new(StatusCode::BAD_REQUEST, "invalid_host")
+                .message("No valid Host header to name the resource")
+                .into_response(&ResponseFormat::Json);
+        };
+        let mut doc = serde_json::Map::new();
+        doc.insert("resource".into(), resource.url.into());
+        if !self.authorization_servers.is_empty() {
+            doc.insert(
+                "authorization_servers".into(),
+                json!(self.authorization_servers),
+            );
+        }
+        if !self.scopes_supported.is_empty() {
+            doc.insert("scopes_supported".into(), json!(self.scopes_supported));
+        }
+        let mut methods = vec!["header"];
+        if self.url_auth {
+            methods.push("query");
+        }
+        doc.insert("bearer_methods_supported".into(), json!(methods));
+        let body = if req.method() == Method::HEAD {
+            Bytes::new()
+        } else {
+            Bytes::from(serde_json::Value::Object(doc).to_string())
+        };
+        let mut res = Response::new(GuardBody::rejection(body));
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        res.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=3600"),
+        );
+        cors(&mut res);
+        res.extensions_mut().insert(AuthOutcome::Exempt);
+        res
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, token68
+/// characters only), or `None`.
+pub fn parse_bearer(value: &HeaderValue) -> Option<&str> {
+    let value = value.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let token = token.trim_start_matches(' ');
+    let body = token.trim_end_matches('=');
+    let token68 = !body.is_empty()
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        });
+    token68.then_some(token)
+}
+
+/// The `token` / `access_token` query parameters, as raw (still percent-encoded) values.
+fn query_tokens(uri: &Uri) -> impl Iterator<Item = (&str, &str)> {
+    uri.query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .filter(|(k, _)| QUERY_TOKEN_PARAMS.contains(k))
+}
+
+/// Percent-decode a query value (`+` is a space); `None` if it is not UTF-8.
+fn percent_decode(value: &str) -> Option<String> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let hex = |o: usize| bytes.get(i + o).and_then(|c| (*c as char).to_digit(16));
+        match (b, hex(1), hex(2)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The URI without `token` / `access_token` query parameters.
+fn strip_query_tokens(uri: &Uri) -> Uri {
+    let Some(query) = uri.query() else {
+        return uri.clone();
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let key = pair.split_once('=').map_or(*pair, |(k, _)| k);
+            !QUERY_TOKEN_PARAMS.contains(&key)
+        })
+        .collect();
+    let path_and_query = if kept.is_empty() {
+        uri.path().to_owned()
+    } else {
+        format!("{}?{}", uri.path(), kept.join("&"))
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = path_and_query.parse().ok();
+    Uri::from_parts(parts).unwrap_or_else(|_| Uri::from_static("/"))
+}
+
+impl<S, B, ResBody> Service<Request<B>> for Auth<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+{
+    type Response = Response<GuardBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let shared = Arc::clone(&self.shared);
+        let path = req.uri().path();
+        if shared.is_metadata_path(path) {
+            return ResponseFuture::ready(shared.metadata_response(&req));
+        }
+        if shared.policy.is_denied(path) {
+            let rejection = Rejection::new(StatusCode::FORBIDDEN, "forbidden")
+                .message("Forbidden")
+                .detail("deny-listed path");
+            let format = ResponseFormat::for_request(req.headers(), req.extensions());
+            return ResponseFuture::rejected(
+                rejection.into_response(&format),
+                AuthOutcome::Rejected {
+                    failure: AuthFailure::DeniedPath,
+                    principal: None,
+                    fingerprint: None,
+                },
+            );
+        }
+        if shared.policy.is_exempt(path) {
+            return ResponseFuture::inner(self.inner.call(req), AuthOutcome::Exempt);
+        }
+
+        let required =
+            shared
+                .policy
+                .required_scopes(req.method(), path, req.extensions().get::<McpCall>());
+        let reject = |req: &Request<B>, rejection: Rejection, failure, principal, fingerprint| {
+            let format = ResponseFormat::for_request(req.headers(), req.extensions());
+            ResponseFuture::rejected(
+                rejection.into_response(&format),
+                AuthOutcome::Rejected {
+                    failure,
+                    principal,
+                    fingerprint,
+                },
+            )
+        };
+
+        let (principal, source) = match shared.extract(&req) {
+            Extracted::None if shared.dev_bypass => {
+                let principal = Principal::builder("dev", PrincipalKind::DevBypass)
+                    .scopes(["*"])
+                    .build();
+                (principal, None)
+            }
+            Extracted::None => {
+                let challenge = shared.challenge(&req, None, &required);
+                let rejection = Rejection::new(StatusCode::UNAUTHORIZED, "invalid_token")
+                    .message("Authentication required")
+                    .challenge(challenge);
+                return reject(&req, rejection, AuthFailure::MissingCredential, None, None);
+            }
+            Extracted::Many => {
+                let challenge = shared
+                    .challenge(&req, Some(BearerError::InvalidRequest), &required)
+                    .error_description("Send exactly one credential");
+                let rejection = Rejection::new(StatusCode::BAD_REQUEST, "invalid_request")
+                    .message("Send exactly one credential")
+                    .challenge(challenge);
+                return reject(
+                    &req,
+                    rejection,
+                    AuthFailure::MultipleCredentials,
+                    None,
+                    None,
+                );
+            }
+            Extracted::Malformed => {
+                let challenge = shared
+                    .challenge(&req, Some(BearerError::InvalidToken), &required)
+                    .error_description("The credential is malformed");
+                let rejection = Rejection::new(StatusCode::UNAUTHORIZED, "invalid_token")
+                    .message("The credential is malformed")
+                    .challenge(challenge);
+                return reject(
+                    &req,
+                    rejection,
+                    AuthFailure::MalformedCredential,
+                    None,
+                    None,
+                );
+            }
+            Extracted::One(credential, source) => match shared.verify(&credential) {
+                Ok(principal) => (principal, Some((source, credential))),
+                Err(failure) => {
+                    let challenge = shared
+                        .challenge(&req, Some(BearerError::InvalidToken), &required)
+                        .error_description("The credential is invalid, expired or revoked");
+                    let rejection = Rejection::new(StatusCode::UNAUTHORIZED, "invalid_token")
+                        .message("The credential is invalid, expired or revoked")
+                        .challenge(challenge)
+                        .detail(failure.as_str());
+                    let fingerprint = Some(shared.fingerprint(&credential));
+                    return reject(&req, rejection, failure, None, fingerprint);
+                }
+            },
+        };
+
+        let missing = required.iter().any(|scope| !principal.has_scope(scope));
+        if missing {
+            let challenge = shared
+                .challenge(&req, Some(BearerError::InsufficientScope), &required)
+                .error_description("The credential lacks a scope this request needs");
+            let rejection = Rejection::new(StatusCode::FORBIDDEN, "insufficient_scope")
+                .message("The credential lacks a scope this request needs")
+                .challenge(challenge)
+                .field("required_scopes", required.clone());
+            let fingerprint = source.as_ref().map(|(_, c)| shared.fingerprint(c));
+            return reject(
+                &req,
+                rejection,
+                AuthFailure::InsufficientScope,
+                Some(principal),
+                fingerprint,
+            );
+        }
+
+        if let Some((source, _)) = source {
+            if source == Source::Query {
+                *req.uri_mut() = strip_query_tokens(req.uri());
+            }
+            if shared.strip_credentials {
+                req.headers_mut().remove(AUTHORIZATION);
+                if let Some(name) = &shared.api_key_header {
+                    req.headers_mut().remove(name);
+                }
+            }
+        }
+        req.extensions_mut().insert(principal.clone());
+        ResponseFuture::inner(
+            self.inner.call(req),
+            AuthOutcome::Authenticated { principal },
+        )
+    }
+}
+
+pin_project! {
+    /// The response future of [`Auth`].
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        kind: Kind<F, B>,
+        outcome: Option<AuthOutcome>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, B> {
+        Inner { #[pin] future: F },
+        Ready { response: Option<Response<GuardBody<B>>> },
+    }
+}
+
+impl<F, B> ResponseFuture<F, B> {
+    fn inner(future: F, outcome: AuthOutcome) -> Self {
+        ResponseFuture {
+            kind: Kind::Inner { future },
+            outcome: Some(outcome),
+        }
+    }
+
+    fn ready(response: Response<GuardBody<B>>) -> Self {
+        ResponseFuture {
+            kind: Kind::Ready {
+                response: Some(response),
+            },
+            outcome: None,
+        }
+    }
+
+    fn rejected(response: Response<GuardBody<B>>, outcome: AuthOutcome) -> Self {
+        ResponseFuture {
+            kind: Kind::Ready {
+                response: Some(response),
+            },
+            outcome: Some(outcome),
+        }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<GuardBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = match this.kind.project() {
+            KindProj::Inner { future } => match future.poll(cx) {
+                Poll::Ready(Ok(res)) => res.map(GuardBody::inner),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            },
+            KindProj::Ready { response } => response
+                .take()
+                .expect("ResponseFuture polled after completion"),
+        };
+        if let Some(outcome) = this.outcome.take() {
+            response.extensions_mut().insert(outcome);
+        }
+        Poll::Ready(Ok(response))
+    }
+}

@@ -1,0 +1,493 @@
+//! Which scopes a request needs: per HTTP path prefix and method, and per MCP method and tool.
+//!
+//! ```
+//! use http::Method;
+//! use mcp_auth::policy::AuthPolicy;
+//! use mcp_core::jsonrpc::parse_envelope;
+//!
+//! let policy = AuthPolicy::builder()
+//!     .require_mcp("tools/call:delete_note", ["notes:delete"])
+//!     .require_mcp("tools/call:read_note", ["notes:read"])
+//!     .require_path("/api/tools", Some(&[Method::DELETE]), ["tools:delete"])
+//!     .deny_prefix("/internal/")
+//!     .build()?;
+//!
+//! let call = parse_envelope(
+//!     br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_note"}}"#,
+//! )
+//! .unwrap();
+//! assert_eq!(policy.required_scopes(&Method::POST, "/mcp", Some(&call)), ["notes:delete"]);
+//! assert!(policy.is_denied("/internal/metrics"));
+//! assert!(policy.is_exempt("/health"));
+//! # Ok::<(), mcp_core::config::ConfigError>(())
+//! ```
+
+use std::collections::HashMap;
+
+use http::Method;
+use mcp_core::McpCall;
+use mcp_core::config::ConfigError;
+
+/// The default exempt paths: `/health`.
+pub const DEFAULT_EXEMPT_PATHS: &[&str] = &["/health"];
+
+#[derive(Debug, Clone)]
+struct PathRule {
+    prefix: String,
+    methods: Option<Vec<Method>>,
+    scopes: Vec<String>,
+}
+
+/// What each request needs; see the [module docs](self). Cheap to share behind the layer's `Arc`.
+#[derive(Debug, Clone)]
+pub struct AuthPolicy {
+    exempt: Vec<String>,
+    deny_prefixes: Vec<String>,
+    path_rules: Vec<PathRule>,
+    mcp_rules: HashMap<String, Vec<String>>,
+}
+
+impl Default for AuthPolicy {
+    fn default() -> Self {
+        AuthPolicy {
+            exempt: DEFAULT_EXEMPT_PATHS
+                .iter()
+                .map(|p| (*p).to_owned())
+                .collect(),
+            deny_prefixes: Vec::new(),
+            path_rules: Vec::new(),
+            mcp_rules: HashMap::new(),
+        }
+    }
+}
+
+impl AuthPolicy {
+    /// A builder starting from the defaults (`/health` exempt, nothing denied, no scope rules).
+    pub fn builder() -> AuthPolicyBuilder {
+        AuthPolicyBuilder {
+            policy: AuthPolicy::default(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Whether `path` is served without authentication. Exact match on the raw path only: a
+    /// variant spelling that a router might also accept (`//health`, `/health/`) still needs a
+    /// credential, which fails safe.
+    pub fn is_exempt(&self, path: &str) -> bool {
+        self.exempt.iter().any(|p| p == path)
+    }
+
+    /// Whether `path` is deny-listed. Checked against the raw path and against its
+    /// percent-decoded form with `//` collapsed and `.`/`..` segments resolved, so spelling
+    /// variants (`/%69nternal/`, `//internal/`, `/x/../internal/`) cannot slip past.
+    pub fn is_denied(&self, path: &str) -> bool {
+        if self.deny_prefixes.is_empty() {
+            return false;
+        }
+        let normalized = normalize_path(path);
+        self.deny_prefixes
+            .iter()
+            .any(|p| path.starts_with(p.as_str()) || normalized.starts_with(p.as_str()))
+    }
+
+    /// Every scope the request needs (deduplicated, in rule order): from path rules that match
+    /// the path and method, and from MCP rules for each message's `method` and
+    /// `method:target` (the tool of `tools/call`, the prompt of `prompts/get`, the URI of
+    /// `resources/read`). Empty means any valid credential will do.
+    pub fn required_scopes<'a>(
+        &'a self,
+        method: &Method,
+        path: &str,
+        call: Option<&McpCall>,
+    ) -> Vec<&'a str> {
+        let mut out: Vec<&'a str> = Vec::new();
+        let mut push = |scopes: &'a [String]| {
+            for s in scopes {
+                if !out.contains(&s.as_str()) {
+                    out.push(s);
+                }
+            }
+        };
+        for rule in &self.path_rules {
+            let method_ok = rule.methods.as_ref().is_none_or(|m| m.contains(method));
+            if method_ok && path_has_prefix(path, &rule.prefix) {
+                push(&rule.scopes);
+            }
+        }
+        if let Some(call) = call {
+            let mut key = String::new();
+            for message in call.messages() {
+                let Some(m) = message.method() else { continue };
+                if let Some(scopes) = self.mcp_rules.get(m) {
+                    push(scopes);
+                }
+                if let Some(target) = message.target() {
+                    key.clear();
+                    key.push_str(m);
+                    key.push(':');
+                    key.push_str(target);
+                    if let Some(scopes) = self.mcp_rules.get(key.as_str()) {
+                        push(scopes);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Every scope any rule names, for `scopes_supported` in the protected-resource metadata.
+    pub fn all_scopes(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        let rules = self.path_rules.iter().map(|r| &r.scopes);
+        for scope in rules.chain(self.mcp_rules.values()).flatten() {
+            if !out.contains(&scope.as_str()) {
+                out.push(scope);
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+}
+
+/// `path` equals `prefix` or continues it at a segment boundary (a prefix ending in `/` matches
+/// anything under it).
+fn path_has_prefix(path: &str, prefix: &str) -> bool {
+    match path.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/') || prefix.ends_with('/'),
+        None => false,
+    }
+}
+
+/// Percent-decode (bytes that are not UTF-8 stay encoded), collapse repeated `/`, resolve `.`
+/// and `..` segments.
+fn normalize_path(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes.get(i), bytes.get(i + 1), bytes.get(i + 2)) {
+            (Some(b'%'), Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                let value = hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0);
+                decoded.push(value as u8);
+                i += 3;
+            }
+            (Some(&b), _, _) => {
+                decoded.push(b);
+                i += 1;
+            }
+            (None, _, _) => break,
+        }
+    }
+    let decoded = String::from_utf8_lossy(&decoded);
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let mut out = String::with_capacity(decoded.len() + 1);
+    for s in &segments {
+        out.push('/');
+        out.push_str(s);
+    }
+    if decoded.ends_with('/') || out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+/// Builds an [`AuthPolicy`]; see [`AuthPolicy::builder`].
+#[derive(Debug)]
+#[must_use]
+pub struct AuthPolicyBuilder {
+    policy: AuthPolicy,
+    errors: Vec<ConfigError>,
+}
+
+fn scopes_vec<I, S>(scopes: I) -> Vec<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    scopes
+        .into_iter()
+        .map(|s| s.as_ref().trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+impl AuthPolicyBuilder {
+    /// Replace the exempt paths (exact paths served without authentication; default `/health`).
+    pub fn exempt_paths<I, S>(mut self, paths: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.policy.exempt.clear();
+        for p in paths {
+            self = self.exempt(p.as_ref());
+        }
+        self
+    }
+
+    /// Add an exempt exact path.
+    pub fn exempt(mut self, path: &str) -> Self {
+        if !path.starts_with('/') {
+            self.errors.push(
+                ConfigError::new("auth_exempt_paths", "paths must start with '/'").with_value(path),
+            );
+        } else if !self.policy.exempt.iter().any(|p| p == path) {
+            self.policy.exempt.push(path.to_owned());
+        }
+        self
+    }
+
+    /// Refuse every request under `prefix` with 403, credential or not (e.g. `/internal/`).
+    pub fn deny_prefix(mut self, prefix: &str) -> Self {
+        if !prefix.starts_with('/') || prefix == "/" {
+            self.errors.push(
+                ConfigError::new("deny_prefix", "must start with '/' and not be '/' alone")
+                    .with_value(prefix),
+            );
+        } else {
+            self.policy.deny_prefixes.push(prefix.to_owned());
+        }
+        self
+    }
+
+    /// Require `scopes` for requests whose path is `prefix` or under it, for the given methods
+    /// (all methods when `None`).
+    pub fn require_path<I, S>(mut self, prefix: &str, methods: Option<&[Method]>, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let scopes = scopes_vec(scopes);
+        if !prefix.starts_with('/') {
+            self.errors.push(
+                ConfigError::new("require_path", "prefix must start with '/'").with_value(prefix),
+            );
+        } else if scopes.is_empty() {
+            self.errors.push(
+                ConfigError::new("require_path", "needs at least one scope").with_value(prefix),
+            );
+        } else {
+            self.policy.path_rules.push(PathRule {
+                prefix: prefix.to_owned(),
+                methods: methods.map(<[Method]>::to_vec),
+                scopes,
+            });
+        }
+        self
+    }
+
+    /// Require `scopes` for an MCP method (`"tools/list"`) or a method and target
+    /// (`"tools/call:delete_note"`, `"prompts/get:summary"`, `"resources/read:file:///x"`).
+    /// Rules for the same key accumulate.
+    pub fn require_mcp<I, S>(mut self, key: &str, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let scopes = scopes_vec(scopes);
+        if key.is_empty() || key.starts_with(':') || key.ends_with(':') {
+            self.errors.push(
+                ConfigError::new("require_mcp", "expected `method` or `method:target`")
+                    .with_value(key),
+            );
+        } else if scopes.is_empty() {
+            self.errors
+                .push(ConfigError::new("require_mcp", "needs at least one scope").with_value(key));
+        } else {
+            self.policy
+                .mcp_rules
+                .entry(key.to_owned())
+                .or_default()
+                .extend(scopes);
+        }
+        self
+    }
+
+    /// Validate and build.
+    ///
+    /// # Errors
+    /// The first invalid rule, naming the builder method.
+    pub fn build(mut self) -> Result<AuthPolicy, ConfigError> {
+        if !self.errors.is_empty() {
+            return Err(self.errors.swap_remove(0));
+        }
+        Ok(self.policy)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mcp_core::jsonrpc::parse_envelope;
+
+    fn notes_policy() -> AuthPolicy {
+        AuthPolicy::builder()
+            .require_mcp("tools/call:read_note", ["notes:read"])
+            .require_mcp("tools/call:write_note", ["notes:write"])
+            .require_mcp("tools/call:delete_note", ["notes:delete"])
+            .require_mcp("tools/call:delete_note", ["audit:write"])
+            .require_mcp("resources/read", ["resources:read"])
+            .require_path(
+                "/api/",
+                Some(&[Method::POST, Method::PUT]),
+                ["registry:write"],
+            )
+            .require_path("/api", None, ["registry:read"])
+            .deny_prefix("/internal/")
+            .build()
+            .unwrap()
+    }
+
+    fn call(body: &str) -> McpCall {
+        parse_envelope(body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn mcp_rules_by_method_and_tool() {
+        let p = notes_policy();
+        let del = call(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"delete_note"}}"#,
+        );
+        assert_eq!(
+            p.required_scopes(&Method::POST, "/mcp", Some(&del)),
+            ["notes:delete", "audit:write"]
+        );
+        let list = call(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
+        assert!(
+            p.required_scopes(&Method::POST, "/mcp", Some(&list))
+                .is_empty()
+        );
+        let echo =
+            call(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#);
+        assert!(
+            p.required_scopes(&Method::POST, "/mcp", Some(&echo))
+                .is_empty()
+        );
+        let res = call(
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///a"}}"#,
+        );
+        assert_eq!(
+            p.required_scopes(&Method::POST, "/mcp", Some(&res)),
+            ["resources:read"]
+        );
+    }
+
+    #[test]
+    fn batch_needs_the_union() {
+        let p = notes_policy();
+        let batch = call(
+            r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"read_note"}},
+                {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"write_note"}},
+                {"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"read_note"}}]"#,
+        );
+        assert_eq!(
+            p.required_scopes(&Method::POST, "/mcp", Some(&batch)),
+            ["notes:read", "notes:write"]
+        );
+    }
+
+    #[test]
+    fn path_rules_by_prefix_and_method() {
+        let p = notes_policy();
+        assert_eq!(
+            p.required_scopes(&Method::POST, "/api/tools", None),
+            ["registry:write", "registry:read"]
+        );
+        assert_eq!(
+            p.required_scopes(&Method::GET, "/api/tools", None),
+            ["registry:read"]
+        );
+        assert_eq!(
+            p.required_scopes(&Method::GET, "/api", None),
+            ["registry:read"]
+        );
+        assert!(p.required_scopes(&Method::GET, "/apix", None).is_empty());
+        assert_eq!(
+            p.all_scopes(),
+            [
+                "audit:write",
+                "notes:delete",
+                "notes:read",
+                "notes:write",
+                "registry:read",
+                "registry:write",
+                "resources:read"
+            ]
+        );
+    }
+
+    #[test]
+    fn exempt_is_exact() {
+        let p = notes_policy();
+        assert!(p.is_exempt("/health"));
+        assert!(!p.is_exempt("/health/"));
+        assert!(!p.is_exempt("//health"));
+        assert!(!p.is_exempt("/healthz"));
+        let p = AuthPolicy::builder()
+            .exempt_paths(["/live", "/ready"])
+            .build()
+            .unwrap();
+        assert!(!p.is_exempt("/health"));
+        assert!(p.is_exempt("/ready"));
+    }
+
+    #[test]
+    fn denied_prefixes_resist_spelling_variants() {
+        let p = notes_policy();
+        for path in [
+            "/internal/",
+            "/internal/metrics",
+            "//internal/x",
+            "/%69nternal/x",
+            "/%2Finternal/x",
+            "/api/../internal/x",
+            "/./internal/x",
+        ] {
+            assert!(p.is_denied(path), "{path}");
+        }
+        for path in [
+            "/internal",
+            "/internals/x",
+            "/api/internal/x",
+            "/%ZZinternal/",
+        ] {
+            assert!(!p.is_denied(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn builder_errors_name_the_setting() {
+        let e = AuthPolicy::builder().exempt("health").build().unwrap_err();
+        assert_eq!(
+            (e.setting(), e.value()),
+            ("auth_exempt_paths", Some("health"))
+        );
+        let e = AuthPolicy::builder().deny_prefix("/").build().unwrap_err();
+        assert_eq!(e.setting(), "deny_prefix");
+        let e = AuthPolicy::builder()
+            .require_mcp("tools/call:", ["x"])
+            .build()
+            .unwrap_err();
+        assert_eq!(e.setting(), "require_mcp");
+        let e = AuthPolicy::builder()
+            .require_mcp("tools/call:x", Vec::<String>::new())
+            .build()
+            .unwrap_err();
+        assert_eq!(e.reason(), "needs at least one scope");
+        let e = AuthPolicy::builder()
+            .require_path("api", None, ["x"])
+            .build()
+            .unwrap_err();
+        assert_eq!(e.setting(), "require_path");
+    }
+}
