@@ -2,7 +2,14 @@
 """Drive a running MCP server with the official Python client (PyPI `mcp` 2.x).
 
 Usage:
-    python .ci/mcp_smoke.py [URL]        # default http://127.0.0.1:8080/mcp
+    python .ci/mcp_smoke.py [URL] [--token TOKEN] [--expect-principal ID] [--expect-refused]
+
+    URL defaults to http://127.0.0.1:8080/mcp. --token sends `Authorization:
+    Bearer TOKEN` on every request; --expect-principal checks that `whoami`
+    names that principal. --expect-refused checks instead that the server
+    refuses the client (no or a bad token): a raw POST gets 401 with a
+    `WWW-Authenticate: Bearer resource_metadata=...` challenge whose metadata
+    document names the resource, and the MCP client fails to connect.
 
 Expects the tools of `examples/axum_mcp_server.rs` (whoami, echo, read_note,
 write_note, delete_note). For both protocol eras -- `mode="legacy"` (the
@@ -19,7 +26,10 @@ Requires: pip install 'mcp>=2,<3'   (it brings `httpx2`)
 
 from __future__ import annotations
 
+import argparse
+import json
 import logging
+import re
 import sys
 import traceback
 import uuid
@@ -54,12 +64,16 @@ def text_of(result) -> str:
     return "".join(getattr(block, "text", "") for block in result.content)
 
 
-async def drive(url: str, mode: str) -> None:
+def auth_headers(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+async def drive(url: str, mode: str, token: str | None, principal: str | None) -> None:
     run = uuid.uuid4().hex
     # Short connect/read timeouts so a hung server fails fast instead of waiting
     # for the SDK's 300 s SSE read default.
     timeout = httpx2.Timeout(10.0, read=30.0)
-    async with httpx2.AsyncClient(timeout=timeout) as http:
+    async with httpx2.AsyncClient(timeout=timeout, headers=auth_headers(token)) as http:
         async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:
             version = client.protocol_version
             if mode == "legacy":
@@ -86,6 +100,20 @@ async def drive(url: str, mode: str) -> None:
                 f"tools/list has {sorted(EXPECTED_TOOLS)}",
                 f"missing {sorted(missing)}; server listed {sorted(names)}",
             )
+
+            if principal is not None:
+                result = await client.call_tool("whoami", {})
+                got = text_of(result)
+                try:
+                    who = json.loads(got).get("principal", {})
+                except ValueError:
+                    who = {}
+                check(
+                    isinstance(who, dict) and who.get("id") == principal,
+                    mode,
+                    f"whoami names principal {principal!r}",
+                    f"got {got!r}",
+                )
 
             sent = f"smoke-{mode}-{run}"
             result = await client.call_tool("echo", {"text": sent})
@@ -132,6 +160,64 @@ async def drive(url: str, mode: str) -> None:
             )
 
 
+async def expect_refused(url: str, token: str | None) -> None:
+    """The server must refuse: 401 with an RFC 6750/9728 challenge, and the MCP client fails."""
+    mode = "refused"
+    timeout = httpx2.Timeout(10.0, read=30.0)
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "mcp-smoke", "version": "0"},
+        },
+    }
+    async with httpx2.AsyncClient(timeout=timeout, headers=auth_headers(token)) as http:
+        response = await http.post(
+            url,
+            json=body,
+            headers={"Accept": "application/json, text/event-stream"},
+        )
+        check(
+            response.status_code == 401,
+            mode,
+            "a raw initialize POST gets 401",
+            f"got {response.status_code}: {response.text[:200]!r}",
+        )
+        challenge = response.headers.get("www-authenticate", "")
+        match = re.search(r'resource_metadata="([^"]+)"', challenge)
+        check(
+            challenge.startswith("Bearer") and match is not None,
+            mode,
+            "the 401 carries a Bearer challenge with resource_metadata",
+            f"WWW-Authenticate was {challenge!r}",
+        )
+        assert match is not None
+        metadata = await http.get(match.group(1))
+        doc = metadata.json() if metadata.status_code == 200 else {}
+        check(
+            metadata.status_code == 200 and doc.get("resource", "").endswith("/mcp"),
+            mode,
+            f"protected-resource metadata names the resource ({doc.get('resource')})",
+            f"GET {match.group(1)} -> {metadata.status_code} {metadata.text[:200]!r}",
+        )
+    refused = False
+    detail = "the client connected"
+    try:
+        with anyio.fail_after(20):
+            async with httpx2.AsyncClient(timeout=timeout, headers=auth_headers(token)) as http:
+                async with Client(streamable_http_client(url, http_client=http), mode="legacy") as client:
+                    await client.list_tools()
+    except CheckFailed:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - any failure to connect is the expected outcome
+        refused = True
+        detail = describe(exc)
+    check(refused, mode, f"the MCP client is refused ({detail[:80]})", detail)
+
+
 def find_check_failure(exc: BaseException) -> CheckFailed | None:
     """The CheckFailed behind `exc`, which anyio task groups may have wrapped."""
     if isinstance(exc, CheckFailed):
@@ -158,21 +244,31 @@ class _DropTerminate202(logging.Filter):
         return record.getMessage() != "Session termination failed: 202"
 
 
-async def main(url: str) -> None:
+async def main(args: argparse.Namespace) -> None:
     with anyio.fail_after(TOTAL_TIMEOUT_S):
+        if args.expect_refused:
+            await expect_refused(args.url, args.token)
+            return
         for mode in ("legacy", "auto"):
-            await drive(url, mode)
+            await drive(args.url, mode, args.token, args.expect_principal)
 
 
 def run(argv: list[str]) -> int:
-    if len(argv) > 2 or (len(argv) == 2 and argv[1] in ("-h", "--help")):
-        print(__doc__, file=sys.stderr)
-        return 2
-    target = argv[1] if len(argv) == 2 else DEFAULT_URL
-    logging.getLogger("mcp.client.streamable_http").addFilter(_DropTerminate202())
-    print(f"MCP smoke test against {target}", flush=True)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("url", nargs="?", default=DEFAULT_URL)
+    parser.add_argument("--token", help="send Authorization: Bearer TOKEN")
+    parser.add_argument("--expect-principal", help="whoami must name this principal id")
+    parser.add_argument("--expect-refused", action="store_true", help="the server must refuse the client")
     try:
-        anyio.run(main, target)
+        args = parser.parse_args(argv[1:])
+    except SystemExit:
+        return 2
+    target = args.url
+    logging.getLogger("mcp.client.streamable_http").addFilter(_DropTerminate202())
+    label = "refusal" if args.expect_refused else "smoke"
+    print(f"MCP {label} test against {target}", flush=True)
+    try:
+        anyio.run(main, args)
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # noqa: BLE001 - report anything, including exception groups

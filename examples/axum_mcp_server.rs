@@ -8,7 +8,7 @@
 //!
 //! It exposes five tools over an in-memory note store shared by all sessions:
 //!
-//! | tool          | what it does                          | scope it will need |
+//! | tool          | what it does                          | scope it needs     |
 //! |---------------|---------------------------------------|--------------------|
 //! | `whoami`      | the caller's principal, as JSON text  | —                  |
 //! | `echo`        | returns `text` unchanged              | —                  |
@@ -32,6 +32,17 @@
 //! * `MCP_ALLOWED_HOSTS` — comma-separated `Host` header values the MCP
 //!   endpoint accepts (`example.com`, `example.com:8443`, `10.0.0.5`). See
 //!   "Host allowlist" below.
+//! * Authentication (the `mcp_auth::AuthLayer` env contract): `MCP_API_KEY`
+//!   / `MCP_API_KEY_FILE` (one key with every scope; its principal is `env`),
+//!   `MCP_API_KEYS_FILE` (hashed keys with scopes, reloaded on change),
+//!   `MCP_JWT_SECRET` / `MCP_JWT_SECRET_FILE` (HS256, comma-separated for
+//!   rotation), `MCP_JWT_AUDIENCE`, `MCP_JWT_ISSUER`, `MCP_API_KEY_HEADER`,
+//!   `MCP_URL_AUTH`, `MCP_RESOURCE_URL`, `MCP_AUTHORIZATION_SERVERS`,
+//!   `MCP_AUTH_EXEMPT_PATHS` (default `/health`), `MCP_AUTH_DENY_PREFIXES`,
+//!   `MCP_DEV_BYPASS`. In development with none of the credential variables
+//!   set, the example generates a key for the run and prints it once with a
+//!   ready-to-paste `mcpServers` client configuration; in production it
+//!   refuses to start.
 //! * `RUST_LOG` — tracing filter, default `info,rmcp=warn` (rmcp logs every
 //!   stateless request at INFO).
 //!
@@ -42,7 +53,7 @@
 //! Python SDK (`pip install 'mcp>=2,<3'`), as `.ci/mcp_smoke.py` does:
 //!
 //! ```text
-//! .venv/bin/python .ci/mcp_smoke.py http://127.0.0.1:8080/mcp
+//! .venv/bin/python .ci/mcp_smoke.py http://127.0.0.1:8080/mcp --token "$MCP_API_KEY"
 //! ```
 //!
 //! or the MCP Inspector (`npx @modelcontextprotocol/inspector`, transport
@@ -89,7 +100,11 @@ use axum::{
     routing::get,
     serve::ListenerExt,
 };
-use mcp_core::inspect::McpInspectLayer;
+use mcp_security::auth::api_key::{ApiKeyStore, DEFAULT_KEY_PREFIX, generate_key};
+use mcp_security::auth::{AuthLayer, AuthPolicy};
+use mcp_security::core::Scopes;
+use mcp_security::core::config::{Env, Environment};
+use mcp_security::core::inspect::McpInspectLayer;
 use rmcp::{
     ServerHandler,
     handler::server::{router::tool::ToolRouter, tool::Extension, wrapper::Parameters},
@@ -160,13 +175,12 @@ impl NotesServer {
 
     /// Who the server thinks the caller is.
     ///
-    /// Needs no scope: any authenticated caller may ask. Until the auth layer
-    /// lands, every caller is `anonymous`.
+    /// Needs no scope: any authenticated caller may ask.
     #[tool(description = "Return the caller's principal (id, kind, scopes) as JSON text.")]
     async fn whoami(&self, Extension(parts): Extension<Parts>) -> String {
-        // The auth layer (mcp-auth, not wired into this example yet) inserts a
-        // `mcp_core::Principal`; with no auth layer every caller is anonymous.
-        let principal = match parts.extensions.get::<mcp_core::Principal>() {
+        // The auth layer inserts the caller's `Principal` (with no auth layer
+        // in front, every caller would be anonymous).
+        let principal = match parts.extensions.get::<mcp_security::core::Principal>() {
             Some(p) => json!({
                 "id": p.id(),
                 "kind": p.kind().as_str(),
@@ -177,7 +191,7 @@ impl NotesServer {
         // Inserted by `McpInspectLayer`: the JSON-RPC envelope it read.
         let method = parts
             .extensions
-            .get::<mcp_core::McpCall>()
+            .get::<mcp_security::core::McpCall>()
             .and_then(|call| call.method().map(str::to_owned));
         let client = parts
             .extensions
@@ -192,7 +206,7 @@ impl NotesServer {
         text
     }
 
-    /// Reads one note. Will need scope `notes:read`.
+    /// Reads one note. Needs scope `notes:read`.
     #[tool(description = "Read the note called `name`.")]
     async fn read_note(
         &self,
@@ -205,7 +219,7 @@ impl NotesServer {
         }
     }
 
-    /// Creates or replaces one note. Will need scope `notes:write`.
+    /// Creates or replaces one note. Needs scope `notes:write`.
     #[tool(description = "Store `content` as the note called `name`, replacing any existing note.")]
     async fn write_note(
         &self,
@@ -225,7 +239,7 @@ impl NotesServer {
         ))])
     }
 
-    /// Deletes one note. Will need scope `notes:delete`.
+    /// Deletes one note. Needs scope `notes:delete`.
     #[tool(description = "Delete the note called `name`.")]
     async fn delete_note(
         &self,
@@ -266,21 +280,18 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
 
-    // Unset means development: this example is a loopback demo.
-    let (env, env_source) = match std::env::var("MCP_ENV") {
-        Ok(v) => (v, "MCP_ENV"),
-        Err(_) => ("development".to_owned(), "default, MCP_ENV unset"),
+    // Unset means development: this example is a loopback demo. (The library's
+    // own default is production.)
+    let env = Env::new("MCP");
+    let (environment, env_source) = match env.string("ENV")? {
+        Some(v) => (Environment::parse("MCP_ENV", &v)?, "MCP_ENV"),
+        None => (Environment::Development, "default, MCP_ENV unset"),
     };
     let bind: SocketAddr = std::env::var("MCP_BIND")
         .unwrap_or_else(|_| DEFAULT_BIND.to_owned())
         .parse()
         .context("MCP_BIND must be an address like 127.0.0.1:8080")?;
-    let max_body_bytes: usize = match std::env::var("MCP_MAX_BODY_BYTES") {
-        Ok(v) => v
-            .parse()
-            .with_context(|| format!("MCP_MAX_BODY_BYTES must be a byte count, got {v:?}"))?,
-        Err(_) => DEFAULT_MAX_BODY_BYTES,
-    };
+    let max_body_bytes = env.usize("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?;
     let allowed_hosts = allowed_hosts(bind)?;
 
     // rmcp's own body cap is set to the same value as a backstop behind
@@ -301,19 +312,53 @@ async fn main() -> anyhow::Result<()> {
         mcp_config,
     );
 
-    // Security layers, outermost last. `McpInspectLayer` reads the JSON-RPC
-    // envelope of MCP POSTs (bounded by `max_body_bytes`; 413 beyond it, 400
-    // for bodies that are not JSON-RPC) and inserts an `mcp_core::McpCall`.
+    // `McpInspectLayer` reads the JSON-RPC envelope of MCP POSTs (bounded by
+    // `max_body_bytes`; 413 beyond it, 400 for bodies that are not JSON-RPC)
+    // and inserts an `mcp_security::core::McpCall`, which the auth policy reads.
     let inspect = McpInspectLayer::builder()
         .path(MCP_PATH)
         .max_body_bytes(max_body_bytes)
         .build()
         .context("invalid MCP_MAX_BODY_BYTES")?;
-    let controls = format!("mcp-inspect (max body {max_body_bytes} bytes)");
 
+    // Authentication from the environment (MCP_API_KEY, MCP_API_KEYS_FILE,
+    // MCP_JWT_SECRET, ...), with the scopes each tool needs.
+    let policy = AuthPolicy::builder_from_env(&env)?
+        .require_mcp("tools/call:read_note", ["notes:read"])
+        .require_mcp("tools/call:write_note", ["notes:write"])
+        .require_mcp("tools/call:delete_note", ["notes:delete"])
+        .build()?;
+    let mut auth = AuthLayer::builder_from_env(&env)?
+        .environment(environment)
+        .bind_addr(bind)
+        .mcp_path(MCP_PATH)
+        .policy(policy);
+    let mut generated_key = None;
+    if !auth.has_credential_source() && environment == Environment::Development {
+        // A demo must still not run open: invent a key for this run and say so.
+        let key = generate_key(DEFAULT_KEY_PREFIX)?;
+        let store = ApiKeyStore::builder()
+            .key("dev-generated", &key, Scopes::new(["*"]))
+            .build()?;
+        auth = auth.api_keys(store);
+        generated_key = Some(key);
+    }
+    // In production with no credential source this refuses to start, naming
+    // the setting and the variables to set.
+    let auth = auth.build().context(
+        "refusing to start: authentication is misconfigured (credential sources are \
+         MCP_API_KEY(_FILE), MCP_API_KEYS_FILE and MCP_JWT_SECRET(_FILE))",
+    )?;
+    let controls = format!(
+        "mcp-inspect (max body {max_body_bytes} bytes), auth ({})",
+        auth.summary()
+    );
+
+    // axum runs the layer added last first: inspect, then auth, then the router.
     let app = Router::new()
         .route("/health", get(health))
         .nest_service(MCP_PATH, mcp)
+        .layer(auth)
         .layer(inspect);
 
     let listener = tokio::net::TcpListener::bind(bind)
@@ -321,13 +366,13 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot bind {bind}"))?;
     let local = listener.local_addr().context("no local address")?;
     tracing::info!(
-        env = %env,
+        env = environment.as_str(),
         env_source,
         allowed_hosts = ?allowed_hosts,
         "listening on http://{local}, MCP endpoint http://{local}{MCP_PATH}, controls: {controls}"
     );
-    if env == "production" {
-        tracing::warn!("MCP_ENV=production, but this example has no authentication yet");
+    if let Some(key) = generated_key {
+        print_client_config(&key, local);
     }
 
     axum::serve(
@@ -345,6 +390,25 @@ async fn main() -> anyhow::Result<()> {
     .await
     .context("server error")?;
     Ok(())
+}
+
+/// Print the generated development key once, with a ready-to-paste client
+/// configuration (the `mcpServers` block MCP hosts read).
+fn print_client_config(key: &str, local: SocketAddr) {
+    let config = json!({
+        "mcpServers": {
+            "notes": {
+                "url": format!("http://{local}{MCP_PATH}"),
+                "headers": { "Authorization": format!("Bearer {key}") }
+            }
+        }
+    });
+    let pretty = serde_json::to_string_pretty(&config).unwrap_or_else(|_| config.to_string());
+    println!(
+        "\nNo credential configured (MCP_API_KEY, MCP_API_KEYS_FILE, MCP_JWT_SECRET): \
+         generated a development API key with every scope, valid until this process exits:\n\n  \
+         {key}\n\nClient configuration:\n{pretty}\n"
+    );
 }
 
 /// `GET /health`.

@@ -183,6 +183,20 @@ impl AuthLayer {
         AuthLayerBuilder::default()
     }
 
+    /// A one-line summary of what is on, for start-up logs (never any secret).
+    pub fn summary(&self) -> String {
+        let s = &self.shared;
+        let on = |b: bool| if b { "on" } else { "off" };
+        format!(
+            "api keys: {}, jwt: {}, api key header: {}, url auth: {}, dev bypass: {}",
+            s.api_keys.as_ref().map_or(0, ApiKeyStore::len),
+            on(s.jwt.is_some()),
+            s.api_key_header.as_ref().map_or("none", HeaderName::as_str),
+            on(s.url_auth),
+            on(s.dev_bypass),
+        )
+    }
+
     /// A builder filled from the environment (prefix `MCP` gives `MCP_API_KEY` …): `API_KEY` /
     /// `API_KEY_FILE` (one key with every scope), `API_KEYS_FILE` (hashed keys, reloaded on
     /// change), `API_KEY_PEPPER(_FILE)`, `API_KEY_HEADER`, `URL_AUTH`, `JWT_SECRET(_FILE)`
@@ -238,14 +252,7 @@ impl AuthLayer {
         }
         b = b.url_auth(env.bool("URL_AUTH", false)?);
         b = b.dev_bypass(env.bool("DEV_BYPASS", false)?);
-        let mut policy = AuthPolicy::builder();
-        if let Some(paths) = env.list("AUTH_EXEMPT_PATHS")? {
-            policy = policy.exempt_paths(paths);
-        }
-        for prefix in env.list("AUTH_DENY_PREFIXES")?.unwrap_or_default() {
-            policy = policy.deny_prefix(&prefix);
-        }
-        b = b.policy(policy.build()?);
+        b = b.policy(AuthPolicy::builder_from_env(env)?.build()?);
         if let Some(url) = env.string("RESOURCE_URL")? {
             b = b.resource(url);
         }
@@ -313,6 +320,11 @@ impl fmt::Debug for AuthLayerBuilder {
 }
 
 impl AuthLayerBuilder {
+    /// Whether a credential source (API keys or a JWT verifier) is configured.
+    pub fn has_credential_source(&self) -> bool {
+        self.api_keys.is_some() || self.jwt.is_some()
+    }
+
     /// Accept API keys from this store.
     pub fn api_keys(mut self, store: ApiKeyStore) -> Self {
         self.api_keys = Some(store);

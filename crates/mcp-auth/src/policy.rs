@@ -26,7 +26,7 @@ use std::collections::HashMap;
 
 use http::Method;
 use mcp_core::McpCall;
-use mcp_core::config::ConfigError;
+use mcp_core::config::{ConfigError, Env};
 
 /// The default exempt paths: `/health`.
 pub const DEFAULT_EXEMPT_PATHS: &[&str] = &["/health"];
@@ -68,6 +68,22 @@ impl AuthPolicy {
             policy: AuthPolicy::default(),
             errors: Vec::new(),
         }
+    }
+
+    /// A builder starting from the defaults and the environment: `AUTH_EXEMPT_PATHS` (exact
+    /// paths, comma-separated; replaces `/health`) and `AUTH_DENY_PREFIXES`.
+    ///
+    /// # Errors
+    /// A malformed variable, naming it.
+    pub fn builder_from_env(env: &Env) -> Result<AuthPolicyBuilder, ConfigError> {
+        let mut policy = AuthPolicy::builder();
+        if let Some(paths) = env.list("AUTH_EXEMPT_PATHS")? {
+            policy = policy.exempt_paths(paths);
+        }
+        for prefix in env.list("AUTH_DENY_PREFIXES")?.unwrap_or_default() {
+            policy = policy.deny_prefix(&prefix);
+        }
+        Ok(policy)
     }
 
     /// Whether `path` is served without authentication. Exact match on the raw path only: a
