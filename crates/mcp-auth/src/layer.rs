@@ -643,10 +643,24 @@ impl Shared {
     fn verify(&self, credential: &str) -> Result<Principal, AuthFailure> {
         let now = self.clock.now();
         match (&self.jwt, &self.api_keys) {
-            (Some(jwt), _) if looks_like_jwt(credential) => jwt.verify(credential, now),
+            // A key that happens to be JWT-shaped still works; the JWT's failure is what is
+            // reported otherwise.
+            (Some(jwt), keys) if looks_like_jwt(credential) => {
+                jwt.verify(credential, now).or_else(|failure| match keys {
+                    Some(keys) => keys.verify(credential, now).map_err(|_| failure),
+                    None => Err(failure),
+                })
+            }
             (_, Some(keys)) => keys.verify(credential, now),
             (Some(jwt), None) => jwt.verify(credential, now),
             (None, None) => Err(AuthFailure::UnknownKey),
+        }
+    }
+
+    fn strip_credential_headers(&self, headers: &mut http::HeaderMap) {
+        headers.remove(AUTHORIZATION);
+        if let Some(name) = &self.api_key_header {
+            headers.remove(name);
         }
     }
 
@@ -845,6 +859,7 @@ fn strip_query_tokens(uri: &Uri) -> Uri {
     };
     let kept: Vec<&str> = query
         .split('&')
+        .filter(|pair| !pair.is_empty())
         .filter(|pair| {
             let key = pair.split_once('=').map_or(*pair, |(k, _)| k);
             !QUERY_TOKEN_PARAMS.contains(&key)
@@ -893,6 +908,9 @@ where
             );
         }
         if shared.policy.is_exempt(path) {
+            if shared.strip_credentials {
+                shared.strip_credential_headers(req.headers_mut());
+            }
             return ResponseFuture::inner(self.inner.call(req), AuthOutcome::Exempt);
         }
 
@@ -996,10 +1014,7 @@ where
                 *req.uri_mut() = strip_query_tokens(req.uri());
             }
             if shared.strip_credentials {
-                req.headers_mut().remove(AUTHORIZATION);
-                if let Some(name) = &shared.api_key_header {
-                    req.headers_mut().remove(name);
-                }
+                shared.strip_credential_headers(req.headers_mut());
             }
         }
         req.extensions_mut().insert(principal.clone());

@@ -406,9 +406,39 @@ async fn query_token_is_accepted_and_stripped_when_url_auth_is_on() {
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.json()["principal"], "reader");
     assert_eq!(a.json()["uri"], "/api/x?a=1&b=2");
-    let a = send(layer, get(&format!("/api?access_token={READER}"))).await;
+    let a = send(layer.clone(), get(&format!("/api?access_token={READER}"))).await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.json()["uri"], "/api");
+    let a = send(layer, get(&format!("/api?token={READER}&"))).await;
+    assert_eq!(a.json()["uri"], "/api");
+}
+
+#[tokio::test]
+async fn exempt_paths_do_not_pass_credentials_through() {
+    let a = send(layer(), with_bearer(get("/health"), READER)).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.json()["authorization"], false);
+}
+
+#[tokio::test]
+async fn a_jwt_shaped_api_key_still_works_when_jwts_are_on() {
+    let odd = "abc.def.ghi";
+    let store = ApiKeyStore::builder()
+        .key("dotted", odd, Scopes::new(["notes"]))
+        .build()
+        .unwrap();
+    let layer = AuthLayer::builder()
+        .api_keys(store)
+        .jwt(verifier(&[SECRET_NEW]))
+        .build()
+        .unwrap();
+    let a = send(layer.clone(), with_bearer(get("/api"), odd)).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.json()["principal"], "dotted");
+    // A JWT-shaped credential that is neither reports the JWT's failure.
+    let a = send(layer, with_bearer(get("/api"), "abc.def.ghj")).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert_ne!(a.failure(), AuthFailure::UnknownKey);
 }
 
 #[tokio::test]
