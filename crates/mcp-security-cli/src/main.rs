@@ -13,7 +13,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
@@ -101,6 +101,16 @@ impl Flags {
     }
 }
 
+/// Write to standard output; a reader that went away early (`| head -n 1`) is not an error.
+fn emit(text: &str) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(format!("cannot write to standard output: {e}")),
+    }
+}
+
 fn read_secret_file(path: &str, what: &str) -> Result<Secret, String> {
     let text =
         std::fs::read_to_string(path).map_err(|e| format!("cannot read {what} {path}: {e}"))?;
@@ -167,8 +177,7 @@ fn token(flags: &Flags) -> Result<(), String> {
     let token = verifier
         .sign(&request, SystemTime::now())
         .map_err(|e| e.to_string())?;
-    println!("{token}");
-    Ok(())
+    emit(&format!("{token}\n"))
 }
 
 fn hasher(flags: &Flags) -> Result<KeyHasher, String> {
@@ -191,11 +200,9 @@ fn keygen(flags: &Flags) -> Result<(), String> {
         serde_json::Value::from(hash_line(&hasher, &key)),
         serde_json::Value::from(if scopes.is_empty() { vec!["*"] } else { scopes }),
     );
-    println!("{key}");
-    println!();
-    println!("# The key above is shown once; only its hash goes into the key file:");
-    println!("{entry}");
-    Ok(())
+    emit(&format!(
+        "{key}\n\n# The key above is shown once; only its hash goes into the key file:\n{entry}\n"
+    ))
 }
 
 fn hash_key(flags: &Flags) -> Result<(), String> {
@@ -210,6 +217,5 @@ fn hash_key(flags: &Flags) -> Result<(), String> {
     if key.is_empty() {
         return Err("no key on standard input".into());
     }
-    println!("{}", hash_line(&hasher, key));
-    Ok(())
+    emit(&format!("{}\n", hash_line(&hasher, key)))
 }
