@@ -3,6 +3,7 @@
 
 Usage:
     python .ci/mcp_smoke.py [URL] [--token TOKEN] [--expect-principal ID] [--expect-refused]
+                            [--expect-browser-guards]
 
     URL defaults to http://127.0.0.1:8080/mcp. --token sends `Authorization:
     Bearer TOKEN` on every request; --expect-principal checks that `whoami`
@@ -10,6 +11,10 @@ Usage:
     refuses the client (no or a bad token): a raw POST gets 401 with a
     `WWW-Authenticate: Bearer resource_metadata=...` challenge whose metadata
     document names the resource, and the MCP client fails to connect.
+    --expect-browser-guards checks the browser-facing controls: security
+    headers on every answer, a POST from an unlisted Origin refused with 403
+    and a JSON-RPC error, a preflight from http://localhost:3000 (a
+    development default origin) answered with CORS headers.
 
 Expects the tools of `examples/axum_mcp_server.rs` (whoami, echo, read_note,
 write_note, delete_note). For both protocol eras -- `mode="legacy"` (the
@@ -218,6 +223,60 @@ async def expect_refused(url: str, token: str | None) -> None:
     check(refused, mode, f"the MCP client is refused ({detail[:80]})", detail)
 
 
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "strict-origin-when-cross-origin",
+    "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+    "cache-control": "no-store",
+    "x-xss-protection": "0",
+}
+
+
+async def expect_browser_guards(url: str) -> None:
+    mode = "browser"
+    health = url.rsplit("/", 1)[0] + "/health"
+    async with httpx2.AsyncClient(timeout=httpx2.Timeout(10.0)) as http:
+        for label, response in (
+            ("GET /health", await http.get(health)),
+            ("an unauthenticated POST", await http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})),
+        ):
+            wrong = {k: response.headers.get(k) for k, v in SECURITY_HEADERS.items() if response.headers.get(k) != v}
+            check(not wrong, mode, f"security headers on {label} ({response.status_code})", f"wrong or missing: {wrong}")
+        response = await http.post(
+            url,
+            json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+            headers={"Origin": "http://evil.example", "Accept": "application/json, text/event-stream"},
+        )
+        body = response.json() if response.headers.get("content-type") == "application/json" else {}
+        check(
+            response.status_code == 403
+            and body.get("id", "missing") is None
+            and body.get("error", {}).get("data", {}).get("code") == "origin_not_allowed",
+            mode,
+            "a POST from an unlisted Origin gets 403 with a JSON-RPC error",
+            f"got {response.status_code} {response.text[:200]!r}",
+        )
+        response = await http.request(
+            "OPTIONS",
+            url,
+            headers={
+                "Origin": "http://localhost:3000",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type, mcp-protocol-version",
+            },
+        )
+        allowed = response.headers.get("access-control-allow-headers", "")
+        check(
+            response.status_code in (200, 204)
+            and response.headers.get("access-control-allow-origin") == "http://localhost:3000"
+            and "authorization" in allowed,
+            mode,
+            "a preflight from an allowed origin is answered with CORS headers",
+            f"got {response.status_code} {dict(response.headers)!r}",
+        )
+
+
 def find_check_failure(exc: BaseException) -> CheckFailed | None:
     """The CheckFailed behind `exc`, which anyio task groups may have wrapped."""
     if isinstance(exc, CheckFailed):
@@ -249,6 +308,9 @@ async def main(args: argparse.Namespace) -> None:
         if args.expect_refused:
             await expect_refused(args.url, args.token)
             return
+        if args.expect_browser_guards:
+            await expect_browser_guards(args.url)
+            return
         for mode in ("legacy", "auto"):
             await drive(args.url, mode, args.token, args.expect_principal)
 
@@ -259,13 +321,16 @@ def run(argv: list[str]) -> int:
     parser.add_argument("--token", help="send Authorization: Bearer TOKEN")
     parser.add_argument("--expect-principal", help="whoami must name this principal id")
     parser.add_argument("--expect-refused", action="store_true", help="the server must refuse the client")
+    parser.add_argument(
+        "--expect-browser-guards", action="store_true", help="check security headers, Origin guard and CORS"
+    )
     try:
         args = parser.parse_args(argv[1:])
     except SystemExit:
         return 2
     target = args.url
     logging.getLogger("mcp.client.streamable_http").addFilter(_DropTerminate202())
-    label = "refusal" if args.expect_refused else "smoke"
+    label = "refusal" if args.expect_refused else "browser-guard" if args.expect_browser_guards else "smoke"
     print(f"MCP {label} test against {target}", flush=True)
     try:
         anyio.run(main, args)

@@ -43,6 +43,10 @@
 //!   set, the example generates a key for the run and prints it once with a
 //!   ready-to-paste `mcpServers` client configuration; in production it
 //!   refuses to start.
+//! * `MCP_CORS_ORIGINS` — comma-separated browser origins allowed to call the
+//!   server (CORS and the MCP Origin check). Unset in development: the
+//!   localhost defaults; unset in production: no browser origin. The MCP
+//!   Inspector needs `MCP_CORS_ORIGINS=http://localhost:6274`.
 //! * `RUST_LOG` — tracing filter, default `info,rmcp=warn` (rmcp logs every
 //!   stateless request at INFO).
 //!
@@ -105,6 +109,7 @@ use mcp_security::auth::{AuthLayer, AuthPolicy};
 use mcp_security::core::Scopes;
 use mcp_security::core::config::{Env, Environment};
 use mcp_security::core::inspect::McpInspectLayer;
+use mcp_security::headers::{CorsPolicy, OriginGuardLayer, SecurityHeadersLayer};
 use rmcp::{
     ServerHandler,
     handler::server::{router::tool::ToolRouter, tool::Extension, wrapper::Parameters},
@@ -354,12 +359,39 @@ async fn main() -> anyhow::Result<()> {
         auth.summary()
     );
 
-    // axum runs the layer added last first: inspect, then auth, then the router.
+    // CORS from MCP_CORS_ORIGINS (comma-separated). This example defaults to
+    // development, where an unset list means http://localhost:3000/8080/8501
+    // and any http://127.0.0.1:<port>; production without a list allows no
+    // cross-origin access at all.
+    let cors = CorsPolicy::builder_from_env(&env)?
+        .environment(environment)
+        .build()
+        .context("invalid MCP_CORS_ORIGINS")?;
+    // The MCP Origin check (DNS-rebinding defence) and CORS from that one
+    // policy, with the same Host allowlist rmcp gets (MCP_ALLOWED_HOSTS=* →
+    // any host).
+    let guard = OriginGuardLayer::builder(&cors)
+        .mcp_path(MCP_PATH)
+        .bind_addr(bind);
+    let guard = if allowed_hosts.is_empty() {
+        guard.any_host()
+    } else {
+        guard.allowed_hosts(allowed_hosts.iter().cloned())
+    };
+    let guard = guard.build().context("invalid MCP_ALLOWED_HOSTS")?;
+    let headers = SecurityHeadersLayer::api();
+    let controls = format!("{controls}, security headers (api), {}", guard.summary());
+
+    // axum runs the layer added last first: headers, Origin guard + CORS,
+    // inspect, auth, then the router. The guard sits outside auth so browser
+    // preflights are answered without a credential.
     let app = Router::new()
         .route("/health", get(health))
         .nest_service(MCP_PATH, mcp)
         .layer(auth)
-        .layer(inspect);
+        .layer(inspect)
+        .layer(guard)
+        .layer(headers);
 
     let listener = tokio::net::TcpListener::bind(bind)
         .await
