@@ -18,6 +18,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod ban;
 pub mod client_addr;
 pub mod clock;
 pub mod config;
@@ -27,7 +28,9 @@ pub mod outcome;
 pub mod principal;
 pub mod rejection;
 
+pub use ban::BanList;
 pub use jsonrpc::McpCall;
+pub use outcome::RateLimitOutcome;
 pub use outcome::{AuthFailure, AuthOutcome};
 pub use principal::{Principal, PrincipalKind, Scopes};
 pub use rejection::{GuardBody, Rejection};

@@ -104,3 +104,63 @@ pub enum AuthOutcome {
         fingerprint: Option<String>,
     },
 }
+
+/// What a rate limiter decided for one request, for the audit layer.
+///
+/// When two rate-limit layers see the same request (per client before authentication, per
+/// principal and tool after it), the response carries the tighter of their outcomes: a refusal
+/// over an admission, and of two admissions the one with fewer requests remaining.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RateLimitOutcome {
+    /// Every limit that applies admitted the request; `policy` is the tightest of them.
+    Allowed {
+        /// The name of the limit with the fewest requests remaining.
+        policy: std::borrow::Cow<'static, str>,
+        /// Requests that limit would still admit right now.
+        remaining: u64,
+        /// The request was counted in a limit's shared overflow bucket, because the key store
+        /// was full or the client address unknown.
+        overflow: bool,
+    },
+    /// No configured limit applies to this request (for example a per-principal limit on an
+    /// anonymous request), and the client is not banned.
+    NotLimited,
+    /// A limit refused the request.
+    Limited {
+        /// The name of the limit that refused it (the one with the longest wait).
+        policy: std::borrow::Cow<'static, str>,
+        /// The `Retry-After` sent, in whole seconds (at least 1).
+        retry_after_secs: u64,
+        /// The refusal came from a limit's shared overflow bucket.
+        overflow: bool,
+    },
+    /// The client is on the ban list; no limit was consulted.
+    Banned {
+        /// When the ban ends.
+        until: std::time::SystemTime,
+        /// The `Retry-After` sent, in whole seconds (at least 1).
+        retry_after_secs: u64,
+    },
+}
+
+impl RateLimitOutcome {
+    /// A stable snake_case label for audit records and metrics: `allowed`, `not_limited`,
+    /// `limited`, `banned`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RateLimitOutcome::Allowed { .. } => "allowed",
+            RateLimitOutcome::NotLimited => "not_limited",
+            RateLimitOutcome::Limited { .. } => "limited",
+            RateLimitOutcome::Banned { .. } => "banned",
+        }
+    }
+
+    /// Whether the request was refused (limited or banned).
+    pub fn is_refused(&self) -> bool {
+        matches!(
+            self,
+            RateLimitOutcome::Limited { .. } | RateLimitOutcome::Banned { .. }
+        )
+    }
+}

@@ -1,14 +1,67 @@
 //! # mcp-ratelimit
 //!
-//! Rate limiting for MCP servers as tower middleware. This crate will hold `RateLimitLayer`:
-//! GCRA quotas keyed by client address (IPv6 by prefix), principal, route class and MCP
-//! method/tool, several limits per request, a hard bound on tracked keys with eviction on the
-//! request path, `X-RateLimit-*` and IETF `RateLimit` headers, and `429` answers with an exact
-//! `Retry-After`.
+//! Rate limiting for MCP servers as tower middleware: exact GCRA limits per client address,
+//! principal, route class and MCP method or tool, on a key store with a hard bound, and the
+//! resource limits (concurrency, timeouts) a production server needs.
 //!
-//! Status: not implemented yet; the crate exists so the workspace layout is final.
+//! - [`RateLimitLayer`]: one or more [`Limit`]s, each a [`Quota`] counted per a [`KeySelector`],
+//!   optionally restricted to a [`RouteClass`] or an MCP tool. All limits that apply must admit a
+//!   request; the tightest is reported in `X-RateLimit-*` and the IETF `RateLimit` /
+//!   `RateLimit-Policy` headers (draft-ietf-httpapi-ratelimit-headers-11); refusals are `429`
+//!   with an exact `Retry-After` (whole seconds, rounded up, never 0) in the caller's format
+//!   (JSON with the seed's `detail` / `retry_after`, JSON-RPC with the request id, gRPC status
+//!   8). A [`BanList`](mcp_core::BanList) is checked first. See [`layer`].
+//! - [`quota`]: the GCRA, in integer nanoseconds: over any window `W` at most
+//!   `burst + ⌊W × requests / window⌋` requests are admitted — proven in the module docs, and
+//!   checked by a property test and a two-thread stress test.
+//! - [`store`]: the bounded key store — a hard cap on tracked keys, idle keys evicted a few at a
+//!   time on the request path (no cleanup task), and a shared overflow bucket per limit once the
+//!   cap is reached, so a flood of distinct keys is still limited and never grows memory. Why
+//!   this crate does not use governor's keyed state is explained there.
+//! - [`config`]: [`RateLimitLayer::from_env`] (`RATE_LIMIT_ENABLED`, `_REQUESTS`, `_WINDOW`,
+//!   `_BURST`, `_MAX_KEYS`) and the `[rate_limit]` TOML section for classes and per-tool limits.
+//! - [`resource`]: [`ResourceLimitLayer`], tower's `ConcurrencyLimit` + `LoadShed` and
+//!   tower-http's `Timeout` composed to answer `503` / `504` in the house format, with the MCP
+//!   SSE stream exempt from the timeout.
+//!
+//! Time comes from an injected [`MonotonicClock`](mcp_core::clock::MonotonicClock), so tests
+//! move it by hand.
+//!
+//! ```
+//! use mcp_ratelimit::{KeySelector, Limit, Quota, RateLimitLayer, RouteClass};
+//!
+//! // Before authentication: per client address.
+//! let per_ip = RateLimitLayer::builder()
+//!     .limit(Limit::new("ip", Quota::per_minute(100), KeySelector::client_addr()))
+//!     .build()?;
+//!
+//! // After McpInspectLayer and authentication: per principal, per endpoint class, per tool.
+//! let per_caller = RateLimitLayer::builder()
+//!     .route_class(RouteClass::new("write").mcp("tools/call:write_note"))
+//!     .route_class(RouteClass::new("delete").mcp("tools/call:delete_note"))
+//!     .limit(Limit::new("principal", Quota::per_minute(300), KeySelector::principal()))
+//!     .limit(Limit::new("write", Quota::per_minute(20), KeySelector::principal()).for_class("write"))
+//!     .limit(Limit::new("delete", Quota::per_minute(10), KeySelector::principal()).for_class("delete"))
+//!     .build()?;
+//! # let _ = (per_ip, per_caller);
+//! # Ok::<(), mcp_core::config::ConfigError>(())
+//! ```
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod class;
+pub mod config;
+pub mod key;
+pub mod layer;
+pub mod quota;
+pub mod resource;
+pub mod store;
+
+pub use class::RouteClass;
+pub use key::KeySelector;
+pub use layer::{Limit, RateLimit, RateLimitLayer, RateLimitLayerBuilder};
+pub use quota::Quota;
+pub use resource::{ResourceLimit, ResourceLimitLayer, ResourceLimitLayerBuilder};
 
 /// The [`mcp_core`] crate this layer builds on, re-exported for convenience.
 pub use mcp_core;

@@ -1,0 +1,382 @@
+//! [`KeySelector`]: what a limit counts per — and how a request becomes a fixed-size key.
+//!
+//! The parts a selector picks (client address, principal, route class, MCP method, MCP tool) are
+//! hashed with a per-process random key into a 128-bit digest (SipHash-1-3, the standard
+//! library's `RandomState`, finished twice). The store keeps only that digest, so
+//!
+//! - every tracked key costs the same memory, whatever a client sends (a 1 MB tool name costs
+//!   16 bytes, and no client-chosen string is retained);
+//! - clients cannot aim collisions or hash flooding at the store: without the process's random
+//!   key they cannot predict a digest, and two different keys share a bucket with probability
+//!   about 2⁻¹²⁸ per pair.
+
+use std::fmt;
+use std::hash::{BuildHasher, Hasher, RandomState};
+use std::net::IpAddr;
+
+use mcp_core::Principal;
+
+const CLIENT: u8 = 1;
+const PRINCIPAL: u8 = 1 << 1;
+const PRINCIPAL_OR_CLIENT: u8 = 1 << 2;
+const CLASS: u8 = 1 << 3;
+const METHOD: u8 = 1 << 4;
+const TOOL: u8 = 1 << 5;
+
+const NAMES: [(u8, &str); 6] = [
+    (CLIENT, "client_addr"),
+    (PRINCIPAL, "principal"),
+    (PRINCIPAL_OR_CLIENT, "principal_or_client_addr"),
+    (CLASS, "route_class"),
+    (METHOD, "mcp_method"),
+    (TOOL, "mcp_tool"),
+];
+
+/// What a [`Limit`](crate::Limit) counts per: one bucket per distinct combination of the selected
+/// parts. Combine parts with [`and`](Self::and).
+///
+/// | part | value | when the request has none |
+/// |---|---|---|
+/// | [`client_addr`](Self::client_addr) | the client's [rate-limit key](mcp_core::client_addr::ClientAddr::rate_limit_key) (IPv6 by prefix) | counted in the limit's shared overflow bucket (never waved through), with a warning |
+/// | [`principal`](Self::principal) | the [`Principal`]'s kind and id | the limit does not apply |
+/// | [`principal_or_client_addr`](Self::principal_or_client_addr) | the principal, else the client address | as `client_addr` |
+/// | [`route_class`](Self::route_class) | the request's [route class](crate::RouteClass) | the limit does not apply |
+/// | [`mcp_method`](Self::mcp_method) | each JSON-RPC message's `method` | the limit does not apply |
+/// | [`mcp_tool`](Self::mcp_tool) | the tool of each `tools/call` message | the limit does not apply |
+///
+/// [`global`](Self::global) selects nothing: one bucket for every request.
+///
+/// ```
+/// use mcp_ratelimit::KeySelector;
+///
+/// let per_user_and_tool = KeySelector::principal().and(KeySelector::mcp_tool());
+/// assert_eq!(per_user_and_tool.to_string(), "principal+mcp_tool");
+/// assert_eq!(KeySelector::global().to_string(), "global");
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct KeySelector {
+    parts: u8,
+}
+
+impl KeySelector {
+    /// One bucket for every request the limit applies to.
+    pub const fn global() -> Self {
+        KeySelector { parts: 0 }
+    }
+
+    /// Per client address (IPv6 clients by prefix, from
+    /// [`ClientAddr`](mcp_core::client_addr::ClientAddr)).
+    pub const fn client_addr() -> Self {
+        KeySelector { parts: CLIENT }
+    }
+
+    /// Per authenticated principal (kind and id); requests without a principal are not counted.
+    pub const fn principal() -> Self {
+        KeySelector { parts: PRINCIPAL }
+    }
+
+    /// Per principal when there is one, else per client address.
+    pub const fn principal_or_client_addr() -> Self {
+        KeySelector {
+            parts: PRINCIPAL_OR_CLIENT,
+        }
+    }
+
+    /// Per route class; requests in no class are not counted.
+    pub const fn route_class() -> Self {
+        KeySelector { parts: CLASS }
+    }
+
+    /// Per MCP method (`tools/call`, `resources/read`, …); non-MCP requests are not counted.
+    pub const fn mcp_method() -> Self {
+        KeySelector { parts: METHOD }
+    }
+
+    /// Per MCP tool (the `params.name` of `tools/call`); other requests are not counted.
+    pub const fn mcp_tool() -> Self {
+        KeySelector { parts: TOOL }
+    }
+
+    /// Both selectors' parts: one bucket per combination.
+    #[must_use]
+    pub const fn and(self, other: KeySelector) -> Self {
+        KeySelector {
+            parts: self.parts | other.parts,
+        }
+    }
+
+    const fn has(self, part: u8) -> bool {
+        self.parts & part != 0
+    }
+
+    /// Whether the key depends on the JSON-RPC message (so batches are counted per message).
+    pub(crate) const fn per_message(self) -> bool {
+        self.has(CLASS) || self.has(METHOD) || self.has(TOOL)
+    }
+
+    /// Whether the key includes the route class.
+    pub(crate) const fn uses_class(self) -> bool {
+        self.has(CLASS)
+    }
+
+    /// Whether the key needs the client address.
+    pub(crate) const fn uses_client(self) -> bool {
+        self.has(CLIENT) || self.has(PRINCIPAL_OR_CLIENT)
+    }
+}
+
+impl fmt::Display for KeySelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.parts == 0 {
+            return f.write_str("global");
+        }
+        let mut first = true;
+        for (bit, name) in NAMES {
+            if self.has(bit) {
+                if !first {
+                    f.write_str("+")?;
+                }
+                f.write_str(name)?;
+                first = false;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for KeySelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeySelector({self})")
+    }
+}
+
+/// What a request offers to key on, for one message (or none).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct KeyParts<'a> {
+    pub(crate) client: Option<IpAddr>,
+    pub(crate) principal: Option<&'a Principal>,
+    pub(crate) class: Option<u16>,
+    pub(crate) method: Option<&'a str>,
+    pub(crate) tool: Option<&'a str>,
+}
+
+/// A tracked key: a 128-bit keyed digest of the limit and the selected parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct StoreKey(pub(crate) u64, pub(crate) u64);
+
+impl std::hash::Hash for StoreKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Already a keyed hash: hand the map its first half as is.
+        state.write_u64(self.0);
+    }
+}
+
+/// What a selector made of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Selected {
+    /// A key to track.
+    Key(StoreKey),
+    /// The selector needs the client address and there is none: use the overflow bucket.
+    NoClient,
+    /// The limit does not apply.
+    Skip,
+}
+
+/// Turns selected parts into [`StoreKey`]s with a per-process random key.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KeyHasher {
+    state: RandomState,
+}
+
+impl KeyHasher {
+    pub(crate) fn select(
+        &self,
+        limit: u16,
+        selector: KeySelector,
+        parts: &KeyParts<'_>,
+    ) -> Selected {
+        let mut h = self.state.build_hasher();
+        h.write_u16(limit);
+        if selector.has(CLIENT) {
+            let Some(ip) = parts.client else {
+                return Selected::NoClient;
+            };
+            write_ip(&mut h, ip);
+        }
+        if selector.has(PRINCIPAL) {
+            let Some(p) = parts.principal else {
+                return Selected::Skip;
+            };
+            write_principal(&mut h, p);
+        }
+        if selector.has(PRINCIPAL_OR_CLIENT) {
+            match (parts.principal, parts.client) {
+                (Some(p), _) => write_principal(&mut h, p),
+                (None, Some(ip)) => write_ip(&mut h, ip),
+                (None, None) => return Selected::NoClient,
+            }
+        }
+        if selector.has(CLASS) {
+            let Some(class) = parts.class else {
+                return Selected::Skip;
+            };
+            h.write_u8(b'c');
+            h.write_u16(class);
+        }
+        if selector.has(METHOD) {
+            let Some(method) = parts.method else {
+                return Selected::Skip;
+            };
+            write_str(&mut h, b'm', method);
+        }
+        if selector.has(TOOL) {
+            let Some(tool) = parts.tool else {
+                return Selected::Skip;
+            };
+            write_str(&mut h, b't', tool);
+        }
+        let mut second = h.clone();
+        second.write_u8(0xA5);
+        Selected::Key(StoreKey(h.finish(), second.finish()))
+    }
+}
+
+fn write_ip(h: &mut impl Hasher, ip: IpAddr) {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            h.write_u8(b'4');
+            h.write(&v4.octets());
+        }
+        IpAddr::V6(v6) => {
+            h.write_u8(b'6');
+            h.write(&v6.octets());
+        }
+    }
+}
+
+fn write_principal(h: &mut impl Hasher, p: &Principal) {
+    write_str(h, b'k', p.kind().as_str());
+    write_str(h, b'p', p.id());
+}
+
+fn write_str(h: &mut impl Hasher, tag: u8, s: &str) {
+    h.write_u8(tag);
+    h.write_usize(s.len());
+    h.write(s.as_bytes());
+}
+
+/// A `Hasher` for [`StoreKey`]: passes the already-keyed digest through.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used by `StoreKey`; fold anything else in for completeness.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mcp_core::PrincipalKind;
+
+    fn parts<'a>(client: Option<&str>, principal: Option<&'a Principal>) -> KeyParts<'a> {
+        KeyParts {
+            client: client.map(|c| c.parse().unwrap()),
+            principal,
+            ..KeyParts::default()
+        }
+    }
+
+    #[test]
+    fn selectors_pick_their_parts() {
+        let h = KeyHasher::default();
+        let alice = Principal::builder("alice", PrincipalKind::ApiKey).build();
+        let alice_jwt = Principal::builder("alice", PrincipalKind::Jwt).build();
+        let a = parts(Some("192.0.2.1"), Some(&alice));
+        let b = parts(Some("192.0.2.2"), Some(&alice));
+        let c = parts(Some("192.0.2.1"), Some(&alice_jwt));
+        let anon = parts(Some("192.0.2.1"), None);
+        let nobody = parts(None, None);
+
+        let client = KeySelector::client_addr();
+        assert_ne!(h.select(0, client, &a), h.select(0, client, &b));
+        assert_eq!(h.select(0, client, &a), h.select(0, client, &c));
+        assert_eq!(h.select(0, client, &nobody), Selected::NoClient);
+        // the limit index is part of the key
+        assert_ne!(h.select(0, client, &a), h.select(1, client, &a));
+
+        let principal = KeySelector::principal();
+        assert_eq!(h.select(0, principal, &a), h.select(0, principal, &b));
+        assert_ne!(
+            h.select(0, principal, &a),
+            h.select(0, principal, &c),
+            "kind counts"
+        );
+        assert_eq!(h.select(0, principal, &anon), Selected::Skip);
+
+        let either = KeySelector::principal_or_client_addr();
+        assert_eq!(h.select(0, either, &a), h.select(0, either, &b));
+        assert!(matches!(h.select(0, either, &anon), Selected::Key(_)));
+        assert_eq!(h.select(0, either, &nobody), Selected::NoClient);
+
+        let global = KeySelector::global();
+        assert_eq!(h.select(0, global, &a), h.select(0, global, &nobody));
+
+        let tool = KeySelector::client_addr().and(KeySelector::mcp_tool());
+        assert_eq!(h.select(0, tool, &a), Selected::Skip);
+        let with_tool = |t| KeyParts { tool: Some(t), ..a };
+        assert_ne!(
+            h.select(0, tool, &with_tool("x")),
+            h.select(0, tool, &with_tool("y"))
+        );
+        assert!(tool.per_message() && tool.uses_client());
+        assert!(!KeySelector::principal().per_message());
+    }
+
+    #[test]
+    fn strings_are_length_prefixed() {
+        let h = KeyHasher::default();
+        let s = KeySelector::mcp_method().and(KeySelector::mcp_tool());
+        let a = KeyParts {
+            method: Some("ab"),
+            tool: Some("c"),
+            ..KeyParts::default()
+        };
+        let b = KeyParts {
+            method: Some("a"),
+            tool: Some("bc"),
+            ..KeyParts::default()
+        };
+        assert_ne!(h.select(0, s, &a), h.select(0, s, &b));
+    }
+
+    #[test]
+    fn display() {
+        let all = KeySelector::client_addr()
+            .and(KeySelector::principal())
+            .and(KeySelector::principal_or_client_addr())
+            .and(KeySelector::route_class())
+            .and(KeySelector::mcp_method())
+            .and(KeySelector::mcp_tool());
+        assert_eq!(
+            all.to_string(),
+            "client_addr+principal+principal_or_client_addr+route_class+mcp_method+mcp_tool"
+        );
+        assert_eq!(
+            format!("{:?}", KeySelector::client_addr()),
+            "KeySelector(client_addr)"
+        );
+    }
+}
