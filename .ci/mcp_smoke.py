@@ -3,7 +3,7 @@
 
 Usage:
     python .ci/mcp_smoke.py [URL] [--token TOKEN] [--expect-principal ID] [--expect-refused]
-                            [--expect-browser-guards]
+                            [--expect-browser-guards] [--expect-rate-limit N]
 
     URL defaults to http://127.0.0.1:8080/mcp. --token sends `Authorization:
     Bearer TOKEN` on every request; --expect-principal checks that `whoami`
@@ -15,6 +15,11 @@ Usage:
     headers on every answer, a POST from an unlisted Origin refused with 403
     and a JSON-RPC error, a preflight from http://localhost:3000 (a
     development default origin) answered with CORS headers.
+    --expect-rate-limit N checks a server whose per-IP limit is N requests per
+    window (and nothing else has used it): N requests pass with X-RateLimit-*
+    and RateLimit headers, the next gets 429 with Retry-After >= 1 and the
+    seed's body, and an MCP call gets a JSON-RPC error (id null: the per-IP
+    limit answers before the body is read).
 
 Expects the tools of `examples/axum_mcp_server.rs` (whoami, echo, read_note,
 write_note, delete_note). For both protocol eras -- `mode="legacy"` (the
@@ -277,6 +282,55 @@ async def expect_browser_guards(url: str) -> None:
         )
 
 
+async def expect_rate_limit(url: str, limit: int) -> None:
+    mode = "ratelimit"
+    health = url.rsplit("/", 1)[0] + "/health"
+    async with httpx2.AsyncClient(timeout=httpx2.Timeout(10.0)) as http:
+        for i in range(limit):
+            response = await http.get(health)
+            remaining = response.headers.get("x-ratelimit-remaining")
+            check(
+                response.status_code == 200
+                and response.headers.get("x-ratelimit-limit") == str(limit)
+                and remaining == str(limit - 1 - i)
+                and "ratelimit" in response.headers
+                and "ratelimit-policy" in response.headers,
+                mode,
+                f"request {i + 1}/{limit} passes, X-RateLimit-Remaining {remaining}",
+                f"got {response.status_code} {dict(response.headers)!r}",
+            )
+        response = await http.get(health)
+        retry = response.headers.get("retry-after", "")
+        body = response.json() if response.status_code == 429 else {}
+        check(
+            response.status_code == 429
+            and retry.isdigit()
+            and int(retry) >= 1
+            and body.get("detail") == "Rate limit exceeded. Please try again later."
+            and body.get("retry_after") == int(retry),
+            mode,
+            f"request {limit + 1} gets 429, Retry-After {retry}, the seed's body",
+            f"got {response.status_code} {dict(response.headers)!r} {response.text[:200]!r}",
+        )
+        response = await http.post(
+            url,
+            json={"jsonrpc": "2.0", "id": "rl-1", "method": "tools/list"},
+            headers={"Accept": "application/json, text/event-stream"},
+        )
+        body = response.json() if response.status_code == 429 else {}
+        # The per-IP limit runs before the body is read, so it cannot know the id (JSON-RPC
+        # says null then); limits after McpInspectLayer answer with the request's id.
+        check(
+            response.status_code == 429
+            and body.get("jsonrpc") == "2.0"
+            and body.get("id", "missing") is None
+            and body.get("error", {}).get("data", {}).get("code") == "rate_limited",
+            mode,
+            "a limited MCP call gets a JSON-RPC error",
+            f"got {response.status_code} {response.text[:200]!r}",
+        )
+
+
 def find_check_failure(exc: BaseException) -> CheckFailed | None:
     """The CheckFailed behind `exc`, which anyio task groups may have wrapped."""
     if isinstance(exc, CheckFailed):
@@ -311,6 +365,9 @@ async def main(args: argparse.Namespace) -> None:
         if args.expect_browser_guards:
             await expect_browser_guards(args.url)
             return
+        if args.expect_rate_limit is not None:
+            await expect_rate_limit(args.url, args.expect_rate_limit)
+            return
         for mode in ("legacy", "auto"):
             await drive(args.url, mode, args.token, args.expect_principal)
 
@@ -321,6 +378,7 @@ def run(argv: list[str]) -> int:
     parser.add_argument("--token", help="send Authorization: Bearer TOKEN")
     parser.add_argument("--expect-principal", help="whoami must name this principal id")
     parser.add_argument("--expect-refused", action="store_true", help="the server must refuse the client")
+    parser.add_argument("--expect-rate-limit", type=int, metavar="N", help="the per-IP limit is N requests")
     parser.add_argument(
         "--expect-browser-guards", action="store_true", help="check security headers, Origin guard and CORS"
     )
@@ -330,7 +388,15 @@ def run(argv: list[str]) -> int:
         return 2
     target = args.url
     logging.getLogger("mcp.client.streamable_http").addFilter(_DropTerminate202())
-    label = "refusal" if args.expect_refused else "browser-guard" if args.expect_browser_guards else "smoke"
+    label = (
+        "refusal"
+        if args.expect_refused
+        else "browser-guard"
+        if args.expect_browser_guards
+        else "rate-limit"
+        if args.expect_rate_limit is not None
+        else "smoke"
+    )
     print(f"MCP {label} test against {target}", flush=True)
     try:
         anyio.run(main, args)

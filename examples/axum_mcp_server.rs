@@ -47,6 +47,11 @@
 //!   server (CORS and the MCP Origin check). Unset in development: the
 //!   localhost defaults; unset in production: no browser origin. The MCP
 //!   Inspector needs `MCP_CORS_ORIGINS=http://localhost:6274`.
+//! * Rate and resource limits: `MCP_RATE_LIMIT_ENABLED`, `MCP_RATE_LIMIT_REQUESTS`
+//!   (100), `MCP_RATE_LIMIT_WINDOW` (60 s), `MCP_RATE_LIMIT_BURST` (= requests),
+//!   `MCP_RATE_LIMIT_MAX_KEYS`, `MCP_TRUSTED_PROXIES`, `MCP_CONFIG_FILE` (a TOML
+//!   `[rate_limit]` section with classes and per-tool limits),
+//!   `MCP_MAX_CONCURRENCY` (1000), `MCP_REQUEST_TIMEOUT` (30 s).
 //! * `RUST_LOG` — tracing filter, default `info,rmcp=warn` (rmcp logs every
 //!   stateless request at INFO).
 //!
@@ -106,10 +111,14 @@ use axum::{
 };
 use mcp_security::auth::api_key::{ApiKeyStore, DEFAULT_KEY_PREFIX, generate_key};
 use mcp_security::auth::{AuthLayer, AuthPolicy};
+use mcp_security::core::BanList;
 use mcp_security::core::Scopes;
 use mcp_security::core::config::{Env, Environment};
 use mcp_security::core::inspect::McpInspectLayer;
 use mcp_security::headers::{CorsPolicy, OriginGuardLayer, SecurityHeadersLayer};
+use mcp_security::ratelimit::{
+    KeySelector, Limit, Quota, RateLimitLayer, ResourceLimitLayer, RouteClass,
+};
 use rmcp::{
     ServerHandler,
     handler::server::{router::tool::ToolRouter, tool::Extension, wrapper::Parameters},
@@ -380,16 +389,59 @@ async fn main() -> anyhow::Result<()> {
     };
     let guard = guard.build().context("invalid MCP_ALLOWED_HOSTS")?;
     let headers = SecurityHeadersLayer::api();
-    let controls = format!("{controls}, security headers (api), {}", guard.summary());
+
+    // Rate limits. Per client address before the body is read or any
+    // credential checked (MCP_RATE_LIMIT_*: 100 per 60 s by default); then per
+    // caller and per endpoint class after auth, from MCP_CONFIG_FILE's
+    // [rate_limit] section when there is one, else the seed's classes.
+    let bans = BanList::new();
+    let per_ip = RateLimitLayer::builder_from_env(&env)?
+        .mcp_path(MCP_PATH)
+        .ban_list(bans.clone())
+        .build()
+        .context("invalid MCP_RATE_LIMIT_* settings")?;
+    let mut per_caller = RateLimitLayer::builder()
+        .mcp_path(MCP_PATH)
+        .config_file_from_env(&env)?;
+    if per_caller.limits().is_empty() {
+        let caller = KeySelector::principal_or_client_addr;
+        per_caller = per_caller
+            .route_class(
+                RouteClass::new("read")
+                    .mcp("tools/call:read_note")
+                    .mcp("resources/read"),
+            )
+            .route_class(RouteClass::new("write").mcp("tools/call:write_note"))
+            .route_class(RouteClass::new("delete").mcp("tools/call:delete_note"))
+            .limit(Limit::new("principal", Quota::per_minute(100), caller()))
+            .limit(Limit::new("read", Quota::per_minute(60), caller()).for_class("read"))
+            .limit(Limit::new("write", Quota::per_minute(20), caller()).for_class("write"))
+            .limit(Limit::new("delete", Quota::per_minute(10), caller()).for_class("delete"));
+    }
+    let per_caller = per_caller
+        .build()
+        .context("invalid rate-limit configuration")?;
+    // MCP_MAX_CONCURRENCY (1000) and MCP_REQUEST_TIMEOUT (30 s; SSE GETs exempt).
+    let resources = ResourceLimitLayer::from_env(&env)?;
+    let controls = format!(
+        "{controls}, security headers (api), {}, rate limit per ip ({}), per caller ({})",
+        guard.summary(),
+        per_ip.summary(),
+        per_caller.summary()
+    );
 
     // axum runs the layer added last first: headers, Origin guard + CORS,
-    // inspect, auth, then the router. The guard sits outside auth so browser
-    // preflights are answered without a credential.
+    // per-IP limit, resource limits, inspect, auth, per-caller limits, then
+    // the router. The guard sits outside auth so browser preflights are
+    // answered without a credential; the per-IP limit sits before any crypto.
     let app = Router::new()
         .route("/health", get(health))
         .nest_service(MCP_PATH, mcp)
+        .layer(per_caller)
         .layer(auth)
         .layer(inspect)
+        .layer(resources)
+        .layer(per_ip)
         .layer(guard)
         .layer(headers);
 
