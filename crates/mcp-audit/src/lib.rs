@@ -1,14 +1,70 @@
 //! # mcp-audit
 //!
-//! An audit trail for MCP servers as tower middleware. This crate will hold `AuditLayer`: one
-//! structured record per request (rejected ones included) with principal, MCP method and tool,
-//! decision and reason; credential masking with keyed fingerprints; a `tracing` sink and a
-//! tamper-evident JSON-lines file sink (HMAC chain, signed checkpoints); security metrics and
-//! detectors for auth-failure bursts and floods.
+//! A tamper-evident, MCP-aware audit trail for tower services.
 //!
-//! Status: not implemented yet; the crate exists so the workspace layout is final.
+//! - [`AuditLayer`] (outermost in the stack): one [`AuditRecord`] per request, rejected ones
+//!   included — the seed's fields (timestamp, method, path, query, client IP, user agent,
+//!   status, process time, auth type, content length) plus request id, principal, MCP method and
+//!   tool, decision and reason read from the inner layers' `AuthOutcome`, `RateLimitOutcome` and
+//!   `Rejection`, and the response size.
+//! - [`mask`]: credentials never reach a record; a keyed [fingerprint](mask::Fingerprinter)
+//!   stands in for them.
+//! - Sinks behind the [`AuditSink`] trait: [`TracingSink`] (target `mcp_audit`), the
+//!   tamper-evident JSON-lines [`FileSink`](file::FileSink) (bounded channel, `block` or `drop`
+//!   overflow, HMAC-SHA256 chain with sequence numbers, signed checkpoints also when idle, size
+//!   rotation that keeps the chain, restart that continues it), and [`MemorySink`] for tests.
+//! - [`verify`]: the verifier behind `mcp-security audit verify <file…> --key-file …`.
+//! - [`metrics`]: `mcp_auth_failures_total`, `mcp_rate_limit_exceeded_total`,
+//!   `mcp_security_violations_total`, `mcp_request_duration_seconds`, `mcp_concurrent_requests`,
+//!   `mcp_token_expiring_soon_total` (and the sink's own) through the `metrics` facade.
+//! - [`detect`]: auth-failure bursts per client and globally, request floods per client, tokens
+//!   expiring soon; each emits a [`SecurityEvent`] and the per-client ones can add the client to
+//!   the rate limiter's [`BanList`](mcp_core::BanList).
+//!
+//! ```
+//! use std::time::Duration;
+//! use mcp_audit::{AuditLayer, chain::AuditKey, detect::Rule, file::FileSink};
+//! use mcp_core::BanList;
+//! use tower::ServiceBuilder;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = std::env::temp_dir().join(format!("mcp-audit-lib-doc-{}", std::process::id()));
+//! let key = AuditKey::from_bytes(b"at least thirty-two bytes of key!")?;
+//! let bans = BanList::new(); // give the same list to the RateLimitLayer
+//! let audit = AuditLayer::builder()
+//!     .file_sink(FileSink::builder(dir.join("audit.jsonl"), key).build()?)
+//!     .tracing(true)
+//!     .ban_list(bans.clone())
+//!     .detect_auth_failures(Rule::new(10, Duration::from_secs(60)).ban(true))
+//!     .build()?;
+//! let stack = ServiceBuilder::new().layer(audit.clone()); // outermost
+//! # let _ = stack;
+//! // on shutdown, after serving:
+//! audit.close().await?;
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(())
+//! # }
+//! ```
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod chain;
+pub mod detect;
+pub mod file;
+pub mod layer;
+pub mod mask;
+pub mod metrics;
+pub mod record;
+pub mod sink;
+pub mod verify;
+
+#[cfg(test)]
+mod test_support;
+
+pub use layer::{Audit, AuditLayer, AuditLayerBuilder};
+pub use record::{AuditEvent, AuditRecord, Decision, DetectorKind, McpSource, SecurityEvent};
+pub use sink::{AuditSink, MemorySink, Submit, TracingSink};
 
 /// The [`mcp_core`] crate this layer builds on, re-exported for convenience.
 pub use mcp_core;

@@ -5,11 +5,16 @@
 //!                    [--secret-file PATH] [--env-prefix MCP]
 //! mcp-security keygen [--prefix mcp-sk-] [--name NAME] [--scope SCOPE]... [--pepper-file PATH]
 //! mcp-security hash-key [--pepper-file PATH]        (reads the key from standard input)
+//! mcp-security audit verify <file>... [--key-file PATH] [--allow-rotated-end] [--env-prefix MCP]
 //! ```
 //!
 //! `token` signs an HS256 JWT with the first secret of `MCP_JWT_SECRET` (or `MCP_JWT_SECRET_FILE`,
 //! or `--secret-file`) and prints it. `keygen` prints a new API key once, then the entry to put in
 //! the key file (only its hash). `hash-key` prints the hash line of a key read from standard input.
+//! `audit verify` checks tamper-evident audit files (in any order: they are sorted into chain
+//! order) with the chain key from `--key-file`, or else `MCP_AUDIT_HMAC_KEY` /
+//! `MCP_AUDIT_HMAC_KEY_FILE`; it prints `OK: …` and exits 0, or `FAILED: <file>:<line>: …` and
+//! exits 1 (2 for usage errors).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -17,6 +22,8 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
+use mcp_security::audit::chain::AuditKey;
+use mcp_security::audit::verify::{VerifyOptions, verify_files};
 use mcp_security::auth::api_key::{DEFAULT_KEY_PREFIX, KeyHasher, generate_key, hash_line};
 use mcp_security::auth::jwt::{JwtVerifier, TokenRequest};
 use mcp_security::core::config::{Env, Secret, parse_duration};
@@ -26,6 +33,7 @@ const USAGE: &str = "usage:
                      [--iss ISSUER] [--secret-file PATH] [--env-prefix MCP]
   mcp-security keygen [--prefix mcp-sk-] [--name NAME] [--scope SCOPE]... [--pepper-file PATH]
   mcp-security hash-key [--pepper-file PATH]   (the key is read from standard input)
+  mcp-security audit verify FILE... [--key-file PATH] [--allow-rotated-end] [--env-prefix MCP]
   mcp-security --version";
 
 fn main() -> ExitCode {
@@ -42,6 +50,10 @@ fn main() -> ExitCode {
         Some("token") => Flags::parse(&args[1..]).and_then(|f| token(&f)),
         Some("keygen") => Flags::parse(&args[1..]).and_then(|f| keygen(&f)),
         Some("hash-key") => Flags::parse(&args[1..]).and_then(|f| hash_key(&f)),
+        Some("audit") => match audit(&args[1..]) {
+            Ok(code) => return code,
+            Err(message) => Err(message),
+        },
         Some(other) => Err(format!("unknown command {other:?}\n{USAGE}")),
         None => Err(USAGE.to_owned()),
     };
@@ -218,4 +230,76 @@ fn hash_key(flags: &Flags) -> Result<(), String> {
         return Err("no key on standard input".into());
     }
     emit(&format!("{}\n", hash_line(&hasher, key)))
+}
+
+/// `audit verify FILE... [--key-file PATH] [--allow-rotated-end] [--env-prefix MCP]`: exit 0 when
+/// the chain verifies, 1 when it does not.
+fn audit(args: &[String]) -> Result<ExitCode, String> {
+    match args.first().map(String::as_str) {
+        Some("verify") => {}
+        Some(other) => return Err(format!("unknown audit command {other:?}\n{USAGE}")),
+        None => return Err(format!("audit needs a command\n{USAGE}")),
+    }
+    let mut files = Vec::new();
+    let mut key_file = None;
+    let mut env_prefix = None;
+    let mut allow_rotated_end = false;
+    let mut it = args[1..].iter();
+    while let Some(arg) = it.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_owned())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = |flag: &str| match inline.clone() {
+            Some(v) => Ok(v),
+            None => it
+                .next()
+                .cloned()
+                .ok_or_else(|| format!("{flag} needs a value")),
+        };
+        match name {
+            "--key-file" if key_file.is_none() => key_file = Some(value("--key-file")?),
+            "--env-prefix" if env_prefix.is_none() => env_prefix = Some(value("--env-prefix")?),
+            "--key-file" | "--env-prefix" => return Err(format!("{name} given more than once")),
+            "--allow-rotated-end" => allow_rotated_end = true,
+            "--" => files.extend(it.by_ref().cloned()),
+            flag if flag.starts_with("--") => {
+                return Err(format!("unknown option {flag}\n{USAGE}"));
+            }
+            file => files.push(file.to_owned()),
+        }
+    }
+    if files.is_empty() {
+        return Err("audit verify needs at least one file".into());
+    }
+    let key = match key_file {
+        Some(path) => AuditKey::from_file(std::path::Path::new(&path))
+            .map_err(|e| format!("--key-file: {}", e.reason()))?,
+        None => {
+            let env = Env::new(env_prefix.as_deref().unwrap_or("MCP"));
+            let var = env.var_name("AUDIT_HMAC_KEY");
+            let secret = env
+                .secret("AUDIT_HMAC_KEY")
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no key: pass --key-file, or set {var} or {var}_FILE"))?;
+            AuditKey::new(&secret).map_err(|e| format!("{var}: {}", e.reason()))?
+        }
+    };
+    let options = VerifyOptions::new()
+        .now(SystemTime::now())
+        .allow_rotated_end(allow_rotated_end);
+    match verify_files(&files, &key, &options) {
+        Ok(report) => {
+            let mut text = format!("{report}\n");
+            for note in &report.notices {
+                text.push_str(&format!("note: {note}\n"));
+            }
+            emit(&text)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            emit(&format!("FAILED: {e}\n"))?;
+            Ok(ExitCode::from(1))
+        }
+    }
 }

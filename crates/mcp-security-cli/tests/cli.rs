@@ -169,3 +169,170 @@ fn a_closed_pipe_is_not_a_crash() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+// ---- audit verify ----
+
+const AUDIT_KEY: &str = "0123456789abcdef0123456789abcdef-audit-cli-test";
+
+/// Run the binary without any audit key in the environment unless given.
+fn run_audit(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("MCP_AUDIT_HMAC_KEY")
+        .env_remove("MCP_AUDIT_HMAC_KEY_FILE")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).expect("utf8"),
+        String::from_utf8(out.stderr).expect("utf8"),
+    )
+}
+
+/// Drive a future to completion on this thread (the file sink's writer runs on its own thread).
+fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park_timeout(std::time::Duration::from_millis(50));
+    }
+}
+
+/// A closed audit file of four lines (start, two checkpoints, close) and its key file.
+fn audit_files(name: &str) -> (std::path::PathBuf, String, String) {
+    use mcp_security::audit::chain::AuditKey;
+    use mcp_security::audit::file::FileSink;
+    let dir = std::env::temp_dir().join(format!("mcp-cli-audit-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join("audit.key");
+    std::fs::write(&key_file, format!("{AUDIT_KEY}\n")).unwrap();
+    let log = dir.join("audit.jsonl");
+    let key = AuditKey::from_file(&key_file).unwrap();
+    let sink = FileSink::builder(&log, key).build().unwrap();
+    block_on(sink.checkpoint()).unwrap();
+    block_on(sink.checkpoint()).unwrap();
+    block_on(sink.close()).unwrap();
+    let log_s = log.display().to_string();
+    let key_s = key_file.display().to_string();
+    (dir, log_s, key_s)
+}
+
+#[test]
+fn audit_verify_reports_ok() {
+    let (dir, log, key) = audit_files("ok");
+    let (code, out, err) = run_audit(&["audit", "verify", &log, "--key-file", &key], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.starts_with("OK: 1 file(s), 4 lines (0 requests, 0 security events, 2 checkpoints), seq 0..=3, closed, head "),
+        "{out}"
+    );
+    // The key from the environment, as the server reads it.
+    let (code, out, err) = run_audit(
+        &["audit", "verify", &log],
+        &[("MCP_AUDIT_HMAC_KEY_FILE", &key)],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, err) = run_audit(
+        &["audit", "verify", &log],
+        &[
+            ("IQ_AUDIT_HMAC_KEY", AUDIT_KEY),
+            ("MCP_AUDIT_HMAC_KEY", "x"),
+        ],
+    );
+    assert_eq!(code, 2, "MCP_ is read by default: {err}");
+    let (code, out, err) = run_audit(
+        &["audit", "verify", &log, "--env-prefix", "IQ"],
+        &[("IQ_AUDIT_HMAC_KEY", AUDIT_KEY)],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn audit_verify_fails_on_tampering_with_the_line() {
+    let (dir, log, key) = audit_files("tamper");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines[1] = lines[1].replacen("\"records\":0", "\"records\":9", 1);
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let (code, out, err) = run_audit(&["audit", "verify", &log, "--key-file", &key], &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.starts_with("FAILED: ") && out.contains("audit.jsonl:2: modified"),
+        "{out}"
+    );
+    // Deleting a line.
+    lines.remove(1);
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let (code, out, _) = run_audit(&["audit", "verify", &log, "--key-file", &key], &[]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("audit.jsonl:2: missing: expected seq 1, found 2"),
+        "{out}"
+    );
+    // Cutting the tail.
+    std::fs::write(&log, &text[..text.len() - 10]).unwrap();
+    let (code, out, _) = run_audit(&["audit", "verify", &log, "--key-file", &key], &[]);
+    assert_eq!(code, 1);
+    assert!(out.contains("torn tail"), "{out}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn audit_verify_errors() {
+    let (dir, log, key) = audit_files("errors");
+    let wrong = dir.join("wrong.key");
+    std::fs::write(&wrong, "another key that is long enough, 32+ bytes").unwrap();
+    let wrong = wrong.display().to_string();
+    let (code, out, _) = run_audit(&["audit", "verify", &log, "--key-file", &wrong], &[]);
+    assert_eq!(code, 1);
+    assert!(out.contains("wrong key"), "{out}");
+    let (code, _, err) = run_audit(&["audit", "verify", &log], &[]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("pass --key-file, or set MCP_AUDIT_HMAC_KEY or MCP_AUDIT_HMAC_KEY_FILE"),
+        "{err}"
+    );
+    let (code, _, err) = run_audit(&["audit", "verify", "--key-file", &key], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("at least one file"), "{err}");
+    let short = dir.join("short.key");
+    std::fs::write(&short, "short").unwrap();
+    let (code, _, err) = run_audit(
+        &[
+            "audit",
+            "verify",
+            &log,
+            "--key-file",
+            &short.display().to_string(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("at least 32 bytes") && !err.contains("short\""),
+        "{err}"
+    );
+    let (code, _, err) = run_audit(&["audit", "check"], &[]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown audit command"), "{err}");
+    let missing = dir.join("missing.jsonl").display().to_string();
+    let (code, out, _) = run_audit(&["audit", "verify", &missing, "--key-file", &key], &[]);
+    assert_eq!(code, 1);
+    assert!(out.starts_with("FAILED: "), "{out}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
