@@ -5,7 +5,8 @@
 //! `max_body_bytes` of the body — enforced while the body streams, and up front from
 //! `Content-Length` — parses the envelope with [`parse_envelope`], checks the MCP 2026-07-28
 //! `Mcp-Method` / `Mcp-Name` headers against it, inserts the [`McpCall`] into the request
-//! extensions and hands the inner service the identical bytes. Every other request (GET streams,
+//! extensions and hands the inner service the identical bytes. The `McpCall` is also put into the
+//! response's extensions, so layers outside this one (audit) can record what was called. Every other request (GET streams,
 //! DELETE, other paths) passes through untouched and unbuffered.
 //!
 //! | problem | answer |
@@ -219,7 +220,7 @@ where
         if !self.config.applies_to(&req) {
             let future = self.inner.call(req.map(Either::Left));
             return ResponseFuture {
-                state: State::Calling { future },
+                state: State::Calling { future, call: None },
             };
         }
         let limit = self.config.max_body_bytes;
@@ -284,6 +285,7 @@ pin_project! {
         Calling {
             #[pin]
             future: S::Future,
+            call: Option<McpCall>,
         },
         Rejected {
             response: Option<Response<GuardBody<ResBody>>>,
@@ -303,8 +305,14 @@ where
         let mut state = self.project().state;
         loop {
             let next = match state.as_mut().project() {
-                StateProj::Calling { future } => {
-                    return future.poll(cx).map_ok(|res| res.map(GuardBody::inner));
+                StateProj::Calling { future, call } => {
+                    let res = ready!(future.poll(cx))?;
+                    let mut res = res.map(GuardBody::inner);
+                    // Outer layers (audit) see what was called.
+                    if let Some(call) = call.take() {
+                        res.extensions_mut().insert(call);
+                    }
+                    return Poll::Ready(Ok(res));
                 }
                 StateProj::Rejected { response } => {
                     let response = response
@@ -323,10 +331,11 @@ where
                         .expect("ResponseFuture polled after completion");
                     match inspect(read, &parts.headers, *limit) {
                         Ok((bytes, call)) => {
-                            parts.extensions.insert(call);
+                            parts.extensions.insert(call.clone());
                             let req = Request::from_parts(parts, Either::Right(Full::new(bytes)));
                             State::Calling {
                                 future: inner.call(req),
+                                call: Some(call),
                             }
                         }
                         Err(refused) => {
@@ -336,8 +345,12 @@ where
                             } else {
                                 format
                             };
+                            let mut response = rejection.into_response(&format);
+                            if let ResponseFormat::JsonRpc(Some(call)) = format {
+                                response.extensions_mut().insert(call);
+                            }
                             State::Rejected {
-                                response: Some(rejection.into_response(&format)),
+                                response: Some(response),
                             }
                         }
                     }
@@ -504,6 +517,40 @@ mod tests {
         assert_eq!(headers["x-variant"], "buffered");
         assert_eq!(headers["x-call"], "1 false echo");
         assert_eq!(&body[..], CALL);
+    }
+
+    #[tokio::test]
+    async fn the_call_is_also_in_the_response_extensions() {
+        let svc = ServiceBuilder::new()
+            .layer(McpInspectLayer::new())
+            .service_fn(echo::<Full<Bytes>>);
+        let res = svc.oneshot(post("/mcp", CALL)).await.unwrap();
+        assert_eq!(
+            res.extensions().get::<McpCall>().and_then(McpCall::tool),
+            Some("echo")
+        );
+        // And on a header-mismatch rejection, which answers with the request's id.
+        let mut req = post("/mcp", CALL);
+        req.headers_mut()
+            .insert(&MCP_METHOD, "tools/list".parse().unwrap());
+        let svc = ServiceBuilder::new()
+            .layer(McpInspectLayer::new())
+            .service_fn(echo::<Full<Bytes>>);
+        let res = svc.oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            res.extensions().get::<McpCall>().and_then(McpCall::tool),
+            Some("echo")
+        );
+        // Passed-through requests carry none.
+        let svc = ServiceBuilder::new()
+            .layer(McpInspectLayer::new())
+            .service_fn(echo::<Full<Bytes>>);
+        let res = svc
+            .oneshot(Request::get("/mcp").body(Full::default()).unwrap())
+            .await
+            .unwrap();
+        assert!(res.extensions().get::<McpCall>().is_none());
     }
 
     #[tokio::test]
