@@ -816,11 +816,7 @@ impl Writer {
         let file = if append {
             OpenOptions::new().append(true).open(&self.path)?
         } else {
-            OpenOptions::new()
-                .create(true)
-                .write(true)
-                .truncate(true)
-                .open(&self.path)?
+            private(OpenOptions::new().create(true).write(true).truncate(true)).open(&self.path)?
         };
         self.size = if append { file.metadata()?.len() } else { 0 };
         if !append {
@@ -961,10 +957,7 @@ impl Writer {
         self.sync_file()?;
         self.file = None;
         std::fs::rename(&self.path, self.dir.join(&name))?;
-        let file = OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .open(&self.path)?;
+        let file = private(OpenOptions::new().create_new(true).write(true)).open(&self.path)?;
         self.file = Some(file);
         self.size = 0;
         self.file_first_seq = self.next_seq;
@@ -1182,3 +1175,14 @@ impl Writer {
 
 #[cfg(test)]
 mod tests;
+
+/// New audit files are readable by their owner only (0600 on Unix): the trail names principals
+/// and clients.
+fn private(options: &mut OpenOptions) -> &mut OpenOptions {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+}

@@ -414,3 +414,18 @@ fn builder_errors_name_the_setting() {
         SyncPolicy::EveryBatch
     );
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn new_audit_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("mcp-audit-mode-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("audit.jsonl");
+    let key = AuditKey::from_bytes(&[7u8; 32]).unwrap();
+    let sink = FileSink::builder(&path, key).build().unwrap();
+    sink.close().await.unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
