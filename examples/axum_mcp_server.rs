@@ -22,7 +22,8 @@
 //! cargo run --release --example axum_mcp_server
 //! ```
 //!
-//! Environment:
+//! Environment (read by `mcp_security::SecurityConfig`; its `config` module
+//! has the full table, and `mcp-security check` checks a configuration in CI):
 //!
 //! * `MCP_BIND` — listen address, default `127.0.0.1:8080`.
 //! * `MCP_ENV` — `development` or `production`; unset means `development`
@@ -39,10 +40,16 @@
 //!   rotation), `MCP_JWT_AUDIENCE`, `MCP_JWT_ISSUER`, `MCP_API_KEY_HEADER`,
 //!   `MCP_URL_AUTH`, `MCP_RESOURCE_URL`, `MCP_AUTHORIZATION_SERVERS`,
 //!   `MCP_AUTH_EXEMPT_PATHS` (default `/health`), `MCP_AUTH_DENY_PREFIXES`,
-//!   `MCP_DEV_BYPASS`. In development with none of the credential variables
-//!   set, the example generates a key for the run and prints it once with a
-//!   ready-to-paste `mcpServers` client configuration; in production it
-//!   refuses to start.
+//!   `MCP_DEV_BYPASS`, `MCP_REQUIRE_AUTH` (default `true`). In development with
+//!   none of the credential variables set, the example generates a key for the
+//!   run and prints it once with a ready-to-paste `mcpServers` client
+//!   configuration (with `MCP_REQUIRE_AUTH=false` it runs without
+//!   authentication instead, and says so).
+//! * Production checks: at start the `mcp-prodcheck` rules run against the
+//!   settings. In production any error (no credential source, a placeholder or
+//!   short key, `MCP_DEBUG=true`, CORS `*`, trusted proxies `0.0.0.0/0`, …)
+//!   refuses the start with a message listing each finding and its fix; in
+//!   development the findings are logged as warnings.
 //! * `MCP_CORS_ORIGINS` — comma-separated browser origins allowed to call the
 //!   server (CORS and the MCP Origin check). Unset in development: the
 //!   localhost defaults; unset in production: no browser origin. The MCP
@@ -52,6 +59,12 @@
 //!   `MCP_RATE_LIMIT_MAX_KEYS`, `MCP_TRUSTED_PROXIES`, `MCP_CONFIG_FILE` (a TOML
 //!   `[rate_limit]` section with classes and per-tool limits),
 //!   `MCP_MAX_CONCURRENCY` (1000), `MCP_REQUEST_TIMEOUT` (30 s).
+//! * Audit: `MCP_AUDIT_ENABLED` (true), `MCP_AUDIT_LOG_FILE` (a tamper-evident
+//!   JSON-lines trail; verify it with `mcp-security audit verify FILE
+//!   --key-file KEY`), `MCP_AUDIT_HMAC_KEY` / `MCP_AUDIT_HMAC_KEY_FILE`
+//!   (required with the file, ≥ 32 bytes), and the `MCP_AUDIT_*` detector
+//!   settings. Metrics are served in Prometheus format on `GET /metrics`
+//!   (behind auth).
 //! * `RUST_LOG` — tracing filter, default `info,rmcp=warn` (rmcp logs every
 //!   stateless request at INFO).
 //!
@@ -80,8 +93,9 @@
 //! ## Host allowlist (DNS-rebinding protection)
 //!
 //! rmcp rejects (403) MCP requests whose `Host` header is not on its allowlist,
-//! and its default list is loopback only. This example makes the list follow
-//! the bind address:
+//! and its default list is loopback only. `SecurityConfig` makes the list
+//! follow the bind address, and the example gives rmcp and the stack's Origin
+//! guard the same list (`SecurityConfig::allowed_hosts`):
 //!
 //! * loopback bind (the default): `localhost`, `127.0.0.1`, `::1`;
 //! * a specific non-loopback address: that address;
@@ -97,7 +111,7 @@
 
 use std::{
     collections::HashMap,
-    net::{IpAddr, SocketAddr},
+    net::SocketAddr,
     sync::{Arc, PoisonError, RwLock},
 };
 
@@ -109,16 +123,11 @@ use axum::{
     routing::get,
     serve::ListenerExt,
 };
-use mcp_security::auth::api_key::{ApiKeyStore, DEFAULT_KEY_PREFIX, generate_key};
-use mcp_security::auth::{AuthLayer, AuthPolicy};
-use mcp_security::core::BanList;
+use mcp_security::SecurityConfig;
+use mcp_security::auth::api_key::{DEFAULT_KEY_PREFIX, generate_key};
 use mcp_security::core::Scopes;
-use mcp_security::core::config::{Env, Environment};
-use mcp_security::core::inspect::McpInspectLayer;
-use mcp_security::headers::{CorsPolicy, OriginGuardLayer, SecurityHeadersLayer};
-use mcp_security::ratelimit::{
-    KeySelector, Limit, Quota, RateLimitLayer, ResourceLimitLayer, RouteClass,
-};
+use mcp_security::core::config::{Env, Environment, Secret};
+use mcp_security::ratelimit::{KeySelector, Limit, Quota, RouteClass};
 use rmcp::{
     ServerHandler,
     handler::server::{router::tool::ToolRouter, tool::Extension, wrapper::Parameters},
@@ -133,16 +142,10 @@ use serde::Deserialize;
 use serde_json::json;
 use tracing_subscriber::EnvFilter;
 
-/// Default listen address: loopback only.
-const DEFAULT_BIND: &str = "127.0.0.1:8080";
 /// Where the MCP endpoint is mounted.
 const MCP_PATH: &str = "/mcp";
-/// Default request body cap: 1 MiB.
-const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The note store is a demo; refuse to grow it without bound.
 const MAX_NOTES: usize = 10_000;
-/// rmcp's own default `Host` allowlist.
-const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
 /// Notes shared by every session (and every protocol era) of this process.
 ///
@@ -294,27 +297,56 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
 
-    // Unset means development: this example is a loopback demo. (The library's
-    // own default is production.)
-    let env = Env::new("MCP");
-    let (environment, env_source) = match env.string("ENV")? {
-        Some(v) => (Environment::parse("MCP_ENV", &v)?, "MCP_ENV"),
-        None => (Environment::Development, "default, MCP_ENV unset"),
-    };
-    let bind: SocketAddr = std::env::var("MCP_BIND")
-        .unwrap_or_else(|_| DEFAULT_BIND.to_owned())
-        .parse()
+    // Every MCP_* setting (the table in `mcp_security::config`), plus what this server adds:
+    // the scopes its tools need and per-caller limits per endpoint class (MCP_CONFIG_FILE's
+    // [rate_limit] section replaces those). Unset MCP_ENV means development here: this example
+    // is a loopback demo (the library's default is production).
+    let caller = KeySelector::principal_or_client_addr;
+    let mut settings = SecurityConfig::builder_from_env(&Env::new("MCP"))?
+        .default_environment(Environment::Development)
+        .mcp_path(MCP_PATH)
+        .require_mcp("tools/call:read_note", ["notes:read"])
+        .require_mcp("tools/call:write_note", ["notes:write"])
+        .require_mcp("tools/call:delete_note", ["notes:delete"])
+        .caller_route_class(
+            RouteClass::new("read")
+                .mcp("tools/call:read_note")
+                .mcp("resources/read"),
+        )
+        .caller_route_class(RouteClass::new("write").mcp("tools/call:write_note"))
+        .caller_route_class(RouteClass::new("delete").mcp("tools/call:delete_note"))
+        .caller_limit(Limit::new("principal", Quota::per_minute(100), caller()))
+        .caller_limit(Limit::new("read", Quota::per_minute(60), caller()).for_class("read"))
+        .caller_limit(Limit::new("write", Quota::per_minute(20), caller()).for_class("write"))
+        .caller_limit(Limit::new("delete", Quota::per_minute(10), caller()).for_class("delete"));
+    // A demo must still not run open: with no credential in development, invent a key for this
+    // run and say so. (MCP_REQUIRE_AUTH=false runs without authentication instead.)
+    let mut generated_key = None;
+    if settings.current_environment() == Environment::Development
+        && settings.requires_auth()
+        && !settings.has_credential_source()
+    {
+        let key = generate_key(DEFAULT_KEY_PREFIX)?;
+        settings = settings.named_api_key("dev-generated", Secret::new(&key), Scopes::new(["*"]));
+        generated_key = Some(key);
+    }
+    let config = settings.build()?;
+    // The production checks: in production an unsafe setting (no credential source, a
+    // placeholder key, MCP_DEBUG, CORS `*`, …) refuses the start, listing each with its fix; in
+    // development the findings are logged as warnings.
+    let security = config.layer()?;
+    let bind = config
+        .bind_addr()
         .context("MCP_BIND must be an address like 127.0.0.1:8080")?;
-    let max_body_bytes = env.usize("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?;
-    let allowed_hosts = allowed_hosts(bind)?;
 
-    // rmcp's own body cap is set to the same value as a backstop behind
-    // `McpInspectLayer`.
+    // rmcp checks Host itself too (loopback only by default): give it the same allowlist (none
+    // means any), and the same body cap as a backstop behind McpInspectLayer.
+    let allowed_hosts = config.allowed_hosts().map(<[String]>::to_vec);
     let mcp_config = StreamableHttpServerConfig::default()
-        .with_allowed_hosts(allowed_hosts.clone())
-        .with_max_request_body_bytes(max_body_bytes);
-    // Cancelling rmcp's token on shutdown ends open SSE streams, which would
-    // otherwise keep the graceful shutdown waiting.
+        .with_allowed_hosts(allowed_hosts.clone().unwrap_or_default())
+        .with_max_request_body_bytes(config.max_body_bytes());
+    // Cancelling rmcp's token on shutdown ends open SSE streams, which would otherwise keep the
+    // graceful shutdown waiting.
     let shutdown_token = mcp_config.cancellation_token.clone();
 
     // Built once; every session's server value clones it.
@@ -326,134 +358,31 @@ async fn main() -> anyhow::Result<()> {
         mcp_config,
     );
 
-    // `McpInspectLayer` reads the JSON-RPC envelope of MCP POSTs (bounded by
-    // `max_body_bytes`; 413 beyond it, 400 for bodies that are not JSON-RPC)
-    // and inserts an `mcp_security::core::McpCall`, which the auth policy reads.
-    let inspect = McpInspectLayer::builder()
-        .path(MCP_PATH)
-        .max_body_bytes(max_body_bytes)
-        .build()
-        .context("invalid MCP_MAX_BODY_BYTES")?;
+    // The security metrics the audit layer records (mcp_auth_failures_total,
+    // mcp_rate_limit_exceeded_total, …), in Prometheus format on GET /metrics, behind auth.
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
 
-    // Authentication from the environment (MCP_API_KEY, MCP_API_KEYS_FILE,
-    // MCP_JWT_SECRET, ...), with the scopes each tool needs.
-    let policy = AuthPolicy::builder_from_env(&env)?
-        .require_mcp("tools/call:read_note", ["notes:read"])
-        .require_mcp("tools/call:write_note", ["notes:write"])
-        .require_mcp("tools/call:delete_note", ["notes:delete"])
-        .build()?;
-    let mut auth = AuthLayer::builder_from_env(&env)?
-        .environment(environment)
-        .bind_addr(bind)
-        .mcp_path(MCP_PATH)
-        .policy(policy);
-    let mut generated_key = None;
-    if !auth.has_credential_source() && environment == Environment::Development {
-        // A demo must still not run open: invent a key for this run and say so.
-        let key = generate_key(DEFAULT_KEY_PREFIX)?;
-        let store = ApiKeyStore::builder()
-            .key("dev-generated", &key, Scopes::new(["*"]))
-            .build()?;
-        auth = auth.api_keys(store);
-        generated_key = Some(key);
-    }
-    // In production with no credential source this refuses to start, naming
-    // the setting and the variables to set.
-    let auth = auth.build().context(
-        "refusing to start: authentication is misconfigured (credential sources are \
-         MCP_API_KEY(_FILE), MCP_API_KEYS_FILE and MCP_JWT_SECRET(_FILE))",
-    )?;
-    let controls = format!(
-        "mcp-inspect (max body {max_body_bytes} bytes), auth ({})",
-        auth.summary()
-    );
-
-    // CORS from MCP_CORS_ORIGINS (comma-separated). This example defaults to
-    // development, where an unset list means http://localhost:3000/8080/8501
-    // and any http://127.0.0.1:<port>; production without a list allows no
-    // cross-origin access at all.
-    let cors = CorsPolicy::builder_from_env(&env)?
-        .environment(environment)
-        .build()
-        .context("invalid MCP_CORS_ORIGINS")?;
-    // The MCP Origin check (DNS-rebinding defence) and CORS from that one
-    // policy, with the same Host allowlist rmcp gets (MCP_ALLOWED_HOSTS=* →
-    // any host).
-    let guard = OriginGuardLayer::builder(&cors)
-        .mcp_path(MCP_PATH)
-        .bind_addr(bind);
-    let guard = if allowed_hosts.is_empty() {
-        guard.any_host()
-    } else {
-        guard.allowed_hosts(allowed_hosts.iter().cloned())
-    };
-    let guard = guard.build().context("invalid MCP_ALLOWED_HOSTS")?;
-    let headers = SecurityHeadersLayer::api();
-
-    // Rate limits. Per client address before the body is read or any
-    // credential checked (MCP_RATE_LIMIT_*: 100 per 60 s by default); then per
-    // caller and per endpoint class after auth, from MCP_CONFIG_FILE's
-    // [rate_limit] section when there is one, else the seed's classes.
-    let bans = BanList::new();
-    let per_ip = RateLimitLayer::builder_from_env(&env)?
-        .mcp_path(MCP_PATH)
-        .ban_list(bans.clone())
-        .build()
-        .context("invalid MCP_RATE_LIMIT_* settings")?;
-    let mut per_caller = RateLimitLayer::builder()
-        .mcp_path(MCP_PATH)
-        .config_file_from_env(&env)?;
-    if per_caller.limits().is_empty() {
-        let caller = KeySelector::principal_or_client_addr;
-        per_caller = per_caller
-            .route_class(
-                RouteClass::new("read")
-                    .mcp("tools/call:read_note")
-                    .mcp("resources/read"),
-            )
-            .route_class(RouteClass::new("write").mcp("tools/call:write_note"))
-            .route_class(RouteClass::new("delete").mcp("tools/call:delete_note"))
-            .limit(Limit::new("principal", Quota::per_minute(100), caller()))
-            .limit(Limit::new("read", Quota::per_minute(60), caller()).for_class("read"))
-            .limit(Limit::new("write", Quota::per_minute(20), caller()).for_class("write"))
-            .limit(Limit::new("delete", Quota::per_minute(10), caller()).for_class("delete"));
-    }
-    let per_caller = per_caller
-        .build()
-        .context("invalid rate-limit configuration")?;
-    // MCP_MAX_CONCURRENCY (1000) and MCP_REQUEST_TIMEOUT (30 s; SSE GETs exempt).
-    let resources = ResourceLimitLayer::from_env(&env)?;
-    let controls = format!(
-        "{controls}, security headers (api), {}, rate limit per ip ({}), per caller ({})",
-        guard.summary(),
-        per_ip.summary(),
-        per_caller.summary()
-    );
-
-    // axum runs the layer added last first: headers, Origin guard + CORS,
-    // per-IP limit, resource limits, inspect, auth, per-caller limits, then
-    // the router. The guard sits outside auth so browser preflights are
-    // answered without a credential; the per-IP limit sits before any crypto.
     let app = Router::new()
         .route("/health", get(health))
+        .route(
+            "/metrics",
+            get(move || std::future::ready(metrics.render())),
+        )
         .nest_service(MCP_PATH, mcp)
-        .layer(per_caller)
-        .layer(auth)
-        .layer(inspect)
-        .layer(resources)
-        .layer(per_ip)
-        .layer(guard)
-        .layer(headers);
+        .layer(security.clone());
 
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("cannot bind {bind}"))?;
     let local = listener.local_addr().context("no local address")?;
     tracing::info!(
-        env = environment.as_str(),
-        env_source,
+        env = config.environment().as_str(),
+        env_source = %config.environment_source(),
         allowed_hosts = ?allowed_hosts,
-        "listening on http://{local}, MCP endpoint http://{local}{MCP_PATH}, controls: {controls}"
+        "listening on http://{local}, MCP endpoint http://{local}{MCP_PATH}, controls: {}",
+        security.summary()
     );
     if let Some(key) = generated_key {
         print_client_config(&key, local);
@@ -473,6 +402,8 @@ async fn main() -> anyhow::Result<()> {
     })
     .await
     .context("server error")?;
+    // Write what the audit file sink still queues.
+    security.audit().close().await.context("audit log")?;
     Ok(())
 }
 
@@ -498,42 +429,6 @@ fn print_client_config(key: &str, local: SocketAddr) {
 /// `GET /health`.
 async fn health() -> (StatusCode, Json<serde_json::Value>) {
     (StatusCode::OK, Json(json!({ "status": "ok" })))
-}
-
-/// The `Host` values the MCP endpoint accepts (empty = any). See the module docs.
-fn allowed_hosts(bind: SocketAddr) -> anyhow::Result<Vec<String>> {
-    if let Ok(list) = std::env::var("MCP_ALLOWED_HOSTS") {
-        if list.trim() == "*" {
-            tracing::warn!("MCP_ALLOWED_HOSTS=*: Host header check disabled");
-            return Ok(Vec::new());
-        }
-        let hosts: Vec<String> = list
-            .split(',')
-            .map(str::trim)
-            .filter(|h| !h.is_empty())
-            .map(str::to_owned)
-            .collect();
-        anyhow::ensure!(
-            !hosts.is_empty(),
-            "MCP_ALLOWED_HOSTS is set but names no host (use `*` to disable the check)"
-        );
-        return Ok(hosts);
-    }
-    let ip = bind.ip();
-    if ip.is_loopback() {
-        Ok(LOOPBACK_HOSTS.map(str::to_owned).to_vec())
-    } else if ip.is_unspecified() {
-        tracing::warn!(
-            "bound to {ip}: only loopback Host headers are accepted on {MCP_PATH}; \
-             set MCP_ALLOWED_HOSTS to the names clients use"
-        );
-        Ok(LOOPBACK_HOSTS.map(str::to_owned).to_vec())
-    } else {
-        Ok(vec![match ip {
-            IpAddr::V4(v4) => v4.to_string(),
-            IpAddr::V6(v6) => format!("[{v6}]"),
-        }])
-    }
 }
 
 /// Resolves on Ctrl-C or (on Unix) SIGTERM.

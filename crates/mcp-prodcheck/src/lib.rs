@@ -1,12 +1,306 @@
 //! # mcp-prodcheck
 //!
 //! Production-readiness checks for an MCP server's security configuration, in the manner of
-//! Django's `check --deploy`: findings with stable ids (`MCP-AUTH-001`), severities, messages and
-//! a fix for each, the refuse-to-start guard, and report formats for CI.
+//! Django's `check --deploy`: [`check`] reads a [`CheckInput`] (a snapshot of the settings, with
+//! facts about each secret instead of the secret) and a [`RuntimeEnvironment`] (effective user,
+//! working directory, file permissions) and returns a [`Report`] of [`Finding`]s, each with a
+//! stable id, a severity, a message naming the deployment's variables, and a fix.
 //!
-//! Status: not implemented yet; the crate exists so the workspace layout is final.
+//! The `mcp-security` facade runs it when it builds the stack and refuses to start on any error
+//! in production (in development errors are printed as warnings); `mcp-security check` runs it
+//! in CI and prints the report as text, JSON or SARIF 2.1.0 ([`Report::to_sarif`]) for GitHub
+//! code scanning.
+//!
+//! ```
+//! use mcp_prodcheck::{CheckInput, RuntimeEnvironment, SecretInput, Severity, check};
+//!
+//! let mut input = CheckInput::default(); // production, auth required, no credential yet
+//! input.prefix = "IQ".into();
+//! input.api_key = Some(SecretInput::value("IQ_API_KEY", "iqmcp-sk-your-secure-key-here"));
+//! input.cors_origins = Some(vec!["https://app.example.com".into()]);
+//!
+//! let report = check(&input, &RuntimeEnvironment::new());
+//! assert_eq!(report.ids(), ["MCP-KEY-003", "MCP-KEY-001", "MCP-AUDIT-002"]);
+//! assert_eq!(report.findings()[0].severity(), Severity::Error);
+//! assert!(report.findings()[0].message().starts_with("IQ_API_KEY: "));
+//! ```
+//!
+//! # Findings
+//!
+//! Severity in production / in development (`—`: not checked there). Variables are shown with
+//! the default prefix `MCP_`.
+//!
+//! | id | production | development | finds | fix |
+//! |---|---|---|---|---|
+//! | `MCP-CONFIG-001` | error | error | a setting cannot be parsed or is refused (only the CLI reports this; a server fails to build) | correct the named setting |
+//! | `MCP-AUTH-001` | error | warning | `MCP_REQUIRE_AUTH=false` | `MCP_REQUIRE_AUTH=true` and a credential source |
+//! | `MCP-AUTH-002` | error | error | authentication required but no `MCP_API_KEY(_FILE)`, `MCP_API_KEYS_FILE`, `MCP_JWT_SECRET(_FILE)` | set one (`mcp-security keygen`, `openssl rand -base64 32`) |
+//! | `MCP-AUTH-003` | error | — | `MCP_DEV_BYPASS` on | remove it outside development |
+//! | `MCP-AUTH-004` | warning | warning | `MCP_URL_AUTH=true` (`?token=`) | send `Authorization: Bearer` |
+//! | `MCP-KEY-001` | error | warning | API key shorter than 32 bytes | `mcp-security keygen` |
+//! | `MCP-KEY-002` | error | warning | API key with low entropy (see [`input`]) | `mcp-security keygen` |
+//! | `MCP-KEY-003` | error | warning | API key is a placeholder (`your-…-here`, `changeme`, `secret`, …) or a key printed in the seeds or our docs | `mcp-security keygen` |
+//! | `MCP-JWT-001` | error | warning | an HS256 secret under 256 bits | `openssl rand -base64 32` |
+//! | `MCP-JWT-002` | error | warning | an HS256 secret that is a placeholder, published, or low entropy | `openssl rand -base64 32` |
+//! | `MCP-JWT-003` | warning | — | JWTs without `MCP_JWT_AUDIENCE` | one audience per server |
+//! | `MCP-SECRET-001` | error | warning | API key pepper, audit HMAC or fingerprint key weak | `openssl rand -hex 32` |
+//! | `MCP-DEBUG-001` | error | — | `MCP_DEBUG=true` | `MCP_DEBUG=false` |
+//! | `MCP-CORS-001` | error | warning | `MCP_CORS_ORIGINS=*` | list the origins |
+//! | `MCP-CORS-002` | error | error | CORS credentials with a wildcard origin | list the origins or drop credentials |
+//! | `MCP-CORS-003` | warning | — | no `MCP_CORS_ORIGINS` (no explicit Origin allowlist) | list the web apps' origins |
+//! | `MCP-NET-001` | error | warning | bound to a non-loopback address without authentication | a credential source, or bind 127.0.0.1 |
+//! | `MCP-NET-002` | warning | warning | `MCP_ALLOWED_HOSTS=*` (Host check off) | list the host names |
+//! | `MCP-PROXY-001` | error | error | `MCP_TRUSTED_PROXIES` contains `0.0.0.0/0` or `::/0` | list only your proxies |
+//! | `MCP-RATE-001` | warning | — | `MCP_RATE_LIMIT_ENABLED=false` | turn it on |
+//! | `MCP-AUDIT-001` | warning | — | `MCP_AUDIT_ENABLED=false` | turn it on |
+//! | `MCP-AUDIT-002` | warning | — | audit without a log file and HMAC key (not tamper-evident) | `MCP_AUDIT_LOG_FILE` + `MCP_AUDIT_HMAC_KEY_FILE` |
+//! | `MCP-FILE-001` | warning | warning | a secret file (or `.env`) with a mode beyond `640` | `chmod 600` |
+//! | `MCP-FILE-002` | warning | warning | the audit log or a `MCP_DATA_FILES` file with a mode beyond `640` | `chmod 600` (IQ-MCP: 600/640) |
+//! | `MCP-FILE-003` | warning | warning | `.env` in the working directory, inside a git work tree, not git-ignored | add it to `.gitignore` |
+//! | `MCP-FILE-004` | info | info | a `*_FILE` secret cannot be read here (an offline CI check), so it was not checked | check where it is mounted; the server checks at start |
+//! | `MCP-PROC-001` | warning | warning | running as root | run as an unprivileged user |
+//! | `MCP-HDR-001` | info | info | `X-XSS-Protection` other than `0` | send `0` (OWASP) |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod checks;
+pub mod input;
+pub mod report;
+pub mod rules;
+pub mod runtime;
+
+pub use checks::check;
+pub use input::{CheckInput, SecretFacts, SecretInput};
+pub use report::{Finding, Report, SarifLocation};
+pub use rules::{RULES, Rule, Severity};
+pub use runtime::RuntimeEnvironment;
+
 /// The [`mcp_core`] crate these checks build on, re-exported for convenience.
 pub use mcp_core;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mcp_core::config::Environment;
+
+    const KEY: &str = "mcp-sk-3vQ9xK2mW7pL0aZ8cN5bR1tY6uE4iO2sD9fG3hJ7kQ0";
+    const JWT: &str = "Jq3x9Vt0b8R2mK5nL7pW1zY4cF6hD0sA9gE3uI8oT2k=";
+
+    fn clean() -> CheckInput {
+        CheckInput {
+            bind_addr: Some("0.0.0.0:8080".parse().unwrap()),
+            api_key: Some(SecretInput::value("MCP_API_KEY", KEY)),
+            jwt_secret: Some(SecretInput::list("MCP_JWT_SECRET", JWT)),
+            jwt_audiences: vec!["https://mcp.example.com/mcp".into()],
+            cors_origins: Some(vec!["https://app.example.com".into()]),
+            audit_log_file: Some("/var/log/mcp/audit.jsonl".into()),
+            audit_hmac_key: Some(SecretInput::value(
+                "MCP_AUDIT_HMAC_KEY",
+                "4f9a1c7e2b8d3f60a5e9c1b7d2f84a36e0c9b5a17d3f8e2c6b0a4d9f1e7c3b52",
+            )),
+            response_headers: vec![("x-xss-protection".into(), "0".into())],
+            ..CheckInput::default()
+        }
+    }
+
+    fn run(input: &CheckInput) -> Report {
+        check(input, &RuntimeEnvironment::new().euid(Some(1000)))
+    }
+
+    #[test]
+    fn a_clean_production_configuration_has_no_findings() {
+        let r = run(&clean());
+        assert!(r.findings().is_empty(), "{r}");
+    }
+
+    /// One case per rule the input alone can trigger (files, `.env` and root are tested in the
+    /// facade's table test and below).
+    #[test]
+    fn each_rule_from_the_input() {
+        type Edit = fn(&mut CheckInput);
+        let cases: &[(&str, Edit)] = &[
+            ("MCP-AUTH-001", |i| i.require_auth = false),
+            ("MCP-AUTH-002", |i| {
+                i.api_key = None;
+                i.jwt_secret = None;
+            }),
+            ("MCP-AUTH-003", |i| i.dev_bypass = true),
+            ("MCP-AUTH-004", |i| i.url_auth = true),
+            ("MCP-KEY-001", |i| {
+                i.api_key = Some(SecretInput::value("MCP_API_KEY", "mcp-sk-Q2w9Zr4"))
+            }),
+            ("MCP-KEY-002", |i| {
+                i.api_key = Some(SecretInput::value("MCP_API_KEY", &"k3y!".repeat(10)))
+            }),
+            ("MCP-KEY-003", |i| {
+                i.api_key = Some(SecretInput::value(
+                    "MCP_API_KEY",
+                    "mcp_-tn1XqqtdGub5NAzzn_qSoLrvJv9gmMwB0y-kfLDsak",
+                ))
+            }),
+            ("MCP-JWT-001", |i| {
+                i.jwt_secret = Some(SecretInput::list("MCP_JWT_SECRET", &format!("{JWT},short")))
+            }),
+            ("MCP-JWT-002", |i| {
+                i.jwt_secret = Some(SecretInput::list(
+                    "MCP_JWT_SECRET",
+                    "your-super-secret-key-change-this",
+                ))
+            }),
+            ("MCP-JWT-003", |i| i.jwt_audiences.clear()),
+            ("MCP-SECRET-001", |i| {
+                i.other_secrets = vec![SecretInput::value("MCP_API_KEY_PEPPER", "changeme")]
+            }),
+            ("MCP-DEBUG-001", |i| i.debug = true),
+            ("MCP-CORS-001", |i| i.cors_origins = Some(vec!["*".into()])),
+            ("MCP-CORS-003", |i| i.cors_origins = None),
+            ("MCP-NET-001", |i| i.dev_bypass = true),
+            ("MCP-NET-002", |i| i.host_check = false),
+            ("MCP-PROXY-001", |i| {
+                i.trusted_proxies = vec!["::ffff:0.0.0.0/96".parse().unwrap()]
+            }),
+            ("MCP-RATE-001", |i| i.rate_limit_enabled = false),
+            ("MCP-AUDIT-001", |i| i.audit_enabled = false),
+            ("MCP-AUDIT-002", |i| i.audit_hmac_key = None),
+            ("MCP-FILE-004", |i| {
+                i.api_key = Some(SecretInput::file(
+                    "MCP_API_KEY_FILE",
+                    "/run/secrets/api_key",
+                    Err("No such file or directory".into()),
+                    false,
+                ))
+            }),
+            ("MCP-HDR-001", |i| {
+                i.response_headers = vec![("X-XSS-Protection".into(), "1; mode=block".into())]
+            }),
+        ];
+        for (id, edit) in cases {
+            let mut input = clean();
+            edit(&mut input);
+            let r = run(&input);
+            assert!(r.ids().contains(id), "{id}: got {:?}", r.ids());
+        }
+        let mut both = clean();
+        both.cors_origins = Some(vec!["*".into()]);
+        both.cors_allow_credentials = true;
+        assert_eq!(run(&both).ids(), ["MCP-CORS-001", "MCP-CORS-002"]);
+        let mut root = clean();
+        root.prefix = "IQ".into();
+        let r = check(&root, &RuntimeEnvironment::new().euid(Some(0)));
+        assert_eq!(r.ids(), ["MCP-PROC-001"]);
+    }
+
+    #[test]
+    fn no_credential_names_every_variable_with_the_prefix() {
+        let mut i = clean();
+        i.prefix = "IQ".into();
+        i.api_key = None;
+        i.jwt_secret = None;
+        let r = run(&i);
+        assert_eq!(r.ids(), ["MCP-AUTH-002"]);
+        let f = &r.findings()[0];
+        for var in [
+            "IQ_API_KEY",
+            "IQ_API_KEY_FILE",
+            "IQ_API_KEYS_FILE",
+            "IQ_JWT_SECRET",
+            "IQ_JWT_SECRET_FILE",
+            "IQ_REQUIRE_AUTH",
+        ] {
+            assert!(f.message().contains(var), "{var} in {}", f.message());
+        }
+        assert!(!f.message().contains("MCP_"));
+        assert!(f.fix().contains("mcp-security keygen"));
+    }
+
+    #[test]
+    fn development_downgrades_and_skips() {
+        let mut i = clean();
+        i.environment = Environment::Development;
+        i.debug = true;
+        i.cors_origins = None;
+        i.api_key = Some(SecretInput::value("MCP_API_KEY", "changeme"));
+        i.require_auth = false;
+        let r = run(&i);
+        assert!(!r.has_errors(), "{r}");
+        assert_eq!(r.ids(), ["MCP-AUTH-001", "MCP-KEY-003", "MCP-KEY-001"]);
+        assert!(
+            r.findings()
+                .iter()
+                .all(|f| f.severity() == Severity::Warning)
+        );
+        // The dev bypass is a credential source in development.
+        let mut dev = clean();
+        dev.environment = Environment::Development;
+        dev.api_key = None;
+        dev.jwt_secret = None;
+        dev.dev_bypass = true;
+        dev.bind_addr = Some("127.0.0.1:8080".parse().unwrap());
+        assert!(run(&dev).findings().is_empty(), "{}", run(&dev));
+        dev.dev_bypass = false;
+        assert_eq!(run(&dev).ids(), ["MCP-AUTH-002"]);
+        assert!(
+            run(&dev).has_errors(),
+            "REQUIRE_AUTH refuses in development too"
+        );
+    }
+
+    #[test]
+    fn secrets_never_reach_the_report() {
+        let mut i = clean();
+        let weak = "your-very-own-api-key-but-weak";
+        i.api_key = Some(SecretInput::value("MCP_API_KEY", weak));
+        i.jwt_secret = Some(SecretInput::list("MCP_JWT_SECRET", "changeme-now"));
+        let r = run(&i);
+        let all = format!(
+            "{r}{}{}{:?}",
+            r.to_json(),
+            r.to_sarif(None),
+            check(&i, &RuntimeEnvironment::new())
+        );
+        assert!(!all.contains(weak) && !all.contains("changeme-now"));
+        assert!(!format!("{i:?}").contains(weak));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_dotenv_and_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("mcp-prodcheck-files-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join(".git")).unwrap();
+        let write = |name: &str, mode: u32| {
+            let p = dir.join(name);
+            std::fs::write(&p, KEY).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            p
+        };
+        let key = write("api_key", 0o644);
+        let audit = write("audit.jsonl", 0o604);
+        let memory = write("memory.jsonl", 0o640);
+        write(".env", 0o600);
+        let mut i = clean();
+        i.api_key = Some(SecretInput::file("MCP_API_KEY_FILE", &key, Ok(KEY), false));
+        i.audit_log_file = Some(audit);
+        i.data_files = vec![memory];
+        let here = RuntimeEnvironment::new().euid(Some(1000)).cwd(&dir);
+        let r = check(&i, &here);
+        assert_eq!(
+            r.ids(),
+            ["MCP-FILE-001", "MCP-FILE-002", "MCP-FILE-003"],
+            "{r}"
+        );
+        assert!(r.findings()[0].message().contains("mode 644"));
+        std::fs::write(dir.join(".gitignore"), ".env\n").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(
+            dir.join("audit.jsonl"),
+            std::fs::Permissions::from_mode(0o640),
+        )
+        .unwrap();
+        let r = check(&i, &here);
+        assert!(r.findings().is_empty(), "{r}");
+        std::fs::set_permissions(dir.join(".env"), std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert_eq!(check(&i, &here).ids(), ["MCP-FILE-001"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

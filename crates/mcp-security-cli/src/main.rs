@@ -6,6 +6,8 @@
 //! mcp-security keygen [--prefix mcp-sk-] [--name NAME] [--scope SCOPE]... [--pepper-file PATH]
 //! mcp-security hash-key [--pepper-file PATH]        (reads the key from standard input)
 //! mcp-security audit verify <file>... [--key-file PATH] [--allow-rotated-end] [--env-prefix MCP]
+//! mcp-security check [--env-prefix MCP] [--env-file FILE] [--config FILE]
+//!                    [--format human|json|sarif] [--strict]
 //! ```
 //!
 //! `token` signs an HS256 JWT with the first secret of `MCP_JWT_SECRET` (or `MCP_JWT_SECRET_FILE`,
@@ -15,8 +17,13 @@
 //! order) with the chain key from `--key-file`, or else `MCP_AUDIT_HMAC_KEY` /
 //! `MCP_AUDIT_HMAC_KEY_FILE`; it prints `OK: …` and exits 0, or `FAILED: <file>:<line>: …` and
 //! exits 1 (2 for usage errors).
+//! `check` runs the production checks against the configuration (the environment, or one env
+//! file) and prints the findings as text, JSON or SARIF 2.1.0; it exits 1 on errors, 2 on
+//! warnings with `--strict`, else 0 (see `check.rs`).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+
+mod check;
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -34,6 +41,8 @@ const USAGE: &str = "usage:
   mcp-security keygen [--prefix mcp-sk-] [--name NAME] [--scope SCOPE]... [--pepper-file PATH]
   mcp-security hash-key [--pepper-file PATH]   (the key is read from standard input)
   mcp-security audit verify FILE... [--key-file PATH] [--allow-rotated-end] [--env-prefix MCP]
+  mcp-security check [--env-prefix MCP] [--env-file FILE] [--config FILE]
+                     [--format human|json|sarif] [--strict]
   mcp-security --version";
 
 fn main() -> ExitCode {
@@ -51,6 +60,10 @@ fn main() -> ExitCode {
         Some("keygen") => Flags::parse(&args[1..]).and_then(|f| keygen(&f)),
         Some("hash-key") => Flags::parse(&args[1..]).and_then(|f| hash_key(&f)),
         Some("audit") => match audit(&args[1..]) {
+            Ok(code) => return code,
+            Err(message) => Err(message),
+        },
+        Some("check") => match check::run(&args[1..]) {
             Ok(code) => return code,
             Err(message) => Err(message),
         },

@@ -336,3 +336,222 @@ fn audit_verify_errors() {
     assert!(out.starts_with("FAILED: "), "{out}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+// ---- `mcp-security check` ----
+
+/// Run `check` with exactly these variables (the test process's own environment is cleared),
+/// in `dir`.
+fn run_check(args: &[&str], env: &[(&str, &str)], dir: &std::path::Path) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .arg("check")
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .output()
+        .expect("spawn");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).expect("utf8"),
+        String::from_utf8(out.stderr).expect("utf8"),
+    )
+}
+
+fn check_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("mcp-cli-check-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const CHECK_KEY: &str = "mcp-sk-3vQ9xK2mW7pL0aZ8cN5bR1tY6uE4iO2sD9fG3hJ7kQ0";
+
+#[test]
+fn check_reports_errors_in_every_format() {
+    let dir = check_dir("formats");
+    let env = [
+        ("IQ_ENV", "production"),
+        ("IQ_API_KEY", "iqmcp-sk-your-secure-key-here"),
+        ("IQ_DEBUG", "true"),
+    ];
+    let (code, out, err) = run_check(&["--env-prefix", "IQ"], &env, &dir);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("MCP-KEY-003"), "{out}");
+    assert!(out.contains("IQ_DEBUG"), "{out}");
+    assert!(out.contains("fix: "), "{out}");
+    assert!(
+        !out.contains("your-secure-key-here"),
+        "no secret in the report"
+    );
+
+    let (code, out, _) = run_check(&["--env-prefix", "IQ", "--format", "json"], &env, &dir);
+    assert_eq!(code, 1);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["environment"], "production");
+    assert!(json["summary"]["errors"].as_u64().unwrap() >= 2);
+    assert!(
+        json["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["id"] == "MCP-DEBUG-001" && f["setting"] == "IQ_DEBUG")
+    );
+
+    let (code, out, _) = run_check(&["--env-prefix=IQ", "--format=sarif"], &env, &dir);
+    assert_eq!(code, 1);
+    let sarif: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(sarif["version"], "2.1.0");
+    assert!(
+        sarif["$schema"]
+            .as_str()
+            .unwrap()
+            .contains("sarif-schema-2.1.0")
+    );
+    let run = &sarif["runs"][0];
+    assert_eq!(run["tool"]["driver"]["name"], "mcp-security");
+    let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
+    assert!(rules.iter().all(|r| r["id"].is_string()
+        && r["shortDescription"]["text"].is_string()
+        && r["help"]["text"].is_string()));
+    let results = run["results"].as_array().unwrap();
+    assert!(
+        results
+            .iter()
+            .any(|r| r["ruleId"] == "MCP-KEY-003" && r["level"] == "error")
+    );
+    assert!(results.iter().all(|r| r["message"]["text"].is_string()));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn check_env_file_sarif_points_at_the_line() {
+    let dir = check_dir("env-file");
+    std::fs::write(
+        dir.join("deploy.env"),
+        "# a deployment\nMCP_ENV=production\nMCP_API_KEY=mcp-sk-short\n",
+    )
+    .unwrap();
+    // The process environment is not read with --env-file.
+    let (code, out, err) = run_check(
+        &["--env-file", "deploy.env", "--format", "sarif"],
+        &[("MCP_DEBUG", "true")],
+        &dir,
+    );
+    assert_eq!(code, 1, "{out}{err}");
+    let sarif: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    let short = results
+        .iter()
+        .find(|r| r["ruleId"] == "MCP-KEY-001")
+        .unwrap();
+    let location = &short["locations"][0]["physicalLocation"];
+    assert_eq!(location["artifactLocation"]["uri"], "deploy.env");
+    assert_eq!(location["region"]["startLine"], 3);
+    assert!(!results.iter().any(|r| r["ruleId"] == "MCP-DEBUG-001"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn check_exit_codes() {
+    let dir = check_dir("exit");
+    // A clean development configuration: nothing above a warning.
+    let dev = [("MCP_ENV", "development"), ("MCP_API_KEY", CHECK_KEY)];
+    let (code, out, _) = run_check(&[], &dev, &dir);
+    assert_eq!(code, 0, "{out}");
+    // A warning: 0, or 2 with --strict.
+    let warn = [
+        ("MCP_ENV", "development"),
+        ("MCP_API_KEY", CHECK_KEY),
+        ("MCP_URL_AUTH", "true"),
+    ];
+    let (code, out, _) = run_check(&[], &warn, &dir);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("MCP-AUTH-004"), "{out}");
+    assert_eq!(run_check(&["--strict"], &warn, &dir).0, 2);
+    // A variable that cannot be read: MCP-CONFIG-001, exit 1.
+    let (code, out, _) = run_check(&[], &[("MCP_RATE_LIMIT_BURST", "0")], &dir);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("MCP-CONFIG-001") && out.contains("MCP_RATE_LIMIT_BURST"),
+        "{out}"
+    );
+    // A missing config file is a configuration error too.
+    let (code, out, _) = run_check(&["--config", "missing.toml"], &dev, &dir);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("MCP-CONFIG-001") && out.contains("missing.toml"),
+        "{out}"
+    );
+    // Usage errors: 2, on standard error.
+    for bad in [
+        &["--format", "xml"][..],
+        &["--nope"],
+        &["--env-prefix"],
+        &["--env-file", "missing.env"],
+        &["--strict=yes"],
+    ] {
+        let (code, out, err) = run_check(bad, &dev, &dir);
+        assert_eq!(code, 2, "{bad:?}: {out}{err}");
+        assert!(err.starts_with("mcp-security: "), "{bad:?}: {err}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn check_passes_every_deployment_file() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = root.join("examples/deployments");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "env"))
+        .collect();
+    files.sort();
+    let names: Vec<String> = files
+        .iter()
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "docker-stack",
+            "iq-mcp",
+            "jwt-servers",
+            "superego",
+            "tool-registry"
+        ]
+    );
+    for (file, name) in files.iter().zip(&names) {
+        let prefix = match name.as_str() {
+            "iq-mcp" => "IQ",
+            "superego" => "SUPEREGO",
+            "tool-registry" => "REGISTRY",
+            _ => "MCP",
+        };
+        let rel = format!("examples/deployments/{name}.env");
+        let (code, out, err) = run_check(
+            &[
+                "--env-prefix",
+                prefix,
+                "--env-file",
+                &rel,
+                "--format",
+                "json",
+            ],
+            &[],
+            &root,
+        );
+        assert_eq!(code, 0, "{}: {out}{err}", file.display());
+        let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(json["environment"], "production", "{name}");
+        assert_eq!(json["summary"]["errors"], 0, "{name}: {out}");
+        // Only the process (root in some CI containers) may warn, and only secret files that
+        // are not mounted here are noted.
+        for f in json["findings"].as_array().unwrap() {
+            assert!(
+                ["MCP-PROC-001", "MCP-FILE-004"].contains(&f["id"].as_str().unwrap()),
+                "{name}: {f}"
+            );
+        }
+    }
+}

@@ -1,27 +1,58 @@
 //! # mcp-security
 //!
-//! One dependency for a hardened MCP server. This facade re-exports the layers of the
-//! mcp-security workspace and will hold `SecurityConfig` (a builder and `from_env()`), which
-//! builds the whole stack in the order below as one tower `Layer`:
+//! One dependency for a hardened MCP server. [`SecurityConfig`] reads the deployment's settings
+//! (a builder in code, [`SecurityConfig::from_env`] / [`from_env_with_prefix`], and an optional
+//! TOML file; see [`config`]), checks them for production ([`prodcheck`]), and builds the whole
+//! stack as one tower `Layer` ([`SecurityLayer`]), in this order, outermost first:
 //!
 //! ```text
-//! AuditLayer -> SecurityHeadersLayer -> OriginGuard + CORS -> RateLimitLayer (ip)
-//!   -> McpInspectLayer -> AuthLayer -> RateLimitLayer (principal, route, tool) -> your service
+//! AuditLayer            times and records every request, including the ones rejected below
+//! SecurityHeadersLayer  headers on every response, rejections included
+//! OriginGuard + CORS    preflights answered; a disallowed Origin or Host is a 403
+//! RateLimitLayer (ip)   cheap, before any crypto; checks the shared BanList
+//! ResourceLimitLayer    concurrency cap and timeouts (SSE streams exempt)
+//! McpInspectLayer       bounded body read; McpCall into extensions
+//! AuthLayer             Principal into extensions, or 401/403 with a proper challenge
+//! RateLimitLayer (who)  per principal, per route class, per MCP tool
+//!   your service        axum Router / rmcp StreamableHttpService / tonic / hyper
 //! ```
 //!
-//! Today the foundation is in place: [`core`] (client address, principal, MCP envelope
-//! inspection, rejections, configuration helpers).
+//! [`SecurityConfig::layer`] refuses to build in production when a check finds an error (no
+//! credential source, a placeholder key, `DEBUG` on, CORS `*`, …), with a message that lists
+//! each finding and its fix; in development it logs the findings as warnings and builds.
 //!
-//! ```
-//! use mcp_security::core::inspect::McpInspectLayer;
-//! use tower::ServiceBuilder;
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use mcp_security::SecurityConfig;
 //!
-//! let layers = ServiceBuilder::new().layer(McpInspectLayer::builder().path("/mcp").build()?);
-//! # let _ = layers;
-//! # Ok::<(), mcp_security::core::config::ConfigError>(())
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // IQ_API_KEY, IQ_REQUIRE_AUTH, IQ_CORS_ORIGINS, …
+//! let config = SecurityConfig::from_env_with_prefix("IQ")?;
+//! let security = config.layer()?; // refuses unsafe production settings
+//! let app = Router::new()
+//!     .route("/health", get(|| async { "ok" }))
+//!     .layer(security.clone());
+//! let listener = tokio::net::TcpListener::bind(config.bind_addr().unwrap()).await?;
+//! axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+//!     .await?;
+//! security.audit().close().await?;
+//! # Ok(())
+//! # }
 //! ```
+//!
+//! The crates are re-exported, so one dependency is enough to compose by hand:
+//! [`core`] (client address, principal, MCP envelope inspection, rejections, configuration
+//! helpers), [`auth`], [`ratelimit`], [`headers`], [`audit`] and [`prodcheck`].
+//!
+//! [`from_env_with_prefix`]: SecurityConfig::from_env_with_prefix
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod config;
+pub mod stack;
+
+pub use config::{EnvironmentSource, SecurityConfig, SecurityConfigBuilder};
+pub use stack::{MaybeAuth, MaybeAuthFuture, SecurityError, SecurityLayer, SecurityService};
 
 pub use mcp_audit as audit;
 pub use mcp_auth as auth;

@@ -1,0 +1,260 @@
+//! The rules: stable ids, severities, and the generic fix for each.
+//!
+//! Ids never change meaning once published; a rule that is retired keeps its id unused. Each rule
+//! has a severity in production and one in development (`None`: not checked there). Errors in
+//! production refuse the start; in development, except where noted, they are downgraded to
+//! warnings.
+
+use mcp_core::config::Environment;
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// Worth knowing; nothing to fix necessarily.
+    Info,
+    /// Weakens the deployment; fix it unless there is a reason.
+    Warning,
+    /// Unsafe: the server refuses to start in production.
+    Error,
+}
+
+impl Severity {
+    /// `error`, `warning` or `info`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+
+    /// The SARIF 2.1.0 `level`: `error`, `warning` or `note`.
+    pub fn sarif_level(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "note",
+        }
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One check: a stable id, a name, its severities, a one-line title and the generic fix.
+///
+/// Variable names in [`help`](Rule::help) use the default prefix `MCP_`; a
+/// [`Finding`](crate::Finding) names the deployment's own variables.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// The stable id, such as `MCP-AUTH-001`.
+    pub id: &'static str,
+    /// A short PascalCase name (SARIF `rules[].name`).
+    pub name: &'static str,
+    /// The severity in production.
+    pub severity: Severity,
+    /// The severity in development; `None` when the rule is not checked there.
+    pub development: Option<Severity>,
+    /// What the rule finds, in one line.
+    pub title: &'static str,
+    /// How to fix what it finds.
+    pub help: &'static str,
+}
+
+impl Rule {
+    /// The severity of this rule's findings in `environment`, or `None` when it is not checked
+    /// there.
+    pub fn severity_in(&self, environment: Environment) -> Option<Severity> {
+        match environment {
+            Environment::Production => Some(self.severity),
+            Environment::Development => self.development,
+        }
+    }
+}
+
+macro_rules! rules {
+    ($( $(#[$doc:meta])* $konst:ident = $id:literal, $name:literal, $sev:ident, $dev:expr, $title:literal, $help:literal; )*) => {
+        $(
+            $(#[$doc])*
+            pub static $konst: Rule = Rule {
+                id: $id,
+                name: $name,
+                severity: Severity::$sev,
+                development: $dev,
+                title: $title,
+                help: $help,
+            };
+        )*
+
+        /// Every rule, in the order reports list them.
+        pub static RULES: &[&Rule] = &[$(&$konst),*];
+    };
+}
+
+const ERROR: Option<Severity> = Some(Severity::Error);
+const WARNING: Option<Severity> = Some(Severity::Warning);
+const INFO: Option<Severity> = Some(Severity::Info);
+const SKIP: Option<Severity> = None;
+
+rules! {
+    /// A setting could not be parsed or was refused; the server would not start.
+    CONFIG_INVALID = "MCP-CONFIG-001", "InvalidSetting", Error, ERROR,
+        "a setting is invalid: the server would refuse to start",
+        "Correct the named setting; the message says what is accepted.";
+    /// `REQUIRE_AUTH=false`.
+    AUTH_NOT_REQUIRED = "MCP-AUTH-001", "AuthNotRequired", Error, WARNING,
+        "authentication is not required",
+        "Set MCP_REQUIRE_AUTH=true (the default) and configure a credential source.";
+    /// Authentication is required but nothing can authenticate anyone.
+    NO_CREDENTIAL_SOURCE = "MCP-AUTH-002", "NoCredentialSource", Error, ERROR,
+        "no credential source is configured",
+        "Set MCP_API_KEY_FILE (or MCP_API_KEY) to a key from `mcp-security keygen`, MCP_API_KEYS_FILE to a hashed key file, or MCP_JWT_SECRET_FILE (or MCP_JWT_SECRET) to `openssl rand -base64 32`.";
+    /// The development bypass lets every request in without a credential.
+    DEV_BYPASS = "MCP-AUTH-003", "DevBypassEnabled", Error, SKIP,
+        "the development authentication bypass is on",
+        "Remove MCP_DEV_BYPASS (or set it to false) outside development.";
+    /// `?token=` credentials end up in access logs, proxies and browser history.
+    URL_AUTH = "MCP-AUTH-004", "UrlAuthEnabled", Warning, WARNING,
+        "credentials are accepted in the URL query",
+        "Set MCP_URL_AUTH=false and send `Authorization: Bearer` instead; enable it only for a web UI that cannot send headers.";
+    /// The API key is shorter than 32 bytes.
+    API_KEY_SHORT = "MCP-KEY-001", "ApiKeyTooShort", Error, WARNING,
+        "the API key is shorter than 32 bytes",
+        "Generate a key with `mcp-security keygen` (32 random bytes) or `openssl rand -base64 32`.";
+    /// The API key has low estimated entropy.
+    API_KEY_LOW_ENTROPY = "MCP-KEY-002", "ApiKeyLowEntropy", Error, WARNING,
+        "the API key has low entropy",
+        "Generate a key with `mcp-security keygen` (32 random bytes) or `openssl rand -base64 32`; do not make keys up.";
+    /// The API key is a placeholder or a key printed in documentation.
+    API_KEY_PLACEHOLDER = "MCP-KEY-003", "ApiKeyPlaceholder", Error, WARNING,
+        "the API key is a placeholder or a published example key",
+        "Replace it with a key from `mcp-security keygen`; a key printed in a guide is known to everyone.";
+    /// An HS256 secret is shorter than 256 bits.
+    JWT_SECRET_SHORT = "MCP-JWT-001", "JwtSecretTooShort", Error, WARNING,
+        "an HS256 JWT secret is shorter than 256 bits",
+        "Use at least 32 random bytes: `openssl rand -base64 32` (RFC 7518 section 3.2).";
+    /// An HS256 secret is a placeholder, a published example, or low entropy.
+    JWT_SECRET_WEAK = "MCP-JWT-002", "JwtSecretWeak", Error, WARNING,
+        "an HS256 JWT secret is a placeholder, a published example or has low entropy",
+        "Replace it with `openssl rand -base64 32`; anyone who knows the secret can mint tokens.";
+    /// Tokens are accepted for any audience.
+    JWT_NO_AUDIENCE = "MCP-JWT-003", "JwtNoAudience", Warning, SKIP,
+        "JWTs are accepted without an audience check",
+        "Set MCP_JWT_AUDIENCE to this server's resource URL (one audience per server) so a token minted for another server is refused.";
+    /// Another secret (API key pepper, audit HMAC key, fingerprint key) is weak.
+    SECRET_WEAK = "MCP-SECRET-001", "SecretWeak", Error, WARNING,
+        "a secret is a placeholder, a published example, too short or has low entropy",
+        "Replace it with `openssl rand -hex 32`.";
+    /// Verbose errors in production.
+    DEBUG = "MCP-DEBUG-001", "DebugEnabled", Error, SKIP,
+        "debug mode is on",
+        "Set MCP_DEBUG=false (the default) in production.";
+    /// CORS allows every origin.
+    CORS_ANY = "MCP-CORS-001", "CorsAnyOrigin", Error, WARNING,
+        "CORS allows every origin (`*`)",
+        "List the browser origins that may call the server in MCP_CORS_ORIGINS, e.g. https://app.example.com.";
+    /// Credentials with a wildcard origin.
+    CORS_CREDENTIALS_ANY = "MCP-CORS-002", "CorsCredentialsWithWildcard", Error, ERROR,
+        "CORS allows credentials for a wildcard origin",
+        "List the origins explicitly, or turn credentials off (bearer tokens do not need them).";
+    /// No explicit browser-origin allowlist in production.
+    NO_ORIGIN_ALLOWLIST = "MCP-CORS-003", "NoOriginAllowlist", Warning, SKIP,
+        "no Origin allowlist is configured",
+        "Set MCP_CORS_ORIGINS to the origins of the web apps that call the server (every other Origin is refused with 403).";
+    /// Listening beyond loopback with no authentication.
+    OPEN_NON_LOOPBACK = "MCP-NET-001", "UnauthenticatedNonLoopbackBind", Error, WARNING,
+        "bound to a non-loopback address without authentication",
+        "Configure a credential source, or bind to 127.0.0.1 (MCP_BIND) behind a proxy that authenticates.";
+    /// The Host allowlist (DNS-rebinding defence) is off.
+    HOST_CHECK_OFF = "MCP-NET-002", "HostCheckDisabled", Warning, WARNING,
+        "the Host header allowlist is off",
+        "Set MCP_ALLOWED_HOSTS to the names clients use (mcp.example.com) instead of `*`, unless a proxy checks Host.";
+    /// Every address is a trusted proxy, so any client can forge its address.
+    TRUST_ALL_PROXIES = "MCP-PROXY-001", "TrustAllProxies", Error, ERROR,
+        "every address is a trusted proxy",
+        "List only your proxies' addresses or subnets in MCP_TRUSTED_PROXIES (e.g. 10.0.0.0/8), never 0.0.0.0/0 or ::/0.";
+    /// No rate limiting.
+    RATE_LIMIT_OFF = "MCP-RATE-001", "RateLimitDisabled", Warning, SKIP,
+        "rate limiting is off",
+        "Set MCP_RATE_LIMIT_ENABLED=true (the default) with a quota such as MCP_RATE_LIMIT_REQUESTS=100, MCP_RATE_LIMIT_WINDOW=60s.";
+    /// No audit trail.
+    AUDIT_OFF = "MCP-AUDIT-001", "AuditDisabled", Warning, SKIP,
+        "the audit trail is off",
+        "Set MCP_AUDIT_ENABLED=true (the default).";
+    /// The audit trail is not tamper-evident.
+    AUDIT_NO_HMAC = "MCP-AUDIT-002", "AuditWithoutHmacKey", Warning, SKIP,
+        "the audit trail has no HMAC key (not tamper-evident)",
+        "Set MCP_AUDIT_LOG_FILE and MCP_AUDIT_HMAC_KEY_FILE (`openssl rand -hex 32`) for a signed, hash-chained audit file.";
+    /// A secret file is readable or writable beyond its owner and group.
+    SECRET_FILE_MODE = "MCP-FILE-001", "SecretFilePermissions", Warning, WARNING,
+        "a secret file is accessible to other users",
+        "chmod 600 (or 640 for a group the server runs in) the file.";
+    /// The audit log or a data file is readable or writable beyond its owner and group.
+    DATA_FILE_MODE = "MCP-FILE-002", "DataFilePermissions", Warning, WARNING,
+        "an audit or data file is accessible to other users",
+        "chmod 600 (or 640) the file, as the IQ-MCP guide asks for memory.jsonl.";
+    /// A `.env` file that git would commit.
+    DOTENV_NOT_IGNORED = "MCP-FILE-003", "DotenvNotIgnored", Warning, WARNING,
+        "a .env file is present and not git-ignored",
+        "Add `.env` to .gitignore; keep only a .env.example with placeholders in git.";
+    /// A secret file cannot be read here, so it was not checked.
+    SECRET_FILE_UNREADABLE = "MCP-FILE-004", "SecretFileNotChecked", Info, INFO,
+        "a secret file cannot be read here, so its strength was not checked",
+        "Run the check where the secret is mounted; the server checks it again when it starts.";
+    /// The process runs as root.
+    RUNNING_AS_ROOT = "MCP-PROC-001", "RunningAsRoot", Warning, WARNING,
+        "the server runs as root",
+        "Run as an unprivileged user (Dockerfile `USER 1000`, systemd `User=`).";
+    /// `X-XSS-Protection` other than `0`.
+    XSS_PROTECTION = "MCP-HDR-001", "XssProtectionNotZero", Info, INFO,
+        "X-XSS-Protection is not `0`",
+        "Send `X-XSS-Protection: 0` (the default): the filter `1; mode=block` enables is itself exploitable and gone from current browsers (OWASP).";
+}
+
+/// The rule with this id.
+pub fn rule(id: &str) -> Option<&'static Rule> {
+    RULES.iter().copied().find(|r| r.id == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_names_are_unique_and_well_formed() {
+        for (i, a) in RULES.iter().enumerate() {
+            assert!(a.id.starts_with("MCP-"), "{}", a.id);
+            let number = a.id.rsplit('-').next().unwrap();
+            assert_eq!(number.len(), 3, "{}", a.id);
+            assert!(number.bytes().all(|b| b.is_ascii_digit()), "{}", a.id);
+            assert!(!a.title.is_empty() && !a.help.is_empty());
+            for b in &RULES[i + 1..] {
+                assert_ne!(a.id, b.id);
+                assert_ne!(a.name, b.name);
+            }
+            assert_eq!(rule(a.id), Some(*a));
+        }
+        assert_eq!(rule("MCP-NOPE-001"), None);
+    }
+
+    #[test]
+    fn development_never_raises_a_severity() {
+        for r in RULES {
+            if let Some(dev) = r.development {
+                assert!(dev <= r.severity, "{}", r.id);
+            }
+        }
+        assert_eq!(
+            DEBUG.severity_in(Environment::Production),
+            Some(Severity::Error)
+        );
+        assert_eq!(DEBUG.severity_in(Environment::Development), None);
+        assert_eq!(
+            NO_CREDENTIAL_SOURCE.severity_in(Environment::Development),
+            Some(Severity::Error)
+        );
+    }
+}
