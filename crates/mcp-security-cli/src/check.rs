@@ -18,6 +18,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::args::Flags;
 use mcp_security::SecurityConfig;
 use mcp_security::core::config::Env;
 use mcp_security::prodcheck::{RuntimeEnvironment, SarifLocation};
@@ -32,40 +33,16 @@ enum Format {
 
 /// Run `check` with the arguments after the command name.
 pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
-    let mut prefix = None;
-    let mut env_file = None;
-    let mut config = None;
-    let mut format = None;
-    let mut strict = false;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_owned())),
-            _ => (arg.as_str(), None),
-        };
-        let mut value = |flag: &str| match inline.clone() {
-            Some(v) => Ok(v),
-            None => it
-                .next()
-                .cloned()
-                .ok_or_else(|| format!("{flag} needs a value")),
-        };
-        let slot = match name {
-            "--strict" if inline.is_none() => {
-                strict = true;
-                continue;
-            }
-            "--env-prefix" => &mut prefix,
-            "--env-file" => &mut env_file,
-            "--config" => &mut config,
-            "--format" => &mut format,
-            other => return Err(format!("check: unexpected argument {other:?}\n{USAGE}")),
-        };
-        if slot.is_some() {
-            return Err(format!("{name} given more than once"));
-        }
-        *slot = Some(value(name)?);
+    let flags = Flags::parse(args, &["strict"])?;
+    flags.only(&["env-prefix", "env-file", "config", "format", "strict"])?;
+    if let Some(other) = flags.positional().first() {
+        return Err(format!("check: unexpected argument {other:?}\n{USAGE}"));
     }
+    let prefix = flags.one("env-prefix")?.map(str::to_owned);
+    let env_file = flags.one("env-file")?.map(str::to_owned);
+    let config = flags.one("config")?.map(str::to_owned);
+    let format = flags.one("format")?.map(str::to_owned);
+    let strict = flags.has("strict");
     let format = match format.as_deref() {
         None | Some("human") => Format::Human,
         Some("json") => Format::Json,

@@ -23,7 +23,10 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod args;
 mod check;
+
+use args::Flags;
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -35,7 +38,7 @@ use mcp_security::auth::api_key::{DEFAULT_KEY_PREFIX, KeyHasher, generate_key, h
 use mcp_security::auth::jwt::{JwtVerifier, TokenRequest};
 use mcp_security::core::config::{Env, Secret, parse_duration};
 
-const USAGE: &str = "usage:
+pub(crate) const USAGE: &str = "usage:
   mcp-security token --sub SUBJECT --aud AUDIENCE [--aud ...] [--ttl 900] [--scope SCOPE]...
                      [--iss ISSUER] [--secret-file PATH] [--env-prefix MCP]
   mcp-security keygen [--prefix mcp-sk-] [--name NAME] [--scope SCOPE]... [--pepper-file PATH]
@@ -56,9 +59,9 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             Ok(())
         }
-        Some("token") => Flags::parse(&args[1..]).and_then(|f| token(&f)),
-        Some("keygen") => Flags::parse(&args[1..]).and_then(|f| keygen(&f)),
-        Some("hash-key") => Flags::parse(&args[1..]).and_then(|f| hash_key(&f)),
+        Some("token") => Flags::parse(&args[1..], &[]).and_then(|f| token(&f)),
+        Some("keygen") => Flags::parse(&args[1..], &[]).and_then(|f| keygen(&f)),
+        Some("hash-key") => Flags::parse(&args[1..], &[]).and_then(|f| hash_key(&f)),
         Some("audit") => match audit(&args[1..]) {
             Ok(code) => return code,
             Err(message) => Err(message),
@@ -75,53 +78,6 @@ fn main() -> ExitCode {
         Err(message) => {
             eprintln!("mcp-security: {message}");
             ExitCode::from(2)
-        }
-    }
-}
-
-/// `--name value` pairs, repeatable.
-struct Flags(Vec<(String, String)>);
-
-impl Flags {
-    fn parse(args: &[String]) -> Result<Self, String> {
-        let mut pairs = Vec::new();
-        let mut it = args.iter();
-        while let Some(flag) = it.next() {
-            let Some(name) = flag.strip_prefix("--") else {
-                return Err(format!("unexpected argument {flag:?}\n{USAGE}"));
-            };
-            let (name, value) = match name.split_once('=') {
-                Some((n, v)) => (n.to_owned(), v.to_owned()),
-                None => {
-                    let value = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
-                    (name.to_owned(), value.clone())
-                }
-            };
-            pairs.push((name, value));
-        }
-        Ok(Flags(pairs))
-    }
-
-    fn all(&self, name: &str) -> Vec<&str> {
-        self.0
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    fn one(&self, name: &str) -> Result<Option<&str>, String> {
-        match self.all(name).as_slice() {
-            [] => Ok(None),
-            [v] => Ok(Some(v)),
-            _ => Err(format!("--{name} given more than once")),
-        }
-    }
-
-    fn only(&self, allowed: &[&str]) -> Result<(), String> {
-        match self.0.iter().find(|(n, _)| !allowed.contains(&n.as_str())) {
-            Some((n, _)) => Err(format!("unknown option --{n}\n{USAGE}")),
-            None => Ok(()),
         }
     }
 }
@@ -157,6 +113,7 @@ fn token(flags: &Flags) -> Result<(), String> {
         "secret-file",
         "env-prefix",
     ])?;
+    flags.no_positional()?;
     let sub = flags.one("sub")?.ok_or("token needs --sub")?;
     let audience: Vec<String> = flags.all("aud").into_iter().map(str::to_owned).collect();
     if audience.is_empty() {
@@ -214,6 +171,7 @@ fn hasher(flags: &Flags) -> Result<KeyHasher, String> {
 
 fn keygen(flags: &Flags) -> Result<(), String> {
     flags.only(&["prefix", "name", "scope", "pepper-file"])?;
+    flags.no_positional()?;
     let prefix = flags.one("prefix")?.unwrap_or(DEFAULT_KEY_PREFIX);
     let name = flags.one("name")?.unwrap_or("my-client");
     let scopes = flags.all("scope");
@@ -232,6 +190,7 @@ fn keygen(flags: &Flags) -> Result<(), String> {
 
 fn hash_key(flags: &Flags) -> Result<(), String> {
     flags.only(&["pepper-file"])?;
+    flags.no_positional()?;
     let hasher = hasher(flags)?;
     let mut input = String::new();
     std::io::stdin()
@@ -253,43 +212,20 @@ fn audit(args: &[String]) -> Result<ExitCode, String> {
         Some(other) => return Err(format!("unknown audit command {other:?}\n{USAGE}")),
         None => return Err(format!("audit needs a command\n{USAGE}")),
     }
-    let mut files = Vec::new();
-    let mut key_file = None;
-    let mut env_prefix = None;
-    let mut allow_rotated_end = false;
-    let mut it = args[1..].iter();
-    while let Some(arg) = it.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_owned())),
-            _ => (arg.as_str(), None),
-        };
-        let mut value = |flag: &str| match inline.clone() {
-            Some(v) => Ok(v),
-            None => it
-                .next()
-                .cloned()
-                .ok_or_else(|| format!("{flag} needs a value")),
-        };
-        match name {
-            "--key-file" if key_file.is_none() => key_file = Some(value("--key-file")?),
-            "--env-prefix" if env_prefix.is_none() => env_prefix = Some(value("--env-prefix")?),
-            "--key-file" | "--env-prefix" => return Err(format!("{name} given more than once")),
-            "--allow-rotated-end" => allow_rotated_end = true,
-            "--" => files.extend(it.by_ref().cloned()),
-            flag if flag.starts_with("--") => {
-                return Err(format!("unknown option {flag}\n{USAGE}"));
-            }
-            file => files.push(file.to_owned()),
-        }
-    }
+    let flags = Flags::parse(&args[1..], &["allow-rotated-end"])?;
+    flags.only(&["key-file", "env-prefix", "allow-rotated-end"])?;
+    let files = flags.positional();
+    let key_file = flags.one("key-file")?;
+    let env_prefix = flags.one("env-prefix")?;
+    let allow_rotated_end = flags.has("allow-rotated-end");
     if files.is_empty() {
         return Err("audit verify needs at least one file".into());
     }
     let key = match key_file {
-        Some(path) => AuditKey::from_file(std::path::Path::new(&path))
+        Some(path) => AuditKey::from_file(std::path::Path::new(path))
             .map_err(|e| format!("--key-file: {}", e.reason()))?,
         None => {
-            let env = Env::new(env_prefix.as_deref().unwrap_or("MCP"));
+            let env = Env::new(env_prefix.unwrap_or("MCP"));
             let var = env.var_name("AUDIT_HMAC_KEY");
             let secret = env
                 .secret("AUDIT_HMAC_KEY")
@@ -301,7 +237,7 @@ fn audit(args: &[String]) -> Result<ExitCode, String> {
     let options = VerifyOptions::new()
         .now(SystemTime::now())
         .allow_rotated_end(allow_rotated_end);
-    match verify_files(&files, &key, &options) {
+    match verify_files(files, &key, &options) {
         Ok(report) => {
             let mut text = format!("{report}\n");
             for note in &report.notices {
