@@ -204,6 +204,8 @@ struct LimitRt {
     per_message: bool,
     needs_class: bool,
     overflow: OverflowBucket,
+    /// `RateLimit-Policy` is the same on every response of this limit: built once.
+    policy_header: HeaderValue,
 }
 
 impl LimitRt {
@@ -571,7 +573,18 @@ impl RateLimitLayerBuilder {
             };
             let per_message = limit.key.per_message() || !matches!(scope, ScopeRt::Any);
             let needs_class = matches!(scope, ScopeRt::Class(_)) || limit.key.uses_class();
+            let policy_header = HeaderValue::from_str(&format!(
+                "\"{}\";q={};w={}",
+                limit.name,
+                limit.quota.requests(),
+                limit.quota.window_secs_ceil()
+            ))
+            .map_err(|_| {
+                ConfigError::new(format!("{setting}.name"), "not usable in a header")
+                    .with_value(limit.name.to_string())
+            })?;
             limits.push(LimitRt {
+                policy_header,
                 name: limit.name,
                 quota: limit.quota,
                 gcra,
@@ -977,8 +990,7 @@ impl Shared {
         let reset_secs = ceil_secs(report.reset);
         Some(Stamp {
             burst: limit.gcra(report.overflow).burst(),
-            requests: limit.quota.requests(),
-            window_secs: limit.quota.window_secs_ceil(),
+            policy: limit.policy_header.clone(),
             remaining: report.remaining,
             t: retry_after.unwrap_or(reset_secs),
             reset_at: if self.legacy_headers {
@@ -1043,8 +1055,8 @@ fn merge(charges: &mut Small<Charge, 4>) {
 #[derive(Debug, Clone)]
 struct Stamp {
     burst: u64,
-    requests: u64,
-    window_secs: u64,
+    /// The limit's prebuilt `RateLimit-Policy` value.
+    policy: HeaderValue,
     remaining: u64,
     /// `t` of `RateLimit`: seconds until full, or the `Retry-After` of a refusal.
     t: u64,
@@ -1078,13 +1090,7 @@ impl Stamp {
             buf.push(b";t=");
             buf.push_u64(self.t);
             buf.insert(headers, RATELIMIT);
-            buf.clear();
-            buf.push_quoted(name);
-            buf.push(b";q=");
-            buf.push_u64(self.requests);
-            buf.push(b";w=");
-            buf.push_u64(self.window_secs);
-            buf.insert(headers, RATELIMIT_POLICY);
+            headers.insert(RATELIMIT_POLICY, self.policy.clone());
         }
     }
 }
