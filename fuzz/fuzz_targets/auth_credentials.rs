@@ -200,29 +200,10 @@ fn query_token_count(query: Option<&str>) -> usize {
         .count()
 }
 
-/// Percent-decode (lossily; `+` is a space).
+/// Percent-decode (lossily; `+` is a space), as the layer does.
 fn percent_decode(value: &str) -> String {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let hex = |o: usize| bytes.get(i + o).and_then(|c| char::from(*c).to_digit(16));
-        match (b, hex(1), hex(2)) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b'+', _, _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8_lossy(&mcp_core::percent::decode(value, mcp_core::percent::Plus::Space))
+        .into_owned()
 }
 
 fn check_token_functions(s: &str) {

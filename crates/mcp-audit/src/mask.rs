@@ -35,6 +35,7 @@ use std::sync::Arc;
 
 use hmac::{Hmac, KeyInit, Mac as _};
 use http::HeaderValue;
+use mcp_core::percent::{self, Plus};
 use sha2::Sha256;
 
 /// What replaces a masked value.
@@ -291,27 +292,7 @@ pub(crate) fn percent_decode_lossy(value: &str) -> Cow<'_, str> {
 /// Percent-decode as `mcp-auth` does for query credentials (`+` is a space): the string, or the
 /// raw bytes when they are not UTF-8.
 pub(crate) fn percent_decode(value: &str) -> Result<String, Vec<u8>> {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let hex = |o: usize| bytes.get(i + o).and_then(|c| char::from(*c).to_digit(16));
-        match (b, hex(1), hex(2)) {
-            (b'%', Some(h), Some(l)) => {
-                out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
-                i += 3;
-            }
-            (b'+', _, _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).map_err(|e| e.into_bytes())
+    String::from_utf8(percent::decode(value, Plus::Space)).map_err(|e| e.into_bytes())
 }
 
 /// Cut `text` to at most `max` bytes on a character boundary, marking the cut.

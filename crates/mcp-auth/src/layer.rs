@@ -38,6 +38,7 @@ use tower_service::Service;
 
 use mcp_core::clock::{Clock, SystemClock};
 use mcp_core::config::{ConfigError, Env, Environment, Secret};
+use mcp_core::percent::{self, Plus};
 use mcp_core::rejection::{BearerChallenge, BearerError, ResponseFormat};
 use mcp_core::{
     AuthFailure, AuthOutcome, GuardBody, McpCall, Principal, PrincipalKind, Rejection, Scopes,
@@ -829,27 +830,7 @@ fn query_tokens(uri: &Uri) -> impl Iterator<Item = (&str, &str)> {
 
 /// Percent-decode a query value (`+` is a space); `None` if it is not UTF-8.
 fn percent_decode(value: &str) -> Option<String> {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let hex = |o: usize| bytes.get(i + o).and_then(|c| (*c as char).to_digit(16));
-        match (b, hex(1), hex(2)) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b'+', _, _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    String::from_utf8(percent::decode(value, Plus::Space)).ok()
 }
 
 /// The URI without `token` / `access_token` query parameters.

@@ -27,6 +27,7 @@ use std::collections::HashMap;
 use http::Method;
 use mcp_core::McpCall;
 use mcp_core::config::{ConfigError, Env};
+use mcp_core::percent::{self, Plus};
 
 /// The default exempt paths: `/health`.
 pub const DEFAULT_EXEMPT_PATHS: &[&str] = &["/health"];
@@ -177,24 +178,7 @@ fn path_has_prefix(path: &str, prefix: &str) -> bool {
 /// Percent-decode (bytes that are not UTF-8 stay encoded), collapse repeated `/`, resolve `.`
 /// and `..` segments.
 fn normalize_path(path: &str) -> String {
-    let bytes = path.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes.get(i), bytes.get(i + 1), bytes.get(i + 2)) {
-            (Some(b'%'), Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
-                let value = hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0);
-                decoded.push(value as u8);
-                i += 3;
-            }
-            (Some(&b), _, _) => {
-                decoded.push(b);
-                i += 1;
-            }
-            (None, _, _) => break,
-        }
-    }
+    let decoded = percent::decode(path, Plus::Literal);
     let decoded = String::from_utf8_lossy(&decoded);
     let mut segments: Vec<&str> = Vec::new();
     for segment in decoded.split('/') {

@@ -25,6 +25,7 @@ pub mod config;
 pub mod inspect;
 pub mod jsonrpc;
 pub mod outcome;
+pub mod percent;
 pub mod principal;
 pub mod rejection;
 
