@@ -24,6 +24,7 @@ pub fn check(input: &CheckInput, runtime: &RuntimeEnvironment) -> Report {
     c.authentication();
     c.api_key();
     c.jwt();
+    c.jwks();
     c.other_secrets();
     c.debug();
     c.cors();
@@ -60,6 +61,8 @@ impl Checker<'_> {
             "API_KEYS_FILE",
             "JWT_SECRET",
             "JWT_SECRET_FILE",
+            "JWT_ISSUER",
+            "JWKS_URL",
         ]
         .map(|n| self.var(n))
         .join(", ")
@@ -67,13 +70,16 @@ impl Checker<'_> {
 
     fn credential_fix(&self) -> String {
         format!(
-            "set {} (or {}) to a key from `mcp-security keygen`, {} to a hashed key file, or {} \
-             (or {}) to `openssl rand -base64 32`",
+            "set {} (or {}) to a key from `mcp-security keygen`, {} to a hashed key file, {} \
+             (or {}) to `openssl rand -base64 32`, or {} (or {}) for tokens from an \
+             authorization server",
             self.var("API_KEY_FILE"),
             self.var("API_KEY"),
             self.var("API_KEYS_FILE"),
             self.var("JWT_SECRET_FILE"),
             self.var("JWT_SECRET"),
+            self.var("JWT_ISSUER"),
+            self.var("JWKS_URL"),
         )
     }
 
@@ -181,6 +187,44 @@ impl Checker<'_> {
                 format!("{setting}: the API key {}", entropy_text(facts)),
                 format!("use a random key: {keygen}"),
                 Some(setting),
+            );
+        }
+    }
+
+    fn jwks(&mut self) {
+        let i = self.input;
+        if !i.uses_jwks() {
+            return;
+        }
+        for (name, url) in [("JWT_ISSUER", &i.jwt_issuer), ("JWKS_URL", &i.jwks_url)] {
+            let Some(url) = url else { continue };
+            if plain_http_beyond_loopback(url) {
+                self.add(
+                    &rules::JWKS_INSECURE_URL,
+                    format!(
+                        "{} is {url}: whoever sits on the path can swap the signing keys and \
+                         mint tokens",
+                        self.var(name)
+                    ),
+                    format!("use the issuer's https:// URL in {}", self.var(name)),
+                    Some(self.var(name)),
+                );
+            }
+        }
+        if i.jwt_audiences.is_empty() {
+            self.add(
+                &rules::JWKS_NO_AUDIENCE,
+                format!(
+                    "{} is not set: a token the issuer minted for any other API is accepted \
+                     here",
+                    self.var("JWT_AUDIENCE")
+                ),
+                format!(
+                    "set {} to this server's resource URL (the `resource` of its protected \
+                     resource metadata) and have the authorization server put it in `aud`",
+                    self.var("JWT_AUDIENCE")
+                ),
+                Some(self.var("JWT_AUDIENCE")),
             );
         }
     }
@@ -424,6 +468,40 @@ impl Checker<'_> {
                 Some(self.var("RATE_LIMIT_ENABLED")),
             );
         }
+        if let Some(url) = &i.rate_limit_redis_url {
+            if url.starts_with("redis://") && !host_is_loopback(url) {
+                self.add(
+                    &rules::REDIS_PLAINTEXT,
+                    format!(
+                        "{} is {url}: limit state and the Redis password cross the network in \
+                         clear text",
+                        self.var("RATE_LIMIT_REDIS_URL")
+                    ),
+                    format!(
+                        "use rediss:// in {} (from a secret file)",
+                        self.var("RATE_LIMIT_REDIS_URL_FILE")
+                    ),
+                    Some(self.var("RATE_LIMIT_REDIS_URL")),
+                );
+            }
+            if i.rate_limit_redis_fail_open {
+                self.add(
+                    &rules::REDIS_FAIL_OPEN,
+                    format!(
+                        "{}=open: while Redis is unreachable each replica limits on its own \
+                         (at the limit divided by {})",
+                        self.var("RATE_LIMIT_REDIS_FAILURE"),
+                        self.var("RATE_LIMIT_REPLICAS")
+                    ),
+                    format!(
+                        "set {} to the replica count, or {}=closed",
+                        self.var("RATE_LIMIT_REPLICAS"),
+                        self.var("RATE_LIMIT_REDIS_FAILURE")
+                    ),
+                    Some(self.var("RATE_LIMIT_REDIS_FAILURE")),
+                );
+            }
+        }
         if !i.audit_enabled {
             self.add(
                 &rules::AUDIT_OFF,
@@ -608,6 +686,34 @@ fn entropy_text(facts: &SecretFacts) -> String {
 }
 
 /// `0.0.0.0/0`, `::/0`, or an IPv6 net covering every IPv4-mapped address.
+/// The host of `scheme://[userinfo@]host[:port][/…]`, without brackets for IPv6.
+fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if let Some(v6) = host_port.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or_default();
+    }
+    host_port.split(':').next().unwrap_or_default()
+}
+
+/// Whether the URL's host is `localhost` or a loopback address.
+fn host_is_loopback(url: &str) -> bool {
+    let host = url_host(url);
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether `url` is not https and points beyond loopback.
+fn plain_http_beyond_loopback(url: &str) -> bool {
+    let https = url
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
+    !https && !host_is_loopback(url)
+}
+
 fn trusts_everyone(net: &IpNet) -> bool {
     match net {
         IpNet::V4(n) => n.prefix_len() == 0,

@@ -304,6 +304,11 @@ pub struct CheckInput {
     pub jwt_secret: Option<SecretInput>,
     /// `JWT_AUDIENCE`: accepted token audiences.
     pub jwt_audiences: Vec<String>,
+    /// `JWT_ISSUER` when tokens are verified against the issuer's published keys (JWKS found by
+    /// discovery); `None` when unset or when it only names the `iss` of HS256 tokens.
+    pub jwt_issuer: Option<String>,
+    /// `JWKS_URL`: asymmetric keys from an OAuth/OIDC issuer's JWKS.
+    pub jwks_url: Option<String>,
     /// `DEV_BYPASS`: requests without a credential pass as a development principal.
     pub dev_bypass: bool,
     /// `URL_AUTH`: `?token=` is accepted.
@@ -318,6 +323,11 @@ pub struct CheckInput {
     pub trusted_proxies: Vec<IpNet>,
     /// `RATE_LIMIT_ENABLED`.
     pub rate_limit_enabled: bool,
+    /// `RATE_LIMIT_REDIS_URL` with any password removed: limits shared through Redis.
+    pub rate_limit_redis_url: Option<String>,
+    /// Whether the Redis limiter falls back to local limits when Redis is unreachable
+    /// (`RATE_LIMIT_REDIS_FAILURE=open`) instead of refusing.
+    pub rate_limit_redis_fail_open: bool,
     /// `AUDIT_ENABLED`.
     pub audit_enabled: bool,
     /// `AUDIT_LOG_FILE`.
@@ -347,6 +357,8 @@ impl Default for CheckInput {
             code_api_keys: 0,
             jwt_secret: None,
             jwt_audiences: Vec::new(),
+            jwt_issuer: None,
+            jwks_url: None,
             dev_bypass: false,
             url_auth: false,
             cors_origins: None,
@@ -354,6 +366,8 @@ impl Default for CheckInput {
             host_check: true,
             trusted_proxies: Vec::new(),
             rate_limit_enabled: true,
+            rate_limit_redis_url: None,
+            rate_limit_redis_fail_open: false,
             audit_enabled: true,
             audit_log_file: None,
             audit_hmac_key: None,
@@ -376,12 +390,19 @@ impl CheckInput {
     }
 
     /// Whether anything can authenticate a caller: an API key, a key file, keys given in code,
-    /// or an HS256 secret.
+    /// an HS256 secret, or an issuer's JWKS.
     pub fn has_credential_source(&self) -> bool {
         self.api_key.is_some()
             || self.api_keys_file.is_some()
             || self.code_api_keys > 0
             || self.jwt_secret.is_some()
+            || self.uses_jwks()
+    }
+
+    /// Whether asymmetric JWTs are verified against an issuer's JWKS (`JWKS_URL`, or
+    /// `JWT_ISSUER` with discovery).
+    pub fn uses_jwks(&self) -> bool {
+        self.jwks_url.is_some() || self.jwt_issuer.is_some()
     }
 
     /// Whether requests without a valid credential are refused: a credential source and no

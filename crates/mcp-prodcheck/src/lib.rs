@@ -34,7 +34,7 @@
 //! |---|---|---|---|---|
 //! | `MCP-CONFIG-001` | error | error | a setting cannot be parsed or is refused (only the CLI reports this; a server fails to build) | correct the named setting |
 //! | `MCP-AUTH-001` | error | warning | `MCP_REQUIRE_AUTH=false` | `MCP_REQUIRE_AUTH=true` and a credential source |
-//! | `MCP-AUTH-002` | error | error | authentication required but no `MCP_API_KEY(_FILE)`, `MCP_API_KEYS_FILE`, `MCP_JWT_SECRET(_FILE)` | set one (`mcp-security keygen`, `openssl rand -base64 32`) |
+//! | `MCP-AUTH-002` | error | error | authentication required but no `MCP_API_KEY(_FILE)`, `MCP_API_KEYS_FILE`, `MCP_JWT_SECRET(_FILE)`, `MCP_JWT_ISSUER`, `MCP_JWKS_URL` | set one (`mcp-security keygen`, `openssl rand -base64 32`) |
 //! | `MCP-AUTH-003` | error | — | `MCP_DEV_BYPASS` on | remove it outside development |
 //! | `MCP-AUTH-004` | warning | warning | `MCP_URL_AUTH=true` (`?token=`) | send `Authorization: Bearer` |
 //! | `MCP-KEY-001` | error | warning | API key shorter than 32 bytes | `mcp-security keygen` |
@@ -43,6 +43,8 @@
 //! | `MCP-JWT-001` | error | warning | an HS256 secret under 256 bits | `openssl rand -base64 32` |
 //! | `MCP-JWT-002` | error | warning | an HS256 secret that is a placeholder, published, or low entropy | `openssl rand -base64 32` |
 //! | `MCP-JWT-003` | warning | — | JWTs without `MCP_JWT_AUDIENCE` | one audience per server |
+//! | `MCP-JWT-004` | error | error | `MCP_JWT_ISSUER` or `MCP_JWKS_URL` over plain http beyond loopback | an https:// URL |
+//! | `MCP-JWT-005` | error | warning | an issuer's JWKS without `MCP_JWT_AUDIENCE` | this server's resource URL as audience |
 //! | `MCP-SECRET-001` | error | warning | API key pepper, audit HMAC or fingerprint key weak | `openssl rand -hex 32` |
 //! | `MCP-DEBUG-001` | error | — | `MCP_DEBUG=true` | `MCP_DEBUG=false` |
 //! | `MCP-CORS-001` | error | warning | `MCP_CORS_ORIGINS=*` | list the origins |
@@ -52,6 +54,8 @@
 //! | `MCP-NET-002` | warning | warning | `MCP_ALLOWED_HOSTS=*` (Host check off) | list the host names |
 //! | `MCP-PROXY-001` | error | error | `MCP_TRUSTED_PROXIES` contains `0.0.0.0/0` or `::/0` | list only your proxies |
 //! | `MCP-RATE-001` | warning | — | `MCP_RATE_LIMIT_ENABLED=false` | turn it on |
+//! | `MCP-RATE-002` | warning | — | `MCP_RATE_LIMIT_REDIS_URL` is `redis://` to a non-loopback host | `rediss://` |
+//! | `MCP-RATE-003` | info | — | `MCP_RATE_LIMIT_REDIS_FAILURE=open` | set `MCP_RATE_LIMIT_REPLICAS`, or `closed` |
 //! | `MCP-AUDIT-001` | warning | — | `MCP_AUDIT_ENABLED=false` | turn it on |
 //! | `MCP-AUDIT-002` | warning | — | audit without a log file and HMAC key (not tamper-evident) | `MCP_AUDIT_LOG_FILE` + `MCP_AUDIT_HMAC_KEY_FILE` |
 //! | `MCP-FILE-001` | warning | warning | a secret file (or `.env`) with a mode beyond `640` | `chmod 600` |
@@ -148,6 +152,24 @@ mod tests {
                 ))
             }),
             ("MCP-JWT-003", |i| i.jwt_audiences.clear()),
+            ("MCP-JWT-004", |i| {
+                i.jwks_url = Some("http://idp.example.com/jwks.json".into())
+            }),
+            ("MCP-JWT-004", |i| {
+                i.jwt_issuer = Some("HTTP://[2001:db8::1]:8443/realms/mcp".into())
+            }),
+            ("MCP-JWT-005", |i| {
+                i.jwt_secret = None;
+                i.jwt_issuer = Some("https://idp.example.com".into());
+                i.jwt_audiences.clear();
+            }),
+            ("MCP-RATE-002", |i| {
+                i.rate_limit_redis_url = Some("redis://redis.internal:6379/0".into())
+            }),
+            ("MCP-RATE-003", |i| {
+                i.rate_limit_redis_url = Some("rediss://redis.internal:6380".into());
+                i.rate_limit_redis_fail_open = true;
+            }),
             ("MCP-SECRET-001", |i| {
                 i.other_secrets = vec![SecretInput::value("MCP_API_KEY_PEPPER", "changeme")]
             }),
@@ -211,6 +233,29 @@ mod tests {
         }
         assert!(!f.message().contains("MCP_"));
         assert!(f.fix().contains("mcp-security keygen"));
+    }
+
+    #[test]
+    fn jwks_and_redis_settings_that_pass() {
+        let mut i = clean();
+        i.api_key = None;
+        i.jwt_secret = None;
+        i.jwt_issuer = Some("https://idp.example.com/realms/mcp".into());
+        i.jwks_url = Some("http://127.0.0.1:9000/jwks.json".into());
+        i.rate_limit_redis_url = Some("redis://[::1]:6379".into());
+        let r = run(&i);
+        assert!(
+            r.findings().is_empty(),
+            "an issuer is a credential source: {r}"
+        );
+        i.rate_limit_redis_url = Some("redis://localhost".into());
+        i.jwks_url = Some("http://user@localhost:9000/jwks".into());
+        assert!(run(&i).findings().is_empty(), "{}", run(&i));
+        i.jwks_url = Some("http://127.0.0.1.evil.example/jwks".into());
+        let r = run(&i);
+        assert_eq!(r.ids(), ["MCP-JWT-004"]);
+        let f = &r.findings()[0];
+        assert!(f.message().contains("MCP_JWKS_URL"), "{}", f.message());
     }
 
     #[test]

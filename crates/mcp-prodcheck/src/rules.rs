@@ -111,7 +111,7 @@ rules! {
     /// Authentication is required but nothing can authenticate anyone.
     NO_CREDENTIAL_SOURCE = "MCP-AUTH-002", "NoCredentialSource", Error, ERROR,
         "no credential source is configured",
-        "Set MCP_API_KEY_FILE (or MCP_API_KEY) to a key from `mcp-security keygen`, MCP_API_KEYS_FILE to a hashed key file, or MCP_JWT_SECRET_FILE (or MCP_JWT_SECRET) to `openssl rand -base64 32`.";
+        "Set MCP_API_KEY_FILE (or MCP_API_KEY) to a key from `mcp-security keygen`, MCP_API_KEYS_FILE to a hashed key file, MCP_JWT_SECRET_FILE (or MCP_JWT_SECRET) to `openssl rand -base64 32`, or MCP_JWT_ISSUER / MCP_JWKS_URL for tokens from an authorization server.";
     /// The development bypass lets every request in without a credential.
     DEV_BYPASS = "MCP-AUTH-003", "DevBypassEnabled", Error, SKIP,
         "the development authentication bypass is on",
@@ -144,6 +144,14 @@ rules! {
     JWT_NO_AUDIENCE = "MCP-JWT-003", "JwtNoAudience", Warning, SKIP,
         "JWTs are accepted without an audience check",
         "Set MCP_JWT_AUDIENCE to this server's resource URL (one audience per server) so a token minted for another server is refused.";
+    /// The JWKS or the issuer's metadata is fetched over plain HTTP from a non-loopback host.
+    JWKS_INSECURE_URL = "MCP-JWT-004", "JwksOverPlainHttp", Error, ERROR,
+        "the issuer's keys are fetched over plain HTTP",
+        "Use an https:// URL for MCP_JWT_ISSUER and MCP_JWKS_URL; plain http is accepted only for a loopback issuer.";
+    /// Tokens from an issuer's JWKS are accepted for any audience.
+    JWKS_NO_AUDIENCE = "MCP-JWT-005", "JwksNoAudience", Error, WARNING,
+        "tokens from the issuer are accepted without an audience check",
+        "Set MCP_JWT_AUDIENCE to this server's resource URL: an authorization server signs tokens for many APIs, and without the check a token minted for any of them is accepted here (MCP authorization: token audience binding).";
     /// Another secret (API key pepper, audit HMAC key, fingerprint key) is weak.
     SECRET_WEAK = "MCP-SECRET-001", "SecretWeak", Error, WARNING,
         "a secret is a placeholder, a published example, too short or has low entropy",
@@ -180,6 +188,14 @@ rules! {
     RATE_LIMIT_OFF = "MCP-RATE-001", "RateLimitDisabled", Warning, SKIP,
         "rate limiting is off",
         "Set MCP_RATE_LIMIT_ENABLED=true (the default) with a quota such as MCP_RATE_LIMIT_REQUESTS=100, MCP_RATE_LIMIT_WINDOW=60s.";
+    /// Shared rate-limit state travels to a remote Redis without TLS.
+    REDIS_PLAINTEXT = "MCP-RATE-002", "RedisWithoutTls", Warning, SKIP,
+        "the Redis rate-limit backend is reached without TLS",
+        "Use a rediss:// URL (TLS) for a Redis that is not on loopback, with a password or ACL user given through MCP_RATE_LIMIT_REDIS_URL_FILE.";
+    /// When Redis is unreachable the limits fall back to per-replica ones.
+    REDIS_FAIL_OPEN = "MCP-RATE-003", "RedisFailOpen", Info, SKIP,
+        "the Redis rate limiter fails open to local limits",
+        "Keep MCP_RATE_LIMIT_REDIS_FAILURE=open only with MCP_RATE_LIMIT_REPLICAS set to the replica count; set it to closed to refuse requests while Redis is down.";
     /// No audit trail.
     AUDIT_OFF = "MCP-AUDIT-001", "AuditDisabled", Warning, SKIP,
         "the audit trail is off",
