@@ -856,7 +856,14 @@ impl Shared {
                 m::auth_failure(f.as_str());
             }
             let limited = match &rate_limit {
-                Some(RateLimitOutcome::Limited { policy, .. }) => {
+                Some(
+                    RateLimitOutcome::Limited { policy, .. }
+                    | RateLimitOutcome::Degraded {
+                        policy,
+                        admitted: false,
+                        ..
+                    },
+                ) => {
                     m::rate_limited(policy);
                     true
                 }

@@ -485,10 +485,13 @@ impl AuditRecord {
     /// The name of the rate limit that decided (`ban` for the ban list).
     pub fn rate_limit_policy(&self) -> Option<Cow<'_, str>> {
         match self.rate_limit.as_ref()? {
-            RateLimitOutcome::Allowed { policy, .. } | RateLimitOutcome::Limited { policy, .. } => {
+            RateLimitOutcome::Allowed { policy, .. }
+            | RateLimitOutcome::Limited { policy, .. }
+            | RateLimitOutcome::Degraded { policy, .. } => {
                 Some(self.name_text(Cow::Borrowed(policy)))
             }
             RateLimitOutcome::Banned { .. } => Some(Cow::Borrowed("ban")),
+            RateLimitOutcome::Unavailable { .. } => Some(Cow::Borrowed("store_unavailable")),
             _ => None,
         }
     }
@@ -501,6 +504,12 @@ impl AuditRecord {
             }
             | RateLimitOutcome::Banned {
                 retry_after_secs, ..
+            }
+            | RateLimitOutcome::Unavailable { retry_after_secs }
+            | RateLimitOutcome::Degraded {
+                admitted: false,
+                retry_after_secs,
+                ..
             } => Some(*retry_after_secs),
             _ => None,
         }

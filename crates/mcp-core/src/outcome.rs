@@ -142,25 +142,54 @@ pub enum RateLimitOutcome {
         /// The `Retry-After` sent, in whole seconds (at least 1).
         retry_after_secs: u64,
     },
+    /// The shared limit store (Redis) did not answer within its time budget and the failure
+    /// policy is fail-closed: refused with `503` without consulting any limit.
+    Unavailable {
+        /// The `Retry-After` sent, in whole seconds (at least 1).
+        retry_after_secs: u64,
+    },
+    /// The shared limit store (Redis) did not answer within its time budget and the failure
+    /// policy is fail-open: the request was decided by the replica's local fallback limiter
+    /// (each limit divided by the replica count).
+    Degraded {
+        /// The name of the tightest (or refusing) limit.
+        policy: std::borrow::Cow<'static, str>,
+        /// Whether the fallback limiter admitted the request.
+        admitted: bool,
+        /// Requests that limit would still admit right now (0 when refused).
+        remaining: u64,
+        /// The `Retry-After` sent when refused, in whole seconds; 0 when admitted.
+        retry_after_secs: u64,
+    },
 }
 
 impl RateLimitOutcome {
     /// A stable snake_case label for audit records and metrics: `allowed`, `not_limited`,
-    /// `limited`, `banned`.
+    /// `limited`, `banned`, `unavailable`, `allowed_degraded`, `limited_degraded`.
     pub fn as_str(&self) -> &'static str {
         match self {
             RateLimitOutcome::Allowed { .. } => "allowed",
             RateLimitOutcome::NotLimited => "not_limited",
             RateLimitOutcome::Limited { .. } => "limited",
             RateLimitOutcome::Banned { .. } => "banned",
+            RateLimitOutcome::Unavailable { .. } => "unavailable",
+            RateLimitOutcome::Degraded { admitted: true, .. } => "allowed_degraded",
+            RateLimitOutcome::Degraded { .. } => "limited_degraded",
         }
     }
 
-    /// Whether the request was refused (limited or banned).
+    /// Whether the request was refused (limited, banned, refused by the fallback limiter, or
+    /// refused because the shared store was unavailable).
     pub fn is_refused(&self) -> bool {
         matches!(
             self,
-            RateLimitOutcome::Limited { .. } | RateLimitOutcome::Banned { .. }
+            RateLimitOutcome::Limited { .. }
+                | RateLimitOutcome::Banned { .. }
+                | RateLimitOutcome::Unavailable { .. }
+                | RateLimitOutcome::Degraded {
+                    admitted: false,
+                    ..
+                }
         )
     }
 }

@@ -13,6 +13,11 @@
 //! | `RATE_LIMIT_BURST` | the most requests at once | `= REQUESTS` |
 //! | `RATE_LIMIT_MAX_KEYS` | the bound on tracked clients | `100000` |
 //! | `TRUSTED_PROXIES` | CIDRs whose `X-Forwarded-For` is believed, for requests that carry no `ClientAddr` yet | none |
+//! | `RATE_LIMIT_REDIS_URL` / `_FILE` | share the limits across replicas through Redis (`redis` feature; without it, setting this is an error) | — (in memory) |
+//! | `RATE_LIMIT_REDIS_PREFIX` | the Redis key prefix | `mcp:rl:` |
+//! | `RATE_LIMIT_REDIS_FAILURE` | `closed` (`503`) or `open` (local limiter at limit / replicas) when Redis fails | `closed` |
+//! | `RATE_LIMIT_REDIS_TIMEOUT` | the time budget of one decision (`20ms`) | `20ms` |
+//! | `RATE_LIMIT_REPLICAS` | replicas sharing the limits (for the fail-open fallback) | `1` |
 //!
 //! The limit is named `ip` in headers (`RateLimit-Policy: "ip";q=100;w=60`) and audit records.
 //!
@@ -138,7 +143,7 @@ impl RateLimitLayer {
                     None => err,
                 }
             })?;
-        Ok(RateLimitLayer::builder()
+        let builder = RateLimitLayer::builder()
             .enabled(enabled)
             .limit(Limit::new(
                 CLIENT_LIMIT_NAME,
@@ -146,7 +151,21 @@ impl RateLimitLayer {
                 KeySelector::client_addr(),
             ))
             .max_keys(max_keys)
-            .client_addr_resolver(resolver))
+            .client_addr_resolver(resolver);
+        #[cfg(feature = "redis")]
+        let builder = match crate::redis::RedisStore::from_env(env)? {
+            Some(store) => builder.redis(store),
+            None => builder,
+        };
+        #[cfg(not(feature = "redis"))]
+        if env.secret("RATE_LIMIT_REDIS_URL")?.is_some() {
+            return Err(ConfigError::new(
+                var("RATE_LIMIT_REDIS_URL"),
+                "shared limits need mcp-ratelimit's `redis` cargo feature, which this build \
+                 does not have (enable the `redis` feature, or unset the variable)",
+            ));
+        }
+        Ok(builder)
     }
 }
 
@@ -536,6 +555,47 @@ mod tests {
             let e = err(text);
             assert_eq!(e.setting(), setting, "{text:?}: {e}");
         }
+    }
+
+    #[cfg(not(feature = "redis"))]
+    #[test]
+    fn redis_url_without_the_feature_is_an_error() {
+        let e =
+            RateLimitLayer::from_env(&env(&[("MCP_RATE_LIMIT_REDIS_URL", "redis://secret@h/")]))
+                .unwrap_err();
+        assert_eq!(e.setting(), "MCP_RATE_LIMIT_REDIS_URL");
+        assert!(e.to_string().contains("`redis` cargo feature"), "{e}");
+        assert!(!e.to_string().contains("secret"));
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn redis_from_env() {
+        let layer = RateLimitLayer::from_env(&env(&[
+            ("MCP_RATE_LIMIT_REDIS_URL", "redis://127.0.0.1:1/"),
+            ("MCP_RATE_LIMIT_REDIS_FAILURE", "open"),
+            ("MCP_RATE_LIMIT_REDIS_TIMEOUT", "5ms"),
+            ("MCP_RATE_LIMIT_REPLICAS", "3"),
+        ]))
+        .unwrap();
+        assert!(layer.redis_stats().is_some());
+        for (var, value) in [
+            ("MCP_RATE_LIMIT_REDIS_FAILURE", "maybe"),
+            ("MCP_RATE_LIMIT_REDIS_TIMEOUT", "0"),
+            ("MCP_RATE_LIMIT_REPLICAS", "0"),
+            ("MCP_RATE_LIMIT_REDIS_PREFIX", "has space"),
+        ] {
+            let e = RateLimitLayer::from_env(&env(&[
+                ("MCP_RATE_LIMIT_REDIS_URL", "redis://127.0.0.1:1/"),
+                (var, value),
+            ]))
+            .unwrap_err();
+            assert_eq!(e.setting(), var, "{e}");
+        }
+        let e = RateLimitLayer::from_env(&env(&[("MCP_RATE_LIMIT_REDIS_URL", "http://pw@x/")]))
+            .unwrap_err();
+        assert_eq!(e.setting(), "MCP_RATE_LIMIT_REDIS_URL");
+        assert!(!e.to_string().contains("pw"), "{e}");
     }
 
     #[test]

@@ -197,47 +197,148 @@ impl KeyHasher {
     ) -> Selected {
         let mut h = self.state.build_hasher();
         h.write_u16(limit);
-        if selector.has(CLIENT) {
-            let Some(ip) = parts.client else {
-                return Selected::NoClient;
-            };
-            write_ip(&mut h, ip);
-        }
-        if selector.has(PRINCIPAL) {
-            let Some(p) = parts.principal else {
-                return Selected::Skip;
-            };
-            write_principal(&mut h, p);
-        }
-        if selector.has(PRINCIPAL_OR_CLIENT) {
-            match (parts.principal, parts.client) {
-                (Some(p), _) => write_principal(&mut h, p),
-                (None, Some(ip)) => write_ip(&mut h, ip),
-                (None, None) => return Selected::NoClient,
-            }
-        }
-        if selector.has(CLASS) {
-            let Some(class) = parts.class else {
-                return Selected::Skip;
-            };
-            h.write_u8(b'c');
-            h.write_u16(class);
-        }
-        if selector.has(METHOD) {
-            let Some(method) = parts.method else {
-                return Selected::Skip;
-            };
-            write_str(&mut h, b'm', method);
-        }
-        if selector.has(TOOL) {
-            let Some(tool) = parts.tool else {
-                return Selected::Skip;
-            };
-            write_str(&mut h, b't', tool);
+        if let Err(not_keyed) = write_parts(&mut h, selector, parts) {
+            return not_keyed;
         }
         let mut second = h.clone();
         second.write_u8(0xA5);
         Selected::Key(StoreKey(h.finish(), second.finish()))
+    }
+
+    /// The same selection as [`select`](Self::select), hashed with SHA-256 (truncated to 128
+    /// bits) of the limit's *name* instead of a per-process key, so every replica derives the
+    /// same key for the same client: what a shared store (Redis) needs. Without the process
+    /// secret the digest must be collision resistant on its own, hence SHA-256.
+    #[cfg(feature = "redis")]
+    pub(crate) fn select_stable(
+        limit: &str,
+        selector: KeySelector,
+        parts: &KeyParts<'_>,
+    ) -> Selected {
+        let mut h = Sha256Hasher::default();
+        write_str(&mut h, b'l', limit);
+        if let Err(not_keyed) = write_parts(&mut h, selector, parts) {
+            return not_keyed;
+        }
+        Selected::Key(h.digest())
+    }
+
+    /// A stable key hashed again with the per-process key, for local maps (the deny cache, the
+    /// fail-open fallback): stable keys are public knowledge, so they must not pick hash-table
+    /// buckets by themselves.
+    #[cfg(feature = "redis")]
+    pub(crate) fn rekey(&self, key: StoreKey) -> StoreKey {
+        let mut h = self.state.build_hasher();
+        h.write_u64(key.0);
+        h.write_u64(key.1);
+        let mut second = h.clone();
+        second.write_u8(0xA5);
+        StoreKey(h.finish(), second.finish())
+    }
+
+    /// The stable key of a limit's shared overflow bucket (requests without a client address).
+    #[cfg(feature = "redis")]
+    pub(crate) fn overflow_stable(limit: &str) -> StoreKey {
+        let mut h = Sha256Hasher::default();
+        write_str(&mut h, b'l', limit);
+        h.write_u8(b'o');
+        h.digest()
+    }
+}
+
+/// Feed the selected parts to `h`; `Err` when the selector cannot key this request.
+#[inline]
+fn write_parts(
+    h: &mut impl Hasher,
+    selector: KeySelector,
+    parts: &KeyParts<'_>,
+) -> Result<(), Selected> {
+    if selector.has(CLIENT) {
+        let Some(ip) = parts.client else {
+            return Err(Selected::NoClient);
+        };
+        write_ip(h, ip);
+    }
+    if selector.has(PRINCIPAL) {
+        let Some(p) = parts.principal else {
+            return Err(Selected::Skip);
+        };
+        write_principal(h, p);
+    }
+    if selector.has(PRINCIPAL_OR_CLIENT) {
+        match (parts.principal, parts.client) {
+            (Some(p), _) => write_principal(h, p),
+            (None, Some(ip)) => write_ip(h, ip),
+            (None, None) => return Err(Selected::NoClient),
+        }
+    }
+    if selector.has(CLASS) {
+        let Some(class) = parts.class else {
+            return Err(Selected::Skip);
+        };
+        h.write_u8(b'c');
+        h.write_u16(class);
+    }
+    if selector.has(METHOD) {
+        let Some(method) = parts.method else {
+            return Err(Selected::Skip);
+        };
+        write_str(h, b'm', method);
+    }
+    if selector.has(TOOL) {
+        let Some(tool) = parts.tool else {
+            return Err(Selected::Skip);
+        };
+        write_str(h, b't', tool);
+    }
+    Ok(())
+}
+
+/// A `Hasher` front for SHA-256, with fixed-width little-endian integers (the same key on every
+/// replica, whatever its architecture).
+#[cfg(feature = "redis")]
+#[derive(Default)]
+struct Sha256Hasher(sha2::Sha256);
+
+#[cfg(feature = "redis")]
+impl Sha256Hasher {
+    fn digest(self) -> StoreKey {
+        use sha2::Digest;
+        let out = self.0.finalize();
+        let mut a = [0u8; 8];
+        let mut b = [0u8; 8];
+        for (i, byte) in out.iter().take(16).enumerate() {
+            if i < 8 {
+                a[i] = *byte;
+            } else {
+                b[i - 8] = *byte;
+            }
+        }
+        StoreKey(u64::from_le_bytes(a), u64::from_le_bytes(b))
+    }
+}
+
+#[cfg(feature = "redis")]
+impl Hasher for Sha256Hasher {
+    fn finish(&self) -> u64 {
+        // Only `digest` is used.
+        0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        sha2::Digest::update(&mut self.0, bytes);
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.write(&n.to_le_bytes());
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.write(&n.to_le_bytes());
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write(&(n as u64).to_le_bytes());
     }
 }
 

@@ -46,6 +46,11 @@
 //! The decision goes into the response extensions as a [`RateLimitOutcome`] (and refusals also
 //! as the [`Rejection`]), for the audit layer.
 //!
+//! With a `RedisStore` (the `redis` feature, module `redis`), the limits are counted in Redis
+//! and shared by every replica; the answers are the same, plus, when Redis fails or exceeds its
+//! time budget, either `503` (`rate_limit_unavailable`, `Retry-After: 1`; outcome
+//! `Unavailable`) or a decision by a local limiter at `limit / replicas` (outcome `Degraded`).
+//!
 //! # Where to put it
 //!
 //! Twice, as DESIGN.md's request path has it: a per-client layer before authentication (cheap,
@@ -193,27 +198,20 @@ enum ScopeRt {
     Tool(Box<str>),
 }
 
+/// The GCRA state a limit is counted in (besides its tracked keys).
 #[derive(Debug)]
-struct LimitRt {
-    name: Cow<'static, str>,
-    quota: Quota,
-    gcra: Gcra,
-    overflow_gcra: Gcra,
-    key: KeySelector,
-    scope: ScopeRt,
-    per_message: bool,
-    needs_class: bool,
-    overflow: OverflowBucket,
-    /// `RateLimit-Policy` is the same on every response of this limit: built once.
-    policy_header: HeaderValue,
+pub(crate) struct Bucket {
+    pub(crate) gcra: Gcra,
+    pub(crate) overflow_gcra: Gcra,
+    pub(crate) overflow: OverflowBucket,
 }
 
-impl LimitRt {
-    fn applies(&self, class: Option<u16>, message: Option<&JsonRpcMessage>) -> bool {
-        match &self.scope {
-            ScopeRt::Any => true,
-            ScopeRt::Class(c) => class == Some(*c),
-            ScopeRt::Tool(t) => message.and_then(JsonRpcMessage::tool) == Some(&**t),
+impl Bucket {
+    pub(crate) fn new(gcra: Gcra, overflow_gcra: Gcra) -> Self {
+        Bucket {
+            gcra,
+            overflow_gcra,
+            overflow: OverflowBucket::default(),
         }
     }
 
@@ -226,9 +224,35 @@ impl LimitRt {
     }
 }
 
-struct Shared {
+#[derive(Debug)]
+pub(crate) struct LimitRt {
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) quota: Quota,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) overflow_quota: Quota,
+    key: KeySelector,
+    scope: ScopeRt,
+    per_message: bool,
+    needs_class: bool,
+    /// `RateLimit-Policy` is the same on every response of this limit: built once.
+    policy_header: HeaderValue,
+}
+
+impl LimitRt {
+    fn applies(&self, class: Option<u16>, message: Option<&JsonRpcMessage>) -> bool {
+        match &self.scope {
+            ScopeRt::Any => true,
+            ScopeRt::Class(c) => class == Some(*c),
+            ScopeRt::Tool(t) => message.and_then(JsonRpcMessage::tool) == Some(&**t),
+        }
+    }
+}
+
+pub(crate) struct Shared {
     enabled: bool,
-    limits: Box<[LimitRt]>,
+    pub(crate) limits: Box<[LimitRt]>,
+    /// One per limit, in the same order.
+    buckets: Box<[Bucket]>,
     classifier: Classifier,
     store: KeyStore,
     hasher: KeyHasher,
@@ -240,6 +264,8 @@ struct Shared {
     legacy_headers: bool,
     ietf_headers: bool,
     needs_client: bool,
+    #[cfg(feature = "redis")]
+    pub(crate) redis: Option<crate::redis::RedisBackend>,
 }
 
 impl fmt::Debug for Shared {
@@ -313,6 +339,7 @@ impl RateLimitLayer {
             shared: Arc::new(Shared {
                 enabled: false,
                 limits: Box::new([]),
+                buckets: Box::new([]),
                 classifier: Classifier::default(),
                 store: KeyStore::new(1),
                 hasher: KeyHasher::default(),
@@ -324,8 +351,15 @@ impl RateLimitLayer {
                 legacy_headers: false,
                 ietf_headers: false,
                 needs_client: false,
+                #[cfg(feature = "redis")]
+                redis: None,
             }),
         }
+    }
+
+    #[cfg(feature = "redis")]
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
     }
 
     /// Whether the layer limits anything.
@@ -375,6 +409,17 @@ impl RateLimitLayer {
         if self.shared.bans.is_some() {
             parts.push("ban list".to_owned());
         }
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &self.shared.redis {
+            let store = redis.store();
+            return format!(
+                "{} (shared in Redis, prefix {}, failure policy {}, budget {:?})",
+                parts.join("; "),
+                store.prefix(),
+                store.failure_policy().as_str(),
+                store.timeout()
+            );
+        }
         format!("{} (max {} keys)", parts.join("; "), self.max_keys())
     }
 }
@@ -393,6 +438,8 @@ pub struct RateLimitLayerBuilder {
     legacy_headers: bool,
     ietf_headers: bool,
     enabled: bool,
+    #[cfg(feature = "redis")]
+    redis: Option<crate::redis::RedisStore>,
 }
 
 impl Default for RateLimitLayerBuilder {
@@ -409,6 +456,8 @@ impl Default for RateLimitLayerBuilder {
             legacy_headers: true,
             ietf_headers: true,
             enabled: true,
+            #[cfg(feature = "redis")]
+            redis: None,
         }
     }
 }
@@ -498,6 +547,11 @@ impl RateLimitLayerBuilder {
         self
     }
 
+    #[cfg(feature = "redis")]
+    pub(crate) fn set_redis(&mut self, store: crate::redis::RedisStore) {
+        self.redis = Some(store);
+    }
+
     /// The limits added so far.
     pub fn limits(&self) -> &[Limit] {
         &self.limits
@@ -534,6 +588,7 @@ impl RateLimitLayerBuilder {
         }
         let classifier = Classifier::new(&self.classes)?;
         let mut limits = Vec::with_capacity(self.limits.len());
+        let mut buckets = Vec::with_capacity(self.limits.len());
         for (i, limit) in self.limits.into_iter().enumerate() {
             check_name("limit", &limit.name)?;
             if limits.iter().any(|l: &LimitRt| l.name == limit.name) {
@@ -583,24 +638,33 @@ impl RateLimitLayerBuilder {
                 ConfigError::new(format!("{setting}.name"), "not usable in a header")
                     .with_value(limit.name.to_string())
             })?;
+            buckets.push(Bucket::new(gcra, overflow_gcra));
             limits.push(LimitRt {
                 policy_header,
                 name: limit.name,
                 quota: limit.quota,
-                gcra,
-                overflow_gcra,
+                overflow_quota: limit.overflow_quota.unwrap_or(limit.quota),
                 key: limit.key,
                 scope,
                 per_message,
                 needs_class,
-                overflow: OverflowBucket::default(),
             });
         }
         let needs_client = self.bans.is_some() || limits.iter().any(|l| l.key.uses_client());
+        #[cfg(feature = "redis")]
+        let redis = match self.redis {
+            Some(store) => Some(crate::redis::RedisBackend::new(
+                store,
+                &limits,
+                self.max_keys,
+            )?),
+            None => None,
+        };
         Ok(RateLimitLayer {
             shared: Arc::new(Shared {
                 enabled: true,
                 limits: limits.into_boxed_slice(),
+                buckets: buckets.into_boxed_slice(),
                 classifier,
                 store: KeyStore::new(self.max_keys),
                 hasher: KeyHasher::default(),
@@ -612,6 +676,8 @@ impl RateLimitLayerBuilder {
                 legacy_headers: self.legacy_headers,
                 ietf_headers: self.ietf_headers,
                 needs_client,
+                #[cfg(feature = "redis")]
+                redis,
             }),
         })
     }
@@ -637,10 +703,13 @@ pub struct RateLimit<S> {
 
 /// A charge of `weight` cells to one limit's key.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
-struct Charge {
-    limit: u16,
-    key: Option<StoreKey>,
-    weight: u64,
+pub(crate) struct Charge {
+    pub(crate) limit: u16,
+    /// `None`: the limit's overflow bucket (in memory).
+    pub(crate) key: Option<StoreKey>,
+    pub(crate) weight: u64,
+    /// The key is the limit's shared overflow key (Redis: requests without a client address).
+    pub(crate) overflow: bool,
 }
 
 /// An admitted charge, for refunds and the report.
@@ -654,14 +723,14 @@ struct Applied {
 }
 
 /// A few items inline, more on the heap: one request usually charges one or two limits.
-struct Small<T: Copy + Default, const N: usize> {
+pub(crate) struct Small<T: Copy + Default, const N: usize> {
     inline: [T; N],
     len: usize,
     spill: Vec<T>,
 }
 
 impl<T: Copy + Default, const N: usize> Small<T, N> {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Small {
             inline: [T::default(); N],
             len: 0,
@@ -669,7 +738,7 @@ impl<T: Copy + Default, const N: usize> Small<T, N> {
         }
     }
 
-    fn push(&mut self, item: T) {
+    pub(crate) fn push(&mut self, item: T) {
         if !self.spill.is_empty() {
             self.spill.push(item);
         } else if let Some(slot) = self.inline.get_mut(self.len) {
@@ -690,7 +759,7 @@ impl<T: Copy + Default, const N: usize> Small<T, N> {
         }
     }
 
-    fn as_slice(&self) -> &[T] {
+    pub(crate) fn as_slice(&self) -> &[T] {
         if self.spill.is_empty() {
             &self.inline[..self.len]
         } else {
@@ -701,25 +770,47 @@ impl<T: Copy + Default, const N: usize> Small<T, N> {
 
 /// What a limit reports in headers.
 #[derive(Debug, Clone, Copy)]
-struct Report {
-    limit: u16,
-    remaining: u64,
+pub(crate) struct Report {
+    pub(crate) limit: u16,
+    pub(crate) remaining: u64,
     /// Nanoseconds until the bucket is full.
-    reset: u64,
-    overflow: bool,
+    pub(crate) reset: u64,
+    pub(crate) overflow: bool,
+    /// The bucket's burst (`X-RateLimit-Limit`).
+    pub(crate) burst: u64,
+    /// Decided by the local fallback limiter because the shared store failed.
+    pub(crate) degraded: bool,
 }
 
-enum Decision {
+pub(crate) enum Decision {
     Pass,
     NotLimited,
     Allowed(Report),
-    Limited { report: Report, retry_after: u64 },
-    Banned { until: SystemTime, retry_after: u64 },
+    Limited {
+        report: Report,
+        retry_after: u64,
+    },
+    Banned {
+        until: SystemTime,
+        retry_after: u64,
+    },
+    /// The shared store failed and the policy is fail-closed.
+    #[cfg(feature = "redis")]
+    Unavailable {
+        retry_after: u64,
+    },
+}
+
+/// What [`Shared::prepare`] made of a request.
+pub(crate) enum Prepared {
+    Done(Decision),
+    Charges(Small<Charge, 4>),
 }
 
 static WARNED_NO_CLIENT: AtomicBool = AtomicBool::new(false);
 
 impl Shared {
+    #[inline]
     fn decide(
         &self,
         method: &Method,
@@ -727,8 +818,26 @@ impl Shared {
         headers: &HeaderMap,
         ext: &http::Extensions,
     ) -> Decision {
+        match self.prepare(method, path, headers, ext) {
+            Prepared::Done(decision) => decision,
+            Prepared::Charges(charges) => {
+                let now = self.clock.now_nanos();
+                self.apply_in(charges.as_slice(), &self.store, &self.buckets, now, false)
+            }
+        }
+    }
+
+    /// The ban list, then the charges a request makes.
+    #[inline]
+    pub(crate) fn prepare(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        ext: &http::Extensions,
+    ) -> Prepared {
         if !self.enabled {
-            return Decision::Pass;
+            return Prepared::Done(Decision::Pass);
         }
         let client: Option<ClientAddr> = if self.needs_client {
             ext.get::<ClientAddr>()
@@ -744,17 +853,40 @@ impl Shared {
             if let Some(until) = bans.check_client(client, now) {
                 let left = until.duration_since(now).unwrap_or_default();
                 let nanos = u64::try_from(left.as_nanos()).unwrap_or(u64::MAX);
-                return Decision::Banned {
+                return Prepared::Done(Decision::Banned {
                     until,
                     retry_after: ceil_secs(nanos).max(1),
-                };
+                });
             }
         }
         let charges = self.charges(method, path, client, ext);
         if charges.as_slice().is_empty() {
-            return Decision::NotLimited;
+            return Prepared::Done(Decision::NotLimited);
         }
-        self.apply(charges.as_slice())
+        Prepared::Charges(charges)
+    }
+
+    /// The local monotonic time.
+    #[cfg(feature = "redis")]
+    pub(crate) fn clock_nanos(&self) -> u64 {
+        self.clock.now_nanos()
+    }
+
+    /// A stable (Redis) key re-keyed for local maps.
+    #[cfg(feature = "redis")]
+    pub(crate) fn rekey(&self, key: StoreKey) -> StoreKey {
+        self.hasher.rekey(key)
+    }
+
+    /// The key of `parts` for limit `index`: per-process keyed in memory, stable across
+    /// replicas with Redis.
+    #[inline]
+    fn select(&self, index: u16, limit: &LimitRt, parts: &KeyParts<'_>) -> Selected {
+        #[cfg(feature = "redis")]
+        if self.redis.is_some() {
+            return KeyHasher::select_stable(&limit.name, limit.key, parts);
+        }
+        self.hasher.select(index, limit.key, parts)
     }
 
     fn charges(
@@ -783,7 +915,9 @@ impl Shared {
         for (index, limit) in self.limits.iter().enumerate() {
             let index = u16::try_from(index).unwrap_or(u16::MAX);
             let charge = |parts: &KeyParts<'_>, charges: &mut Small<Charge, 4>| {
-                let key = match self.hasher.select(index, limit.key, parts) {
+                #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+                let mut overflow = false;
+                let key = match self.select(index, limit, parts) {
                     Selected::Key(k) => Some(k),
                     Selected::NoClient => {
                         if !WARNED_NO_CLIENT.swap(true, Ordering::Relaxed) {
@@ -794,6 +928,14 @@ impl Shared {
                                  overflow bucket"
                             );
                         }
+                        #[cfg(feature = "redis")]
+                        if self.redis.is_some() {
+                            overflow = true;
+                            Some(KeyHasher::overflow_stable(&limit.name))
+                        } else {
+                            None
+                        }
+                        #[cfg(not(feature = "redis"))]
                         None
                     }
                     Selected::Skip => return,
@@ -802,6 +944,7 @@ impl Shared {
                     limit: index,
                     key,
                     weight: 1,
+                    overflow,
                 });
             };
             if limit.per_message && method_count > 0 {
@@ -848,21 +991,28 @@ impl Shared {
         charges
     }
 
-    fn apply(&self, charges: &[Charge]) -> Decision {
-        let now = self.clock.now_nanos();
+    /// Charge `charges` to `store` and `buckets` (the layer's own, or the fail-open fallback's)
+    /// at `now`: all admit, or the charges made are refunded.
+    pub(crate) fn apply_in(
+        &self,
+        charges: &[Charge],
+        store: &KeyStore,
+        buckets: &[Bucket],
+        now: u64,
+        degraded: bool,
+    ) -> Decision {
         let mut applied = Small::<Applied, 4>::new();
         for (n, charge) in charges.iter().enumerate() {
-            let Some(limit) = self.limits.get(usize::from(charge.limit)) else {
+            let Some(bucket) = buckets.get(usize::from(charge.limit)) else {
                 continue;
             };
-            let tracked = charge
-                .key
-                .map(|k| self.store.acquire(k, &limit.gcra, charge.weight, now));
+            let key = charge.key.filter(|_| !charge.overflow);
+            let tracked = key.map(|k| store.acquire(k, &bucket.gcra, charge.weight, now));
             let (result, overflow) = match tracked {
                 Some(Acquired::Full) | None => (
-                    limit
+                    bucket
                         .overflow
-                        .acquire(&limit.overflow_gcra, charge.weight, now),
+                        .acquire(&bucket.overflow_gcra, charge.weight, now),
                     true,
                 ),
                 Some(result) => (result, false),
@@ -870,13 +1020,13 @@ impl Shared {
             match result {
                 Acquired::Admitted { before, after } => applied.push(Applied {
                     limit: charge.limit,
-                    key: charge.key.filter(|_| !overflow),
+                    key: key.filter(|_| !overflow),
                     overflow,
                     before,
                     after,
                 }),
                 Acquired::Denied { wait, tat } => {
-                    self.refund(applied.as_slice());
+                    Self::refund(store, buckets, applied.as_slice());
                     let mut worst = (
                         wait,
                         Report {
@@ -884,10 +1034,13 @@ impl Shared {
                             remaining: 0,
                             reset: Gcra::reset(tat, now),
                             overflow,
+                            burst: bucket.gcra(overflow).burst(),
+                            degraded,
                         },
                     );
                     for rest in charges.iter().skip(n + 1) {
-                        if let Some((wait, report)) = self.peek(rest, now)
+                        if let Some((wait, report)) =
+                            Self::peek(store, buckets, rest, now, degraded)
                             && wait > worst.0
                         {
                             worst = (wait, report);
@@ -903,14 +1056,17 @@ impl Shared {
         }
         let mut tightest: Option<Report> = None;
         for a in applied.as_slice() {
-            let Some(limit) = self.limits.get(usize::from(a.limit)) else {
+            let Some(bucket) = buckets.get(usize::from(a.limit)) else {
                 continue;
             };
+            let gcra = bucket.gcra(a.overflow);
             let report = Report {
                 limit: a.limit,
-                remaining: limit.gcra(a.overflow).remaining(a.after, now),
+                remaining: gcra.remaining(a.after, now),
                 reset: Gcra::reset(a.after, now),
                 overflow: a.overflow,
+                burst: gcra.burst(),
+                degraded,
             };
             let tighter = tightest.is_none_or(|t| {
                 report.remaining < t.remaining
@@ -927,11 +1083,17 @@ impl Shared {
     }
 
     /// The wait of a charge that was not attempted, if it would be refused.
-    fn peek(&self, charge: &Charge, now: u64) -> Option<(u64, Report)> {
-        let limit = self.limits.get(usize::from(charge.limit))?;
-        let (tat, gcra, overflow) = match charge.key {
-            Some(key) => (self.store.tat(key).unwrap_or(0), &limit.gcra, false),
-            None => (limit.overflow.tat(), &limit.overflow_gcra, true),
+    fn peek(
+        store: &KeyStore,
+        buckets: &[Bucket],
+        charge: &Charge,
+        now: u64,
+        degraded: bool,
+    ) -> Option<(u64, Report)> {
+        let bucket = buckets.get(usize::from(charge.limit))?;
+        let (tat, gcra, overflow) = match charge.key.filter(|_| !charge.overflow) {
+            Some(key) => (store.tat(key).unwrap_or(0), &bucket.gcra, false),
+            None => (bucket.overflow.tat(), &bucket.overflow_gcra, true),
         };
         let wait = gcra.check(tat, now, charge.weight).err()?;
         Some((
@@ -941,18 +1103,20 @@ impl Shared {
                 remaining: 0,
                 reset: Gcra::reset(tat, now),
                 overflow,
+                burst: gcra.burst(),
+                degraded,
             },
         ))
     }
 
-    fn refund(&self, applied: &[Applied]) {
+    fn refund(store: &KeyStore, buckets: &[Bucket], applied: &[Applied]) {
         for a in applied {
-            let Some(limit) = self.limits.get(usize::from(a.limit)) else {
+            let Some(bucket) = buckets.get(usize::from(a.limit)) else {
                 continue;
             };
             match a.key {
-                Some(key) => self.store.refund(key, a.before, a.after),
-                None => limit.overflow.refund(a.before, a.after),
+                Some(key) => store.refund(key, a.before, a.after),
+                None => bucket.overflow.refund(a.before, a.after),
             }
         }
     }
@@ -989,7 +1153,7 @@ impl Shared {
         }
         let reset_secs = ceil_secs(report.reset);
         Some(Stamp {
-            burst: limit.gcra(report.overflow).burst(),
+            burst: report.burst,
             policy: limit.policy_header.clone(),
             remaining: report.remaining,
             t: retry_after.unwrap_or(reset_secs),
@@ -1158,6 +1322,8 @@ struct Admitted {
     policy: Option<Cow<'static, str>>,
     remaining: u64,
     overflow: bool,
+    /// Admitted by the fail-open fallback limiter.
+    degraded: bool,
     stamp: Option<Stamp>,
 }
 
@@ -1180,10 +1346,19 @@ impl Admitted {
                 if let Some(stamp) = &self.stamp {
                     stamp.apply(&policy, response.headers_mut());
                 }
-                RateLimitOutcome::Allowed {
-                    policy,
-                    remaining: self.remaining,
-                    overflow: self.overflow,
+                if self.degraded {
+                    RateLimitOutcome::Degraded {
+                        policy,
+                        admitted: true,
+                        remaining: self.remaining,
+                        retry_after_secs: 0,
+                    }
+                } else {
+                    RateLimitOutcome::Allowed {
+                        policy,
+                        remaining: self.remaining,
+                        overflow: self.overflow,
+                    }
                 }
             }
             None => RateLimitOutcome::NotLimited,
@@ -1192,6 +1367,180 @@ impl Admitted {
     }
 }
 
+/// The public message of the fail-closed `503` (the shared store is unavailable).
+#[cfg(feature = "redis")]
+pub const UNAVAILABLE_MESSAGE: &str = "Service temporarily unavailable. Please try again later.";
+
+impl Shared {
+    /// What to do with a request once decided: call the inner service (with what to add to its
+    /// response), or answer now.
+    fn conclude<ResBody>(
+        &self,
+        decision: Decision,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        ext: &http::Extensions,
+    ) -> Concluded<ResBody> {
+        match decision {
+            Decision::Pass => Concluded::Call(None),
+            Decision::NotLimited => Concluded::Call(Some(Admitted {
+                policy: None,
+                remaining: u64::MAX,
+                overflow: false,
+                degraded: false,
+                stamp: None,
+            })),
+            Decision::Allowed(report) => Concluded::Call(Some(Admitted {
+                policy: Some(self.limit_name(report.limit)),
+                remaining: report.remaining,
+                overflow: report.overflow,
+                degraded: report.degraded,
+                stamp: self.stamp(&report, None),
+            })),
+            Decision::Limited {
+                report,
+                retry_after,
+            } => {
+                let format = self.format(method, path, headers, ext);
+                let name = self.limit_name(report.limit);
+                let detail = format!(
+                    "limit {name} exceeded{}{}",
+                    if report.overflow {
+                        " (shared overflow bucket)"
+                    } else {
+                        ""
+                    },
+                    if report.degraded {
+                        " (local fallback limiter: the shared store is unavailable)"
+                    } else {
+                        ""
+                    }
+                );
+                let outcome = if report.degraded {
+                    RateLimitOutcome::Degraded {
+                        policy: name,
+                        admitted: false,
+                        remaining: 0,
+                        retry_after_secs: retry_after,
+                    }
+                } else {
+                    RateLimitOutcome::Limited {
+                        policy: name,
+                        retry_after_secs: retry_after,
+                        overflow: report.overflow,
+                    }
+                };
+                let stamp = self.stamp(&report, Some(retry_after));
+                Concluded::Answer(self.too_many(&format, retry_after, stamp, outcome, detail))
+            }
+            Decision::Banned { until, retry_after } => {
+                let format = self.format(method, path, headers, ext);
+                let outcome = RateLimitOutcome::Banned {
+                    until,
+                    retry_after_secs: retry_after,
+                };
+                Concluded::Answer(self.too_many(
+                    &format,
+                    retry_after,
+                    None,
+                    outcome,
+                    "client is on the ban list".to_owned(),
+                ))
+            }
+            #[cfg(feature = "redis")]
+            Decision::Unavailable { retry_after } => {
+                let format = self.format(method, path, headers, ext);
+                let mut rejection =
+                    Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "rate_limit_unavailable")
+                        .message(UNAVAILABLE_MESSAGE)
+                        .header(RETRY_AFTER, HeaderValue::from(retry_after))
+                        .detail(
+                            "the shared rate-limit store did not answer within its budget \
+                             (failure policy: closed)",
+                        );
+                rejection = rejection.field("retry_after", retry_after);
+                let mut response = rejection.into_response(&format);
+                response
+                    .extensions_mut()
+                    .insert(RateLimitOutcome::Unavailable {
+                        retry_after_secs: retry_after,
+                    });
+                Concluded::Answer(response)
+            }
+        }
+    }
+}
+
+/// What [`Shared::conclude`] decided: call the inner service, or answer now.
+enum Concluded<B> {
+    Call(Option<Admitted>),
+    Answer(Response<GuardBody<B>>),
+}
+
+impl<S> RateLimit<S> {
+    /// Decide locally (the in-memory store, or a request the shared store need not see) and
+    /// call the inner service or answer.
+    #[inline]
+    fn call_local<B, ResBody>(
+        &mut self,
+        req: Request<B>,
+        decision: Option<Decision>,
+    ) -> ResponseFuture<S::Future, ResBody>
+    where
+        S: Service<Request<B>, Response = Response<ResBody>>,
+    {
+        let shared = &*self.shared;
+        let (method, path) = (req.method(), req.uri().path());
+        let decision = match decision {
+            Some(decision) => decision,
+            None => shared.decide(method, path, req.headers(), req.extensions()),
+        };
+        match shared.conclude(decision, method, path, req.headers(), req.extensions()) {
+            Concluded::Call(admitted) => ResponseFuture::inner(self.inner.call(req), admitted),
+            Concluded::Answer(response) => ResponseFuture::ready(response),
+        }
+    }
+
+    /// Decide through the shared store: one round trip unless the local deny cache answers.
+    /// The inner service is called (the ready one, swapped for a clone) once admitted.
+    #[cfg(feature = "redis")]
+    fn call_remote<B, ResBody>(&mut self, req: Request<B>) -> ResponseFuture<S::Future, ResBody>
+    where
+        S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        B: Send + 'static,
+        ResBody: Send + 'static,
+    {
+        let shared = Arc::clone(&self.shared);
+        let prepared = shared.prepare(
+            req.method(),
+            req.uri().path(),
+            req.headers(),
+            req.extensions(),
+        );
+        let charges = match prepared {
+            Prepared::Done(decision) => return self.call_local(req, Some(decision)),
+            Prepared::Charges(charges) => charges,
+        };
+        let now = shared.clock.now_nanos();
+        if let Some(decision) = crate::redis::cached_denial(&shared, charges.as_slice(), now) {
+            return self.call_local(req, Some(decision));
+        }
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        ResponseFuture::remote(Box::pin(async move {
+            let decision = crate::redis::decide(&shared, charges, now).await;
+            let (method, path) = (req.method(), req.uri().path());
+            match shared.conclude(decision, method, path, req.headers(), req.extensions()) {
+                Concluded::Call(admitted) => Ok((inner.call(req), admitted)),
+                Concluded::Answer(response) => Err(response),
+            }
+        }))
+    }
+}
+
+#[cfg(not(feature = "redis"))]
 impl<S, B, ResBody> Service<Request<B>> for RateLimit<S>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
@@ -1205,67 +1554,39 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let shared = &*self.shared;
-        let (method, path) = (req.method(), req.uri().path());
-        match shared.decide(method, path, req.headers(), req.extensions()) {
-            Decision::Pass => ResponseFuture::inner(self.inner.call(req), None),
-            Decision::NotLimited => ResponseFuture::inner(
-                self.inner.call(req),
-                Some(Admitted {
-                    policy: None,
-                    remaining: u64::MAX,
-                    overflow: false,
-                    stamp: None,
-                }),
-            ),
-            Decision::Allowed(report) => {
-                let admitted = Admitted {
-                    policy: Some(shared.limit_name(report.limit)),
-                    remaining: report.remaining,
-                    overflow: report.overflow,
-                    stamp: shared.stamp(&report, None),
-                };
-                ResponseFuture::inner(self.inner.call(req), Some(admitted))
-            }
-            Decision::Limited {
-                report,
-                retry_after,
-            } => {
-                let format = shared.format(method, path, req.headers(), req.extensions());
-                let name = shared.limit_name(report.limit);
-                let detail = format!(
-                    "limit {name} exceeded{}",
-                    if report.overflow {
-                        " (shared overflow bucket)"
-                    } else {
-                        ""
-                    }
-                );
-                let outcome = RateLimitOutcome::Limited {
-                    policy: name,
-                    retry_after_secs: retry_after,
-                    overflow: report.overflow,
-                };
-                let stamp = shared.stamp(&report, Some(retry_after));
-                ResponseFuture::ready(shared.too_many(&format, retry_after, stamp, outcome, detail))
-            }
-            Decision::Banned { until, retry_after } => {
-                let format = shared.format(method, path, req.headers(), req.extensions());
-                let outcome = RateLimitOutcome::Banned {
-                    until,
-                    retry_after_secs: retry_after,
-                };
-                ResponseFuture::ready(shared.too_many(
-                    &format,
-                    retry_after,
-                    None,
-                    outcome,
-                    "client is on the ban list".to_owned(),
-                ))
-            }
-        }
+        self.call_local(req, None)
     }
 }
+
+/// With the `redis` feature the inner service must be `Clone + Send + 'static` (with `Send`
+/// futures and bodies): a request decided by Redis is handed to the inner service after the
+/// round trip, from inside this layer's response future.
+#[cfg(feature = "redis")]
+impl<S, B, ResBody> Service<Request<B>> for RateLimit<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+    ResBody: Send + 'static,
+{
+    type Response = Response<GuardBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        if self.shared.redis.is_some() {
+            return self.call_remote(req);
+        }
+        self.call_local(req, None)
+    }
+}
+
+/// The shared-store decision: the inner future and what to add to its response, or the answer.
+type Step<F, B> = Result<(F, Option<Admitted>), Response<GuardBody<B>>>;
 
 pin_project! {
     /// The response future of [`RateLimit`].
@@ -1278,9 +1599,11 @@ pin_project! {
 
 pin_project! {
     #[project = KindProj]
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     enum Kind<F, B> {
         Inner { #[pin] future: F },
         Ready { response: Option<Response<GuardBody<B>>> },
+        Remote { future: Pin<Box<dyn Future<Output = Step<F, B>> + Send>> },
     }
 }
 
@@ -1300,6 +1623,20 @@ impl<F, B> ResponseFuture<F, B> {
             admitted: None,
         }
     }
+
+    #[cfg(feature = "redis")]
+    fn remote(future: Pin<Box<dyn Future<Output = Step<F, B>> + Send>>) -> Self {
+        ResponseFuture {
+            kind: Kind::Remote { future },
+            admitted: None,
+        }
+    }
+}
+
+impl<F, B> fmt::Debug for ResponseFuture<F, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
 }
 
 impl<F, B, E> Future for ResponseFuture<F, B>
@@ -1309,22 +1646,37 @@ where
     type Output = Result<Response<GuardBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        match this.kind.project() {
-            KindProj::Inner { future } => {
-                let mut response = match future.poll(cx) {
-                    Poll::Ready(Ok(response)) => response,
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                    Poll::Pending => return Poll::Pending,
-                };
-                if let Some(admitted) = this.admitted.take() {
-                    admitted.apply(&mut response);
+        let mut this = self.project();
+        loop {
+            match this.kind.as_mut().project() {
+                KindProj::Inner { future } => {
+                    let mut response = match future.poll(cx) {
+                        Poll::Ready(Ok(response)) => response,
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Pending => return Poll::Pending,
+                    };
+                    if let Some(admitted) = this.admitted.take() {
+                        admitted.apply(&mut response);
+                    }
+                    return Poll::Ready(Ok(response.map(GuardBody::inner)));
                 }
-                Poll::Ready(Ok(response.map(GuardBody::inner)))
+                KindProj::Ready { response } => {
+                    return Poll::Ready(Ok(response
+                        .take()
+                        .expect("ResponseFuture polled after completion")));
+                }
+                KindProj::Remote { future } => match future.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(response)) => {
+                        this.kind.set(Kind::Ready { response: None });
+                        return Poll::Ready(Ok(response));
+                    }
+                    Poll::Ready(Ok((future, admitted))) => {
+                        *this.admitted = admitted;
+                        this.kind.set(Kind::Inner { future });
+                    }
+                },
             }
-            KindProj::Ready { response } => Poll::Ready(Ok(response
-                .take()
-                .expect("ResponseFuture polled after completion"))),
         }
     }
 }

@@ -18,6 +18,11 @@
 //!   time on the request path (no cleanup task), and a shared overflow bucket per limit once the
 //!   cap is reached, so a flood of distinct keys is still limited and never grows memory. Why
 //!   this crate does not use governor's keyed state is explained there.
+//! - `redis` (the `redis` cargo feature): `RedisStore`, the same limits shared by every replica
+//!   through Redis — one atomic Lua GCRA call per decision on Redis's clock, hashed fixed-length
+//!   keys with TTLs, a local deny cache, and a fail-closed (`503`) or fail-open (local limiter at
+//!   `limit / replicas`) policy after a time budget. With the feature on, the service needs
+//!   `S: Clone + Send + 'static`.
 //! - [`config`]: [`RateLimitLayer::from_env`] (`RATE_LIMIT_ENABLED`, `_REQUESTS`, `_WINDOW`,
 //!   `_BURST`, `_MAX_KEYS`) and the `[rate_limit]` TOML section for classes and per-tool limits.
 //! - [`resource`]: [`ResourceLimitLayer`], tower's `ConcurrencyLimit` + `LoadShed` and
@@ -54,6 +59,8 @@ pub mod config;
 pub mod key;
 pub mod layer;
 pub mod quota;
+#[cfg(feature = "redis")]
+pub mod redis;
 pub mod resource;
 pub mod store;
 

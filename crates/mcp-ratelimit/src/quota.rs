@@ -197,7 +197,8 @@ impl Gcra {
         self.burst
     }
 
-    #[cfg(test)]
+    /// The emission interval `T` in nanoseconds.
+    #[cfg(any(test, feature = "redis"))]
     pub(crate) fn interval(&self) -> u64 {
         self.interval
     }

@@ -118,6 +118,28 @@ fn stack(
                     });
                     res
                 }
+                "503" => {
+                    let mut res =
+                        Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "rate_limit_unavailable")
+                            .header(http::header::RETRY_AFTER, HeaderValue::from_static("1"))
+                            .into_response(&format);
+                    res.extensions_mut().insert(RateLimitOutcome::Unavailable {
+                        retry_after_secs: 1,
+                    });
+                    res
+                }
+                "429-degraded" => {
+                    let mut res = Rejection::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+                        .header(http::header::RETRY_AFTER, HeaderValue::from_static("30"))
+                        .into_response(&format);
+                    res.extensions_mut().insert(RateLimitOutcome::Degraded {
+                        policy: "caller".into(),
+                        admitted: false,
+                        remaining: 0,
+                        retry_after_secs: 30,
+                    });
+                    res
+                }
                 "413" => Rejection::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
                     .into_response(&format),
                 other => panic!("unknown scenario {other}"),
@@ -219,6 +241,46 @@ fn json_lines(path: &std::path::Path) -> Vec<Value> {
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+#[tokio::test]
+async fn redis_outages_are_recorded_with_their_policy_and_retry_after() {
+    let dir = TempDir::new("redis-outage");
+    let path = dir.join("audit.jsonl");
+    let clock = clock();
+    let layer = base_builder(&clock)
+        .file_sink(
+            FileSink::builder(&path, key())
+                .clock(clock.clone())
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let svc = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(stack(clock.clone()));
+    for scenario in ["503", "429-degraded"] {
+        let req = Request::get("/mcp")
+            .header("x-scenario", scenario)
+            .extension(peer("203.0.113.9"))
+            .body(Full::default())
+            .unwrap();
+        svc.clone().oneshot(req).await.unwrap();
+    }
+    layer.close().await.unwrap();
+    let lines = json_lines(&path);
+    let requests: Vec<&Value> = lines.iter().filter(|l| l["kind"] == "request").collect();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0]["status_code"], 503);
+    assert_eq!(requests[0]["rate_limit"], "unavailable");
+    assert_eq!(requests[0]["rate_limit_policy"], "store_unavailable");
+    assert_eq!(requests[0]["retry_after"], 1);
+    assert_eq!(requests[0]["reason"], "rate_limit_unavailable");
+    assert_eq!(requests[1]["status_code"], 429);
+    assert_eq!(requests[1]["rate_limit"], "limited_degraded");
+    assert_eq!(requests[1]["rate_limit_policy"], "caller");
+    assert_eq!(requests[1]["retry_after"], 30);
 }
 
 #[tokio::test]

@@ -1,0 +1,257 @@
+//! `RateLimitLayer` with a `RedisStore` over loopback, against a redis-server this bench starts
+//! (and stops) itself on a free port.
+//!
+//! One decision per iteration, one request in flight (so the time is a round trip plus the
+//! layer), except the `64_in_flight` case (64 tasks on a two-thread runtime sharing one layer):
+//!
+//! - `admitted/*`: a quota no request reaches — every decision is a round trip (the deny cache
+//!   never has anything to say);
+//! - `refused/*/deny_cache` vs `refused/*/no_cache`: a quota of 1 per hour, so after the first
+//!   request per key everything is refused — with the local deny cache, without a round trip;
+//! - `1key` vs `10k_keys` (visited round-robin).
+//!
+//! After each case it prints the round trips per decision, measured from Redis's
+//! `INFO commandstats` (`evalsha` + `eval` calls) over the decisions the case made.
+//!
+//! Run: `cargo bench -p benches --bench ratelimit_redis -- --warm-up-time 1 --measurement-time 3`
+//! (needs `redis-server` and `redis-cli`: `apt-get install redis-server`).
+
+use std::convert::Infallible;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{Request, Response};
+use http_body_util::Full;
+use mcp_core::client_addr::PeerAddr;
+use mcp_ratelimit::redis::RedisStore;
+use mcp_ratelimit::{KeySelector, Limit, Quota, RateLimitLayer};
+use tower::{Layer, Service, ServiceExt};
+
+struct RedisServer {
+    port: u16,
+    child: Child,
+}
+
+impl RedisServer {
+    fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start redis-server ({e}): apt-get install redis-server")
+            });
+        let server = RedisServer { port, child };
+        for _ in 0..500 {
+            if server.cli(&["ping"]).trim() == "PONG" {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("redis-server did not start");
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run redis-cli ({e}): apt-get install redis-server"));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Redis's own time per script call (`usec_per_call` of `evalsha`).
+    fn usec_per_call(&self) -> String {
+        self.cli(&["info", "commandstats"])
+            .lines()
+            .find(|l| l.starts_with("cmdstat_evalsha:"))
+            .and_then(|l| {
+                l.split([':', ',', '='])
+                    .skip_while(|p| *p != "usec_per_call")
+                    .nth(1)
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default()
+    }
+
+    fn script_calls(&self) -> u64 {
+        self.cli(&["info", "commandstats"])
+            .lines()
+            .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+            .filter_map(|l| {
+                l.split([':', ',', '='])
+                    .skip_while(|p| *p != "calls")
+                    .nth(1)
+                    .and_then(|n| n.parse::<u64>().ok())
+            })
+            .sum()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+type Body = Full<Bytes>;
+
+fn layer(server: &RedisServer, prefix: &str, quota: Quota, deny_cache: usize) -> RateLimitLayer {
+    let store = RedisStore::builder(format!("redis://127.0.0.1:{}/", server.port))
+        .prefix(prefix)
+        .deny_cache(deny_cache)
+        .timeout(Duration::from_secs(1))
+        .build()
+        .expect("store");
+    RateLimitLayer::builder()
+        .limit(Limit::new("ip", quota, KeySelector::client_addr()))
+        .redis(store)
+        .build()
+        .expect("layer")
+}
+
+fn request(i: u32) -> Request<Body> {
+    let mut req = Request::get("/api").body(Body::default()).expect("request");
+    let ip = Ipv4Addr::from(0x0A00_0000 + i);
+    req.extensions_mut()
+        .insert(PeerAddr(SocketAddr::from((ip, 40000))));
+    req
+}
+
+fn inner()
+-> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send>
++ Clone
++ Send
++ 'static {
+    tower::service_fn(|_req: Request<Body>| async {
+        Ok::<_, Infallible>(Response::new(Body::new(Bytes::from_static(b"ok"))))
+    })
+}
+
+fn bench(c: &mut Criterion) {
+    let server = RedisServer::start();
+    // One request in flight: a current-thread runtime (no cross-thread wake-ups per round trip).
+    let rt1 = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut group = c.benchmark_group("ratelimit_redis");
+    let open = Quota::per_second(1_000_000_000);
+    let shut = Quota::per_hour(1);
+    let cases: [(&str, Quota, u32, usize); 6] = [
+        ("admitted/1key", open, 1, 10_000),
+        ("admitted/10k_keys", open, 10_000, 10_000),
+        ("refused/1key/deny_cache", shut, 1, 10_000),
+        ("refused/1key/no_cache", shut, 1, 0),
+        ("refused/10k_keys/deny_cache", shut, 10_000, 20_000),
+        ("refused/10k_keys/no_cache", shut, 10_000, 0),
+    ];
+    let mut report = Vec::new();
+    for (n, (name, quota, keys, cache)) in cases.into_iter().enumerate() {
+        let svc = layer(&server, &format!("b{n}:"), quota, cache).layer(inner());
+        let decisions = Arc::new(AtomicU64::new(0));
+        let calls_before = server.script_calls();
+        let mut next = 0u32;
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut svc = svc.clone();
+                let decisions = Arc::clone(&decisions);
+                let start_key = next;
+                next = next.wrapping_add(iters as u32);
+                rt1.block_on(async move {
+                    let start = Instant::now();
+                    for i in 0..iters {
+                        let key = (start_key.wrapping_add(i as u32)) % keys;
+                        let res = svc
+                            .ready()
+                            .await
+                            .expect("ready")
+                            .call(request(key))
+                            .await
+                            .expect("infallible");
+                        std::hint::black_box(res.status());
+                    }
+                    decisions.fetch_add(iters, Ordering::Relaxed);
+                    start.elapsed()
+                })
+            });
+        });
+        let d = decisions.load(Ordering::Relaxed).max(1);
+        let calls = server.script_calls().saturating_sub(calls_before);
+        report.push(format!(
+            "{name}: {d} decisions, {calls} script calls, {:.4} round trips per decision",
+            calls as f64 / d as f64
+        ));
+    }
+    // 64 requests in flight on one layer (one key, admitted): throughput, not latency.
+    let svc = layer(&server, "b_par:", open, 10_000).layer(inner());
+    let decisions = Arc::new(AtomicU64::new(0));
+    let calls_before = server.script_calls();
+    group.bench_function("admitted/1key/64_in_flight", |b| {
+        b.iter_custom(|iters| {
+            let decisions = Arc::clone(&decisions);
+            let svc = svc.clone();
+            rt.block_on(async move {
+                let start = Instant::now();
+                let per_task = iters.div_ceil(64);
+                let mut tasks = tokio::task::JoinSet::new();
+                for _ in 0..64 {
+                    let mut svc = svc.clone();
+                    tasks.spawn(async move {
+                        for _ in 0..per_task {
+                            let res = svc
+                                .ready()
+                                .await
+                                .expect("ready")
+                                .call(request(0))
+                                .await
+                                .expect("infallible");
+                            std::hint::black_box(res.status());
+                        }
+                    });
+                }
+                while tasks.join_next().await.is_some() {}
+                decisions.fetch_add(per_task * 64, Ordering::Relaxed);
+                // Time per request as criterion sees it: scale to the iterations asked for.
+                start
+                    .elapsed()
+                    .mul_f64(iters as f64 / (per_task * 64) as f64)
+            })
+        });
+    });
+    let d = decisions.load(Ordering::Relaxed).max(1);
+    let calls = server.script_calls().saturating_sub(calls_before);
+    report.push(format!(
+        "admitted/1key/64_in_flight: {d} decisions, {calls} script calls, {:.4} round trips per decision",
+        calls as f64 / d as f64
+    ));
+    group.finish();
+    report.push(format!(
+        "redis-server time per script call (all cases): {} µs",
+        server.usec_per_call().trim()
+    ));
+    for line in report {
+        println!("{line}");
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

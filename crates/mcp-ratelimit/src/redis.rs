@@ -1,0 +1,883 @@
+//! [`RedisStore`]: one set of limits shared by every replica, through Redis (the `redis` cargo
+//! feature).
+//!
+//! Per-process limits multiply by the replica count behind a load balancer, and a client that
+//! spreads its requests evades them. With a [`RedisStore`] on the [`RateLimitLayer`](crate::RateLimitLayer) builder
+//! ([`RateLimitLayerBuilder::redis`]) every limit of the layer is counted in Redis instead.
+//!
+//! # One round trip, atomic, Redis's clock
+//!
+//! Each decision is one Lua script call (`EVALSHA`, falling back to `SCRIPT LOAD` + `EVALSHA` on
+//! `NOSCRIPT` after a Redis restart, which [`::redis::Script`] does): every limit that applies to
+//! the request is checked in the same call, with **all-or-nothing** semantics — the script
+//! computes every key's new TAT first and writes them only if all admit, so a refusal by one
+//! limit charges none (the in-memory store refunds instead; here nothing needs undoing). The
+//! GCRA is the in-memory store's ([`crate::quota`]) in integer microseconds, with the emission
+//! interval rounded *up* to a whole microsecond, so the bound is the same: in any window `W` at
+//! most `burst + ⌊W × requests / window⌋` requests are admitted, fleet-wide. Time comes from
+//! Redis `TIME` inside the script, never from the replicas' clocks. Each key is written with a
+//! `PX` TTL equal to the time until its bucket is full again, so an idle client costs nothing.
+//!
+//! # Key names
+//!
+//! `<prefix><32 hex digits>`: the digits are the first 128 bits of SHA-256 over the limit's name
+//! and the selected parts (client address, principal, class, MCP method, tool), length-prefixed.
+//! Whatever a client sends (`{`, spaces, 10 KiB, binary), the key has the same prefix and length,
+//! and it cannot choose a Redis key or a Cluster hash slot. The same client gets the same key on
+//! every replica, so limits with the same name share buckets across the fleet (give every replica
+//! the same limits). Standalone Redis (or a primary behind Sentinel/a proxy); a multi-key script
+//! across Redis Cluster slots is not supported.
+//!
+//! # Local deny cache
+//!
+//! When Redis refuses a key until `T`, the replica remembers it (bounded, default 10 000 keys;
+//! evicting an entry only costs a round trip): further requests on that key before `T` are
+//! refused locally, without a round trip — Envoy's ratelimit local cache does the same. `T` is
+//! measured from when the request was *sent*, so the cache never refuses past the time Redis
+//! would; and it only ever refuses, so it never admits what Redis would refuse.
+//!
+//! # Failure policy
+//!
+//! Every decision has a time budget ([`RedisStoreBuilder::timeout`], default
+//! [`DEFAULT_TIMEOUT`] = 20 ms, Envoy's rate-limit filter default; a loopback round trip takes
+//! about 0.1 ms, one in the same zone under 1 ms). On an error or an exceeded budget:
+//!
+//! - [`FailurePolicy::Closed`] (the default): `503 Service Unavailable` with `Retry-After: 1`,
+//!   code `rate_limit_unavailable`, in the caller's format (gRPC `14`). Not `429`: the client did
+//!   not exceed anything, and `429` would tell it (and the audit trail, and dashboards) that it
+//!   did; `503` + `Retry-After` is the status clients and load balancers already retry with
+//!   back-off. The audit layer records [`RateLimitOutcome::Unavailable`](mcp_core::RateLimitOutcome).
+//! - [`FailurePolicy::Open`]: the request is decided by a local in-memory limiter whose quotas
+//!   are each limit's divided by [`RedisStoreBuilder::replicas`] (rounded down, at least 1), so
+//!   the fleet as a whole stays near the limit. Recorded as `RateLimitOutcome::Degraded`.
+//!
+//! The connection is a [`::redis::aio::ConnectionManager`], created on the first request (building
+//! the store needs no runtime and no reachable Redis) and reconnecting by itself: when Redis
+//! returns, limits are shared again without a restart. [`RedisStore::stats`] reports round trips,
+//! local refusals, failures and whether the store is degraded now.
+
+use std::hash::BuildHasherDefault;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use indexmap::IndexMap;
+use mcp_core::config::{ConfigError, Env, Secret};
+
+use crate::key::{PassThrough, StoreKey};
+use crate::layer::{
+    Bucket, Charge, Decision, LimitRt, RateLimitLayerBuilder, Report, Shared, Small,
+};
+use crate::quota::{Gcra, ceil_secs};
+use crate::store::KeyStore;
+
+/// The default time budget of one decision: 20 ms.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(20);
+/// The default key prefix.
+pub const DEFAULT_PREFIX: &str = "mcp:rl:";
+/// The default bound on the local deny cache.
+pub const DEFAULT_DENY_CACHE: usize = 10_000;
+/// The longest accepted key prefix.
+pub const MAX_PREFIX_LEN: usize = 64;
+
+/// The GCRA of [`crate::quota`], for several keys at once, all-or-nothing, in microseconds of
+/// Redis `TIME`. `ARGV` holds four numbers per key: interval, tolerance, weight, burst. The reply
+/// is `{admitted, wait₁, tat₁ − now, wait₂, tat₂ − now, …}`: the wait is 0 for a key that admits;
+/// the TAT is the new one when all admitted, the unchanged one otherwise.
+const SCRIPT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tats = {}
+local out = {1}
+for i = 1, #KEYS do
+  local k = KEYS[i]
+  local interval = tonumber(ARGV[4 * i - 3])
+  local tolerance = tonumber(ARGV[4 * i - 2])
+  local weight = tonumber(ARGV[4 * i - 1])
+  local burst = tonumber(ARGV[4 * i])
+  local tat = tats[k]
+  if tat == nil then
+    tat = tonumber(redis.call('GET', k) or '0') or 0
+  end
+  local base = math.max(tat, now)
+  local wait = 0
+  if weight > burst then
+    wait = math.max(base - now, 1)
+  else
+    local last = base + (weight - 1) * interval
+    local limit = now + tolerance
+    if last <= limit then
+      tat = last + interval
+      tats[k] = tat
+    else
+      wait = last - limit
+    end
+  end
+  if wait > 0 then
+    out[1] = 0
+  end
+  out[2 * i] = wait
+  out[2 * i + 1] = math.max(tat - now, 0)
+end
+if out[1] == 1 then
+  for k, tat in pairs(tats) do
+    redis.call('SET', k, string.format('%.0f', tat), 'PX', math.max(math.ceil((tat - now) / 1000), 1))
+  end
+end
+return out
+";
+
+/// What happens when Redis fails or exceeds the time budget; see the [module docs](self).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailurePolicy {
+    /// Refuse with `503` and `Retry-After: 1` (the default).
+    #[default]
+    Closed,
+    /// Decide with a local in-memory limiter at each limit divided by the replica count.
+    Open,
+}
+
+impl FailurePolicy {
+    /// `closed` or `open`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailurePolicy::Closed => "closed",
+            FailurePolicy::Open => "open",
+        }
+    }
+}
+
+/// Counters and state of a [`RedisStore`], for metrics. Counters only grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RedisStats {
+    /// Script calls sent to Redis (each one round trip, plus a `SCRIPT LOAD` after a restart).
+    pub round_trips: u64,
+    /// Requests Redis refused.
+    pub remote_denials: u64,
+    /// Requests the local deny cache refused without a round trip.
+    pub local_denials: u64,
+    /// Calls that failed (connection refused or lost, a Redis error).
+    pub errors: u64,
+    /// Calls that exceeded the time budget.
+    pub timeouts: u64,
+    /// Requests decided by the fail-open fallback limiter.
+    pub fallback_decisions: u64,
+    /// Requests refused with `503` by the fail-closed policy.
+    pub unavailable_rejections: u64,
+    /// Whether the last call failed (the failure policy is in force until one succeeds).
+    pub degraded: bool,
+    /// Keys in the local deny cache now.
+    pub deny_cache_len: u64,
+}
+
+/// Builds a [`RedisStore`]; see [`RedisStore::builder`].
+#[must_use]
+pub struct RedisStoreBuilder {
+    url: Secret,
+    prefix: String,
+    failure: FailurePolicy,
+    timeout: Duration,
+    replicas: u64,
+    deny_cache: usize,
+}
+
+impl std::fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("prefix", &self.prefix)
+            .field("failure", &self.failure)
+            .field("timeout", &self.timeout)
+            .field("replicas", &self.replicas)
+            .field("deny_cache", &self.deny_cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStoreBuilder {
+    /// The key prefix (default [`DEFAULT_PREFIX`]): printable ASCII without spaces, at most
+    /// [`MAX_PREFIX_LEN`] bytes. Give each deployment (and each layer) its own.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// What to do when Redis fails or is too slow (default [`FailurePolicy::Closed`]).
+    pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
+        self.failure = policy;
+        self
+    }
+
+    /// The time budget of one decision (default [`DEFAULT_TIMEOUT`]), after which the failure
+    /// policy applies.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How many replicas share the limits (default 1): the fail-open fallback limits each
+    /// replica to `limit / replicas`.
+    pub fn replicas(mut self, replicas: u64) -> Self {
+        self.replicas = replicas;
+        self
+    }
+
+    /// The bound on the local deny cache (default [`DEFAULT_DENY_CACHE`]); 0 turns it off.
+    pub fn deny_cache(mut self, capacity: usize) -> Self {
+        self.deny_cache = capacity;
+        self
+    }
+
+    /// Validate and build. No connection is made here (nor a runtime needed): the first request
+    /// connects.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming `redis.url` (not a `redis://` or `unix://` URL — `rediss://` is
+    /// not supported yet; the value is never echoed), `redis.prefix`, `redis.timeout` (zero) or
+    /// `redis.replicas` (zero).
+    pub fn build(self) -> Result<RedisStore, ConfigError> {
+        if self.url.expose().trim_start().starts_with("rediss://") {
+            return Err(ConfigError::new(
+                "redis.url",
+                "rediss:// (TLS) is not supported by this build yet; use redis:// on loopback or \
+                 a private network, or a TLS-terminating sidecar",
+            ));
+        }
+        let client = ::redis::Client::open(self.url.expose()).map_err(|e| {
+            ConfigError::new(
+                "redis.url",
+                format!("not a usable Redis URL ({:?})", e.kind()),
+            )
+        })?;
+        if self.prefix.is_empty()
+            || self.prefix.len() > MAX_PREFIX_LEN
+            || !self.prefix.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(ConfigError::new(
+                "redis.prefix",
+                "must be 1 to 64 printable ASCII characters without spaces",
+            )
+            .with_value(self.prefix.escape_debug().to_string()));
+        }
+        if self.timeout.is_zero() {
+            return Err(
+                ConfigError::new("redis.timeout", "must be longer than zero").with_value("0"),
+            );
+        }
+        if self.replicas == 0 {
+            return Err(ConfigError::new("redis.replicas", "must be at least 1").with_value("0"));
+        }
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                client,
+                conn: OnceLock::new(),
+                script: ::redis::Script::new(SCRIPT),
+                prefix: self.prefix,
+                failure: self.failure,
+                timeout: self.timeout,
+                replicas: self.replicas,
+                deny: DenyCache::new(self.deny_cache),
+                stats: Counters::default(),
+            }),
+        })
+    }
+}
+
+/// Limits shared by every replica through Redis; see the [module docs](self). Cheap to clone.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use mcp_ratelimit::redis::{FailurePolicy, RedisStore};
+/// use mcp_ratelimit::{KeySelector, Limit, Quota, RateLimitLayer};
+///
+/// let store = RedisStore::builder("redis://127.0.0.1:6379/")
+///     .prefix("notes-prod:rl:")
+///     .failure_policy(FailurePolicy::Open)
+///     .replicas(3)
+///     .timeout(Duration::from_millis(20))
+///     .build()?;
+/// let layer = RateLimitLayer::builder()
+///     .limit(Limit::new("ip", Quota::per_minute(100), KeySelector::client_addr()))
+///     .redis(store)
+///     .build()?;
+/// # let _ = layer;
+/// # Ok::<(), mcp_core::config::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.inner.prefix)
+            .field("failure", &self.inner.failure)
+            .field("timeout", &self.inner.timeout)
+            .field("replicas", &self.inner.replicas)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    client: ::redis::Client,
+    conn: OnceLock<Result<ConnectionManager, String>>,
+    script: ::redis::Script,
+    prefix: String,
+    failure: FailurePolicy,
+    timeout: Duration,
+    replicas: u64,
+    deny: DenyCache,
+    stats: Counters,
+}
+
+#[derive(Default)]
+struct Counters {
+    round_trips: AtomicU64,
+    remote_denials: AtomicU64,
+    local_denials: AtomicU64,
+    errors: AtomicU64,
+    timeouts: AtomicU64,
+    fallback_decisions: AtomicU64,
+    unavailable_rejections: AtomicU64,
+    degraded: AtomicBool,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+enum Failure {
+    Timeout,
+    Error,
+}
+
+impl RedisStore {
+    /// A builder for the Redis at `url` (`redis://[user:password@]host[:port][/db]`,
+    /// `unix:///path`). The URL may carry a password: it is kept out of `Debug` and errors.
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder {
+            url: Secret::new(url.into()),
+            prefix: DEFAULT_PREFIX.to_owned(),
+            failure: FailurePolicy::default(),
+            timeout: DEFAULT_TIMEOUT,
+            replicas: 1,
+            deny_cache: DEFAULT_DENY_CACHE,
+        }
+    }
+
+    /// The store configured by the environment, if `RATE_LIMIT_REDIS_URL` (or its `_FILE`
+    /// form) is set; see [`crate::config`].
+    ///
+    /// # Errors
+    /// A malformed variable, naming it.
+    pub fn from_env(env: &Env) -> Result<Option<Self>, ConfigError> {
+        let Some(url) = env.secret("RATE_LIMIT_REDIS_URL")? else {
+            return Ok(None);
+        };
+        let var = |name: &str| env.var_name(name);
+        let mut builder = RedisStore::builder(url.expose());
+        if let Some(prefix) = env.string("RATE_LIMIT_REDIS_PREFIX")? {
+            builder = builder.prefix(prefix);
+        }
+        if let Some(policy) = env.string("RATE_LIMIT_REDIS_FAILURE")? {
+            builder = builder.failure_policy(match policy.trim().to_ascii_lowercase().as_str() {
+                "closed" => FailurePolicy::Closed,
+                "open" => FailurePolicy::Open,
+                _ => {
+                    return Err(ConfigError::new(
+                        var("RATE_LIMIT_REDIS_FAILURE"),
+                        "expected closed or open",
+                    )
+                    .with_value(policy));
+                }
+            });
+        }
+        builder = builder
+            .timeout(env.duration("RATE_LIMIT_REDIS_TIMEOUT", DEFAULT_TIMEOUT)?)
+            .replicas(env.u64("RATE_LIMIT_REPLICAS", 1)?);
+        builder.build().map(Some).map_err(|e| {
+            let name = match e.setting() {
+                "redis.prefix" => "RATE_LIMIT_REDIS_PREFIX",
+                "redis.timeout" => "RATE_LIMIT_REDIS_TIMEOUT",
+                "redis.replicas" => "RATE_LIMIT_REPLICAS",
+                _ => "RATE_LIMIT_REDIS_URL",
+            };
+            let err = ConfigError::new(var(name), e.reason());
+            match e.value() {
+                Some(v) => err.with_value(v),
+                None => err,
+            }
+        })
+    }
+
+    /// The failure policy.
+    pub fn failure_policy(&self) -> FailurePolicy {
+        self.inner.failure
+    }
+
+    /// The time budget of one decision.
+    pub fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// Counters and state, for metrics.
+    pub fn stats(&self) -> RedisStats {
+        let c = &self.inner.stats;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        RedisStats {
+            round_trips: load(&c.round_trips),
+            remote_denials: load(&c.remote_denials),
+            local_denials: load(&c.local_denials),
+            errors: load(&c.errors),
+            timeouts: load(&c.timeouts),
+            fallback_decisions: load(&c.fallback_decisions),
+            unavailable_rejections: load(&c.unavailable_rejections),
+            degraded: c.degraded.load(Ordering::Relaxed),
+            deny_cache_len: self.inner.deny.len() as u64,
+        }
+    }
+
+    /// Connect and load the script now, within the time budget (optional: otherwise the first
+    /// request does both, which can exceed a tight budget once). For start-up and readiness
+    /// checks; needs a Tokio runtime.
+    ///
+    /// # Errors
+    /// Redis is unreachable, refuses the script, or is slower than the budget.
+    pub async fn warm_up(&self) -> Result<(), StoreUnavailable> {
+        let mut conn = self.connection().map_err(StoreUnavailable)?;
+        let load = self.inner.script.load_async(&mut conn);
+        match tokio::time::timeout(self.inner.timeout.max(Duration::from_secs(1)), load).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(StoreUnavailable(e.to_string())),
+            Err(_) => Err(StoreUnavailable("timed out".to_owned())),
+        }
+    }
+
+    /// The Redis key of a stored key: the prefix and 32 hex digits.
+    fn key_name(&self, key: StoreKey) -> String {
+        format!("{}{:016x}{:016x}", self.inner.prefix, key.0, key.1)
+    }
+
+    fn connection(&self) -> Result<ConnectionManager, String> {
+        self.inner
+            .conn
+            .get_or_init(|| {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(Duration::from_secs(1)))
+                    .set_response_timeout(Some(Duration::from_secs(1).max(self.inner.timeout)))
+                    .set_min_delay(Duration::from_millis(10))
+                    .set_max_delay(Duration::from_millis(500))
+                    .set_number_of_retries(3);
+                ConnectionManager::new_lazy_with_config(self.inner.client.clone(), config)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+    }
+
+    /// One script call for `charges`, within the time budget.
+    async fn eval(&self, charges: &[Charge], params: &[Params]) -> Result<Vec<i64>, Failure> {
+        let mut conn = self.connection().map_err(|_| Failure::Error)?;
+        let mut call = self.inner.script.prepare_invoke();
+        for charge in charges {
+            let (Some(key), Some(p)) = (charge.key, params.get(usize::from(charge.limit))) else {
+                continue;
+            };
+            let g = if charge.overflow {
+                &p.overflow
+            } else {
+                &p.main
+            };
+            call.key(self.key_name(key))
+                .arg(g.interval_us)
+                .arg(g.tolerance_us)
+                .arg(charge.weight)
+                .arg(g.burst);
+        }
+        bump(&self.inner.stats.round_trips);
+        match tokio::time::timeout(self.inner.timeout, call.invoke_async(&mut conn)).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "rate-limit store: Redis call failed");
+                Err(Failure::Error)
+            }
+            Err(_) => Err(Failure::Timeout),
+        }
+    }
+}
+
+/// Redis could not be reached or used; see [`RedisStore::warm_up`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreUnavailable(String);
+
+impl std::fmt::Display for StoreUnavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the Redis rate-limit store is unavailable: {}", self.0)
+    }
+}
+
+impl std::error::Error for StoreUnavailable {}
+
+/// A GCRA in whole microseconds (the interval rounded up).
+#[derive(Debug, Clone, Copy)]
+struct MicroGcra {
+    interval_us: u64,
+    tolerance_us: u64,
+    burst: u64,
+}
+
+impl MicroGcra {
+    fn new(g: &Gcra) -> Self {
+        let interval_us = g.interval().div_ceil(1_000).max(1);
+        MicroGcra {
+            interval_us,
+            tolerance_us: interval_us.saturating_mul(g.burst().saturating_sub(1)),
+            burst: g.burst(),
+        }
+    }
+
+    /// `burst − ⌈(TAT − now)/T⌉`.
+    fn remaining(&self, tat_offset_us: u64) -> u64 {
+        self.burst
+            .saturating_sub(tat_offset_us.div_ceil(self.interval_us))
+    }
+}
+
+#[derive(Debug)]
+struct Params {
+    main: MicroGcra,
+    overflow: MicroGcra,
+}
+
+/// A layer's Redis state: the store, each limit's GCRA in microseconds, the fail-open fallback.
+pub(crate) struct RedisBackend {
+    store: RedisStore,
+    params: Box<[Params]>,
+    fallback: Option<(KeyStore, Box<[Bucket]>)>,
+}
+
+impl RedisBackend {
+    pub(crate) fn new(
+        store: RedisStore,
+        limits: &[LimitRt],
+        max_keys: usize,
+    ) -> Result<Self, ConfigError> {
+        let mut params = Vec::with_capacity(limits.len());
+        let mut buckets = Vec::with_capacity(limits.len());
+        let replicas = store.inner.replicas.max(1);
+        for limit in limits {
+            let setting = format!("limit.{}", limit.name);
+            let main = limit.quota.gcra(&setting)?;
+            let overflow = limit
+                .overflow_quota
+                .gcra(&format!("{setting}.overflow_quota"))?;
+            params.push(Params {
+                main: MicroGcra::new(&main),
+                overflow: MicroGcra::new(&overflow),
+            });
+            let share = |q: crate::Quota| {
+                crate::Quota::new((q.requests() / replicas).max(1), q.window())
+                    .with_burst((q.burst() / replicas).max(1))
+            };
+            let fb = share(limit.quota).gcra(&format!("{setting}.fallback"))?;
+            let fb_overflow = share(limit.overflow_quota).gcra(&format!("{setting}.fallback"))?;
+            buckets.push(Bucket::new(fb, fb_overflow));
+        }
+        let fallback = (store.inner.failure == FailurePolicy::Open)
+            .then(|| (KeyStore::new(max_keys), buckets.into_boxed_slice()));
+        Ok(RedisBackend {
+            store,
+            params: params.into_boxed_slice(),
+            fallback,
+        })
+    }
+
+    pub(crate) fn store(&self) -> &RedisStore {
+        &self.store
+    }
+}
+
+impl std::fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A refusal the deny cache can give without a round trip.
+pub(crate) fn cached_denial(shared: &Shared, charges: &[Charge], now: u64) -> Option<Decision> {
+    let backend = shared.redis.as_ref()?;
+    let deny = &backend.store.inner.deny;
+    if deny.cap == 0 {
+        return None;
+    }
+    let mut worst: Option<(u64, Report)> = None;
+    for charge in charges {
+        let Some(key) = charge.key else { continue };
+        let Some((until, full)) = deny.get(shared.rekey(key), now) else {
+            continue;
+        };
+        let wait = until - now;
+        if worst.as_ref().is_none_or(|(w, _)| wait > *w) {
+            let burst = backend
+                .params
+                .get(usize::from(charge.limit))
+                .map_or(1, |p| {
+                    if charge.overflow {
+                        p.overflow.burst
+                    } else {
+                        p.main.burst
+                    }
+                });
+            worst = Some((
+                wait,
+                Report {
+                    limit: charge.limit,
+                    remaining: 0,
+                    reset: full.saturating_sub(now),
+                    overflow: charge.overflow,
+                    burst,
+                    degraded: false,
+                },
+            ));
+        }
+    }
+    let (wait, report) = worst?;
+    bump(&backend.store.inner.stats.local_denials);
+    Some(Decision::Limited {
+        report,
+        retry_after: ceil_secs(wait).max(1),
+    })
+}
+
+/// Decide `charges` in Redis; on failure, apply the failure policy. `sent` is the local
+/// monotonic time the decision started at.
+pub(crate) async fn decide(shared: &Shared, charges: Small<Charge, 4>, sent: u64) -> Decision {
+    let Some(backend) = shared.redis.as_ref() else {
+        return Decision::Pass;
+    };
+    let store = &backend.store;
+    let stats = &store.inner.stats;
+    let charges = charges.as_slice();
+    let reply = match store.eval(charges, &backend.params).await {
+        Ok(reply) => reply,
+        Err(failure) => {
+            bump(match failure {
+                Failure::Timeout => &stats.timeouts,
+                Failure::Error => &stats.errors,
+            });
+            if !stats.degraded.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    policy = store.inner.failure.as_str(),
+                    "rate-limit store: Redis unavailable or slower than its budget; applying the failure policy"
+                );
+            }
+            return match &backend.fallback {
+                Some((fb_store, buckets)) => {
+                    bump(&stats.fallback_decisions);
+                    let local: Small<Charge, 4> = rekeyed(shared, charges);
+                    shared.apply_in(
+                        local.as_slice(),
+                        fb_store,
+                        buckets,
+                        shared.clock_nanos(),
+                        true,
+                    )
+                }
+                None => {
+                    bump(&stats.unavailable_rejections);
+                    Decision::Unavailable { retry_after: 1 }
+                }
+            };
+        }
+    };
+    if stats.degraded.swap(false, Ordering::Relaxed) {
+        tracing::info!("rate-limit store: Redis answers again; limits are shared");
+    }
+    let admitted = reply.first().copied() == Some(1);
+    let mut worst: Option<(u64, Report)> = None;
+    let mut tightest: Option<Report> = None;
+    let mut n = 0usize;
+    for charge in charges {
+        let (Some(key), Some(p)) = (charge.key, backend.params.get(usize::from(charge.limit)))
+        else {
+            continue;
+        };
+        let g = if charge.overflow {
+            &p.overflow
+        } else {
+            &p.main
+        };
+        let wait_us = reply
+            .get(1 + 2 * n)
+            .map_or(0, |w| u64::try_from(*w).unwrap_or(0));
+        let tat_us = reply
+            .get(2 + 2 * n)
+            .map_or(0, |t| u64::try_from(*t).unwrap_or(0));
+        n += 1;
+        let reset = tat_us.saturating_mul(1_000);
+        if admitted {
+            let report = Report {
+                limit: charge.limit,
+                remaining: g.remaining(tat_us),
+                reset,
+                overflow: charge.overflow,
+                burst: g.burst,
+                degraded: false,
+            };
+            let tighter = tightest.is_none_or(|t| {
+                report.remaining < t.remaining
+                    || (report.remaining == t.remaining && report.reset > t.reset)
+            });
+            if tighter {
+                tightest = Some(report);
+            }
+            continue;
+        }
+        // When a single request (weight 1) on this refusing key conforms again. Only refusing
+        // keys are remembered: the others' TATs in a refused call are what they would have
+        // become, and nothing was written.
+        let conform_us = tat_us.saturating_sub(g.tolerance_us);
+        if wait_us > 0 && conform_us > 0 {
+            store.inner.deny.insert(
+                shared.rekey(key),
+                sent.saturating_add(conform_us.saturating_mul(1_000)),
+                sent.saturating_add(reset),
+                shared.clock_nanos(),
+            );
+        }
+        if wait_us > 0 && worst.as_ref().is_none_or(|(w, _)| wait_us > *w) {
+            worst = Some((
+                wait_us,
+                Report {
+                    limit: charge.limit,
+                    remaining: 0,
+                    reset,
+                    overflow: charge.overflow,
+                    burst: g.burst,
+                    degraded: false,
+                },
+            ));
+        }
+    }
+    if admitted {
+        return match tightest {
+            Some(report) => Decision::Allowed(report),
+            None => Decision::NotLimited,
+        };
+    }
+    bump(&stats.remote_denials);
+    match worst {
+        Some((wait_us, report)) => Decision::Limited {
+            report,
+            retry_after: ceil_secs(wait_us.saturating_mul(1_000)).max(1),
+        },
+        // A malformed reply: refuse rather than admit.
+        None => Decision::Unavailable { retry_after: 1 },
+    }
+}
+
+/// The charges with process-keyed local keys, for the fallback store.
+fn rekeyed(shared: &Shared, charges: &[Charge]) -> Small<Charge, 4> {
+    let mut out = Small::new();
+    for c in charges {
+        out.push(Charge {
+            key: c.key.map(|k| shared.rekey(k)),
+            ..*c
+        });
+    }
+    out
+}
+
+type DenyMap = IndexMap<StoreKey, (u64, u64), BuildHasherDefault<PassThrough>>;
+
+/// Keys Redis refused, until when (local monotonic nanoseconds), bounded.
+struct DenyCache {
+    cap: usize,
+    map: Mutex<(DenyMap, usize)>,
+}
+
+impl DenyCache {
+    fn new(cap: usize) -> Self {
+        DenyCache {
+            cap,
+            map: Mutex::new((DenyMap::default(), 0)),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+            .len()
+    }
+
+    /// `(refused until, full at)` if `key` is refused at `now`.
+    fn get(&self, key: StoreKey, now: u64) -> Option<(u64, u64)> {
+        let mut guard = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let (until, full) = *guard.0.get(&key)?;
+        if until > now {
+            Some((until, full))
+        } else {
+            guard.0.swap_remove(&key);
+            None
+        }
+    }
+
+    fn insert(&self, key: StoreKey, until: u64, full: u64, now: u64) {
+        if self.cap == 0 {
+            return;
+        }
+        let mut guard = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let (map, cursor) = &mut *guard;
+        if map.len() >= self.cap && !map.contains_key(&key) {
+            // Drop expired entries first; if none, the one at the cursor (forgetting a refusal
+            // only costs a round trip).
+            for _ in 0..16 {
+                if map.is_empty() {
+                    break;
+                }
+                if *cursor >= map.len() {
+                    *cursor = 0;
+                }
+                let expired = map.get_index(*cursor).is_some_and(|(_, (u, _))| *u <= now);
+                if expired {
+                    map.swap_remove_index(*cursor);
+                } else {
+                    *cursor += 1;
+                }
+            }
+            if map.len() >= self.cap {
+                if *cursor >= map.len() {
+                    *cursor = 0;
+                }
+                map.swap_remove_index(*cursor);
+            }
+        }
+        map.insert(key, (until, full));
+    }
+}
+
+impl RateLimitLayerBuilder {
+    /// Count every limit of this layer in Redis, shared by every replica (the `redis` feature);
+    /// see [`crate::redis`]. Requests are then decided asynchronously (one round trip, or none
+    /// when the local deny cache refuses), inside a Tokio runtime.
+    pub fn redis(mut self, store: RedisStore) -> Self {
+        self.set_redis(store);
+        self
+    }
+}
+
+impl crate::RateLimitLayer {
+    /// The Redis store's counters, when the layer counts in Redis.
+    pub fn redis_stats(&self) -> Option<RedisStats> {
+        self.shared().redis.as_ref().map(|b| b.store().stats())
+    }
+}
