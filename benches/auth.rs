@@ -2,20 +2,28 @@
 //! future) through a trivial inner service that answers an empty 200, bare and behind the layer,
 //! once with an API key (`Authorization: Bearer <key>` checked in constant time against a store
 //! of ten keys) and once with an HS256 JWT (signed once, signature and claims verified on every
-//! request). A second group prices the refusals: no credential at all, and a JWT whose signature
-//! does not verify. The request is built fresh on every iteration.
+//! request), and with asymmetric JWTs whose keys come from a JWKS (`JwksKeySource`, a fixed
+//! inline set: the key lookup by `kid` and the signature check are what is measured, no network):
+//! RS256 (2048-bit RSA), ES256 (P-256) and EdDSA (Ed25519), all in the same group as HS256.
+//! A second group prices the refusals: no credential at all, and a JWT whose signature does not
+//! verify. The request is built fresh on every iteration.
 //!
-//! Run: `cargo bench -p benches --bench auth`
+//! Run: `cargo bench -p benches --bench auth` (short: add
+//! `-- --warm-up-time 1 --measurement-time 3`)
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::time::{Duration, SystemTime};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mcp_auth::api_key::{ApiKeyStore, DEFAULT_KEY_PREFIX, generate_key};
+use mcp_auth::jwks::JwksKeySource;
 use mcp_auth::jwt::{JwtVerifier, TokenRequest};
 use mcp_auth::layer::AuthLayer;
 use mcp_auth::policy::AuthPolicy;
@@ -57,6 +65,65 @@ fn token(verifier: &JwtVerifier) -> HeaderValue {
     HeaderValue::from_str(&format!("Bearer {token}")).expect("header")
 }
 
+/// An asymmetric key: its signing key and its public JWK.
+struct AsymmetricKey {
+    alg: Algorithm,
+    encoding: EncodingKey,
+    jwk: serde_json::Value,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn asymmetric_keys() -> Vec<AsymmetricKey> {
+    // One trait (the `pkcs8` crate) for both the P-256 and the Ed25519 key.
+    use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+    use rsa::pkcs1::EncodeRsaPrivateKey as _;
+    use rsa::rand_core::{OsRng, RngCore as _};
+    use rsa::traits::PublicKeyParts as _;
+
+    let rsa = rsa::RsaPrivateKey::new(&mut OsRng, 2048).expect("rsa key");
+    let ec = p256::ecdsa::SigningKey::random(&mut OsRng);
+    let point = ec.verifying_key().to_encoded_point(false);
+    let mut seed = [0u8; 32];
+    OsRng.fill_bytes(&mut seed);
+    let ed = ed25519_dalek::SigningKey::from_bytes(&seed);
+    vec![
+        AsymmetricKey {
+            alg: Algorithm::RS256,
+            encoding: EncodingKey::from_rsa_der(rsa.to_pkcs1_der().expect("der").as_bytes()),
+            jwk: serde_json::json!({"kty": "RSA", "kid": "rsa", "n": b64(&rsa.n().to_bytes_be()),
+                "e": b64(&rsa.e().to_bytes_be())}),
+        },
+        AsymmetricKey {
+            alg: Algorithm::ES256,
+            encoding: EncodingKey::from_ec_der(ec.to_pkcs8_der().expect("der").as_bytes()),
+            jwk: serde_json::json!({"kty": "EC", "crv": "P-256", "kid": "ec",
+                "x": b64(point.x().expect("x")), "y": b64(point.y().expect("y"))}),
+        },
+        AsymmetricKey {
+            alg: Algorithm::EdDSA,
+            encoding: EncodingKey::from_ed_der(ed.to_pkcs8_der().expect("der").as_bytes()),
+            jwk: serde_json::json!({"kty": "OKP", "crv": "Ed25519", "kid": "ed",
+                "x": b64(&ed.verifying_key().to_bytes())}),
+        },
+    ]
+}
+
+fn asymmetric_token(key: &AsymmetricKey) -> HeaderValue {
+    let mut header = Header::new(key.alg);
+    header.kid = key.jwk["kid"].as_str().map(str::to_owned);
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let claims = serde_json::json!({"sub": "alice", "aud": RESOURCE, "iat": now,
+        "exp": now + 3600, "scope": "notes:read notes:write"});
+    let token = jsonwebtoken::encode(&header, &claims, &key.encoding).expect("token");
+    HeaderValue::from_str(&format!("Bearer {token}")).expect("header")
+}
+
 fn request(authorization: Option<&HeaderValue>) -> Request<Full<Bytes>> {
     let mut req = Request::get("/api");
     if let Some(value) = authorization {
@@ -81,6 +148,32 @@ fn bench(c: &mut Criterion) {
     let jwt = verifier(SECRET);
     let good_jwt = token(&jwt);
     let bad_jwt = token(&verifier(OTHER_SECRET));
+
+    // The same verifier also takes asymmetric tokens, routed by `alg`, from a fixed JWK Set.
+    let asymmetric = asymmetric_keys();
+    let jwks = serde_json::json!({
+        "keys": asymmetric.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()
+    });
+    let jwt = JwtVerifier::builder()
+        .secret(Secret::new(SECRET))
+        .jwks(
+            JwksKeySource::builder()
+                .json(jwks.to_string())
+                .build()
+                .expect("jwks"),
+        )
+        .audience(RESOURCE)
+        .build()
+        .expect("verifier");
+    let asymmetric_jwts: Vec<(String, HeaderValue)> = asymmetric
+        .iter()
+        .map(|k| {
+            (
+                format!("AuthLayer + {:?} JWT (JWKS)", k.alg),
+                asymmetric_token(k),
+            )
+        })
+        .collect();
 
     let auth = AuthLayer::builder()
         .api_keys(store.build().expect("store"))
@@ -108,6 +201,9 @@ fn bench(c: &mut Criterion) {
     assert_eq!(status(Some(&good_jwt)), StatusCode::OK);
     assert_eq!(status(None), StatusCode::UNAUTHORIZED);
     assert_eq!(status(Some(&bad_jwt)), StatusCode::UNAUTHORIZED);
+    for (_, token) in &asymmetric_jwts {
+        assert_eq!(status(Some(token)), StatusCode::OK);
+    }
 
     let mut group = c.benchmark_group("auth_per_request");
     group.bench_function("bare service", |b| {
@@ -119,10 +215,12 @@ fn bench(c: &mut Criterion) {
             })
         })
     });
-    for (name, authorization) in [
-        ("AuthLayer + API key", &api_key),
-        ("AuthLayer + HS256 JWT", &good_jwt),
-    ] {
+    let named = [
+        ("AuthLayer + API key".to_owned(), &api_key),
+        ("AuthLayer + HS256 JWT".to_owned(), &good_jwt),
+    ];
+    let asymmetric_named = asymmetric_jwts.iter().map(|(n, t)| (n.clone(), t));
+    for (name, authorization) in named.into_iter().chain(asymmetric_named) {
         group.bench_function(name, |b| {
             b.iter(|| {
                 let mut svc = guarded.clone();

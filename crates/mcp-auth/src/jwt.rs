@@ -1,16 +1,22 @@
-//! HS256 JSON Web Tokens: verification with rotation, and signing for the CLI and tests.
+//! JSON Web Tokens: HS256 verification with rotation, signing for the CLI and tests, and (with the
+//! `jwks` feature) asymmetric tokens from an issuer's JWKS.
 //!
-//! [`JwtVerifier`] accepts only `HS256` (RFC 7518 §3.2) and follows the JWT best current practices
-//! of RFC 8725: the algorithm is pinned (never taken from the token), `none` in any spelling is
-//! refused, `crit` headers are refused, keys must be at least 256 bits, and `exp` is required.
+//! [`JwtVerifier`] accepts `HS256` (RFC 7518 §3.2) with configured secrets and, with a
+//! [`JwksKeySource`](crate::jwks::JwksKeySource), the asymmetric algorithms that source allows.
+//! It follows the JWT best current practices of RFC 8725: the token's `alg` only routes it to a
+//! key source that was configured for that algorithm and the key must be of the matching type
+//! (an `HS256` token never meets a public key), `none` in any spelling is refused, `crit` headers
+//! are refused, `jku` / `x5u` / `jwk` / `x5c` headers are refused (never followed), HS256 keys
+//! must be at least 256 bits, and `exp` is required.
 //!
 //! How the work is split:
 //!
 //! 1. [`preparse`] does the cheap checks before any cryptography: size, shape, strict base64url,
 //!    a strict parse of the JOSE header (duplicate members are refused), `alg`, `crit`, `typ`.
 //! 2. `jsonwebtoken` checks the HMAC signature with each configured secret in turn (the first
-//!    signs, all verify, so secrets can be rotated) and decodes the claims into a strict struct
-//!    (duplicated or mistyped claims are refused). It performs no time or claim checks here.
+//!    signs, all verify, so secrets can be rotated), or the signature with the JWKS key named by
+//!    `kid`, and decodes the claims into a strict struct (duplicated or mistyped claims are
+//!    refused). It performs no time or claim checks here.
 //! 3. [`JwtVerifier::verify`] checks `exp`, `nbf`, `iat`, `sub`, `iss` and `aud` itself against
 //!    the `now` it is given, so tests are deterministic and no system clock is read inside.
 //!
@@ -61,9 +67,9 @@ const SETTING_AUDIENCE: &str = "jwt_audience";
 const SETTING_ISSUER: &str = "jwt_issuer";
 const SETTING_BACKEND: &str = "jwt_backend";
 
-/// Verifies HS256 JWTs and turns them into a [`Principal`]; also signs them (for the CLI and
-/// tests). Cloning is cheap: the validated configuration sits behind an `Arc`. `Debug` never
-/// prints the secrets.
+/// Verifies JWTs (HS256 with secrets; asymmetric ones with a JWKS source) and turns them into a
+/// [`Principal`]; also signs HS256 tokens (for the CLI and tests). Cloning is cheap: the
+/// validated configuration sits behind an `Arc`. `Debug` never prints the secrets.
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
@@ -108,8 +114,8 @@ pub struct JwtVerifier {
 }
 
 struct Inner {
-    /// The first secret: signs.
-    encoding: EncodingKey,
+    /// The first secret: signs. `None` for a JWKS-only verifier.
+    encoding: Option<EncodingKey>,
     /// Every secret, first one first: each verifies.
     decoding: Vec<DecodingKey>,
     audiences: Vec<String>,
@@ -117,12 +123,15 @@ struct Inner {
     leeway: Duration,
     /// Signature and `alg` only; every time and claim check is ours.
     validation: Validation,
+    #[cfg(feature = "jwks")]
+    jwks: Option<crate::jwks::JwksKeySource>,
 }
 
 impl fmt::Debug for JwtVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtVerifier")
             .field("secrets", &self.inner.decoding.len())
+            .field("jwks", &self.has_jwks())
             .field("audiences", &self.inner.audiences)
             .field("issuer", &self.inner.issuer)
             .field("leeway", &self.inner.leeway)
@@ -138,6 +147,8 @@ pub struct JwtVerifierBuilder {
     audiences: Vec<String>,
     issuer: Option<String>,
     leeway: Duration,
+    #[cfg(feature = "jwks")]
+    jwks: Option<crate::jwks::JwksKeySource>,
 }
 
 impl JwtVerifierBuilder {
@@ -167,6 +178,15 @@ impl JwtVerifierBuilder {
         self
     }
 
+    /// Also accept asymmetric tokens whose keys come from this JWKS source (feature `jwks`).
+    /// With secrets too, each token is routed by its header's `alg`: `HS256` to the secrets, an
+    /// algorithm the source allows to the source. Calling it again replaces the source.
+    #[cfg(feature = "jwks")]
+    pub fn jwks(mut self, source: crate::jwks::JwksKeySource) -> Self {
+        self.jwks = Some(source);
+        self
+    }
+
     /// Require this exact `iss`. Calling it again replaces the issuer.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = Some(issuer.into());
@@ -179,22 +199,27 @@ impl JwtVerifierBuilder {
         self
     }
 
-    /// Validate the settings and run a sign/verify self-test with the first secret.
+    /// Validate the settings and run a sign/verify self-test with the first secret (or a fixed
+    /// test key for a JWKS-only verifier).
     ///
     /// # Errors
-    /// - `jwt_secret`: no secret, or a secret shorter than [`MIN_SECRET_BYTES`] (the error never
-    ///   contains a secret);
+    /// - `jwt_secret`: no secret (and no JWKS source), or a secret shorter than
+    ///   [`MIN_SECRET_BYTES`] (the error never contains a secret);
     /// - `jwt_audience` / `jwt_issuer`: an empty value;
     /// - `jwt_backend`: the self-test failed or panicked, which means `jsonwebtoken` was built
     ///   with no crypto backend or with both (exactly one of its `rust_crypto` / `aws_lc_rs`
     ///   features must be enabled).
     pub fn build(self) -> Result<JwtVerifier, ConfigError> {
-        let Some(first) = self.secrets.first() else {
+        #[cfg(feature = "jwks")]
+        let has_jwks = self.jwks.is_some();
+        #[cfg(not(feature = "jwks"))]
+        let has_jwks = false;
+        if self.secrets.is_empty() && !has_jwks {
             return Err(ConfigError::new(
                 SETTING_SECRET,
                 "no secret configured: HS256 needs at least one secret of 32 bytes or more",
             ));
-        };
+        }
         let count = self.secrets.len();
         for (index, secret) in self.secrets.iter().enumerate() {
             if secret.expose().len() < MIN_SECRET_BYTES {
@@ -227,8 +252,10 @@ impl JwtVerifierBuilder {
             );
         }
 
-        let first = first.expose().as_bytes();
-        guarded_self_test(|| self_test(first))?;
+        // A JWKS-only verifier still checks the backend (a missing one panics on first use).
+        let first = self.secrets.first().map(|s| s.expose().as_bytes());
+        let test_key = first.unwrap_or(b"mcp-auth-backend-self-test-key-0123456789");
+        guarded_self_test(|| self_test(test_key))?;
 
         let mut validation = Validation::new(Algorithm::HS256);
         validation.algorithms = vec![Algorithm::HS256];
@@ -240,7 +267,7 @@ impl JwtVerifierBuilder {
 
         Ok(JwtVerifier {
             inner: Arc::new(Inner {
-                encoding: EncodingKey::from_secret(first),
+                encoding: first.map(EncodingKey::from_secret),
                 decoding: self
                     .secrets
                     .iter()
@@ -250,6 +277,8 @@ impl JwtVerifierBuilder {
                 issuer: self.issuer,
                 leeway: self.leeway,
                 validation,
+                #[cfg(feature = "jwks")]
+                jwks: self.jwks,
             }),
         })
     }
@@ -310,15 +339,36 @@ fn self_test(secret: &[u8]) -> Result<(), String> {
 }
 
 impl JwtVerifier {
-    /// Start configuring a verifier: at least one [`secret`](JwtVerifierBuilder::secret) is
-    /// required.
+    /// Start configuring a verifier: at least one [`secret`](JwtVerifierBuilder::secret) (or,
+    /// with the `jwks` feature, a JWKS source) is required.
     pub fn builder() -> JwtVerifierBuilder {
         JwtVerifierBuilder {
             secrets: Vec::new(),
             audiences: Vec::new(),
             issuer: None,
             leeway: DEFAULT_LEEWAY,
+            #[cfg(feature = "jwks")]
+            jwks: None,
         }
+    }
+
+    /// The JWKS source, when one is configured.
+    #[cfg(feature = "jwks")]
+    pub fn jwks(&self) -> Option<&crate::jwks::JwksKeySource> {
+        self.inner.jwks.as_ref()
+    }
+
+    /// Whether asymmetric tokens are accepted (a JWKS source is configured).
+    pub fn has_jwks(&self) -> bool {
+        #[cfg(feature = "jwks")]
+        return self.inner.jwks.is_some();
+        #[cfg(not(feature = "jwks"))]
+        false
+    }
+
+    /// Whether HS256 tokens are accepted (at least one secret is configured).
+    pub fn has_secrets(&self) -> bool {
+        !self.inner.decoding.is_empty()
     }
 
     /// The accepted audiences, as configured (empty when `aud` is not checked).
@@ -338,8 +388,11 @@ impl JwtVerifier {
 
     /// Verify `token` at time `now` and return who it names.
     ///
-    /// In order: [`preparse`]; the signature with each secret ([`AuthFailure::BadSignature`] when
-    /// none verifies); the claims' types (duplicated, mistyped or missing `sub` / `exp` →
+    /// In order: [`preparse`] (with the JWKS source's algorithms accepted too); the signature with
+    /// each secret ([`AuthFailure::BadSignature`] when none verifies) for `HS256`, or with the
+    /// JWKS key named by `kid` ([`AuthFailure::UnknownKey`] when the set has none, which also asks
+    /// the source for an early refresh; [`AuthFailure::UnsupportedAlgorithm`] when that key's type
+    /// does not fit `alg`); the claims' types (duplicated, mistyped or missing `sub` / `exp` →
     /// [`AuthFailure::InvalidClaims`]); `exp` ([`AuthFailure::Expired`] when
     /// `now >= exp + leeway`), `nbf` ([`AuthFailure::NotYetValid`] when `now + leeway < nbf`),
     /// `iat` ([`AuthFailure::IssuedInFuture`] when `iat > now + leeway`); `iss`
@@ -351,38 +404,28 @@ impl JwtVerifier {
     /// # Errors
     /// The first check that fails, as above.
     pub fn verify(&self, token: &str, now: SystemTime) -> Result<Principal, AuthFailure> {
-        preparse(token)?;
-        let claims = self.decode(token)?;
+        let header = parse_header(token)?;
+        let claims = match header.alg {
+            Algorithm::HS256 if !self.inner.decoding.is_empty() => self.decode(token)?,
+            #[cfg(feature = "jwks")]
+            alg if alg != Algorithm::HS256 => match &self.inner.jwks {
+                Some(source) => {
+                    let (key, validation) = source.key_for(alg, header.kid.as_deref())?;
+                    decode_with(token, &key.decoding, validation)?
+                        .ok_or(AuthFailure::BadSignature)?
+                }
+                None => return Err(AuthFailure::UnsupportedAlgorithm),
+            },
+            _ => return Err(AuthFailure::UnsupportedAlgorithm),
+        };
         self.check(claims, now)
     }
 
     /// The signature with each secret in turn, then the strict claims struct.
     fn decode(&self, token: &str) -> Result<ClaimSet, AuthFailure> {
         for key in &self.inner.decoding {
-            match jsonwebtoken::decode::<Claims>(token, key, &self.inner.validation) {
-                Ok(data) => return Ok(data.claims.0),
-                Err(e) => match e.kind() {
-                    ErrorKind::InvalidSignature => {}
-                    ErrorKind::Json(_)
-                    | ErrorKind::Utf8(_)
-                    | ErrorKind::InvalidClaimFormat(_)
-                    | ErrorKind::MissingRequiredClaim(_) => {
-                        // jsonwebtoken parses the header before it checks the signature and the
-                        // claims after; a JSON error with a header it accepts is the claims'.
-                        return Err(if jsonwebtoken::decode_header(token).is_ok() {
-                            AuthFailure::InvalidClaims
-                        } else {
-                            AuthFailure::MalformedCredential
-                        });
-                    }
-                    ErrorKind::InvalidAlgorithm
-                    | ErrorKind::UnsupportedAlgorithm
-                    | ErrorKind::MissingAlgorithm => return Err(AuthFailure::UnsupportedAlgorithm),
-                    other => {
-                        tracing::debug!(error = ?other, "JWT refused by jsonwebtoken");
-                        return Err(AuthFailure::MalformedCredential);
-                    }
-                },
+            if let Some(claims) = decode_with(token, key, &self.inner.validation)? {
+                return Ok(claims);
             }
         }
         Err(AuthFailure::BadSignature)
@@ -524,8 +567,48 @@ impl JwtVerifier {
     }
 
     fn encode<T: Serialize>(&self, claims: &T) -> Result<String, ConfigError> {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.inner.encoding)
+        let key = self.inner.encoding.as_ref().ok_or_else(|| {
+            ConfigError::new(
+                SETTING_SECRET,
+                "no secret to sign with: this verifier only checks tokens from a JWKS",
+            )
+        })?;
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, key)
             .map_err(|e| ConfigError::new(SETTING_BACKEND, format!("signing failed: {e}")))
+    }
+}
+
+/// The signature with one key, then the strict claims struct: `Ok(None)` when the signature does
+/// not verify.
+fn decode_with(
+    token: &str,
+    key: &DecodingKey,
+    validation: &Validation,
+) -> Result<Option<ClaimSet>, AuthFailure> {
+    match jsonwebtoken::decode::<Claims>(token, key, validation) {
+        Ok(data) => Ok(Some(data.claims.0)),
+        Err(e) => match e.kind() {
+            ErrorKind::InvalidSignature => Ok(None),
+            ErrorKind::Json(_)
+            | ErrorKind::Utf8(_)
+            | ErrorKind::InvalidClaimFormat(_)
+            | ErrorKind::MissingRequiredClaim(_) => {
+                // jsonwebtoken parses the header before it checks the signature and the
+                // claims after; a JSON error with a header it accepts is the claims'.
+                Err(if jsonwebtoken::decode_header(token).is_ok() {
+                    AuthFailure::InvalidClaims
+                } else {
+                    AuthFailure::MalformedCredential
+                })
+            }
+            ErrorKind::InvalidAlgorithm
+            | ErrorKind::UnsupportedAlgorithm
+            | ErrorKind::MissingAlgorithm => Err(AuthFailure::UnsupportedAlgorithm),
+            other => {
+                tracing::debug!(error = ?other, "JWT refused by jsonwebtoken");
+                Err(AuthFailure::MalformedCredential)
+            }
+        },
     }
 }
 
@@ -622,14 +705,35 @@ pub fn looks_like_jwt(token: &str) -> bool {
 /// ([`AuthFailure::MalformedCredential`]); the header, parsed strictly as a JSON object
 /// (duplicate members or a missing `alg` → [`AuthFailure::MalformedCredential`]); `alg` exactly
 /// `"HS256"` (anything else, `none` in any case included → [`AuthFailure::UnsupportedAlgorithm`]);
-/// no `crit` member ([`AuthFailure::CriticalHeader`]); `typ`, when present, `JWT` or `at+jwt` in
-/// any case, optionally prefixed by `application/` (else [`AuthFailure::MalformedCredential`]).
+/// no `crit` member ([`AuthFailure::CriticalHeader`]); no `jku`, `x5u`, `jwk` or `x5c` member
+/// (keys are never taken from a token; → [`AuthFailure::MalformedCredential`]); `kid`, when
+/// present, a string; `typ`, when present, `JWT` or `at+jwt` in any case, optionally prefixed by
+/// `application/` (else [`AuthFailure::MalformedCredential`]).
+///
+/// [`JwtVerifier::verify`] runs the same checks but also lets through the asymmetric algorithms
+/// its JWKS source accepts.
 ///
 /// Never panics; usable as a fuzz target.
 ///
 /// # Errors
 /// The first check that fails, as above.
 pub fn preparse(token: &str) -> Result<(), AuthFailure> {
+    match parse_header(token)?.alg {
+        Algorithm::HS256 => Ok(()),
+        _ => Err(AuthFailure::UnsupportedAlgorithm),
+    }
+}
+
+/// What the verifier needs from a token's header.
+struct TokenHeader {
+    alg: Algorithm,
+    /// Only for asymmetric algorithms.
+    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
+    kid: Option<String>,
+}
+
+/// The preparse checks, accepting every algorithm this crate can verify (exact names only).
+fn parse_header(token: &str) -> Result<TokenHeader, AuthFailure> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(AuthFailure::TokenTooLarge);
     }
@@ -648,19 +752,50 @@ pub fn preparse(token: &str) -> Result<(), AuthFailure> {
     let facts: HeaderFacts<'_> =
         serde_json::from_slice(&json).map_err(|_| AuthFailure::MalformedCredential)?;
 
-    match facts.alg {
+    let alg = match facts.alg {
         None => return Err(AuthFailure::MalformedCredential),
-        Some(ParamValue::Str(alg)) if alg == "HS256" => {}
+        Some(ParamValue::Str(alg)) if alg == "HS256" => Algorithm::HS256,
+        Some(ParamValue::Str(alg)) => {
+            asymmetric_algorithm(&alg).ok_or(AuthFailure::UnsupportedAlgorithm)?
+        }
         Some(_) => return Err(AuthFailure::UnsupportedAlgorithm),
-    }
+    };
     if facts.crit {
         return Err(AuthFailure::CriticalHeader);
     }
-    match facts.typ {
-        None => Ok(()),
-        Some(ParamValue::Str(typ)) if is_accepted_typ(&typ) => Ok(()),
-        Some(_) => Err(AuthFailure::MalformedCredential),
+    if facts.key_reference {
+        return Err(AuthFailure::MalformedCredential);
     }
+    match facts.typ {
+        None => {}
+        Some(ParamValue::Str(typ)) if is_accepted_typ(&typ) => {}
+        Some(_) => return Err(AuthFailure::MalformedCredential),
+    }
+    // HS256 never looks a key up, so its `kid` is not copied (jsonwebtoken still refuses a
+    // non-string one).
+    let kid = match facts.kid {
+        _ if alg == Algorithm::HS256 => None,
+        None => None,
+        Some(ParamValue::Str(kid)) => Some(kid.into_owned()),
+        Some(ParamValue::Other) => return Err(AuthFailure::MalformedCredential),
+    };
+    Ok(TokenHeader { alg, kid })
+}
+
+/// An asymmetric algorithm name this crate can verify (exact case).
+fn asymmetric_algorithm(name: &str) -> Option<Algorithm> {
+    Some(match name {
+        "RS256" => Algorithm::RS256,
+        "RS384" => Algorithm::RS384,
+        "RS512" => Algorithm::RS512,
+        "PS256" => Algorithm::PS256,
+        "PS384" => Algorithm::PS384,
+        "PS512" => Algorithm::PS512,
+        "ES256" => Algorithm::ES256,
+        "ES384" => Algorithm::ES384,
+        "EdDSA" => Algorithm::EdDSA,
+        _ => return None,
+    })
 }
 
 fn is_accepted_typ(typ: &str) -> bool {
@@ -712,7 +847,10 @@ fn is_canonical_b64url(segment: &str) -> bool {
 struct HeaderFacts<'a> {
     alg: Option<ParamValue<'a>>,
     typ: Option<ParamValue<'a>>,
+    kid: Option<ParamValue<'a>>,
     crit: bool,
+    /// `jku`, `x5u`, `jwk` or `x5c`: a key or a key location inside the token.
+    key_reference: bool,
 }
 
 impl<'de> Deserialize<'de> for HeaderFacts<'de> {
@@ -730,13 +868,20 @@ impl<'de> Deserialize<'de> for HeaderFacts<'de> {
                 let mut facts = HeaderFacts {
                     alg: None,
                     typ: None,
+                    kid: None,
                     crit: false,
+                    key_reference: false,
                 };
                 let mut seen = BTreeSet::new();
                 while let Some(JsonStr(name)) = map.next_key()? {
                     match &*name {
                         "alg" => facts.alg = Some(map.next_value()?),
                         "typ" => facts.typ = Some(map.next_value()?),
+                        "kid" => facts.kid = Some(map.next_value()?),
+                        "jku" | "x5u" | "jwk" | "x5c" => {
+                            map.next_value::<IgnoredAny>()?;
+                            facts.key_reference = true;
+                        }
                         "crit" => {
                             map.next_value::<IgnoredAny>()?;
                             facts.crit = true;

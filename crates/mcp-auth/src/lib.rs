@@ -7,6 +7,9 @@
 //!   of keys, compares them in constant time, and reloads its key file when it changes.
 //! - [`jwt`]: [`JwtVerifier`] verifies HS256 JWTs (RFC 7519, RFC 8725) with
 //!   rotation, required `exp`, `nbf`/`iat`, `aud`, `iss` and leeway.
+//! - `jwks` (cargo feature `jwks`): `JwksKeySource`, an OAuth authorization server's public
+//!   keys (RS256, PS256, ES256, EdDSA…) from its JWKS, discovered from the issuer, cached and
+//!   refreshed, for [`JwtVerifier`].
 //! - [`policy`]: the scopes each path and each MCP method or tool needs, exempt and denied paths.
 //! - [`layer`]: [`AuthLayer`] puts it together and answers as the MCP
 //!   authorization specification and RFC 6750 ask, with RFC 9728 protected-resource metadata.
@@ -14,14 +17,20 @@
 #![warn(missing_docs)]
 
 pub mod api_key;
+#[cfg(feature = "jwks")]
+pub mod jwks;
 pub mod jwt;
 pub mod layer;
 pub mod policy;
+pub mod session;
 
 pub use api_key::ApiKeyStore;
+#[cfg(feature = "jwks")]
+pub use jwks::JwksKeySource;
 pub use jwt::JwtVerifier;
 pub use layer::AuthLayer;
 pub use policy::AuthPolicy;
+pub use session::SessionBindingLayer;
 
 /// The [`mcp_core`] crate this layer builds on, re-exported for convenience.
 pub use mcp_core;

@@ -1,0 +1,1236 @@
+//! [`JwksKeySource`]: the public keys of an OAuth 2.1 / OpenID Connect authorization server,
+//! for verifying its asymmetric JWTs (RS256/384/512, PS256/384/512, ES256, ES384, EdDSA).
+//! Behind the `jwks` cargo feature.
+//!
+//! The MCP authorization specification makes a protected MCP server an OAuth resource server:
+//! its access tokens come from an authorization server (Auth0, Keycloak, Okta, Entra ID,
+//! authentik…) that signs them with keys it publishes as a JWK Set (RFC 7517). Give a
+//! [`JwksKeySource`] to [`JwtVerifierBuilder::jwks`](crate::jwt::JwtVerifierBuilder::jwks); the
+//! verifier then routes each token by its header's `alg`: `HS256` to the configured secrets (if
+//! any), an allowed asymmetric algorithm to this source.
+//!
+//! # Where the keys come from
+//!
+//! - [`discover`](JwksKeySourceBuilder::discover)`(issuer)`: the issuer's metadata at
+//!   `{issuer}/.well-known/openid-configuration` (OpenID Connect Discovery), else at
+//!   `/.well-known/oauth-authorization-server{path}` (RFC 8414). The metadata's `issuer` must
+//!   equal the configured one exactly; its `jwks_uri` is then fetched.
+//! - [`jwks_url`](JwksKeySourceBuilder::jwks_url): the JWK Set URL directly.
+//! - [`file`](JwksKeySourceBuilder::file) or [`json`](JwksKeySourceBuilder::json): a fixed set,
+//!   read once at build (air-gapped deployments, tests).
+//!
+//! Remote URLs must be `https://`, except on loopback (`127.0.0.0/8`, `::1`, `localhost`), where
+//! `http://` is allowed for development and tests; redirects are followed only under the same
+//! rule. Responses are bounded ([`DEFAULT_MAX_RESPONSE_BYTES`]) and time out
+//! ([`DEFAULT_REQUEST_TIMEOUT`]). TLS is rustls with the `ring` provider and both the bundled
+//! Mozilla roots and the system's: it builds with a C compiler alone (no cmake, no OpenSSL).
+//!
+//! # Refresh
+//!
+//! A remote set is fetched by one background tokio task per source, started by
+//! [`build`](JwksKeySourceBuilder::build) (or by the first token, if no runtime was running at
+//! build). **The first fetch is not awaited at build**: a server whose issuer is unreachable at
+//! start-up starts anyway, logs a warning, and answers `401` to asymmetric JWTs until the keys
+//! arrive (API keys and HS256 tokens keep working). Crash-looping every replica during an
+//! identity-provider outage would take down more than it protects; a deployment that wants to gate
+//! readiness on the keys can await [`JwksKeySource::wait_loaded`].
+//!
+//! - The set is cached for the response's `Cache-Control: max-age`, clamped to
+//!   [[`DEFAULT_MIN_TTL`], [`DEFAULT_MAX_TTL`]] (1 min … 24 h), or [`DEFAULT_TTL`] (5 min) without
+//!   one, and refreshed in the background at 90 % of that, before it goes stale.
+//! - A token whose `kid` is not in the set answers `401` at once and asks the task for an early
+//!   refresh, at most once per [minimum gap](JwksKeySourceBuilder::min_refresh_gap)
+//!   ([`DEFAULT_MIN_REFRESH_GAP`], 10 s, as jwt-authorizer does), measured on an injectable
+//!   monotonic clock: a flood of random `kid`s causes at most one fetch per gap, and concurrent
+//!   unknown-`kid` requests share it. The request itself never waits on the network (the layer
+//!   needs no `S: Clone` and cannot be made to hang); identity providers publish a new key before
+//!   they sign with it, so the background refresh normally has it already.
+//! - A failed fetch (network, status, size, JSON, no usable key) keeps the last good set and is
+//!   retried after the gap, doubling up to [`DEFAULT_TTL`]; each failure is logged at `warn`.
+//! - Verification reads the current set through an `Arc` snapshot: a fetch in progress never
+//!   blocks a request whose `kid` is known, and no lock is held across an `.await`.
+//!
+//! # Confusion defences
+//!
+//! - The key is chosen by `kid` alone, and only among the fetched set. The `jku`, `x5u`, `jwk`
+//!   and `x5c` header parameters are never followed: a token carrying any of them is refused as
+//!   malformed (no mainstream issuer puts them in access tokens).
+//! - Each key verifies only the algorithms its type allows, intersected with the configured
+//!   allow-list and the key's own `alg` when it has one: RSA (at least 2048 bits) `RS*`/`PS*`,
+//!   EC P-256 `ES256`, EC P-384 `ES384`, OKP Ed25519 `EdDSA`. Symmetric (`oct`) keys are ignored:
+//!   `HS*` is never accepted from a JWKS, so an `HS256` token "signed" with a public key cannot
+//!   verify (the classic RS/HS confusion). Keys whose `use` is not `sig`, or whose `key_ops` lack
+//!   `verify`, are ignored.
+//! - A token without `kid` is accepted only when exactly one key of the set fits its `alg`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use mcp_core::AuthFailure;
+use mcp_core::clock::{MonotonicClock, SystemMonotonicClock};
+use mcp_core::config::ConfigError;
+use serde::Deserialize;
+use tokio::sync::{Notify, watch};
+
+/// The default shortest time between two fetches of the set: 10 seconds.
+pub const DEFAULT_MIN_REFRESH_GAP: Duration = Duration::from_secs(10);
+/// How long a fetched set is fresh when the response has no usable `Cache-Control`: 5 minutes.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
+/// The shortest freshness honoured from `Cache-Control: max-age`: 1 minute.
+pub const DEFAULT_MIN_TTL: Duration = Duration::from_secs(60);
+/// The longest freshness honoured from `Cache-Control: max-age`: 24 hours.
+pub const DEFAULT_MAX_TTL: Duration = Duration::from_secs(24 * 3600);
+/// The default timeout of one HTTP request (discovery or JWKS): 10 seconds.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default bound on a response body: 1 MiB.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+/// The most keys kept from one set; the rest are ignored.
+pub const MAX_KEYS: usize = 100;
+/// The smallest RSA modulus accepted, in bits.
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// Every asymmetric algorithm a source can accept (and its default allow-list).
+pub const ASYMMETRIC_ALGORITHMS: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+const RSA_ALGORITHMS: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+];
+
+const NEVER: u64 = u64::MAX;
+
+/// Parse an algorithm name as it appears in a JOSE header or a configuration list (exact case).
+/// `None` for anything this crate does not verify.
+pub fn parse_algorithm(name: &str) -> Option<Algorithm> {
+    Some(match name {
+        "HS256" => Algorithm::HS256,
+        "RS256" => Algorithm::RS256,
+        "RS384" => Algorithm::RS384,
+        "RS512" => Algorithm::RS512,
+        "PS256" => Algorithm::PS256,
+        "PS384" => Algorithm::PS384,
+        "PS512" => Algorithm::PS512,
+        "ES256" => Algorithm::ES256,
+        "ES384" => Algorithm::ES384,
+        "EdDSA" => Algorithm::EdDSA,
+        _ => return None,
+    })
+}
+
+/// Where a source's keys come from.
+#[derive(Debug, Clone)]
+enum Location {
+    Url(String),
+    Issuer(String),
+    File(PathBuf),
+    Json(String),
+}
+
+/// The public keys of an authorization server, fetched, cached and refreshed; see the
+/// [module docs](self). Cheap to clone (an `Arc`); the background refresh task ends when the
+/// last clone is dropped.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use mcp_auth::jwks::JwksKeySource;
+/// use mcp_auth::jwt::JwtVerifier;
+/// use mcp_auth::layer::AuthLayer;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // Keycloak, Auth0, Okta, Entra ID… publish their keys under the issuer's metadata.
+/// let issuer = "https://id.example.com/realms/mcp";
+/// let keys = JwksKeySource::builder()
+///     .discover(issuer)
+///     .algorithms(["RS256", "ES256"])
+///     .build()?;
+/// let verifier = JwtVerifier::builder()
+///     .jwks(keys.clone())
+///     .issuer(issuer)
+///     .audience("https://mcp.example.com/mcp")
+///     .build()?;
+/// // The protected-resource metadata's `authorization_servers` is filled from the issuer.
+/// let auth = AuthLayer::builder()
+///     .jwt(verifier)
+///     .resource("https://mcp.example.com/mcp")
+///     .build()?;
+///
+/// // Optional: hold readiness until the first key set has arrived.
+/// if !keys.wait_loaded(Duration::from_secs(5)).await {
+///     eprintln!("the issuer's keys are not loaded yet; tokens get 401 until they are");
+/// }
+/// # let _ = auth;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct JwksKeySource {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    location: Location,
+    algorithms: Vec<Algorithm>,
+    validations: Vec<(Algorithm, Validation)>,
+    keys: RwLock<Arc<KeySet>>,
+    remote: Option<Remote>,
+}
+
+/// What only a fetched (URL or discovery) source has.
+struct Remote {
+    client: reqwest::Client,
+    clock: Arc<dyn MonotonicClock>,
+    min_gap_nanos: u64,
+    min_gap: Duration,
+    default_ttl: Duration,
+    min_ttl: Duration,
+    max_ttl: Duration,
+    max_bytes: usize,
+    /// When the last fetch started, or an early refresh was asked for (monotonic nanos).
+    last_fetch: AtomicU64,
+    /// An early refresh was asked for and not yet started.
+    wanted: AtomicBool,
+    notify: Arc<Notify>,
+    /// The refresh task, once started; restarted if its runtime has gone away.
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    fetches: AtomicU64,
+    /// Bumped after each successful load.
+    generation: watch::Sender<u64>,
+    /// The discovered `jwks_uri`, kept until a fetch from it fails.
+    jwks_uri: Mutex<Option<String>>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Wake the refresh task so it sees the source is gone and ends.
+        if let Some(remote) = &self.remote {
+            remote.notify.notify_one();
+        }
+    }
+}
+
+impl fmt::Debug for JwksKeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.shared;
+        f.debug_struct("JwksKeySource")
+            .field("location", &s.location)
+            .field("algorithms", &s.algorithms)
+            .field("keys", &self.key_count())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`JwksKeySource`]; see [`JwksKeySource::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct JwksKeySourceBuilder {
+    location: Option<Location>,
+    extra_locations: usize,
+    algorithms: Option<Vec<String>>,
+    min_refresh_gap: Duration,
+    default_ttl: Duration,
+    min_ttl: Duration,
+    max_ttl: Duration,
+    request_timeout: Duration,
+    max_response_bytes: usize,
+    clock: Option<Arc<dyn MonotonicClock>>,
+}
+
+impl JwksKeySourceBuilder {
+    fn set_location(mut self, location: Location) -> Self {
+        if self.location.is_some() {
+            self.extra_locations += 1;
+        }
+        self.location = Some(location);
+        self
+    }
+
+    /// Fetch the JWK Set from this URL (`https://`, or `http://` on loopback).
+    pub fn jwks_url(self, url: impl Into<String>) -> Self {
+        self.set_location(Location::Url(url.into()))
+    }
+
+    /// Find the JWK Set through the issuer's metadata (OpenID Connect Discovery, then RFC 8414);
+    /// the metadata's `issuer` must equal `issuer` exactly. The source then reports `issuer` as
+    /// its [`issuer`](JwksKeySource::issuer), for the protected-resource metadata.
+    pub fn discover(self, issuer: impl Into<String>) -> Self {
+        self.set_location(Location::Issuer(issuer.into()))
+    }
+
+    /// Read a fixed JWK Set from this file, once, at build.
+    pub fn file(self, path: impl Into<PathBuf>) -> Self {
+        self.set_location(Location::File(path.into()))
+    }
+
+    /// A fixed JWK Set given inline as JSON.
+    pub fn json(self, jwks: impl Into<String>) -> Self {
+        self.set_location(Location::Json(jwks.into()))
+    }
+
+    /// The accepted algorithms (names as in a JOSE header: `RS256`, `PS256`, `ES256`, `ES384`,
+    /// `EdDSA`…); default every one of [`ASYMMETRIC_ALGORITHMS`]. `HS*` and `none` are refused.
+    pub fn algorithms<I, S>(mut self, algorithms: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.algorithms = Some(
+            algorithms
+                .into_iter()
+                .map(|a| a.as_ref().trim().to_owned())
+                .collect(),
+        );
+        self
+    }
+
+    /// The shortest time between two fetches caused by unknown `kid`s (default 10 s).
+    pub fn min_refresh_gap(mut self, gap: Duration) -> Self {
+        self.min_refresh_gap = gap;
+        self
+    }
+
+    /// How long a set is fresh when the response says nothing (default 5 min).
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = ttl;
+        self
+    }
+
+    /// The bounds `Cache-Control: max-age` is clamped to (default 1 min … 24 h).
+    pub fn ttl_bounds(mut self, min: Duration, max: Duration) -> Self {
+        self.min_ttl = min;
+        self.max_ttl = max;
+        self
+    }
+
+    /// The timeout of each HTTP request (default 10 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// The largest response body accepted (default 1 MiB).
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+
+    /// The monotonic clock measuring the minimum refresh gap (default the system's); tests
+    /// inject a manual one.
+    pub fn clock(mut self, clock: Arc<dyn MonotonicClock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Validate the settings, read a file or inline set, and (for a URL or an issuer) start the
+    /// background fetch on the current tokio runtime, if any. The first fetch is not awaited.
+    ///
+    /// # Errors
+    /// Names the setting: `jwks_url` (no or more than one location, not an absolute URL, or
+    /// `http://` to a host that is not loopback), `jwt_issuer` (the same for the issuer),
+    /// `jwks_file` / `jwks_json` (unreadable, not a JWK Set, or no usable key),
+    /// `jwt_algorithms` (an unknown, symmetric or empty list), `jwks_refresh` (zero or
+    /// inconsistent durations or size), `jwks_client` (the HTTP client could not be built).
+    pub fn build(self) -> Result<JwksKeySource, ConfigError> {
+        let location = self.location.clone().ok_or_else(|| {
+            ConfigError::new(
+                "jwks_url",
+                "no key source: give a JWKS URL, an issuer to discover, a file or inline JSON",
+            )
+        })?;
+        if self.extra_locations > 0 {
+            return Err(ConfigError::new(
+                "jwks_url",
+                "more than one key location configured (JWKS URL, issuer, file, JSON): give one",
+            ));
+        }
+        let algorithms = self.parse_algorithms()?;
+        let validations = algorithms
+            .iter()
+            .map(|&alg| (alg, validation_for(alg)))
+            .collect();
+        if self.min_refresh_gap.is_zero()
+            || self.default_ttl.is_zero()
+            || self.min_ttl.is_zero()
+            || self.min_ttl > self.max_ttl
+            || self.request_timeout.is_zero()
+            || self.max_response_bytes == 0
+        {
+            return Err(ConfigError::new(
+                "jwks_refresh",
+                "durations and the response size must be more than zero, and the TTL bounds \
+                 ordered",
+            ));
+        }
+
+        let (keys, remote) = match &location {
+            Location::Url(url) => {
+                check_transport(url)
+                    .map_err(|why| ConfigError::new("jwks_url", why).with_value(url.as_str()))?;
+                (KeySet::default(), Some(self.remote()?))
+            }
+            Location::Issuer(issuer) => {
+                check_transport(issuer).map_err(|why| {
+                    ConfigError::new("jwt_issuer", why).with_value(issuer.as_str())
+                })?;
+                (KeySet::default(), Some(self.remote()?))
+            }
+            Location::File(path) => {
+                let shown = path.display().to_string();
+                let bytes = std::fs::read(path).map_err(|e| {
+                    ConfigError::new("jwks_file", format!("cannot read it: {e}"))
+                        .with_value(shown.as_str())
+                })?;
+                let set = KeySet::parse(&bytes, &algorithms)
+                    .map_err(|why| ConfigError::new("jwks_file", why).with_value(shown))?;
+                (set, None)
+            }
+            Location::Json(json) => {
+                let set = KeySet::parse(json.as_bytes(), &algorithms)
+                    .map_err(|why| ConfigError::new("jwks_json", why))?;
+                (set, None)
+            }
+        };
+        let source = JwksKeySource {
+            shared: Arc::new(Shared {
+                location,
+                algorithms,
+                validations,
+                keys: RwLock::new(Arc::new(keys)),
+                remote,
+            }),
+        };
+        source.ensure_started();
+        Ok(source)
+    }
+
+    fn parse_algorithms(&self) -> Result<Vec<Algorithm>, ConfigError> {
+        let Some(names) = &self.algorithms else {
+            return Ok(ASYMMETRIC_ALGORITHMS.to_vec());
+        };
+        let mut out = Vec::new();
+        for name in names.iter().filter(|n| !n.is_empty()) {
+            match parse_algorithm(name) {
+                Some(alg) if ASYMMETRIC_ALGORITHMS.contains(&alg) => {
+                    if !out.contains(&alg) {
+                        out.push(alg);
+                    }
+                }
+                Some(_) => {
+                    return Err(ConfigError::new(
+                        "jwt_algorithms",
+                        "symmetric algorithms are never accepted from a JWKS",
+                    )
+                    .with_value(name.as_str()));
+                }
+                None => {
+                    return Err(ConfigError::new(
+                        "jwt_algorithms",
+                        "unknown algorithm; expected RS256, RS384, RS512, PS256, PS384, PS512, \
+                         ES256, ES384 or EdDSA (exact case)",
+                    )
+                    .with_value(name.as_str()));
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err(ConfigError::new("jwt_algorithms", "names no algorithm"));
+        }
+        Ok(out)
+    }
+
+    fn remote(&self) -> Result<Remote, ConfigError> {
+        let policy = reqwest::redirect::Policy::custom(|attempt| {
+            if attempt.previous().len() >= 3 {
+                attempt.error("too many redirects")
+            } else if check_transport(attempt.url().as_str()).is_ok() {
+                attempt.follow()
+            } else {
+                attempt.error("redirect to plain http outside loopback")
+            }
+        });
+        let client = reqwest::Client::builder()
+            .timeout(self.request_timeout)
+            .connect_timeout(self.request_timeout)
+            .redirect(policy)
+            .user_agent(concat!("mcp-auth/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ConfigError::new("jwks_client", format!("cannot build it: {e}")))?;
+        let (generation, _) = watch::channel(0);
+        Ok(Remote {
+            client,
+            clock: self
+                .clock
+                .clone()
+                .unwrap_or_else(|| Arc::new(SystemMonotonicClock::new())),
+            min_gap_nanos: u64::try_from(self.min_refresh_gap.as_nanos()).unwrap_or(u64::MAX),
+            min_gap: self.min_refresh_gap,
+            default_ttl: self.default_ttl,
+            min_ttl: self.min_ttl,
+            max_ttl: self.max_ttl,
+            max_bytes: self.max_response_bytes,
+            last_fetch: AtomicU64::new(NEVER),
+            wanted: AtomicBool::new(false),
+            notify: Arc::new(Notify::new()),
+            task: Mutex::new(None),
+            fetches: AtomicU64::new(0),
+            generation,
+            jwks_uri: Mutex::new(None),
+        })
+    }
+}
+
+/// `https://`, or `http://` to a loopback host.
+fn check_transport(url: &str) -> Result<(), &'static str> {
+    let parsed = reqwest::Url::parse(url).map_err(|_| "not an absolute URL")?;
+    if parsed.fragment().is_some() {
+        return Err("must not contain a fragment");
+    }
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" => {
+            let host = parsed.host_str().unwrap_or("");
+            let bare = host.trim_start_matches('[').trim_end_matches(']');
+            let loopback = host.eq_ignore_ascii_case("localhost")
+                || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            if loopback {
+                Ok(())
+            } else {
+                Err("must be https:// (plain http is allowed for loopback hosts only)")
+            }
+        }
+        _ => Err("must be an https:// URL"),
+    }
+}
+
+fn validation_for(alg: Algorithm) -> Validation {
+    let mut v = Validation::new(alg);
+    v.algorithms = vec![alg];
+    v.required_spec_claims.clear();
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    v.validate_aud = false;
+    v.leeway = 0;
+    v
+}
+
+impl JwksKeySource {
+    /// Start configuring a source: exactly one of [`jwks_url`](JwksKeySourceBuilder::jwks_url),
+    /// [`discover`](JwksKeySourceBuilder::discover), [`file`](JwksKeySourceBuilder::file) or
+    /// [`json`](JwksKeySourceBuilder::json) is required.
+    pub fn builder() -> JwksKeySourceBuilder {
+        JwksKeySourceBuilder {
+            location: None,
+            extra_locations: 0,
+            algorithms: None,
+            min_refresh_gap: DEFAULT_MIN_REFRESH_GAP,
+            default_ttl: DEFAULT_TTL,
+            min_ttl: DEFAULT_MIN_TTL,
+            max_ttl: DEFAULT_MAX_TTL,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            clock: None,
+        }
+    }
+
+    /// The issuer whose metadata is discovered, when the source was built with
+    /// [`discover`](JwksKeySourceBuilder::discover).
+    pub fn issuer(&self) -> Option<&str> {
+        match &self.shared.location {
+            Location::Issuer(issuer) => Some(issuer),
+            _ => None,
+        }
+    }
+
+    /// The accepted algorithms.
+    pub fn algorithms(&self) -> &[Algorithm] {
+        &self.shared.algorithms
+    }
+
+    /// Whether `alg` is accepted by this source.
+    pub fn accepts(&self, alg: Algorithm) -> bool {
+        self.shared.algorithms.contains(&alg)
+    }
+
+    /// How many usable keys the current set holds (0 before the first successful fetch).
+    pub fn key_count(&self) -> usize {
+        self.snapshot().len
+    }
+
+    /// Whether a key set is loaded (always true for a file or inline set).
+    pub fn is_loaded(&self) -> bool {
+        self.key_count() > 0
+    }
+
+    /// How many fetches of the JWK Set have been started (0 for a file or inline set).
+    pub fn fetch_count(&self) -> u64 {
+        self.shared
+            .remote
+            .as_ref()
+            .map_or(0, |r| r.fetches.load(Ordering::Relaxed))
+    }
+
+    /// Wait until a key set is loaded or `timeout` passes; `true` when one is. For readiness
+    /// checks at start-up; the server works (answering 401 to asymmetric JWTs) without it.
+    pub async fn wait_loaded(&self, timeout: Duration) -> bool {
+        let Some(remote) = &self.shared.remote else {
+            return self.is_loaded();
+        };
+        self.ensure_started();
+        let mut rx = remote.generation.subscribe();
+        let loaded = async {
+            loop {
+                if self.is_loaded() {
+                    return;
+                }
+                if rx.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(timeout, loaded).await;
+        self.is_loaded()
+    }
+
+    /// Wait until the key set has been replaced by a fetch after this call, or `timeout` passes;
+    /// `true` when it has. Asks for an early refresh (subject to the minimum gap). For tests and
+    /// operators.
+    pub async fn wait_next_load(&self, timeout: Duration) -> bool {
+        let Some(remote) = &self.shared.remote else {
+            return false;
+        };
+        let mut rx = remote.generation.subscribe();
+        rx.mark_unchanged();
+        self.request_refresh();
+        tokio::time::timeout(timeout, rx.changed())
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    fn snapshot(&self) -> Arc<KeySet> {
+        Arc::clone(
+            &self
+                .shared
+                .keys
+                .read()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// The key and validation for a token with this `alg` and `kid`.
+    pub(crate) fn key_for(
+        &self,
+        alg: Algorithm,
+        kid: Option<&str>,
+    ) -> Result<(Arc<JwkKey>, &Validation), AuthFailure> {
+        let validation = self
+            .shared
+            .validations
+            .iter()
+            .find(|(a, _)| *a == alg)
+            .map(|(_, v)| v)
+            .ok_or(AuthFailure::UnsupportedAlgorithm)?;
+        let set = self.snapshot();
+        let found = match kid {
+            Some(kid) => set.by_kid.get(kid).map(|keys| {
+                keys.iter()
+                    .find(|k| k.algorithms.contains(&alg))
+                    .cloned()
+                    .ok_or(AuthFailure::UnsupportedAlgorithm)
+            }),
+            None => {
+                let mut fitting = set.all.iter().filter(|k| k.algorithms.contains(&alg));
+                match (fitting.next(), fitting.next()) {
+                    (Some(one), None) => Some(Ok(Arc::clone(one))),
+                    _ => None,
+                }
+            }
+        };
+        match found {
+            Some(result) => result.map(|key| (key, validation)),
+            None => {
+                self.request_refresh();
+                Err(AuthFailure::UnknownKey)
+            }
+        }
+    }
+
+    /// Ask the background task for an early refresh, at most once per minimum gap.
+    fn request_refresh(&self) {
+        let Some(remote) = &self.shared.remote else {
+            return;
+        };
+        self.ensure_started();
+        let now = remote.clock.now_nanos();
+        let last = remote.last_fetch.load(Ordering::Acquire);
+        if last != NEVER && now.saturating_sub(last) < remote.min_gap_nanos {
+            return;
+        }
+        if remote
+            .last_fetch
+            .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            remote.wanted.store(true, Ordering::Release);
+            remote.notify.notify_one();
+        }
+    }
+
+    /// Start the refresh task, if this is a remote source, a tokio runtime is running, and no
+    /// task is alive (one started on a runtime that has since shut down is replaced). Called at
+    /// build and on the unknown-`kid` path, never for a known key.
+    fn ensure_started(&self) {
+        let Some(remote) = &self.shared.remote else {
+            return;
+        };
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut task = remote.task.lock().unwrap_or_else(PoisonError::into_inner);
+        if task.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        let weak = Arc::downgrade(&self.shared);
+        let notify = Arc::clone(&remote.notify);
+        *task = Some(handle.spawn(refresh_task(weak, notify)));
+    }
+}
+
+/// Fetch, then sleep until the set is due for a refresh or an early refresh is asked for; end
+/// when the source is dropped.
+async fn refresh_task(weak: Weak<Shared>, notify: Arc<Notify>) {
+    let mut failures: u32 = 0;
+    loop {
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        let Some(remote) = &shared.remote else {
+            return;
+        };
+        let wait = match fetch(&shared, remote).await {
+            Ok((ttl, count)) => {
+                if failures > 0 {
+                    tracing::info!(keys = count, "JWKS loaded again after failures");
+                }
+                failures = 0;
+                tracing::debug!(keys = count, ttl = ?ttl, "JWKS loaded");
+                ttl.mul_f64(0.9)
+            }
+            Err(why) => {
+                failures = failures.saturating_add(1);
+                let keeping = shared
+                    .keys
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .len;
+                tracing::warn!(
+                    source = ?shared.location,
+                    error = %why,
+                    keeping_keys = keeping,
+                    "JWKS fetch failed; tokens signed with unknown keys get 401 until it succeeds"
+                );
+                let factor = 1u32 << failures.saturating_sub(1).min(16);
+                remote
+                    .min_gap
+                    .saturating_mul(factor)
+                    .min(remote.default_ttl)
+            }
+        };
+        drop(shared);
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => break,
+                () = notify.notified() => {
+                    let Some(shared) = weak.upgrade() else { return };
+                    let wanted = shared
+                        .remote
+                        .as_ref()
+                        .is_some_and(|r| r.wanted.swap(false, Ordering::AcqRel));
+                    if wanted {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One fetch: discovery (if needed, cached) and the JWK Set. Returns the freshness and the key
+/// count.
+async fn fetch(shared: &Shared, remote: &Remote) -> Result<(Duration, usize), String> {
+    remote.wanted.store(false, Ordering::Release);
+    remote
+        .last_fetch
+        .store(remote.clock.now_nanos(), Ordering::Release);
+    remote.fetches.fetch_add(1, Ordering::Relaxed);
+
+    let jwks_uri = match &shared.location {
+        Location::Url(url) => url.clone(),
+        Location::Issuer(issuer) => {
+            let cached = remote
+                .jwks_uri
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            match cached {
+                Some(uri) => uri,
+                None => {
+                    let uri = discover(remote, issuer).await?;
+                    *remote
+                        .jwks_uri
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = Some(uri.clone());
+                    uri
+                }
+            }
+        }
+        Location::File(_) | Location::Json(_) => return Err("not a remote source".to_owned()),
+    };
+    let result = async {
+        let (body, max_age) = get(remote, &jwks_uri).await?;
+        let set = KeySet::parse(&body, &shared.algorithms)?;
+        Ok::<_, String>((set, max_age))
+    }
+    .await;
+    let (set, max_age) = match result {
+        Ok(ok) => ok,
+        Err(why) => {
+            // Discover again next time: the issuer may have moved its keys.
+            *remote
+                .jwks_uri
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = None;
+            return Err(format!("{jwks_uri}: {why}"));
+        }
+    };
+    let count = set.len;
+    *shared.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(set);
+    remote.generation.send_modify(|g| *g = g.wrapping_add(1));
+    let ttl = max_age
+        .map(|age| age.clamp(remote.min_ttl, remote.max_ttl))
+        .unwrap_or(remote.default_ttl);
+    Ok((ttl, count))
+}
+
+/// The metadata documents to try for `issuer`: OpenID Connect Discovery, then RFC 8414.
+fn metadata_urls(issuer: &str) -> Vec<String> {
+    let trimmed = issuer.trim_end_matches('/');
+    let mut urls = vec![format!("{trimmed}/.well-known/openid-configuration")];
+    if let Ok(parsed) = reqwest::Url::parse(trimmed) {
+        let path = parsed.path().trim_end_matches('/');
+        let mut origin = parsed.clone();
+        origin.set_path("");
+        let origin = origin.as_str().trim_end_matches('/').to_owned();
+        urls.push(format!(
+            "{origin}/.well-known/oauth-authorization-server{path}"
+        ));
+    }
+    urls
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    issuer: Option<String>,
+    jwks_uri: Option<String>,
+}
+
+async fn discover(remote: &Remote, issuer: &str) -> Result<String, String> {
+    let mut errors = Vec::new();
+    for url in metadata_urls(issuer) {
+        let doc = match get(remote, &url).await {
+            Ok((body, _)) => body,
+            Err(why) => {
+                errors.push(format!("{url}: {why}"));
+                continue;
+            }
+        };
+        let meta: Metadata = serde_json::from_slice(&doc)
+            .map_err(|e| format!("{url}: not authorization-server metadata: {e}"))?;
+        if meta.issuer.as_deref() != Some(issuer) {
+            return Err(format!(
+                "{url}: the metadata's issuer {:?} is not the configured {issuer:?}",
+                meta.issuer.unwrap_or_default()
+            ));
+        }
+        let jwks_uri = meta
+            .jwks_uri
+            .ok_or_else(|| format!("{url}: the metadata has no jwks_uri"))?;
+        check_transport(&jwks_uri).map_err(|why| format!("{url}: jwks_uri {jwks_uri}: {why}"))?;
+        return Ok(jwks_uri);
+    }
+    Err(format!("discovery failed: {}", errors.join("; ")))
+}
+
+/// GET `url`, bounded in size; the body and the response's `Cache-Control: max-age`.
+async fn get(remote: &Remote, url: &str) -> Result<(Vec<u8>, Option<Duration>), String> {
+    check_transport(url).map_err(str::to_owned)?;
+    let mut res = remote
+        .client
+        .get(url)
+        .header(
+            reqwest::header::ACCEPT,
+            "application/json, application/jwk-set+json",
+        )
+        .send()
+        .await
+        .map_err(|e| format!("request failed: {e}"))?;
+    if !res.status().is_success() {
+        return Err(format!("answered {}", res.status()));
+    }
+    if res
+        .content_length()
+        .is_some_and(|len| len > remote.max_bytes as u64)
+    {
+        return Err(format!("response larger than {} bytes", remote.max_bytes));
+    }
+    let max_age = res
+        .headers()
+        .get_all(reqwest::header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(parse_max_age);
+    let mut body = Vec::new();
+    while let Some(chunk) = res
+        .chunk()
+        .await
+        .map_err(|e| format!("reading the body failed: {e}"))?
+    {
+        if body.len().saturating_add(chunk.len()) > remote.max_bytes {
+            return Err(format!("response larger than {} bytes", remote.max_bytes));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, max_age))
+}
+
+/// `max-age=N` (or `no-cache` / `no-store`, read as zero) from a `Cache-Control` value.
+fn parse_max_age(value: &str) -> Option<Duration> {
+    value.split(',').map(str::trim).find_map(|directive| {
+        if directive.eq_ignore_ascii_case("no-cache") || directive.eq_ignore_ascii_case("no-store")
+        {
+            return Some(Duration::ZERO);
+        }
+        let (name, seconds) = directive.split_once('=')?;
+        if !name.trim().eq_ignore_ascii_case("max-age") {
+            return None;
+        }
+        seconds
+            .trim()
+            .trim_matches('"')
+            .parse::<u64>()
+            .ok()
+            .map(Duration::from_secs)
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key sets
+// ---------------------------------------------------------------------------------------------
+
+/// One usable verification key.
+pub(crate) struct JwkKey {
+    pub(crate) decoding: DecodingKey,
+    /// The algorithms this key may verify: its type's, the allow-list's, and its own `alg`'s.
+    algorithms: Vec<Algorithm>,
+}
+
+#[derive(Default)]
+struct KeySet {
+    by_kid: HashMap<String, Vec<Arc<JwkKey>>>,
+    all: Vec<Arc<JwkKey>>,
+    len: usize,
+}
+
+#[derive(Deserialize)]
+struct JwkSetDoc {
+    keys: Vec<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct JwkDoc {
+    kty: String,
+    kid: Option<String>,
+    #[serde(rename = "use")]
+    use_: Option<String>,
+    key_ops: Option<Vec<String>>,
+    alg: Option<String>,
+    crv: Option<String>,
+    n: Option<String>,
+    e: Option<String>,
+    x: Option<String>,
+    y: Option<String>,
+}
+
+impl KeySet {
+    /// Parse a JWK Set, keeping the keys usable for signature verification with `allowed`
+    /// algorithms; the others are skipped (logged at debug). Errors when the document is not a
+    /// JWK Set or no key is usable.
+    fn parse(bytes: &[u8], allowed: &[Algorithm]) -> Result<KeySet, String> {
+        let doc: JwkSetDoc = serde_json::from_slice(bytes)
+            .map_err(|e| format!("not a JWK Set (RFC 7517 §5): {e}"))?;
+        let mut set = KeySet::default();
+        for (index, value) in doc.keys.into_iter().enumerate() {
+            if set.len >= MAX_KEYS {
+                tracing::warn!(
+                    max = MAX_KEYS,
+                    "JWK Set has too many keys; the rest are ignored"
+                );
+                break;
+            }
+            let jwk = match serde_json::from_value::<JwkDoc>(value) {
+                Ok(jwk) => jwk,
+                Err(e) => {
+                    tracing::debug!(index, error = %e, "JWK skipped: malformed");
+                    continue;
+                }
+            };
+            match usable_key(&jwk, allowed) {
+                Ok(key) => {
+                    let key = Arc::new(key);
+                    if let Some(kid) = jwk.kid {
+                        set.by_kid.entry(kid).or_default().push(Arc::clone(&key));
+                    }
+                    set.all.push(key);
+                    set.len += 1;
+                }
+                Err(why) => tracing::debug!(index, kid = ?jwk.kid, why, "JWK skipped"),
+            }
+        }
+        if set.len == 0 {
+            return Err(format!(
+                "no usable signing key for the allowed algorithms {allowed:?}"
+            ));
+        }
+        Ok(set)
+    }
+}
+
+fn decoded_len(b64: &str) -> Option<usize> {
+    let bytes = URL_SAFE_NO_PAD.decode(b64).ok()?;
+    let significant = bytes.iter().skip_while(|&&b| b == 0).count();
+    Some(significant)
+}
+
+fn usable_key(jwk: &JwkDoc, allowed: &[Algorithm]) -> Result<JwkKey, &'static str> {
+    if jwk.use_.as_deref().is_some_and(|u| u != "sig") {
+        return Err("use is not sig");
+    }
+    if jwk
+        .key_ops
+        .as_ref()
+        .is_some_and(|ops| !ops.iter().any(|o| o == "verify"))
+    {
+        return Err("key_ops lack verify");
+    }
+    let missing = "a required member is missing";
+    let bad = "a member is not valid";
+    let (family, decoding): (&[Algorithm], DecodingKey) = match jwk.kty.as_str() {
+        "RSA" => {
+            let (n, e) = jwk.n.as_deref().zip(jwk.e.as_deref()).ok_or(missing)?;
+            if decoded_len(n).ok_or(bad)? * 8 < MIN_RSA_BITS {
+                return Err("RSA modulus shorter than 2048 bits");
+            }
+            (
+                RSA_ALGORITHMS,
+                DecodingKey::from_rsa_components(n, e).map_err(|_| bad)?,
+            )
+        }
+        "EC" => {
+            let (x, y) = jwk.x.as_deref().zip(jwk.y.as_deref()).ok_or(missing)?;
+            let (family, size): (&[Algorithm], usize) = match jwk.crv.as_deref() {
+                Some("P-256") => (&[Algorithm::ES256], 32),
+                Some("P-384") => (&[Algorithm::ES384], 48),
+                _ => return Err("unsupported EC curve"),
+            };
+            let exact = |c: &str| URL_SAFE_NO_PAD.decode(c).is_ok_and(|b| b.len() == size);
+            if !exact(x) || !exact(y) {
+                return Err(bad);
+            }
+            (
+                family,
+                DecodingKey::from_ec_components(x, y).map_err(|_| bad)?,
+            )
+        }
+        "OKP" => {
+            if jwk.crv.as_deref() != Some("Ed25519") {
+                return Err("unsupported OKP curve");
+            }
+            let x = jwk.x.as_deref().ok_or(missing)?;
+            if !URL_SAFE_NO_PAD.decode(x).is_ok_and(|b| b.len() == 32) {
+                return Err(bad);
+            }
+            (
+                &[Algorithm::EdDSA],
+                DecodingKey::from_ed_components(x).map_err(|_| bad)?,
+            )
+        }
+        "oct" => return Err("symmetric keys are never used from a JWKS"),
+        _ => return Err("unsupported key type"),
+    };
+    let mut algorithms: Vec<Algorithm> = family
+        .iter()
+        .copied()
+        .filter(|a| allowed.contains(a))
+        .collect();
+    if let Some(alg) = &jwk.alg {
+        let pinned = parse_algorithm(alg).ok_or("unsupported alg")?;
+        algorithms.retain(|a| *a == pinned);
+    }
+    if algorithms.is_empty() {
+        return Err("no allowed algorithm fits the key");
+    }
+    Ok(JwkKey {
+        decoding,
+        algorithms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transport_rule() {
+        for ok in [
+            "https://id.example.com",
+            "http://127.0.0.1:8080/jwks",
+            "http://127.9.9.9/x",
+            "http://[::1]:9/x",
+            "http://localhost/x",
+            "http://LOCALHOST:1/x",
+        ] {
+            assert_eq!(check_transport(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "http://id.example.com/jwks",
+            "http://10.0.0.1/jwks",
+            "http://localhost.example.com/x",
+            "ftp://127.0.0.1/x",
+            "id.example.com",
+            "https://id.example.com/#x",
+            "http://127.0.0.1@evil.example.com/jwks",
+            "http://127.0.0.1.evil.example.com/jwks",
+        ] {
+            assert!(check_transport(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn metadata_locations() {
+        assert_eq!(
+            metadata_urls("https://id.example.com/realms/mcp"),
+            [
+                "https://id.example.com/realms/mcp/.well-known/openid-configuration",
+                "https://id.example.com/.well-known/oauth-authorization-server/realms/mcp",
+            ]
+        );
+        assert_eq!(
+            metadata_urls("https://tenant.auth0.com/"),
+            [
+                "https://tenant.auth0.com/.well-known/openid-configuration",
+                "https://tenant.auth0.com/.well-known/oauth-authorization-server",
+            ]
+        );
+    }
+
+    #[test]
+    fn cache_control() {
+        assert_eq!(
+            parse_max_age("public, max-age=600"),
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(parse_max_age("no-store"), Some(Duration::ZERO));
+        assert_eq!(parse_max_age("public"), None);
+        assert_eq!(parse_max_age("max-age=x"), None);
+    }
+
+    #[test]
+    fn builder_errors_name_the_setting() {
+        let e = JwksKeySource::builder().build().unwrap_err();
+        assert_eq!(e.setting(), "jwks_url");
+        let e = JwksKeySource::builder()
+            .jwks_url("http://id.example.com/jwks")
+            .build()
+            .unwrap_err();
+        assert_eq!(e.setting(), "jwks_url");
+        assert!(e.reason().contains("https"), "{e}");
+        let e = JwksKeySource::builder()
+            .discover("http://id.example.com")
+            .build()
+            .unwrap_err();
+        assert_eq!(e.setting(), "jwt_issuer");
+        let e = JwksKeySource::builder()
+            .jwks_url("https://id.example.com/jwks")
+            .algorithms(["HS256"])
+            .build()
+            .unwrap_err();
+        assert_eq!(e.setting(), "jwt_algorithms");
+        let e = JwksKeySource::builder()
+            .jwks_url("https://id.example.com/jwks")
+            .algorithms(["rs256"])
+            .build()
+            .unwrap_err();
+        assert_eq!(e.setting(), "jwt_algorithms");
+        let e = JwksKeySource::builder()
+            .jwks_url("https://id.example.com/jwks")
+            .discover("https://id.example.com")
+            .build()
+            .unwrap_err();
+        assert_eq!(e.setting(), "jwks_url");
+        let e = JwksKeySource::builder()
+            .json(r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#)
+            .build()
+            .unwrap_err();
+        assert_eq!(e.setting(), "jwks_json");
+        let e = JwksKeySource::builder()
+            .file("/nonexistent/jwks.json")
+            .build()
+            .unwrap_err();
+        assert_eq!(e.setting(), "jwks_file");
+    }
+
+    #[test]
+    fn keys_are_bound_to_their_type() {
+        let x = URL_SAFE_NO_PAD.encode([7u8; 32]);
+        let ed = format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{x}","kid":"ed"}}"#);
+        let small_rsa = format!(
+            r#"{{"kty":"RSA","n":"{}","e":"AQAB","kid":"small"}}"#,
+            URL_SAFE_NO_PAD.encode([0xffu8; 128])
+        );
+        let enc = format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"{x}","kid":"enc","use":"enc"}}"#);
+        let pinned = format!(
+            r#"{{"kty":"RSA","n":"{}","e":"AQAB","kid":"ps","alg":"PS256"}}"#,
+            URL_SAFE_NO_PAD.encode([0xffu8; 256])
+        );
+        let doc = format!(r#"{{"keys":[{ed},{small_rsa},{enc},{pinned},{{"kty":"oct"}},7]}}"#);
+        let set = KeySet::parse(doc.as_bytes(), ASYMMETRIC_ALGORITHMS).unwrap();
+        assert_eq!(set.len, 2);
+        assert_eq!(set.by_kid["ed"][0].algorithms, [Algorithm::EdDSA]);
+        assert_eq!(set.by_kid["ps"][0].algorithms, [Algorithm::PS256]);
+        assert!(!set.by_kid.contains_key("small") && !set.by_kid.contains_key("enc"));
+        // The allow-list narrows further.
+        assert!(KeySet::parse(doc.as_bytes(), &[Algorithm::ES256]).is_err());
+    }
+}
