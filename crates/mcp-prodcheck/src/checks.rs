@@ -478,7 +478,8 @@ impl Checker<'_> {
                         self.var("RATE_LIMIT_REDIS_URL")
                     ),
                     format!(
-                        "use rediss:// in {} (from a secret file)",
+                        "keep Redis on a private network, or point {} at a TLS tunnel on \
+                         loopback (stunnel, a mesh sidecar); rediss:// is not supported yet",
                         self.var("RATE_LIMIT_REDIS_URL_FILE")
                     ),
                     Some(self.var("RATE_LIMIT_REDIS_URL")),

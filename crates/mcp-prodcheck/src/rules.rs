@@ -191,7 +191,7 @@ rules! {
     /// Shared rate-limit state travels to a remote Redis without TLS.
     REDIS_PLAINTEXT = "MCP-RATE-002", "RedisWithoutTls", Warning, SKIP,
         "the Redis rate-limit backend is reached without TLS",
-        "Use a rediss:// URL (TLS) for a Redis that is not on loopback, with a password or ACL user given through MCP_RATE_LIMIT_REDIS_URL_FILE.";
+        "Keep Redis on loopback or a private network, or reach it through a TLS tunnel (stunnel, a service-mesh sidecar) on loopback; rediss:// is not supported yet. Give the password or ACL user through MCP_RATE_LIMIT_REDIS_URL_FILE.";
     /// When Redis is unreachable the limits fall back to per-replica ones.
     REDIS_FAIL_OPEN = "MCP-RATE-003", "RedisFailOpen", Info, SKIP,
         "the Redis rate limiter fails open to local limits",

@@ -21,13 +21,14 @@
 //! | `URL_AUTH` | also accept `?token=` | `false` |
 //! | `JWT_SECRET` / `JWT_SECRET_FILE` | HS256 secrets, comma-separated: the first signs, all verify | — |
 //! | `JWT_AUDIENCE`, `JWT_ISSUER`, `JWT_LEEWAY` | required `aud` (comma-separated) / `iss`; clock skew | —, —, 30 s |
-//! | `JWKS_URL` | asymmetric JWTs: not supported yet, refused so it is not silently ignored | — |
+//! | `JWKS_URL` | asymmetric JWTs (RS256, ES256, EdDSA…) verified with this JWK Set; `JWT_ISSUER` alone (no secret, no `JWKS_URL`) discovers it from the issuer's metadata (feature `jwks`, on by default) | — |
+//! | `JWT_ALGORITHMS` | allow-list, comma-separated: `HS256` exactly when `JWT_SECRET` is set, asymmetric ones exactly when a JWKS is | all that fit the keys |
 //! | `DEV_BYPASS` | skip auth; refused unless development and a loopback bind | `false` |
 //! | `AUTH_EXEMPT_PATHS`, `AUTH_DENY_PREFIXES` | exact paths served without auth; prefixes always refused | `/health`, — |
 //! | `RESOURCE_URL`, `AUTHORIZATION_SERVERS` | RFC 9728 metadata | derived, — |
 //! | `CORS_ORIGINS` | allowed browser origins, comma-separated; `*` refused in production | development: the localhost set; production: none |
 //! | `RATE_LIMIT_ENABLED`, `_REQUESTS`, `_WINDOW`, `_BURST`, `_MAX_KEYS` | per-client limit (off also turns the per-caller limits off; bans still apply) | `true`, 100, 60 s, = requests, 100000 |
-//! | `RATE_LIMIT_REDIS_URL` | shared limits: not supported yet, refused | — |
+//! | `RATE_LIMIT_REDIS_URL` / `_FILE`, `_REDIS_PREFIX`, `_REDIS_FAILURE`, `_REDIS_TIMEOUT`, `RATE_LIMIT_REPLICAS` | limits shared by every replica through Redis, one connection for both limiters (feature `redis`, on by default; see `mcp_ratelimit::redis`) | — (in memory), `mcp:rl:`, `closed` (503), `20ms`, 1 |
 //! | `TRUSTED_PROXIES` | CIDRs whose forwarding headers are believed | none |
 //! | `MAX_BODY_BYTES`, `MAX_CONCURRENCY`, `REQUEST_TIMEOUT` | resource limits | 1 MiB, 1000, 30 s |
 //! | `AUDIT_ENABLED`, `AUDIT_LOG_FILE`, `AUDIT_HMAC_KEY` / `_FILE` | audit trail (the other `AUDIT_*` knobs of `mcp-audit` are read too) | `true`, — (tracing only), — |
@@ -202,6 +203,8 @@ pub(crate) struct Settings {
     pub(crate) jwt_audiences: Vec<String>,
     pub(crate) jwt_issuer: Option<String>,
     pub(crate) jwt_leeway: Option<Duration>,
+    pub(crate) jwks_url: Option<String>,
+    pub(crate) jwt_algorithms: Option<Vec<String>>,
     pub(crate) dev_bypass: bool,
     pub(crate) exempt_paths: Option<Vec<String>>,
     pub(crate) deny_prefixes: Vec<String>,
@@ -217,6 +220,12 @@ pub(crate) struct Settings {
     pub(crate) rate_limit_window: Duration,
     pub(crate) rate_limit_burst: Option<u64>,
     pub(crate) rate_limit_max_keys: Option<usize>,
+    /// `RATE_LIMIT_REDIS_URL(_FILE)`, for the checks (the store itself is below).
+    pub(crate) rate_limit_redis_url: Option<SecretSetting>,
+    pub(crate) rate_limit_redis_fail_open: bool,
+    /// The Redis store both rate-limit layers share, from the environment or the builder.
+    #[cfg(feature = "redis")]
+    pub(crate) rate_limit_redis: Option<mcp_ratelimit::redis::RedisStore>,
     pub(crate) caller_limits: Vec<Limit>,
     pub(crate) caller_classes: Vec<RouteClass>,
     pub(crate) max_body_bytes: usize,
@@ -277,6 +286,8 @@ impl Default for SecurityConfigBuilder {
                 jwt_audiences: Vec::new(),
                 jwt_issuer: None,
                 jwt_leeway: None,
+                jwks_url: None,
+                jwt_algorithms: None,
                 dev_bypass: false,
                 exempt_paths: None,
                 deny_prefixes: Vec::new(),
@@ -292,6 +303,10 @@ impl Default for SecurityConfigBuilder {
                 rate_limit_window: DEFAULT_RATE_WINDOW,
                 rate_limit_burst: None,
                 rate_limit_max_keys: None,
+                rate_limit_redis_url: None,
+                rate_limit_redis_fail_open: false,
+                #[cfg(feature = "redis")]
+                rate_limit_redis: None,
                 caller_limits: Vec::new(),
                 caller_classes: Vec::new(),
                 max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -319,8 +334,9 @@ impl SecurityConfigBuilder {
     ///
     /// # Errors
     /// A malformed variable, an unreadable secret file, a secret given both directly and as a
-    /// file, or a variable for a feature that is not supported yet (`JWKS_URL`,
-    /// `RATE_LIMIT_REDIS_URL`); the error names the variable and never contains a secret.
+    /// file, or a variable for a feature this build leaves out (`JWKS_URL` without `jwks`,
+    /// `RATE_LIMIT_REDIS_URL` without `redis`); the error names the variable and never contains
+    /// a secret.
     pub fn read_env(mut self, env: &Env) -> Result<Self, ConfigError> {
         let prefix = env.var_name("");
         self.s.prefix = prefix.trim_end_matches('_').to_owned();
@@ -386,19 +402,29 @@ impl SecurityConfigBuilder {
         if env.string("JWT_LEEWAY")?.is_some() {
             s.jwt_leeway = Some(env.duration("JWT_LEEWAY", Duration::ZERO)?);
         }
-        for (name, what) in [
-            (
-                "JWKS_URL",
-                "asymmetric JWTs (JWKS) are not supported yet; use HS256 secrets (JWT_SECRET)",
-            ),
-            (
-                "RATE_LIMIT_REDIS_URL",
-                "limits shared across replicas (Redis) are not supported yet; unset it to limit \
-                 per replica",
-            ),
-        ] {
-            if let Some(value) = env.string(name)? {
-                return Err(ConfigError::new(env.var_name(name), what).with_value(value));
+        if let Some(url) = env.string("JWKS_URL")? {
+            s.jwks_url = Some(url);
+        }
+        if let Some(algorithms) = env.list("JWT_ALGORITHMS")? {
+            s.jwt_algorithms = Some(algorithms);
+        }
+        if let Some(url) = read_secret(env, "RATE_LIMIT_REDIS_URL", lenient)? {
+            s.rate_limit_redis_fail_open = env
+                .string("RATE_LIMIT_REDIS_FAILURE")?
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("open"));
+            #[cfg(feature = "redis")]
+            if url.value.is_ok() {
+                s.rate_limit_redis = mcp_ratelimit::redis::RedisStore::from_env(env)?;
+            }
+            #[cfg(not(feature = "redis"))]
+            return Err(ConfigError::new(
+                url.setting.clone(),
+                "limits shared through Redis need the `redis` cargo feature of mcp-security \
+                 (on by default); unset it to limit per replica",
+            ));
+            #[cfg(feature = "redis")]
+            {
+                s.rate_limit_redis_url = Some(url);
             }
         }
         s.dev_bypass = env.bool("DEV_BYPASS", s.dev_bypass)?;
@@ -599,6 +625,37 @@ impl SecurityConfigBuilder {
         self
     }
 
+    /// Share the rate limits of every replica through this Redis store (what
+    /// `RATE_LIMIT_REDIS_URL` and the other `RATE_LIMIT_REDIS_*` variables configure). Both
+    /// the per-client and the per-caller limiter use it, over one connection. Needs the `redis`
+    /// feature (on by default).
+    #[cfg(feature = "redis")]
+    pub fn rate_limit_redis(mut self, store: mcp_ratelimit::redis::RedisStore) -> Self {
+        self.s.rate_limit_redis_fail_open =
+            store.failure_policy() == mcp_ratelimit::redis::FailurePolicy::Open;
+        self.s.rate_limit_redis = Some(store);
+        self
+    }
+
+    /// Verify asymmetric JWTs with the keys of this JWK Set (`JWKS_URL`; `https://`, or
+    /// `http://` on loopback). Without it, a [`jwt_issuer`](Self::jwt_issuer) and no secret
+    /// discovers the set from the issuer's metadata. Needs the `jwks` feature (on by default).
+    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.s.jwks_url = Some(url.into());
+        self
+    }
+
+    /// The accepted JWT algorithms (`JWT_ALGORITHMS`): `HS256` exactly when a secret is set,
+    /// asymmetric ones (`RS256`, `PS256`, `ES256`, `EdDSA`…) exactly when a JWKS is.
+    pub fn jwt_algorithms<I, S>(mut self, algorithms: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.s.jwt_algorithms = Some(algorithms.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// Let requests without a credential through as a development principal (`DEV_BYPASS`):
     /// refused unless development and a loopback bind.
     pub fn dev_bypass(mut self, on: bool) -> Self {
@@ -606,13 +663,14 @@ impl SecurityConfigBuilder {
         self
     }
 
-    /// Whether any credential source is configured so far: an API key, a key file, a named key
-    /// or a JWT secret.
+    /// Whether any credential source is configured so far: an API key, a key file, a named key,
+    /// a JWT secret or an issuer's JWKS.
     pub fn has_credential_source(&self) -> bool {
         self.s.api_key.is_some()
             || self.s.api_keys_file.is_some()
             || !self.s.named_keys.is_empty()
             || self.s.jwt_secret.is_some()
+            || self.s.jwks_configured()
     }
 
     /// Exact paths served without authentication (`AUTH_EXEMPT_PATHS`; default `/health`).
@@ -970,6 +1028,70 @@ pub(crate) fn per_client_limit(s: &Settings) -> Limit {
 }
 
 /// The same error under another setting name.
+impl Settings {
+    /// Whether asymmetric JWTs from a JWKS are configured: `JWKS_URL`, or `JWT_ISSUER` with
+    /// neither a secret nor `JWKS_URL` (discovery).
+    pub(crate) fn jwks_configured(&self) -> bool {
+        self.jwks_url.is_some() || (self.jwt_issuer.is_some() && self.jwt_secret.is_none())
+    }
+
+    /// The JWT verifier these settings describe (HS256 secrets, an issuer's JWKS, or both), or
+    /// `None` without either. Built by mcp-auth's own environment reader, so code, environment and
+    /// TOML settings follow exactly the same rules; errors name the prefixed variables. A JWKS is
+    /// fetched in the background, not here (see `mcp_auth::jwks`).
+    ///
+    /// # Errors
+    /// As `mcp_auth::layer::AuthLayer::jwt_from_env`: an invalid secret, URL, issuer, audience or
+    /// algorithm list, or a JWKS without the `jwks` feature.
+    pub(crate) fn jwt_verifier(&self) -> Result<Option<mcp_auth::JwtVerifier>, ConfigError> {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        if let Some(secret) = &self.jwt_secret {
+            pairs.push((
+                self.var("JWT_SECRET"),
+                secret.require()?.expose().to_owned(),
+            ));
+        }
+        if let Some(url) = &self.jwks_url {
+            pairs.push((self.var("JWKS_URL"), url.clone()));
+        }
+        if let Some(issuer) = &self.jwt_issuer {
+            pairs.push((self.var("JWT_ISSUER"), issuer.clone()));
+        }
+        if !self.jwt_audiences.is_empty() {
+            pairs.push((self.var("JWT_AUDIENCE"), self.jwt_audiences.join(",")));
+        }
+        if let Some(algorithms) = &self.jwt_algorithms {
+            pairs.push((self.var("JWT_ALGORITHMS"), algorithms.join(",")));
+        }
+        if let Some(leeway) = self.jwt_leeway {
+            pairs.push((self.var("JWT_LEEWAY"), format!("{}ms", leeway.as_millis())));
+        }
+        let env = Env::from_pairs(&self.prefix, pairs);
+        let verifier = mcp_auth::AuthLayer::jwt_from_env(&env);
+        match (&self.jwt_secret, verifier) {
+            // A secret given as a file is named by its own variable.
+            (Some(secret), Err(e)) if e.setting() == self.var("JWT_SECRET") => {
+                Err(rename(e, secret.setting.clone()))
+            }
+            (_, result) => result,
+        }
+    }
+}
+
+/// `url` without the `user:password@` part, for reports.
+fn without_userinfo(url: &str) -> String {
+    let url = url.trim();
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "[not a URL]".to_owned();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    format!("{scheme}://{host}{path}")
+}
+
 pub(crate) fn rename(e: ConfigError, setting: String) -> ConfigError {
     let err = ConfigError::new(setting, e.reason());
     match e.value() {
@@ -1288,6 +1410,10 @@ impl SecurityConfig {
         i.code_api_keys = s.named_keys.len();
         i.jwt_secret = s.jwt_secret.as_ref().map(|k| k.to_input(true));
         i.jwt_audiences = s.jwt_audiences.clone();
+        if s.jwks_configured() {
+            i.jwt_issuer = s.jwt_issuer.clone();
+            i.jwks_url = s.jwks_url.clone();
+        }
         i.dev_bypass = s.dev_bypass;
         i.url_auth = s.url_auth;
         i.cors_origins = s.cors_origins.clone();
@@ -1295,6 +1421,13 @@ impl SecurityConfig {
         i.host_check = self.allowed_hosts.is_some();
         i.trusted_proxies = s.trusted_proxies.clone();
         i.rate_limit_enabled = s.rate_limit_enabled;
+        i.rate_limit_redis_url = s
+            .rate_limit_redis_url
+            .as_ref()
+            .and_then(|url| url.value.as_ref().ok())
+            .map(|url| without_userinfo(url.expose()));
+        i.rate_limit_redis_fail_open =
+            s.rate_limit_redis_url.is_some() && s.rate_limit_redis_fail_open;
         i.audit_enabled = s.audit_enabled;
         i.audit_log_file = s.audit_log_file.clone();
         i.audit_hmac_key = s.audit_hmac_key.as_ref().map(|k| k.to_input(false));
@@ -1368,6 +1501,7 @@ impl SecurityConfig {
             || self.s.api_keys_file.is_some()
             || !self.s.named_keys.is_empty()
             || self.jwt_enabled()
+            || self.jwks_enabled()
     }
 
     /// Whether the single API key (`API_KEY` / `API_KEY_FILE`) is set.
@@ -1383,6 +1517,12 @@ impl SecurityConfig {
     /// Whether HS256 JWTs are accepted.
     pub fn jwt_enabled(&self) -> bool {
         self.s.jwt_secret.is_some()
+    }
+
+    /// Whether asymmetric JWTs from an issuer's JWKS are accepted (`JWKS_URL`, or `JWT_ISSUER`
+    /// without a secret).
+    pub fn jwks_enabled(&self) -> bool {
+        self.s.jwks_configured()
     }
 
     /// The accepted JWT audiences.
@@ -1458,12 +1598,113 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_features_are_refused_not_ignored() {
-        for var in ["MCP_JWKS_URL", "MCP_RATE_LIMIT_REDIS_URL"] {
-            let err =
-                SecurityConfig::builder_from_env(&env(&[(var, "https://x.example")])).unwrap_err();
-            assert_eq!(err.setting(), var);
-        }
+    fn redis_settings_are_validated_and_reach_the_checker() {
+        let var = "MCP_RATE_LIMIT_REDIS_URL";
+        let err =
+            SecurityConfig::builder_from_env(&env(&[(var, "https://user:hunter2@x.example")]))
+                .unwrap_err();
+        assert_eq!(err.setting(), var);
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let err = SecurityConfig::builder_from_env(&env(&[
+            (var, "redis://127.0.0.1:6379"),
+            ("MCP_RATE_LIMIT_REDIS_FAILURE", "maybe"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.setting(), "MCP_RATE_LIMIT_REDIS_FAILURE");
+
+        let config = SecurityConfig::builder_from_env(&env(&[
+            (
+                "MCP_API_KEY",
+                "mcp-sk-3vQ9xK2mW7pL0aZ8cN5bR1tY6uE4iO2sD9fG3hJ7kQ0",
+            ),
+            (var, "redis://:hunter2@redis.internal:6379/2"),
+            ("MCP_RATE_LIMIT_REDIS_FAILURE", "open"),
+            ("MCP_RATE_LIMIT_REPLICAS", "3"),
+        ]))
+        .unwrap()
+        .build()
+        .unwrap();
+        assert!(config.s.rate_limit_redis.is_some());
+        let input = config.check_input();
+        assert_eq!(
+            input.rate_limit_redis_url.as_deref(),
+            Some("redis://redis.internal:6379/2")
+        );
+        assert!(input.rate_limit_redis_fail_open);
+        assert_eq!(
+            without_userinfo("redis://u@[::1]:1?x=@"),
+            "redis://[::1]:1?x=@"
+        );
+    }
+
+    #[test]
+    fn jwks_settings_pass_through() {
+        // JWKS_URL is accepted, counts as a credential source, and reaches the checker.
+        let config = SecurityConfig::builder_from_env(&env(&[
+            ("MCP_JWKS_URL", "https://id.example.com/jwks"),
+            ("MCP_JWT_ISSUER", "https://id.example.com"),
+            ("MCP_JWT_AUDIENCE", "https://mcp.example.com/mcp"),
+            ("MCP_JWT_ALGORITHMS", "RS256,ES256"),
+        ]))
+        .unwrap();
+        assert!(config.has_credential_source());
+        let s = &config.s;
+        assert!(s.jwks_configured());
+        assert_eq!(
+            s.jwt_algorithms.as_deref(),
+            Some(&["RS256".to_owned(), "ES256".to_owned()][..])
+        );
+        let input = config.build().unwrap().check_input();
+        assert_eq!(
+            input.jwks_url.as_deref(),
+            Some("https://id.example.com/jwks")
+        );
+        assert_eq!(input.jwt_issuer.as_deref(), Some("https://id.example.com"));
+        // An issuer alone means discovery; with a secret it is only the required `iss`.
+        let s =
+            SecurityConfig::builder_from_env(&env(&[("MCP_JWT_ISSUER", "https://id.example.com")]))
+                .unwrap();
+        assert!(s.s.jwks_configured());
+        let s = SecurityConfig::builder_from_env(&env(&[
+            ("MCP_JWT_ISSUER", "https://id.example.com"),
+            (
+                "MCP_JWT_SECRET",
+                "env-secret-0123456789abcdef0123456789abcdef",
+            ),
+        ]))
+        .unwrap();
+        assert!(!s.s.jwks_configured());
+    }
+
+    #[cfg(feature = "jwks")]
+    #[test]
+    fn jwt_verifier_follows_the_auth_rules_and_names_variables() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = runtime.enter();
+        let config = SecurityConfig::builder_from_env(&env(&[
+            ("MCP_JWKS_URL", "https://id.example.com/jwks"),
+            (
+                "MCP_JWT_SECRET",
+                "env-secret-0123456789abcdef0123456789abcdef",
+            ),
+            ("MCP_JWT_LEEWAY", "5s"),
+        ]))
+        .unwrap();
+        let verifier = config.s.jwt_verifier().unwrap().unwrap();
+        assert!(verifier.has_jwks() && verifier.has_secrets());
+        assert_eq!(verifier.leeway(), Duration::from_secs(5));
+        let config = SecurityConfig::builder_from_env(&env(&[(
+            "MCP_JWKS_URL",
+            "http://id.example.com/jwks",
+        )]))
+        .unwrap();
+        assert_eq!(
+            config.s.jwt_verifier().unwrap_err().setting(),
+            "MCP_JWKS_URL"
+        );
     }
 
     #[test]

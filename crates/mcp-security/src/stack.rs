@@ -10,10 +10,11 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use mcp_audit::{Audit, AuditLayer};
 use mcp_auth::layer::Auth;
-use mcp_auth::{ApiKeyStore, AuthLayer, AuthPolicy, JwtVerifier};
+use mcp_auth::session::SessionBinding;
+use mcp_auth::{ApiKeyStore, AuthLayer, AuthPolicy, SessionBindingLayer};
 use mcp_core::BanList;
 use mcp_core::client_addr::ClientAddrResolver;
-use mcp_core::config::{ConfigError, Env, Environment, Secret};
+use mcp_core::config::{ConfigError, Env, Environment};
 use mcp_core::inspect::{McpInspect, McpInspectLayer};
 use mcp_core::{GuardBody, Scopes};
 use mcp_headers::origin_guard::OriginGuard;
@@ -72,9 +73,11 @@ impl From<ConfigError> for SecurityError {
 
 /// The service [`SecurityLayer`] wraps around `S`, outermost first: audit, security headers,
 /// Origin guard + CORS, per-client rate limit, resource limits, MCP envelope inspection,
-/// authentication, per-caller rate limits.
+/// authentication, legacy-session binding, per-caller rate limits.
 pub type SecurityService<S> = Audit<
-    SecurityHeaders<OriginGuard<RateLimit<ResourceLimit<McpInspect<MaybeAuth<RateLimit<S>>>>>>>,
+    SecurityHeaders<
+        OriginGuard<RateLimit<ResourceLimit<McpInspect<MaybeAuth<SessionBinding<RateLimit<S>>>>>>>,
+    >,
 >;
 
 /// Every layer of the stack, built and validated; a tower [`Layer`] usable with
@@ -90,6 +93,7 @@ pub struct SecurityLayer {
     resources: ResourceLimitLayer,
     inspect: McpInspectLayer,
     auth: Option<AuthLayer>,
+    sessions: SessionBindingLayer,
     per_caller: RateLimitLayer,
     bans: BanList,
     report: Report,
@@ -124,6 +128,24 @@ impl SecurityLayer {
     pub fn summary(&self) -> &str {
         &self.summary
     }
+
+    /// The layer binding legacy MCP sessions (`Mcp-Session-Id`) to the principal that created
+    /// them, right after authentication: another principal presenting the id gets 404. On by
+    /// default whenever requests are authenticated.
+    pub fn session_binding(&self) -> &SessionBindingLayer {
+        &self.sessions
+    }
+
+    /// Replace the session-binding layer: [`SessionBindingLayer::disabled`] turns the binding
+    /// off (only for a server that binds sessions itself), a built one changes its bounds.
+    #[must_use]
+    pub fn with_session_binding(mut self, sessions: SessionBindingLayer) -> Self {
+        self.summary = self
+            .summary
+            .replace(&self.sessions.summary(), &sessions.summary());
+        self.sessions = sessions;
+        self
+    }
 }
 
 impl<S> Layer<S> for SecurityLayer {
@@ -131,6 +153,7 @@ impl<S> Layer<S> for SecurityLayer {
 
     fn layer(&self, inner: S) -> Self::Service {
         let svc = self.per_caller.layer(inner);
+        let svc = self.sessions.layer(svc);
         let svc = MaybeAuth {
             inner: match &self.auth {
                 Some(auth) => Either::On(auth.layer(svc)),
@@ -255,6 +278,10 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
             per_client = per_client.max_keys(max);
         }
     }
+    #[cfg(feature = "redis")]
+    if let Some(store) = &s.rate_limit_redis {
+        per_client = per_client.redis(store.clone());
+    }
     let per_client = per_client.build()?;
 
     let resources = ResourceLimitLayer::builder()
@@ -279,12 +306,18 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
     // None only with REQUIRE_AUTH=false and no credential source (MCP-AUTH-001 says so).
     let auth = build_auth(s, environment)?;
 
+    // Without authentication there is no principal to bind a session to.
+    let sessions = match auth {
+        Some(_) => SessionBindingLayer::builder().build()?,
+        None => SessionBindingLayer::disabled(),
+    };
+
     let per_caller = build_per_caller(config)?;
     let audit = build_audit(s)?;
 
     let summary = format!(
         "{}, security headers, {}, rate limit per client ({}), resources (concurrency {}, \
-         timeout {:?}), mcp-inspect (max body {} bytes), auth ({}), rate limit per caller ({})",
+         timeout {:?}), mcp-inspect (max body {} bytes), auth ({}), {}, rate limit per caller ({})",
         audit.summary(),
         guard.summary(),
         per_client.summary(),
@@ -293,6 +326,7 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
         s.max_body_bytes,
         auth.as_ref()
             .map_or_else(|| "off".to_owned(), AuthLayer::summary),
+        sessions.summary(),
         per_caller.summary(),
     );
     Ok(SecurityLayer {
@@ -303,6 +337,7 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
         resources,
         inspect,
         auth,
+        sessions,
         per_caller,
         bans: s.ban_list.clone(),
         report,
@@ -313,7 +348,12 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
 fn build_auth(s: &Settings, environment: Environment) -> Result<Option<AuthLayer>, ConfigError> {
     let var = |name: &str| s.var(name);
     let has_keys = s.api_key.is_some() || s.api_keys_file.is_some() || !s.named_keys.is_empty();
-    if !has_keys && s.jwt_secret.is_none() && !s.dev_bypass && !s.require_auth {
+    if !has_keys
+        && s.jwt_secret.is_none()
+        && !s.jwks_configured()
+        && !s.dev_bypass
+        && !s.require_auth
+    {
         return Ok(None);
     }
     let mut policy = AuthPolicy::builder();
@@ -360,32 +400,7 @@ fn build_auth(s: &Settings, environment: Environment) -> Result<Option<AuthLayer
         })?;
         auth = auth.api_keys(store);
     }
-    if let Some(secret) = &s.jwt_secret {
-        let mut jwt = JwtVerifier::builder();
-        for part in secret
-            .require()?
-            .expose()
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-        {
-            jwt = jwt.secret(Secret::new(part));
-        }
-        for audience in &s.jwt_audiences {
-            jwt = jwt.audience(audience.clone());
-        }
-        if let Some(issuer) = &s.jwt_issuer {
-            jwt = jwt.issuer(issuer.clone());
-        }
-        if let Some(leeway) = s.jwt_leeway {
-            jwt = jwt.leeway(leeway);
-        }
-        let verifier = jwt.build().map_err(|e| match e.setting() {
-            "jwt_audience" => rename(e, var("JWT_AUDIENCE")),
-            "jwt_issuer" => rename(e, var("JWT_ISSUER")),
-            "jwt_backend" => e,
-            _ => rename(e, secret.setting.clone()),
-        })?;
+    if let Some(verifier) = s.jwt_verifier()? {
         auth = auth.jwt(verifier);
     }
     if let Some(header) = &s.api_key_header {
@@ -405,11 +420,13 @@ fn build_auth(s: &Settings, environment: Environment) -> Result<Option<AuthLayer
         "credentials" => ConfigError::new(
             var("API_KEY"),
             format!(
-                "no credential source: set {}, {}, {} or {} (or {}=false)",
+                "no credential source: set {}, {}, {}, {}, {} or {} (or {}=false)",
                 var("API_KEY"),
                 var("API_KEY_FILE"),
                 var("API_KEYS_FILE"),
                 var("JWT_SECRET"),
+                var("JWKS_URL"),
+                var("JWT_ISSUER"),
                 var("REQUIRE_AUTH")
             ),
         ),
@@ -437,6 +454,10 @@ fn build_per_caller(config: &SecurityConfig) -> Result<RateLimitLayer, ConfigErr
     }
     if b.limits().is_empty() {
         return Ok(RateLimitLayer::disabled());
+    }
+    #[cfg(feature = "redis")]
+    if let Some(store) = &s.rate_limit_redis {
+        b = b.redis(store.clone());
     }
     b.build()
 }
@@ -580,5 +601,144 @@ where
                 .poll(cx)
                 .map(|r| r.map(|res| res.map(GuardBody::inner))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use http::{HeaderMap, Request, StatusCode};
+    use http_body_util::BodyExt;
+    use mcp_core::Scopes;
+    use mcp_core::config::{Environment, Secret};
+    use mcp_prodcheck::RuntimeEnvironment;
+    use serde_json::{Value, json};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    const ALICE: &str = "mcp-sk-3vQ9xK2mW7pL0aZ8cN5bR1tY6uE4iO2sD9fG3hJ7kQ0";
+    const BOB: &str = "mcp-sk-Hq8Zt2Lw5Nc9Vb4Xm7Kp1Rj6Yd3Fs0Ga8Ue2Ti5Oo7Pl";
+
+    fn stack(
+        configure: impl FnOnce(crate::SecurityConfigBuilder) -> crate::SecurityConfigBuilder,
+    ) -> SecurityLayer {
+        let builder = SecurityConfig::builder()
+            .environment(Environment::Development)
+            .bind_addr("127.0.0.1:8080".parse().unwrap());
+        configure(builder)
+            .build()
+            .unwrap()
+            .layer_with(&RuntimeEnvironment::new().euid(Some(1000)))
+            .unwrap()
+    }
+
+    fn with_keys(b: crate::SecurityConfigBuilder) -> crate::SecurityConfigBuilder {
+        b.named_api_key("alice", Secret::new(ALICE), Scopes::new(["*"]))
+            .named_api_key("bob", Secret::new(BOB), Scopes::new(["*"]))
+    }
+
+    /// An MCP server stand-in that issues session `s-1` to a request without one.
+    fn app(stack: SecurityLayer) -> Router {
+        Router::new()
+            .route(
+                "/mcp",
+                axum::routing::post(|headers: HeaderMap| async move {
+                    match headers.get("mcp-session-id") {
+                        None => ([("mcp-session-id", "s-1")], "{}"),
+                        Some(_) => ([("x-served", "1")], "{}"),
+                    }
+                }),
+            )
+            .layer(stack)
+    }
+
+    async fn send(
+        app: &Router,
+        key: Option<&str>,
+        session: Option<&str>,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let mut req = Request::post("/mcp")
+            .header("host", "127.0.0.1:8080")
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .extension(ConnectInfo(
+                "192.0.2.10:50000".parse::<SocketAddr>().unwrap(),
+            ));
+        if let Some(k) = key {
+            req = req.header("authorization", format!("Bearer {k}"));
+        }
+        if let Some(s) = session {
+            req = req.header("mcp-session-id", s);
+        }
+        let req = req
+            .body(Body::from(
+                r#"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#,
+            ))
+            .unwrap();
+        let res = app.clone().oneshot(req).await.unwrap();
+        let (parts, body) = res.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        (
+            parts.status,
+            parts.headers,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn sessions_are_bound_to_their_principal_right_after_auth() {
+        let stack = stack(with_keys);
+        assert!(stack.session_binding().is_enabled());
+        assert!(stack.summary().contains("session binding (max 100000"));
+        let app = app(stack.clone());
+
+        let (status, headers, _) = send(&app, Some(ALICE), None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers["mcp-session-id"], "s-1");
+        assert_eq!(stack.session_binding().len(), 1);
+
+        let (status, headers, body) = send(&app, Some(BOB), Some("s-1")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(headers["content-type"], "application/json");
+        assert_eq!(
+            headers["x-content-type-options"], "nosniff",
+            "security headers too"
+        );
+        assert!(headers.get("x-served").is_none());
+        assert_eq!(
+            body,
+            json!({"jsonrpc": "2.0", "id": 7, "error": {"code": -32000,
+                "message": "Session not found",
+                "data": {"status": 404, "code": "session_not_found"}}})
+        );
+
+        let (status, headers, _) = send(&app, Some(ALICE), Some("s-1")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers["x-served"], "1");
+    }
+
+    #[tokio::test]
+    async fn binding_can_be_turned_off_and_is_off_without_auth() {
+        let stack = stack(with_keys).with_session_binding(SessionBindingLayer::disabled());
+        assert!(!stack.session_binding().is_enabled());
+        assert!(stack.summary().contains("session binding off"));
+        let app = app(stack);
+        send(&app, Some(ALICE), None).await;
+        let (status, headers, _) = send(&app, Some(BOB), Some("s-1")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers["x-served"], "1");
+
+        let open = stack_without_auth();
+        assert!(!open.authenticates());
+        assert!(!open.session_binding().is_enabled());
+    }
+
+    fn stack_without_auth() -> SecurityLayer {
+        stack(|b| b.require_auth(false))
     }
 }

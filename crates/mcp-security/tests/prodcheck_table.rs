@@ -131,6 +131,17 @@ fn one_case_per_finding() {
         ),
         set("MCP-JWT-003", &[("MCP_JWT_AUDIENCE", None)]),
         set(
+            "MCP-JWT-004",
+            &[("MCP_JWKS_URL", Some("http://idp.example.com/jwks.json"))],
+        ),
+        set(
+            "MCP-JWT-005",
+            &[
+                ("MCP_JWKS_URL", Some("https://idp.example.com/jwks.json")),
+                ("MCP_JWT_AUDIENCE", None),
+            ],
+        ),
+        set(
             "MCP-SECRET-001",
             &[("MCP_API_KEY_PEPPER", Some("changeme"))],
         ),
@@ -158,6 +169,20 @@ fn one_case_per_finding() {
             &[("MCP_TRUSTED_PROXIES", Some("0.0.0.0/0"))],
         ),
         set("MCP-RATE-001", &[("MCP_RATE_LIMIT_ENABLED", Some("false"))]),
+        set(
+            "MCP-RATE-002",
+            &[(
+                "MCP_RATE_LIMIT_REDIS_URL",
+                Some("redis://:pw@redis.internal:6379"),
+            )],
+        ),
+        set(
+            "MCP-RATE-003",
+            &[
+                ("MCP_RATE_LIMIT_REDIS_URL", Some("redis://127.0.0.1:6379")),
+                ("MCP_RATE_LIMIT_REDIS_FAILURE", Some("open")),
+            ],
+        ),
         set("MCP-AUDIT-001", &[("MCP_AUDIT_ENABLED", Some("false"))]),
         set(
             "MCP-AUDIT-002",
