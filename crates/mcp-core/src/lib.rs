@@ -12,6 +12,7 @@
 //! - [`rejection`]: [`Rejection`] and [`GuardBody`], the one way every layer says no, in the
 //!   caller's format (JSON-RPC, RFC 6750, JSON, gRPC).
 //! - [`outcome`]: what inner layers decided ([`AuthOutcome`]), for the audit layer.
+//! - `extract` (feature `axum`): `Principal` and `Option<Principal>` as axum extractors.
 //! - [`clock`]: time as a dependency, for deterministic tests.
 //! - [`config`]: errors that name the setting, and environment lookup with a prefix and `*_FILE`
 //!   secrets.
@@ -22,6 +23,8 @@ pub mod ban;
 pub mod client_addr;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "axum")]
+pub mod extract;
 pub mod inspect;
 pub mod jsonrpc;
 pub mod outcome;

@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Drive an MCP server with the official Python client (PyPI `mcp` 2.x) for the mcp-security
+end-to-end tests (tests/tests/e2e_python.rs), and print ONE JSON line on stdout saying what the
+client saw.
+
+Usage:
+    python e2e_client.py URL --mode legacy|auto [--token TOKEN]
+
+`--mode legacy` forces the 2025-11-25 initialize handshake and Mcp-Session-Id sessions;
+`--mode auto` negotiates the stateless 2026-07-28 era (server/discover) with servers that speak
+it, such as rmcp. `--token` sends `Authorization: Bearer TOKEN` on every request.
+
+The JSON line has `ok`, `mode`, `protocol`, `tools` (sorted names), `whoami` (the tool's JSON),
+`echo` ({sent, got, is_error}), `requests` (one entry per HTTP exchange: method, status, and the
+MCP headers the client sent -- `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`, whether an
+`Mcp-Session-Id` was sent; never a credential), and on failure `error` and `status` (the first
+HTTP error status the server answered). Exit 0 when every step worked, 1 otherwise, 2 on bad
+usage.
+
+Setup: `bash .ci/e2e-setup.sh` (a venv with `pip install -r .ci/requirements.txt`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import uuid
+
+import anyio
+import httpx2
+from mcp.client import Client
+from mcp.client.streamable_http import streamable_http_client
+
+TOTAL_TIMEOUT_S = 60.0
+
+
+def describe(exc: BaseException) -> str:
+    """One readable line for an exception, looking inside exception groups."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(describe(e) for e in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def text_of(result) -> str:
+    return "".join(getattr(block, "text", "") for block in result.content)
+
+
+class _DropTerminate202(logging.Filter):
+    """rmcp answers the session DELETE with 202; the SDK warns because it expects 200/204."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "Session termination failed: 202"
+
+
+async def drive(args: argparse.Namespace, report: dict) -> None:
+    requests: list[dict] = []
+    report["requests"] = requests
+
+    async def on_response(response: httpx2.Response) -> None:
+        req = response.request
+        requests.append(
+            {
+                "method": req.method,
+                "path": req.url.path,
+                "status": response.status_code,
+                "protocol_version": req.headers.get("mcp-protocol-version"),
+                "mcp_method": req.headers.get("mcp-method"),
+                "mcp_name": req.headers.get("mcp-name"),
+                "session": "mcp-session-id" in req.headers,
+            }
+        )
+
+    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+    timeout = httpx2.Timeout(10.0, read=30.0)
+    async with httpx2.AsyncClient(
+        timeout=timeout, headers=headers, event_hooks={"response": [on_response]}
+    ) as http:
+        async with Client(streamable_http_client(args.url, http_client=http), mode=args.mode) as client:
+            report["connected"] = True
+            report["protocol"] = client.protocol_version
+            listed = await client.list_tools()
+            report["tools"] = sorted(tool.name for tool in listed.tools)
+            who = await client.call_tool("whoami", {})
+            report["whoami"] = json.loads(text_of(who))
+            sent = f"py-{args.mode}-{uuid.uuid4().hex}"
+            echoed = await client.call_tool("echo", {"text": sent})
+            report["echo"] = {"sent": sent, "got": text_of(echoed), "is_error": bool(echoed.is_error)}
+            report["ok"] = True
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("url")
+    parser.add_argument("--mode", choices=["legacy", "auto"], required=True)
+    parser.add_argument("--token")
+    try:
+        args = parser.parse_args()
+    except SystemExit:
+        return 2
+    logging.getLogger("mcp.client.streamable_http").addFilter(_DropTerminate202())
+    report: dict = {"client": "python", "sdk": "mcp", "mode": args.mode, "ok": False}
+
+    async def run() -> None:
+        with anyio.fail_after(TOTAL_TIMEOUT_S):
+            await drive(args, report)
+
+    try:
+        anyio.run(run)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - report anything, including exception groups
+        report["ok"] = False
+        report["error"] = describe(exc)
+    if not report["ok"]:
+        report.setdefault("error", "the client stopped early")
+        failed = [r["status"] for r in report.get("requests", []) if r["status"] >= 400]
+        if failed:
+            report["status"] = failed[0]
+    print(json.dumps(report), flush=True)
+    return 0 if report["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+#![cfg(feature = "e2e")]
+//! Legacy-session binding over real sockets: a session created by one principal is a 404 for
+//! every other principal, whatever the method; its owner keeps using it and can end it.
+//!
+//! Raw HTTP/1.1 requests (hyper-util's client), so every header and body is checked as sent.
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use tests::e2e_support::{API_KEY_NAME, TestServer};
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+struct Answer {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    body: Bytes,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The JSON-RPC message of an SSE (or JSON) answer.
+    fn message(&self) -> Value {
+        let text = String::from_utf8_lossy(&self.body);
+        if self.headers["content-type"] == "application/json" {
+            return self.json();
+        }
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .find_map(|d| serde_json::from_str(d).ok())
+            .unwrap_or_else(|| panic!("no JSON-RPC message in {text:?}"))
+    }
+}
+
+async fn send(
+    http: &HttpClient,
+    server: &TestServer,
+    method: Method,
+    token: &str,
+    session: Option<&str>,
+    body: Option<Value>,
+) -> Answer {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(&server.url)
+        .header("authorization", format!("Bearer {token}"))
+        .header("accept", "application/json, text/event-stream");
+    if let Some(s) = session {
+        req = req
+            .header("mcp-session-id", s)
+            .header("mcp-protocol-version", "2025-11-25");
+    }
+    let body = match body {
+        Some(v) => {
+            req = req.header("content-type", "application/json");
+            Full::new(Bytes::from(v.to_string()))
+        }
+        None => Full::default(),
+    };
+    let res = http
+        .request(req.body(body).expect("request"))
+        .await
+        .expect("the server answers");
+    let (parts, body) = res.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+fn assert_security_headers(a: &Answer) {
+    assert_eq!(a.headers["x-content-type-options"], "nosniff");
+    assert_eq!(a.headers["cache-control"], "no-store");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_principal_presenting_a_session_id_gets_404() {
+    let server = TestServer::start().await;
+    let http: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let alice = server.api_key.clone();
+    let bob = server.jwt("bob");
+
+    // Alice (the API key) opens a 2025-11-25 session.
+    let init = send(
+        &http,
+        &server,
+        Method::POST,
+        &alice,
+        None,
+        Some(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "e2e-raw", "version": "0"}}}),
+        ),
+    )
+    .await;
+    assert_eq!(init.status, StatusCode::OK, "{:?}", init.body);
+    let session = init.headers["mcp-session-id"]
+        .to_str()
+        .expect("ASCII session id")
+        .to_owned();
+    assert_eq!(init.message()["result"]["protocolVersion"], "2025-11-25");
+    let note = send(
+        &http,
+        &server,
+        Method::POST,
+        &alice,
+        Some(&session),
+        Some(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})),
+    )
+    .await;
+    assert_eq!(note.status, StatusCode::ACCEPTED);
+
+    let whoami = json!({"jsonrpc": "2.0", "id": "w-1", "method": "tools/call",
+        "params": {"name": "whoami", "arguments": {}}});
+    let own = send(
+        &http,
+        &server,
+        Method::POST,
+        &alice,
+        Some(&session),
+        Some(whoami.clone()),
+    )
+    .await;
+    assert_eq!(own.status, StatusCode::OK);
+    let text = own.message()["result"]["content"][0]["text"]
+        .as_str()
+        .expect("whoami text")
+        .to_owned();
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).expect("whoami JSON")["principal"]["id"],
+        API_KEY_NAME
+    );
+
+    // Bob (a valid JWT) presents Alice's session id: a JSON-RPC 404 with his request's id.
+    let stolen = send(
+        &http,
+        &server,
+        Method::POST,
+        &bob,
+        Some(&session),
+        Some(
+            json!({"jsonrpc": "2.0", "id": "steal-1", "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"text": "hi"}}}),
+        ),
+    )
+    .await;
+    assert_eq!(stolen.status, StatusCode::NOT_FOUND);
+    assert_eq!(stolen.headers["content-type"], "application/json");
+    assert!(stolen.headers.get("mcp-session-id").is_none());
+    assert!(stolen.headers.get("www-authenticate").is_none());
+    assert_security_headers(&stolen);
+    assert_eq!(
+        stolen.json(),
+        json!({"jsonrpc": "2.0", "id": "steal-1", "error": {"code": -32000,
+            "message": "Session not found",
+            "data": {"status": 404, "code": "session_not_found"}}})
+    );
+
+    // Nor can Bob open Alice's SSE stream or end her session.
+    for method in [Method::GET, Method::DELETE] {
+        let refused = send(&http, &server, method.clone(), &bob, Some(&session), None).await;
+        assert_eq!(refused.status, StatusCode::NOT_FOUND, "{method}");
+        assert_eq!(refused.headers["content-type"], "application/json");
+        assert_security_headers(&refused);
+        assert_eq!(
+            refused.json(),
+            json!({"error": "session_not_found", "message": "Session not found"}),
+            "{method}"
+        );
+    }
+
+    // Alice's session is untouched.
+    let again = send(
+        &http,
+        &server,
+        Method::POST,
+        &alice,
+        Some(&session),
+        Some(whoami.clone()),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.message()["id"], "w-1");
+    assert_eq!(
+        server.security().session_binding().len(),
+        1,
+        "only Alice's session is bound"
+    );
+
+    // Alice ends it; it is gone for her too (rmcp's own 404), and forgotten by the binding.
+    let ended = send(&http, &server, Method::DELETE, &alice, Some(&session), None).await;
+    assert!(ended.status.is_success(), "{}", ended.status);
+    assert!(server.security().session_binding().is_empty());
+    let gone = send(
+        &http,
+        &server,
+        Method::POST,
+        &alice,
+        Some(&session),
+        Some(whoami),
+    )
+    .await;
+    // rmcp's own answer for an unknown session, not the binding's JSON.
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    assert_security_headers(&gone);
+    assert_eq!(gone.body, "Not Found: Session not found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_principal_on_another_connection_keeps_its_session() {
+    let server = TestServer::start().await;
+    let alice = server.jwt("alice");
+    let first: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let init = send(
+        &first,
+        &server,
+        Method::POST,
+        &alice,
+        None,
+        Some(
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "e2e-raw", "version": "0"}}}),
+        ),
+    )
+    .await;
+    assert_eq!(init.status, StatusCode::OK);
+    let session = init.headers["mcp-session-id"].to_str().unwrap().to_owned();
+    // A fresh token for the same subject, on a fresh connection pool: the same principal.
+    let second: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let token = server.jwt("alice");
+    let note = send(
+        &second,
+        &server,
+        Method::POST,
+        &token,
+        Some(&session),
+        Some(json!({"jsonrpc": "2.0", "method": "notifications/initialized"})),
+    )
+    .await;
+    assert_eq!(note.status, StatusCode::ACCEPTED);
+    // The API key is another principal, even with every scope.
+    let key = server.api_key.clone();
+    let other = send(
+        &second,
+        &server,
+        Method::POST,
+        &key,
+        Some(&session),
+        Some(json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list"})),
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+    assert_eq!(other.headers["content-type"], "application/json");
+    assert_eq!(
+        other.json(),
+        json!({"jsonrpc": "2.0", "id": 9, "error": {"code": -32000,
+            "message": "Session not found",
+            "data": {"status": 404, "code": "session_not_found"}}})
+    );
+}
