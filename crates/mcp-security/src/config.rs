@@ -1597,6 +1597,18 @@ mod tests {
         Env::from_pairs("MCP", pairs.iter().map(|(k, v)| (*k, *v)))
     }
 
+    #[cfg(not(feature = "redis"))]
+    #[test]
+    fn redis_without_the_feature_is_refused_not_ignored() {
+        let var = "MCP_RATE_LIMIT_REDIS_URL";
+        let err = SecurityConfig::builder_from_env(&env(&[(var, "redis://:hunter2@h:6379")]))
+            .unwrap_err();
+        assert_eq!(err.setting(), var);
+        assert!(err.to_string().contains("`redis` cargo feature"), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[cfg(feature = "redis")]
     #[test]
     fn redis_settings_are_validated_and_reach_the_checker() {
         let var = "MCP_RATE_LIMIT_REDIS_URL";
