@@ -126,7 +126,11 @@ impl AuthPolicy {
             }
         };
         for rule in &self.path_rules {
-            let method_ok = rule.methods.as_ref().is_none_or(|m| m.contains(method));
+            // HEAD is GET without a body (RFC 9110 §9.3.2) and frameworks answer it with the
+            // GET handler, so a rule for GET also covers HEAD.
+            let method_ok = rule.methods.as_ref().is_none_or(|m| {
+                m.contains(method) || (*method == Method::HEAD && m.contains(&Method::GET))
+            });
             if method_ok && path_has_prefix(path, &rule.prefix) {
                 push(&rule.scopes);
             }
@@ -261,7 +265,8 @@ impl AuthPolicyBuilder {
     }
 
     /// Require `scopes` for requests whose path is `prefix` or under it, for the given methods
-    /// (all methods when `None`).
+    /// (all methods when `None`). A rule for `GET` also covers `HEAD`, which frameworks answer
+    /// with the GET handler.
     pub fn require_path<I, S>(mut self, prefix: &str, methods: Option<&[Method]>, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -408,10 +413,28 @@ mod tests {
             ["registry:read"]
         );
         assert_eq!(
+            p.required_scopes(&Method::HEAD, "/api/tools", None),
+            ["registry:read"]
+        );
+        assert_eq!(
             p.required_scopes(&Method::GET, "/api", None),
             ["registry:read"]
         );
         assert!(p.required_scopes(&Method::GET, "/apix", None).is_empty());
+        // A GET-only rule covers HEAD (answered by the GET handler), not other methods.
+        let get_only = AuthPolicy::builder()
+            .require_path("/tools", Some(&[Method::GET]), ["read"])
+            .build()
+            .unwrap();
+        assert_eq!(
+            get_only.required_scopes(&Method::HEAD, "/tools", None),
+            ["read"]
+        );
+        assert!(
+            get_only
+                .required_scopes(&Method::OPTIONS, "/tools", None)
+                .is_empty()
+        );
         assert_eq!(
             p.all_scopes(),
             [

@@ -244,7 +244,12 @@ impl Classifier {
         self.http
             .iter()
             .find(|r| {
-                r.method.as_ref().is_none_or(|m| m == method) && path_has_prefix(path, &r.prefix)
+                // HEAD is GET without a body (RFC 9110 §9.3.2; axum answers it with the GET
+                // handler), so a GET rule also classifies HEAD.
+                r.method
+                    .as_ref()
+                    .is_none_or(|m| m == method || (*m == Method::GET && method == Method::HEAD))
+                    && path_has_prefix(path, &r.prefix)
             })
             .map(|r| r.class)
     }
@@ -291,6 +296,7 @@ mod tests {
         let c = classifier();
         let class = |m: Method, p: &str| c.classify(&m, p, None).map(|i| &*c.names[usize::from(i)]);
         assert_eq!(class(Method::GET, "/api/notes"), Some("read"));
+        assert_eq!(class(Method::HEAD, "/api/notes"), Some("read"));
         assert_eq!(class(Method::POST, "/api/notes/7"), Some("write"));
         assert_eq!(class(Method::PUT, "/api/notes"), Some("write"));
         assert_eq!(class(Method::DELETE, "/api/notes/7"), Some("delete"));
