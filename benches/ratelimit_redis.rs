@@ -10,6 +10,11 @@
 //!   request per key everything is refused — with the local deny cache, without a round trip;
 //! - `1key` vs `10k_keys` (visited round-robin).
 //!
+//! - `peer/fixed_window/*`: the baseline most hand-rolled Redis limiters are — a fixed window
+//!   counted with one `MULTI INCR PEXPIRE EXEC` pipeline per request through the same
+//!   `ConnectionManager` type, then the inner service (no headers, no deny cache, and the
+//!   window-boundary burst of 2× the limit that GCRA does not have).
+//!
 //! After each case it prints the round trips per decision, measured from Redis's
 //! `INFO commandstats` (`evalsha` + `eval` calls) over the decisions the case made.
 //!
@@ -201,6 +206,52 @@ fn bench(c: &mut Criterion) {
             calls as f64 / d as f64
         ));
     }
+    // The peer: a hand-rolled fixed window, one INCR + PEXPIRE transaction per request.
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", server.port)).expect("url");
+    let conn = rt1
+        .block_on(redis::aio::ConnectionManager::new(client))
+        .expect("connection");
+    for (name, limit, keys) in [
+        ("peer/fixed_window/admitted/1key", u64::MAX, 1u32),
+        ("peer/fixed_window/admitted/10k_keys", u64::MAX, 10_000),
+        ("peer/fixed_window/refused/1key", 1, 1),
+    ] {
+        let svc = inner();
+        let mut next = 0u32;
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut conn = conn.clone();
+                let mut svc = svc.clone();
+                let start_key = next;
+                next = next.wrapping_add(iters as u32);
+                rt1.block_on(async move {
+                    let start = Instant::now();
+                    for i in 0..iters {
+                        let key = format!(
+                            "peer:{name}:{}",
+                            Ipv4Addr::from(0x0A00_0000 + (start_key.wrapping_add(i as u32)) % keys)
+                        );
+                        let (count,): (u64,) = redis::pipe()
+                            .atomic()
+                            .incr(&key, 1u64)
+                            .pexpire(&key, 60_000)
+                            .ignore()
+                            .query_async(&mut conn)
+                            .await
+                            .expect("redis");
+                        let status = if count > limit {
+                            http::StatusCode::TOO_MANY_REQUESTS
+                        } else {
+                            svc.call(request(0)).await.expect("infallible").status()
+                        };
+                        std::hint::black_box(status);
+                    }
+                    start.elapsed()
+                })
+            });
+        });
+    }
+
     // 64 requests in flight on one layer (one key, admitted): throughput, not latency.
     let svc = layer(&server, "b_par:", open, 10_000).layer(inner());
     let decisions = Arc::new(AtomicU64::new(0));
