@@ -13,7 +13,8 @@
 //! | a session id bound to the caller | passed through; the binding's idle timer restarts |
 //! | a session id bound to another principal | 404, as for an unknown session (JSON-RPC error with the request's id for MCP POSTs) |
 //! | a session id this layer does not know | passed through: the inner server answers 404 itself |
-//! | `DELETE` by the owner, answered 2xx (or 404 by the inner server) | the binding is forgotten |
+//! | `DELETE` by the owner, answered 2xx | the binding is forgotten |
+//! | the owner's request answered 404 | the binding is kept (it expires when idle): a 404 from some other route must not unbind a live session |
 //!
 //! Only a keyed hash (HMAC-SHA256 with a per-process random key) of each session id is kept,
 //! never the id itself. The table is bounded: an entry idle for longer than
@@ -419,8 +420,9 @@ enum After {
     Nothing,
     /// Bind a session id the response issues to this owner.
     BindIssued(Owner),
-    /// The owner's request on a bound session: forget the binding if the inner server says the
-    /// session is gone (404), or the owner's DELETE succeeded.
+    /// The owner's request on a bound session: forget the binding when the owner's DELETE
+    /// succeeded. A 404 does not unbind: it may come from another route (the layer sees every
+    /// path), and an unbound live session could be used by anyone holding its id.
     Owned { hash: SessionHash, delete: bool },
 }
 
@@ -573,7 +575,7 @@ fn settle<B>(shared: &Shared, after: After, res: Response<B>) -> Response<GuardB
         }
         After::Owned { hash, delete } => {
             let status = res.status();
-            if status == StatusCode::NOT_FOUND || (delete && status.is_success()) {
+            if delete && status.is_success() {
                 shared.forget(&hash);
             }
         }
@@ -844,17 +846,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn inner_404_forgets_the_binding() {
+    async fn an_inner_404_keeps_the_binding() {
         let alice = principal("alice", PrincipalKind::Jwt);
+        let bob = principal("bob", PrincipalKind::Jwt);
         let layer = SessionBindingLayer::new();
-        // "s-0" is issued, then the inner server says it is gone.
+        // "s-0" is issued, then the owner gets a 404 (another route, or the session is gone).
         let mut svc = layer.layer(inner(&["s-0"]));
         call(&mut svc, request(Method::POST, None, Some(&alice))).await;
         assert_eq!(layer.len(), 1);
         let res = call(&mut svc, request(Method::POST, Some("s-0"), Some(&alice))).await;
         assert_eq!(res.status(), StatusCode::NOT_FOUND);
         assert!(res.extensions().get::<Rejection>().is_none());
-        assert!(layer.is_empty());
+        assert_eq!(layer.len(), 1);
+        // The session is still bound: another principal gets our 404, not the inner service.
+        let res = call(&mut svc, request(Method::POST, Some("s-0"), Some(&bob))).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            res.extensions().get::<Rejection>().map(Rejection::code),
+            Some("session_not_found")
+        );
     }
 
     #[tokio::test]
