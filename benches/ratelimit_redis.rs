@@ -22,8 +22,7 @@
 //! (needs `redis-server` and `redis-cli`: `apt-get install redis-server`).
 
 use std::convert::Infallible;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -37,85 +36,15 @@ use mcp_ratelimit::redis::RedisStore;
 use mcp_ratelimit::{KeySelector, Limit, Quota, RateLimitLayer};
 use tower::{Layer, Service, ServiceExt};
 
-struct RedisServer {
-    port: u16,
-    child: Child,
-}
-
-impl RedisServer {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start redis-server ({e}): apt-get install redis-server")
-            });
-        let server = RedisServer { port, child };
-        for _ in 0..500 {
-            if server.cli(&["ping"]).trim() == "PONG" {
-                return server;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("redis-server did not start");
-    }
-
-    fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .arg("-p")
-            .arg(self.port.to_string())
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run redis-cli ({e}): apt-get install redis-server"));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Redis's own time per script call (`usec_per_call` of `evalsha`).
-    fn usec_per_call(&self) -> String {
-        self.cli(&["info", "commandstats"])
-            .lines()
-            .find(|l| l.starts_with("cmdstat_evalsha:"))
-            .and_then(|l| {
-                l.split([':', ',', '='])
-                    .skip_while(|p| *p != "usec_per_call")
-                    .nth(1)
-                    .map(str::to_owned)
-            })
-            .unwrap_or_default()
-    }
-
-    fn script_calls(&self) -> u64 {
-        self.cli(&["info", "commandstats"])
-            .lines()
-            .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
-            .filter_map(|l| {
-                l.split([':', ',', '='])
-                    .skip_while(|p| *p != "calls")
-                    .nth(1)
-                    .and_then(|n| n.parse::<u64>().ok())
-            })
-            .sum()
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+// The redis-server the mcp-ratelimit tests start and stop, shared rather than copied.
+#[path = "../crates/mcp-ratelimit/tests/redis_support/mod.rs"]
+mod redis_support;
+use redis_support::RedisServer;
 
 type Body = Full<Bytes>;
 
 fn layer(server: &RedisServer, prefix: &str, quota: Quota, deny_cache: usize) -> RateLimitLayer {
-    let store = RedisStore::builder(format!("redis://127.0.0.1:{}/", server.port))
+    let store = RedisStore::builder(server.url())
         .prefix(prefix)
         .deny_cache(deny_cache)
         .timeout(Duration::from_secs(1))
@@ -207,7 +136,7 @@ fn bench(c: &mut Criterion) {
         ));
     }
     // The peer: a hand-rolled fixed window, one INCR + PEXPIRE transaction per request.
-    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", server.port)).expect("url");
+    let client = redis::Client::open(server.url()).expect("url");
     let conn = rt1
         .block_on(redis::aio::ConnectionManager::new(client))
         .expect("connection");

@@ -1,6 +1,5 @@
-//! What the `axum_router`, `hyper_server` and `tonic_server` examples share: logging, the
-//! development key, and the shutdown signal. (`axum_mcp_server` keeps its own copy, so it reads
-//! on its own.) Each example uses only part of it.
+//! What the examples share: logging, the development keys, and the shutdown signal. Each
+//! example uses only part of it (`axum_mcp_server` only the shutdown signal).
 #![allow(dead_code)]
 
 use mcp_security::SecurityConfigBuilder;

@@ -89,6 +89,20 @@ impl RedisServer {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Redis's own time per script call (`usec_per_call` of `evalsha`).
+    pub fn usec_per_call(&self) -> String {
+        self.cli(&["info", "commandstats"])
+            .lines()
+            .find(|l| l.starts_with("cmdstat_evalsha:"))
+            .and_then(|l| {
+                l.split([':', ',', '='])
+                    .skip_while(|p| *p != "usec_per_call")
+                    .nth(1)
+                    .map(str::to_owned)
+            })
+            .unwrap_or_default()
+    }
+
     /// `calls` of `evalsha` + `eval` in `INFO commandstats`.
     pub fn script_calls(&self) -> u64 {
         let info = self.cli(&["info", "commandstats"]);
