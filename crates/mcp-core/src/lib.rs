@@ -11,6 +11,8 @@
 //!   POSTs within a bound and inserts an [`McpCall`].
 //! - [`rejection`]: [`Rejection`] and [`GuardBody`], the one way every layer says no, in the
 //!   caller's format (JSON-RPC, RFC 6750, JSON, gRPC).
+//! - [`response`]: the response side — [`RewriteBody`](response::RewriteBody), one bounded
+//!   rewriter for JSON and SSE MCP responses that response-side layers share.
 //! - [`outcome`]: what inner layers decided ([`AuthOutcome`]), for the audit layer.
 //! - `extract` (feature `axum`): `Principal` and `Option<Principal>` as axum extractors.
 //! - [`clock`]: time as a dependency, for deterministic tests.
@@ -31,6 +33,7 @@ pub mod outcome;
 pub mod percent;
 pub mod principal;
 pub mod rejection;
+pub mod response;
 
 pub use ban::BanList;
 pub use jsonrpc::McpCall;
