@@ -3,19 +3,35 @@
 //!
 //! For a `POST` to the MCP path (the path itself or anything under it), the layer reads at most
 //! `max_body_bytes` of the body — enforced while the body streams, and up front from
-//! `Content-Length` — parses the envelope with [`parse_envelope`], checks the MCP 2026-07-28
-//! `Mcp-Method` / `Mcp-Name` headers against it, inserts the [`McpCall`] into the request
+//! `Content-Length` — parses the envelope with [`parse_envelope`], checks the MCP transport
+//! headers (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`) against it with
+//! [`check_headers`](crate::mcp_headers::check_headers), inserts the [`McpCall`] into the request
 //! extensions and hands the inner service the identical bytes. The `McpCall` is also put into the
-//! response's extensions, so layers outside this one (audit) can record what was called. Every other request (GET streams,
-//! DELETE, other paths) passes through untouched and unbuffered.
+//! response's extensions, so layers outside this one (audit) can record what was called. Every
+//! other request (GET streams, DELETE, other paths) passes through untouched and unbuffered.
+//!
+//! The header rules mirror the MCP 2026-07-28 transport table (see [`crate::mcp_headers`] for the
+//! per-method table): `Mcp-Name` is compared with the field its method names (`params.name`,
+//! `params.uri` or `params.taskId`) after decoding its `=?base64?…?=` form; in the 2026-07-28
+//! era (an `MCP-Protocol-Version` of 2026-07-28 or later) `Mcp-Method` and, where the table
+//! requires it, `Mcp-Name` must be present; before it, clients sent neither and their absence is
+//! fine. Every JSON-RPC error answers with the request's id.
 //!
 //! | problem | answer |
 //! |---|---|
 //! | body over the limit | 413, JSON-RPC `-32600`, `id: null` |
 //! | not JSON | 400, JSON-RPC `-32700` (Parse error) |
-//! | JSON but not JSON-RPC 2.0 | 400, JSON-RPC `-32600` (Invalid Request) |
-//! | `Mcp-Method` / `Mcp-Name` present but disagreeing with the body | 400, JSON-RPC `-32020` (HeaderMismatch) |
+//! | JSON but not JSON-RPC 2.0, or a repeated envelope key | 400, JSON-RPC `-32600` (Invalid Request) |
+//! | `MCP-Protocol-Version` not in [`protocol_versions`](McpInspectLayerBuilder::protocol_versions) | 400, JSON-RPC `-32022`, message and `data.supported` list the supported versions |
+//! | `MCP-Protocol-Version` absent or different from the body's `params._meta` protocol version | 400, JSON-RPC `-32020` (HeaderMismatch) |
+//! | `Mcp-Method` / `Mcp-Name` disagreeing with the body (decoded), or sent twice | 400, JSON-RPC `-32020` |
+//! | `Mcp-Name` on a method that names nothing (`tools/list`, `initialize`, …) | 400, JSON-RPC `-32020` |
+//! | `Mcp-Name` in the `=?base64?…?=` form that is not padded Base64 of UTF-8 | 400, JSON-RPC `-32020` |
+//! | 2026-07-28 era: `Mcp-Method` missing on a request (not `initialize`), or `Mcp-Name` missing where the table requires it | 400, JSON-RPC `-32020`, the message names the header |
 //! | the body could not be read | 400, JSON-RPC `-32600` |
+//!
+//! Each `-32020` / `-32022` rejection's message names the header concerned. `Mcp-Param-*`
+//! headers need each tool's input schema and are not checked here.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -24,7 +40,7 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderMap, HeaderName, Method, Request, Response, StatusCode};
+use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body::Body;
 use http_body_util::combinators::Collect;
 use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
@@ -34,16 +50,14 @@ use tower_service::Service;
 
 use crate::config::ConfigError;
 use crate::jsonrpc::{self, EnvelopeError, McpCall, parse_envelope};
+use crate::mcp_headers::{DEFAULT_PROTOCOL_VERSIONS, HeaderProblem, check_headers};
 use crate::rejection::{GuardBody, Rejection, ResponseFormat, is_grpc};
 
 /// The request body the inner service sees: the original body (passed through) or the bytes
 /// that were read (identical to what the client sent).
 pub type InspectBody<B> = Either<B, Full<Bytes>>;
 
-/// The `Mcp-Method` header of MCP 2026-07-28.
-pub static MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
-/// The `Mcp-Name` header of MCP 2026-07-28.
-pub static MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
+pub use crate::mcp_headers::{MCP_METHOD, MCP_NAME, MCP_PROTOCOL_VERSION};
 
 /// The default MCP endpoint path.
 pub const DEFAULT_PATH: &str = "/mcp";
@@ -54,6 +68,9 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 struct Config {
     path: Box<str>,
     max_body_bytes: usize,
+    protocol_versions: Box<[String]>,
+    /// `"2024-11-05, 2025-03-26, …"`, for the unsupported-version message.
+    supported_list: Box<str>,
 }
 
 impl Config {
@@ -104,12 +121,19 @@ pub struct McpInspectLayer {
 }
 
 impl McpInspectLayer {
-    /// The layer with its defaults: path `/mcp`, at most 1 MiB of body.
+    /// The layer with its defaults: path `/mcp`, at most 1 MiB of body, the protocol versions of
+    /// [`DEFAULT_PROTOCOL_VERSIONS`].
     pub fn new() -> Self {
+        let versions: Box<[String]> = DEFAULT_PROTOCOL_VERSIONS
+            .iter()
+            .map(|v| (*v).to_owned())
+            .collect();
         Self {
             config: Arc::new(Config {
                 path: DEFAULT_PATH.into(),
                 max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+                supported_list: versions.join(", ").into(),
+                protocol_versions: versions,
             }),
         }
     }
@@ -119,7 +143,17 @@ impl McpInspectLayer {
         McpInspectLayerBuilder {
             path: DEFAULT_PATH.to_owned(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            protocol_versions: DEFAULT_PROTOCOL_VERSIONS
+                .iter()
+                .map(|v| (*v).to_owned())
+                .collect(),
         }
+    }
+
+    /// The accepted `MCP-Protocol-Version` values, as configured (oldest first when the
+    /// configuration was).
+    pub fn protocol_versions(&self) -> &[String] {
+        &self.config.protocol_versions
     }
 
     /// The MCP endpoint path.
@@ -145,6 +179,7 @@ impl Default for McpInspectLayer {
 pub struct McpInspectLayerBuilder {
     path: String,
     max_body_bytes: usize,
+    protocol_versions: Vec<String>,
 }
 
 impl McpInspectLayerBuilder {
@@ -160,11 +195,40 @@ impl McpInspectLayerBuilder {
         self
     }
 
+    /// The `MCP-Protocol-Version` values accepted (default [`DEFAULT_PROTOCOL_VERSIONS`], the
+    /// versions the bundled rmcp speaks). A request naming another version gets 400 with a
+    /// JSON-RPC error listing these. Repeats are dropped; the order is kept.
+    ///
+    /// ```
+    /// use mcp_core::inspect::McpInspectLayer;
+    ///
+    /// let layer = McpInspectLayer::builder()
+    ///     .protocol_versions(["2025-11-25", "2026-07-28"])
+    ///     .build()?;
+    /// assert_eq!(layer.protocol_versions(), ["2025-11-25", "2026-07-28"]);
+    /// # Ok::<(), mcp_core::config::ConfigError>(())
+    /// ```
+    pub fn protocol_versions<I, S>(mut self, versions: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.protocol_versions.clear();
+        for v in versions {
+            let v = v.into();
+            if !self.protocol_versions.contains(&v) {
+                self.protocol_versions.push(v);
+            }
+        }
+        self
+    }
+
     /// Validate and build.
     ///
     /// # Errors
     /// `path` when it does not start with `/` or ends with `/` (other than `/` itself);
-    /// `max_body_bytes` when it is 0.
+    /// `max_body_bytes` when it is 0; `protocol_versions` when it is empty or names something
+    /// that is not a dated version (`YYYY-MM-DD`).
     pub fn build(self) -> Result<McpInspectLayer, ConfigError> {
         if !self.path.starts_with('/') {
             return Err(ConfigError::new("path", "must start with '/'").with_value(self.path));
@@ -175,10 +239,29 @@ impl McpInspectLayerBuilder {
         if self.max_body_bytes == 0 {
             return Err(ConfigError::new("max_body_bytes", "must be at least 1").with_value("0"));
         }
+        if self.protocol_versions.is_empty() {
+            return Err(ConfigError::new(
+                "protocol_versions",
+                "must name at least one version",
+            ));
+        }
+        if let Some(bad) = self
+            .protocol_versions
+            .iter()
+            .find(|v| !crate::mcp_headers::is_version_shaped(v))
+        {
+            return Err(ConfigError::new(
+                "protocol_versions",
+                "every version must be a date, YYYY-MM-DD",
+            )
+            .with_value(bad.clone()));
+        }
         Ok(McpInspectLayer {
             config: Arc::new(Config {
                 path: self.path.into(),
                 max_body_bytes: self.max_body_bytes,
+                supported_list: self.protocol_versions.join(", ").into(),
+                protocol_versions: self.protocol_versions.into(),
             }),
         })
     }
@@ -249,7 +332,7 @@ where
             state: State::Reading {
                 collect: Limited::new(body, limit).collect(),
                 pending: Some((parts, inner)),
-                limit,
+                config: Arc::clone(&self.config),
             },
         }
     }
@@ -280,7 +363,7 @@ pin_project! {
             #[pin]
             collect: Collect<Limited<B>>,
             pending: Option<(Parts, S)>,
-            limit: usize,
+            config: Arc<Config>,
         },
         Calling {
             #[pin]
@@ -323,13 +406,13 @@ where
                 StateProj::Reading {
                     collect,
                     pending,
-                    limit,
+                    config,
                 } => {
                     let read = ready!(collect.poll(cx));
                     let (mut parts, mut inner) = pending
                         .take()
                         .expect("ResponseFuture polled after completion");
-                    match inspect(read, &parts.headers, *limit) {
+                    match inspect(read, &parts.headers, config) {
                         Ok((bytes, call)) => {
                             parts.extensions.insert(call.clone());
                             let req = Request::from_parts(parts, Either::Right(Full::new(bytes)));
@@ -368,8 +451,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 fn inspect(
     read: Result<http_body_util::Collected<Bytes>, BoxError>,
     headers: &HeaderMap,
-    limit: usize,
+    config: &Config,
 ) -> Result<(Bytes, McpCall), Box<(Rejection, ResponseFormat)>> {
+    let limit = config.max_body_bytes;
     let bytes = match read {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<LengthLimitError>() => {
@@ -404,38 +488,32 @@ fn inspect(
             return Err(Box::new((rejection, format)));
         }
     };
-    if let Some(header) = mismatched_header(headers, &call) {
-        let rejection = Rejection::new(StatusCode::BAD_REQUEST, "header_mismatch")
-            .message(format!(
-                "The {header} header does not match the request body"
-            ))
-            .jsonrpc_code(jsonrpc::HEADER_MISMATCH);
+    if let Err(problem) = check_headers(headers, &call, &config.protocol_versions) {
+        let rejection = header_rejection(&problem, config);
         return Err(Box::new((rejection, ResponseFormat::JsonRpc(Some(call)))));
     }
     Ok((bytes, call))
 }
 
-/// The first of `Mcp-Method` / `Mcp-Name` that is present and disagrees with any message.
-fn mismatched_header(headers: &HeaderMap, call: &McpCall) -> Option<&'static str> {
-    type Field = fn(&jsonrpc::JsonRpcMessage) -> Option<&str>;
-    let checks: [(&HeaderName, &'static str, Field); 2] = [
-        (&MCP_METHOD, "Mcp-Method", jsonrpc::JsonRpcMessage::method),
-        (&MCP_NAME, "Mcp-Name", jsonrpc::JsonRpcMessage::target),
-    ];
-    for (name, label, field) in checks {
-        let mut values = headers.get_all(name).iter();
-        let Some(value) = values.next() else { continue };
-        if values.next().is_some() {
-            return Some(label);
+/// The 400 for a transport-header problem: `-32022` naming the supported versions for an
+/// unsupported `MCP-Protocol-Version`, `-32020` (HeaderMismatch) naming the header otherwise.
+fn header_rejection(problem: &HeaderProblem, config: &Config) -> Rejection {
+    match problem {
+        HeaderProblem::UnsupportedVersion { requested } => {
+            let mut rejection =
+                Rejection::new(StatusCode::BAD_REQUEST, "unsupported_protocol_version")
+                    .message(format!("{problem}; supported: {}", config.supported_list))
+                    .jsonrpc_code(jsonrpc::UNSUPPORTED_PROTOCOL_VERSION)
+                    .field("supported", config.protocol_versions.to_vec());
+            if let Some(requested) = requested {
+                rejection = rejection.field("requested", &**requested);
+            }
+            rejection
         }
-        let Ok(value) = value.to_str() else {
-            return Some(label);
-        };
-        if call.messages().iter().any(|m| field(m) != Some(value)) {
-            return Some(label);
-        }
+        _ => Rejection::new(StatusCode::BAD_REQUEST, "header_mismatch")
+            .message(problem.to_string())
+            .jsonrpc_code(jsonrpc::HEADER_MISMATCH),
     }
-    None
 }
 
 fn too_large(limit: usize) -> Rejection {

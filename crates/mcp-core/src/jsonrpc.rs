@@ -1,12 +1,14 @@
 //! The JSON-RPC 2.0 envelope of an MCP message: just enough of the body to route, limit, authorize
 //! and audit it, read without building a JSON tree.
 //!
-//! [`parse_envelope`] reads `jsonrpc`, `id`, `method`, and `params.name` / `params.uri`; every
-//! other value (tool arguments, results) is skipped by serde's `IgnoredAny`, which in serde_json
+//! [`parse_envelope`] reads `jsonrpc`, `id`, `method`, `params.name` / `params.uri` /
+//! `params.taskId` (the fields the `Mcp-Name` header mirrors) and the protocol version a
+//! 2026-07-28 request names in `params._meta`; every other value (tool arguments, results) is skipped by serde's `IgnoredAny`, which in serde_json
 //! walks nested arrays and objects iteratively, so a deeply nested body cannot overflow the stack.
 //! Duplicate envelope keys are refused: a JSON parser that keeps the first and one that keeps the
 //! last would otherwise disagree about which tool is being called.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -63,6 +65,8 @@ pub struct JsonRpcMessage {
     method: Option<Box<str>>,
     name: Option<Box<str>>,
     uri: Option<Box<str>>,
+    task_id: Option<Box<str>>,
+    protocol_version: Option<Cow<'static, str>>,
 }
 
 impl JsonRpcMessage {
@@ -91,6 +95,19 @@ impl JsonRpcMessage {
         self.uri.as_deref()
     }
 
+    /// `params.taskId` when it is a string (the task of `tasks/get`, `tasks/update`,
+    /// `tasks/cancel`).
+    pub fn param_task_id(&self) -> Option<&str> {
+        self.task_id.as_deref()
+    }
+
+    /// The protocol version the message names in
+    /// `params._meta["io.modelcontextprotocol/protocolVersion"]` (MCP 2026-07-28), when it is a
+    /// string.
+    pub fn meta_protocol_version(&self) -> Option<&str> {
+        self.protocol_version.as_deref()
+    }
+
     /// The tool being called, for `tools/call`.
     pub fn tool(&self) -> Option<&str> {
         match self.method() {
@@ -100,12 +117,15 @@ impl JsonRpcMessage {
     }
 
     /// What the `Mcp-Name` header names for this message: `params.name` for `tools/call` and
-    /// `prompts/get`, `params.uri` for `resources/read`, nothing for other methods.
+    /// `prompts/get`, `params.uri` for `resources/read|subscribe|unsubscribe`, `params.taskId`
+    /// for `tasks/get|update|cancel`, nothing for other methods (see
+    /// [`mcp_headers::name_field`](crate::mcp_headers::name_field)).
     pub fn target(&self) -> Option<&str> {
-        match self.method() {
-            Some("tools/call" | "prompts/get") => self.param_name(),
-            Some("resources/read") => self.param_uri(),
-            _ => None,
+        use crate::mcp_headers::{NameField, name_field};
+        match name_field(self.method()?)? {
+            NameField::Name => self.param_name(),
+            NameField::Uri => self.param_uri(),
+            NameField::TaskId => self.param_task_id(),
         }
     }
 }
@@ -196,6 +216,8 @@ pub const PARSE_ERROR: i32 = -32700;
 pub const INVALID_REQUEST: i32 = -32600;
 /// MCP 2026-07-28 "HeaderMismatch": the `Mcp-Method` / `Mcp-Name` headers disagree with the body.
 pub const HEADER_MISMATCH: i32 = -32020;
+/// MCP 2026-07-28 "UnsupportedProtocolVersion".
+pub const UNSUPPORTED_PROTOCOL_VERSION: i32 = -32022;
 /// JSON-RPC implementation-defined server error, used for rejections that have no better code.
 pub const SERVER_ERROR: i32 = -32000;
 
@@ -411,6 +433,9 @@ enum Key {
     Error,
     Name,
     Uri,
+    TaskId,
+    Meta,
+    ProtocolVersion,
     Other,
 }
 
@@ -432,6 +457,9 @@ impl<'de> Deserialize<'de> for Key {
                     "error" => Key::Error,
                     "name" => Key::Name,
                     "uri" => Key::Uri,
+                    "taskId" => Key::TaskId,
+                    "_meta" => Key::Meta,
+                    crate::mcp_headers::PROTOCOL_VERSION_META_KEY => Key::ProtocolVersion,
                     _ => Key::Other,
                 })
             }
@@ -440,12 +468,85 @@ impl<'de> Deserialize<'de> for Key {
     }
 }
 
-/// `params`: an object (whose `name` and `uri` we keep), an array, or something invalid.
+/// `params`: an object (whose `name`, `uri`, `taskId` and `_meta` protocol version we keep), an
+/// array, or something invalid.
 #[derive(Default)]
 struct Params {
     name: Option<Box<str>>,
     uri: Option<Box<str>>,
+    task_id: Option<Box<str>>,
+    protocol_version: Option<Cow<'static, str>>,
     invalid: Option<&'static str>,
+}
+
+/// `params._meta`: only the protocol version is kept; anything but an object is ignored.
+#[derive(Default)]
+struct Meta {
+    protocol_version: Option<Cow<'static, str>>,
+    duplicate: bool,
+}
+
+impl<'de> Deserialize<'de> for Meta {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Meta;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("_meta")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Meta, A::Error> {
+                let mut meta = Meta::default();
+                let mut seen = false;
+                while let Some(key) = map.next_key::<Key>()? {
+                    if !matches!(key, Key::ProtocolVersion) {
+                        map.next_value::<IgnoredAny>()?;
+                        continue;
+                    }
+                    let value = map.next_value::<Scalar>()?;
+                    meta.duplicate |= std::mem::replace(&mut seen, true);
+                    meta.protocol_version = match value {
+                        Scalar::Str(s) => Some(intern_version(s)),
+                        _ => None,
+                    };
+                }
+                Ok(meta)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Meta, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Meta::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Meta, E> {
+                Ok(Meta::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Meta, E> {
+                Ok(Meta::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Meta, E> {
+                Ok(Meta::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Meta, E> {
+                Ok(Meta::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Meta, E> {
+                Ok(Meta::default())
+            }
+            fn visit_unit<E>(self) -> Result<Meta, E> {
+                Ok(Meta::default())
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A known protocol version is kept as a `&'static str`, so the common case allocates nothing.
+fn intern_version(version: Box<str>) -> Cow<'static, str> {
+    match crate::mcp_headers::DEFAULT_PROTOCOL_VERSIONS
+        .iter()
+        .find(|known| **known == &*version)
+    {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(version.into()),
+    }
 }
 
 impl<'de> Deserialize<'de> for Params {
@@ -454,6 +555,8 @@ impl<'de> Deserialize<'de> for Params {
         const NOT_STRUCTURED: Params = Params {
             name: None,
             uri: None,
+            task_id: None,
+            protocol_version: None,
             invalid: Some("`params` must be an object or an array"),
         };
         impl<'de> Visitor<'de> for V {
@@ -463,11 +566,24 @@ impl<'de> Deserialize<'de> for Params {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Params, A::Error> {
                 let mut params = Params::default();
-                let (mut seen_name, mut seen_uri) = (false, false);
+                let (mut seen_name, mut seen_uri, mut seen_task, mut seen_meta) =
+                    (false, false, false, false);
                 while let Some(key) = map.next_key::<Key>()? {
                     let (slot, seen) = match key {
                         Key::Name => (&mut params.name, &mut seen_name),
                         Key::Uri => (&mut params.uri, &mut seen_uri),
+                        Key::TaskId => (&mut params.task_id, &mut seen_task),
+                        Key::Meta => {
+                            let meta = map.next_value::<Meta>()?;
+                            if std::mem::replace(&mut seen_meta, true) {
+                                params.invalid = Some("a duplicate key in `params`");
+                            }
+                            if meta.duplicate {
+                                params.invalid = Some("a duplicate key in `params._meta`");
+                            }
+                            params.protocol_version = meta.protocol_version;
+                            continue;
+                        }
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                             continue;
@@ -535,7 +651,7 @@ fn visit_message<'de, A: MapAccess<'de>>(
                 map.next_value::<IgnoredAny>()?;
                 std::mem::replace(&mut has_error, true)
             }
-            Key::Name | Key::Uri | Key::Other => {
+            Key::Name | Key::Uri | Key::TaskId | Key::Meta | Key::ProtocolVersion | Key::Other => {
                 map.next_value::<IgnoredAny>()?;
                 false
             }
@@ -593,6 +709,8 @@ fn visit_message<'de, A: MapAccess<'de>>(
         method,
         name: params.name,
         uri: params.uri,
+        task_id: params.task_id,
+        protocol_version: params.protocol_version,
     }))
 }
 

@@ -9,6 +9,8 @@
 //! - [`Principal`]: who is calling, with scopes and their hierarchy; inserted by authentication.
 //! - [`inspect`]: [`McpInspectLayer`](inspect::McpInspectLayer) reads the JSON-RPC envelope of MCP
 //!   POSTs within a bound and inserts an [`McpCall`].
+//! - [`mcp_headers`]: the MCP transport headers (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`),
+//!   their `=?base64?…?=` encoding and the per-method table [`McpInspectLayer`](inspect::McpInspectLayer) enforces.
 //! - [`rejection`]: [`Rejection`] and [`GuardBody`], the one way every layer says no, in the
 //!   caller's format (JSON-RPC, RFC 6750, JSON, gRPC).
 //! - [`response`]: the response side — [`RewriteBody`](response::RewriteBody), one bounded
@@ -32,6 +34,7 @@ pub mod jsonrpc;
 pub mod outcome;
 pub mod percent;
 pub mod principal;
+pub mod mcp_headers;
 pub mod rejection;
 pub mod response;
 
