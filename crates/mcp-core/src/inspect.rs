@@ -5,7 +5,7 @@
 //! `max_body_bytes` of the body — enforced while the body streams, and up front from
 //! `Content-Length` — parses the envelope with [`parse_envelope`], checks the MCP transport
 //! headers (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`) against it with
-//! [`check_headers`](crate::mcp_headers::check_headers), inserts the [`McpCall`] into the request
+//! [`check_headers`], inserts the [`McpCall`] into the request
 //! extensions and hands the inner service the identical bytes. The `McpCall` is also put into the
 //! response's extensions, so layers outside this one (audit) can record what was called. Every
 //! other request (GET streams, DELETE, other paths) passes through untouched and unbuffered.
@@ -913,5 +913,315 @@ mod tests {
         let svc = McpInspectLayer::new().layer(service_fn(echo::<Full<Bytes>>));
         let res = svc.oneshot(post("/mcp", CALL)).await.unwrap();
         assert_eq!(res.status(), StatusCode::OK);
+    }
+
+    fn post_with(body: &str, pairs: &[(&str, &[u8])]) -> Request<Full<Bytes>> {
+        let mut req = Request::post("/mcp")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .unwrap();
+        for (k, v) in pairs {
+            req.headers_mut().append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                http::HeaderValue::from_bytes(v).unwrap(),
+            );
+        }
+        req
+    }
+
+    /// A 400 -32020 answering id 7 with `message`, and the inner service never ran.
+    async fn assert_header_rejection(req: Request<Full<Bytes>>, message: &str) {
+        let (status, headers, body) = run(McpInspectLayer::new(), req).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{message}");
+        assert_eq!(headers["content-type"], "application/json");
+        assert!(headers.get("x-variant").is_none(), "inner service ran");
+        assert_eq!(
+            json(&body),
+            json!({"jsonrpc":"2.0","id":7,"error":{"code":-32020,"message":message,
+                "data":{"status":400,"code":"header_mismatch"}}})
+        );
+    }
+
+    const V_NEW: (&str, &[u8]) = ("mcp-protocol-version", b"2026-07-28");
+    const V_OLD: (&str, &[u8]) = ("mcp-protocol-version", b"2025-11-25");
+
+    fn call_body(method: &str, params: &str) -> String {
+        format!(r#"{{"jsonrpc":"2.0","id":7,"method":"{method}","params":{params}}}"#)
+    }
+
+    #[tokio::test]
+    async fn base64_mcp_name_is_decoded() {
+        let body = call_body("tools/call", r#"{"name":"read_note"}"#);
+        for era in [V_OLD, V_NEW] {
+            let req = post_with(
+                &body,
+                &[
+                    era,
+                    ("mcp-method", b"tools/call"),
+                    ("mcp-name", b"=?base64?cmVhZF9ub3Rl?="),
+                ],
+            );
+            let (status, headers, got) = run(McpInspectLayer::new(), req).await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(headers["x-variant"], "buffered");
+            assert_eq!(
+                &got[..],
+                body.as_bytes(),
+                "the same bytes reach the service"
+            );
+        }
+        // Non-ASCII names travel encoded.
+        let body = call_body("tools/call", r#"{"name":"tööl"}"#);
+        let req = post_with(
+            &body,
+            &[
+                V_NEW,
+                ("mcp-method", b"tools/call"),
+                ("mcp-name", b"=?base64?dMO2w7Zs?="),
+            ],
+        );
+        assert_eq!(run(McpInspectLayer::new(), req).await.0, StatusCode::OK);
+        // An encoded name that names another tool is a mismatch.
+        let body = call_body("tools/call", r#"{"name":"delete_note"}"#);
+        let req = post_with(
+            &body,
+            &[
+                V_NEW,
+                ("mcp-method", b"tools/call"),
+                ("mcp-name", b"=?base64?cmVhZF9ub3Rl?="),
+            ],
+        );
+        assert_header_rejection(req, "The Mcp-Name header does not match the request body").await;
+    }
+
+    #[tokio::test]
+    async fn malformed_base64_mcp_name_is_400() {
+        let body = call_body("tools/call", r#"{"name":"echo"}"#);
+        for bad in [
+            &b"=?base64?ZWNobw?="[..], // missing padding
+            b"=?base64?ZWNobx==?=",    // non-canonical trailing bits
+            b"=?base64?ZW*obw==?=",    // outside the alphabet
+            b"=?base64?/w==?=",        // not UTF-8
+        ] {
+            let req = post_with(&body, &[("mcp-name", bad)]);
+            assert_header_rejection(
+                req,
+                "The Mcp-Name header is not valid =?base64?...?= encoding",
+            )
+            .await;
+        }
+    }
+
+    #[tokio::test]
+    async fn every_method_in_the_table_compares_its_own_field() {
+        for (method, params, name) in [
+            ("resources/subscribe", r#"{"uri":"file:///n"}"#, "file:///n"),
+            (
+                "resources/unsubscribe",
+                r#"{"uri":"file:///n"}"#,
+                "file:///n",
+            ),
+            ("tasks/get", r#"{"taskId":"t1"}"#, "t1"),
+            ("tasks/update", r#"{"taskId":"t1"}"#, "t1"),
+            ("tasks/cancel", r#"{"taskId":"t1"}"#, "t1"),
+            ("resources/read", r#"{"uri":"file:///n"}"#, "file:///n"),
+            ("prompts/get", r#"{"name":"p"}"#, "p"),
+        ] {
+            let body = call_body(method, params);
+            // With the header, without it (2025-11-25), with it in 2026-07-28: all pass.
+            for pairs in [
+                vec![
+                    ("mcp-method", method.as_bytes()),
+                    ("mcp-name", name.as_bytes()),
+                ],
+                vec![],
+                vec![V_OLD],
+                vec![
+                    V_NEW,
+                    ("mcp-method", method.as_bytes()),
+                    ("mcp-name", name.as_bytes()),
+                ],
+            ] {
+                let (status, _, got) = run(McpInspectLayer::new(), post_with(&body, &pairs)).await;
+                assert_eq!(status, StatusCode::OK, "{method} {pairs:?}");
+                assert_eq!(&got[..], body.as_bytes());
+            }
+            let req = post_with(&body, &[("mcp-name", b"other")]);
+            assert_header_rejection(req, "The Mcp-Name header does not match the request body")
+                .await;
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_headers_in_the_2026_era_are_400() {
+        let body = call_body("tools/call", r#"{"name":"echo"}"#);
+        assert_header_rejection(
+            post_with(&body, &[V_NEW]),
+            "The Mcp-Method header is required for this request and is missing",
+        )
+        .await;
+        assert_header_rejection(
+            post_with(&body, &[V_NEW, ("mcp-method", b"tools/call")]),
+            "The Mcp-Name header is required for this request and is missing",
+        )
+        .await;
+        // The era can also come from the body, which then needs the version header.
+        let meta = call_body(
+            "tools/call",
+            r#"{"name":"echo","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}"#,
+        );
+        assert_header_rejection(
+            post_with(
+                &meta,
+                &[("mcp-method", b"tools/call"), ("mcp-name", b"echo")],
+            ),
+            "The MCP-Protocol-Version header is required for this request and is missing",
+        )
+        .await;
+        // Before 2026-07-28 absence is fine.
+        for pairs in [vec![], vec![V_OLD]] {
+            let (status, _, _) = run(McpInspectLayer::new(), post_with(&body, &pairs)).await;
+            assert_eq!(status, StatusCode::OK);
+        }
+        // Methods that name nothing need no Mcp-Name; notifications need no Mcp-Method.
+        let list = call_body("tools/list", "{}");
+        let (status, _, _) = run(
+            McpInspectLayer::new(),
+            post_with(&list, &[V_NEW, ("mcp-method", b"tools/list")]),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let note = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+        let (status, _, _) = run(McpInspectLayer::new(), post_with(note, &[V_NEW])).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn protocol_version_disagreeing_with_the_body_is_400() {
+        let meta = call_body(
+            "ping",
+            r#"{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}"#,
+        );
+        assert_header_rejection(
+            post_with(&meta, &[V_OLD, ("mcp-method", b"ping")]),
+            "The MCP-Protocol-Version header does not match the request body",
+        )
+        .await;
+        let (status, _, _) = run(
+            McpInspectLayer::new(),
+            post_with(&meta, &[V_NEW, ("mcp-method", b"ping")]),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        // Repeated, even when equal.
+        assert_header_rejection(
+            post_with(&meta, &[V_NEW, V_NEW, ("mcp-method", b"ping")]),
+            "The MCP-Protocol-Version header is repeated",
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn unsupported_protocol_version_is_400_naming_the_supported_ones() {
+        let body = call_body("tools/list", "{}");
+        let req = post_with(&body, &[("mcp-protocol-version", b"2099-01-01")]);
+        let svc = ServiceBuilder::new()
+            .layer(McpInspectLayer::new())
+            .service_fn(echo::<Full<Bytes>>);
+        let res = svc.oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(res.headers()["content-type"], "application/json");
+        assert!(res.headers().get("x-variant").is_none());
+        assert_eq!(
+            res.extensions().get::<Rejection>().map(Rejection::code),
+            Some("unsupported_protocol_version")
+        );
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            json(&body),
+            json!({"jsonrpc":"2.0","id":7,"error":{"code":-32022,
+                "message":"Unsupported MCP-Protocol-Version \"2099-01-01\"; supported: 2024-11-05, 2025-03-26, 2025-06-18, 2025-11-25, 2026-07-28",
+                "data":{"status":400,"code":"unsupported_protocol_version",
+                    "supported":["2024-11-05","2025-03-26","2025-06-18","2025-11-25","2026-07-28"],
+                    "requested":"2099-01-01"}}})
+        );
+        // A configured list; a value that is not text is unsupported too.
+        let layer = McpInspectLayer::builder()
+            .protocol_versions(["2026-07-28"])
+            .build()
+            .unwrap();
+        for (value, message) in [
+            (
+                &b"2025-11-25"[..],
+                "Unsupported MCP-Protocol-Version \"2025-11-25\"; supported: 2026-07-28",
+            ),
+            (
+                b"2026-07-28\xff",
+                "Unsupported MCP-Protocol-Version (not text); supported: 2026-07-28",
+            ),
+        ] {
+            let req = post_with(
+                &call_body("tools/list", "{}"),
+                &[("mcp-protocol-version", value)],
+            );
+            let (status, _, body) = run(layer.clone(), req).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST);
+            assert_eq!(json(&body)["error"]["message"], message);
+            assert_eq!(json(&body)["error"]["code"], -32022);
+        }
+    }
+
+    #[test]
+    fn protocol_versions_builder() {
+        assert_eq!(
+            McpInspectLayer::new().protocol_versions(),
+            crate::mcp_headers::DEFAULT_PROTOCOL_VERSIONS
+        );
+        let layer = McpInspectLayer::builder()
+            .protocol_versions(["2026-07-28", "2025-11-25", "2026-07-28"])
+            .build()
+            .unwrap();
+        assert_eq!(layer.protocol_versions(), ["2026-07-28", "2025-11-25"]);
+        let e = McpInspectLayer::builder()
+            .protocol_versions(Vec::<String>::new())
+            .build()
+            .unwrap_err();
+        assert_eq!(e.setting(), "protocol_versions");
+        let e = McpInspectLayer::builder()
+            .protocol_versions(["latest"])
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            (e.setting(), e.value()),
+            ("protocol_versions", Some("latest"))
+        );
+    }
+
+    #[tokio::test]
+    async fn no_panic_on_odd_headers() {
+        let bodies = [
+            call_body("tools/call", r#"{"name":"x"}"#),
+            r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}},{"jsonrpc":"2.0","id":2,"result":{}}]"#.to_owned(),
+            r#"{"jsonrpc":"2.0","id":1,"result":{}}"#.to_owned(),
+        ];
+        let values: [&[u8]; 8] = [
+            b"",
+            b"=?base64?",
+            b"=?base64??=",
+            b"=?base64?=?=",
+            b"\xff\xfe",
+            b"=?base64?////////?=",
+            b"tools/call",
+            b"2026-07-28",
+        ];
+        for body in &bodies {
+            for v in values {
+                for h in ["mcp-method", "mcp-name", "mcp-protocol-version"] {
+                    let (status, _, _) =
+                        run(McpInspectLayer::new(), post_with(body, &[V_NEW, (h, v)])).await;
+                    assert!(matches!(status.as_u16(), 200 | 400), "{h} {v:?}");
+                }
+            }
+        }
     }
 }

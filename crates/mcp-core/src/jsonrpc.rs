@@ -869,6 +869,79 @@ mod tests {
     }
 
     #[test]
+    fn task_ids_and_the_meta_protocol_version() {
+        let call = parse_envelope(
+            br#"{"jsonrpc":"2.0","id":1,"method":"tasks/get","params":{"taskId":"t-9",
+                "_meta":{"other":{"io.modelcontextprotocol/protocolVersion":"no"},
+                "io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
+        )
+        .unwrap();
+        let m = call.single().unwrap();
+        assert_eq!(m.param_task_id(), Some("t-9"));
+        assert_eq!(m.target(), Some("t-9"));
+        assert_eq!(m.meta_protocol_version(), Some("2026-07-28"));
+        // Known versions are interned; others kept as sent; non-strings and non-objects ignored.
+        assert!(matches!(m.protocol_version, Some(Cow::Borrowed(_))));
+        let odd = parse_envelope(
+            br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2031-01-01"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            odd.messages()[0].meta_protocol_version(),
+            Some("2031-01-01")
+        );
+        for meta in [
+            r#"{"io.modelcontextprotocol/protocolVersion":7}"#,
+            "[]",
+            "3",
+            "null",
+        ] {
+            let body = format!(
+                r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"_meta":{meta}}}}}"#
+            );
+            let call = parse_envelope(body.as_bytes()).unwrap();
+            assert_eq!(call.messages()[0].meta_protocol_version(), None, "{meta}");
+        }
+        // The version key outside `_meta` is not the version.
+        let call = parse_envelope(
+            br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}"#,
+        )
+        .unwrap();
+        assert_eq!(call.messages()[0].meta_protocol_version(), None);
+        // The resources methods target their uri.
+        for method in ["resources/subscribe", "resources/unsubscribe"] {
+            let body =
+                format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{"uri":"u"}}}}"#);
+            assert_eq!(
+                parse_envelope(body.as_bytes()).unwrap().messages()[0].target(),
+                Some("u")
+            );
+        }
+    }
+
+    #[test]
+    fn duplicate_task_ids_and_meta_versions_are_refused() {
+        assert_eq!(
+            invalid_reason(
+                br#"{"jsonrpc":"2.0","id":1,"method":"tasks/get","params":{"taskId":"a","taskId":"b"}}"#
+            ),
+            "a duplicate key in `params`"
+        );
+        assert_eq!(
+            invalid_reason(
+                br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"_meta":{},"_meta":{}}}"#
+            ),
+            "a duplicate key in `params`"
+        );
+        assert_eq!(
+            invalid_reason(
+                br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2025-11-25","io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#
+            ),
+            "a duplicate key in `params._meta`"
+        );
+    }
+
+    #[test]
     fn deep_nesting_is_an_error_not_a_crash() {
         let deep = "[".repeat(100_000);
         assert!(matches!(
