@@ -17,6 +17,18 @@
 //! `/.well-known/oauth-protected-resource` and at the form suffixed with the resource's path
 //! (`/.well-known/oauth-protected-resource/mcp`), without authentication, GET and OPTIONS only,
 //! readable cross-origin.
+//!
+//! # The resource URL
+//!
+//! The metadata's `resource` and the challenge's `resource_metadata` URL never echo an
+//! unvalidated `Host` header (a shared cache would keep a poisoned document for everyone):
+//!
+//! | configured | `resource` | metadata answer | challenge |
+//! |---|---|---|---|
+//! | [`resource`](AuthLayerBuilder::resource) | it | 200, `Cache-Control: public, max-age=3600` | `resource_metadata` |
+//! | else an http(s) JWT audience | the first such audience | the same | the same |
+//! | else a `Host` on [`allowed_hosts`](AuthLayerBuilder::allowed_hosts) (default: `localhost`, `127.0.0.1`, `[::1]`, any port) | `http://<Host><mcp path>` | 200, cacheable, `Vary: Host` | `resource_metadata`, `Vary: Host` |
+//! | else (another `Host`, or [`any_host`](AuthLayerBuilder::any_host)) | none | 404, `Cache-Control: no-store` (`Vary: Host` unless `any_host`) | no `resource_metadata` (`Vary: Host` unless `any_host`) |
 
 use std::fmt;
 use std::future::Future;
@@ -65,6 +77,8 @@ struct Shared {
     policy: AuthPolicy,
     realm: Option<String>,
     resource: Option<ResourceUrl>,
+    /// The `Host` values the resource may be derived from; `None`: never derived.
+    resource_hosts: Option<Vec<HostRule>>,
     mcp_path: String,
     authorization_servers: Vec<String>,
     scopes_supported: Vec<String>,
@@ -130,6 +144,100 @@ impl ResourceUrl {
 
 fn is_authority_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_')
+}
+
+/// The `Host` names a loopback-bound server answers to, the default of
+/// [`AuthLayerBuilder::allowed_hosts`].
+pub const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
+
+/// One allowed `Host`: a lower-case name or address (IPv6 in brackets), and a port or any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct HostRule {
+    host: String,
+    port: Option<u16>,
+}
+
+impl HostRule {
+    /// `name`, `name:port`, an IPv4 address, or an IPv6 address with or without brackets (the
+    /// forms mcp-headers' Origin guard accepts, and its normalised `allowed_hosts()`).
+    fn parse(entry: &str) -> Option<Self> {
+        let entry = entry.trim();
+        if let Ok(ip) = entry.parse::<std::net::Ipv6Addr>() {
+            return Some(HostRule {
+                host: format!("[{ip}]"),
+                port: None,
+            });
+        }
+        let (host, port) = split_host_port(entry)?;
+        if host.is_empty() || port == Some(0) || !host.bytes().all(is_authority_byte) {
+            return None;
+        }
+        let host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            Some(literal) => format!("[{}]", literal.parse::<std::net::Ipv6Addr>().ok()?),
+            None if host.contains([':', '[', ']']) => return None,
+            None => host.to_ascii_lowercase(),
+        };
+        Some(HostRule { host, port })
+    }
+
+    fn allows(&self, host: &str, port: Option<u16>) -> bool {
+        self.host.eq_ignore_ascii_case(host) && self.port.is_none_or(|p| Some(p) == port)
+    }
+}
+
+/// Split `host[:port]` / `[v6][:port]`; `None` when malformed.
+fn split_host_port(value: &str) -> Option<(&str, Option<u16>)> {
+    let (host, port) = if value.starts_with('[') {
+        let end = value.find(']')?;
+        let host = value.get(..=end)?;
+        match value.get(end + 1..)? {
+            "" => (host, None),
+            rest => (host, Some(rest.strip_prefix(':')?)),
+        }
+    } else {
+        match value.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (value, None),
+        }
+    };
+    let port = match port {
+        None => None,
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => Some(p.parse().ok()?),
+        Some(_) => return None,
+    };
+    Some((host, port))
+}
+
+/// Where a request's resource URL comes from.
+#[derive(Debug)]
+enum Resolved<'a> {
+    /// Configured (or the JWT audience): the same for every request.
+    Fixed(&'a ResourceUrl),
+    /// Derived from an allowed `Host`.
+    Derived(ResourceUrl),
+    /// None; `host_dependent` when another `Host` could have named one.
+    Unknown { host_dependent: bool },
+}
+
+impl Resolved<'_> {
+    fn url(&self) -> Option<&ResourceUrl> {
+        match self {
+            Resolved::Fixed(r) => Some(r),
+            Resolved::Derived(r) => Some(r),
+            Resolved::Unknown { .. } => None,
+        }
+    }
+
+    /// Whether the answer depends on `Host` (and so carries `Vary: Host`).
+    fn varies(&self) -> bool {
+        matches!(
+            self,
+            Resolved::Derived(_)
+                | Resolved::Unknown {
+                    host_dependent: true
+                }
+        )
+    }
 }
 
 /// Authenticates and authorizes requests; see the [module docs](self).
@@ -328,6 +436,27 @@ impl AuthLayer {
         )
     }
 
+    /// The protected resource's URL when it is the same for every request (configured with
+    /// [`resource`](AuthLayerBuilder::resource), or the JWT verifier's first http(s) audience);
+    /// `None` when it is derived per request from an allowed `Host`, or not known at all.
+    pub fn resource(&self) -> Option<&str> {
+        self.shared.resource.as_ref().map(|r| r.url.as_str())
+    }
+
+    /// The `Host` values the resource URL may be derived from (normalised), or `None` when no
+    /// `Host` is trusted to name it ([`any_host`](AuthLayerBuilder::any_host)).
+    pub fn resource_hosts(&self) -> Option<Vec<String>> {
+        self.shared.resource_hosts.as_ref().map(|rules| {
+            rules
+                .iter()
+                .map(|r| match r.port {
+                    Some(p) => format!("{}:{p}", r.host),
+                    None => r.host.clone(),
+                })
+                .collect()
+        })
+    }
+
     /// A builder filled from the environment (prefix `MCP` gives `MCP_API_KEY` …): `API_KEY` /
     /// `API_KEY_FILE` (one key with every scope), `API_KEYS_FILE` (hashed keys, reloaded on
     /// change), `API_KEY_PEPPER(_FILE)`, `API_KEY_HEADER`, `URL_AUTH`, `JWT_SECRET(_FILE)`
@@ -399,6 +528,7 @@ pub struct AuthLayerBuilder {
     policy: AuthPolicy,
     realm: Option<String>,
     resource: Option<String>,
+    resource_hosts: Option<Vec<String>>,
     mcp_path: String,
     authorization_servers: Vec<String>,
     scopes_supported: Option<Vec<String>>,
@@ -421,6 +551,7 @@ impl Default for AuthLayerBuilder {
             policy: AuthPolicy::default(),
             realm: None,
             resource: None,
+            resource_hosts: Some(LOOPBACK_HOSTS.map(str::to_owned).to_vec()),
             mcp_path: "/mcp".to_owned(),
             authorization_servers: Vec::new(),
             scopes_supported: None,
@@ -490,14 +621,40 @@ impl AuthLayerBuilder {
     }
 
     /// The protected resource's absolute URL (RFC 9728 `resource`, e.g.
-    /// `https://mcp.example.com/mcp`). When unset, it is derived per request from the `Host`
-    /// header and the MCP path with `http://`, which suits local development only.
+    /// `https://mcp.example.com/mcp`). When unset, the JWT verifier's first http(s) audience is
+    /// used; failing that, it is derived per request from a `Host` on
+    /// [`allowed_hosts`](Self::allowed_hosts) and the MCP path with `http://`, which suits local
+    /// development only (see the [module docs](self#the-resource-url)).
     pub fn resource(mut self, url: impl Into<String>) -> Self {
         self.resource = Some(url.into());
         self
     }
 
-    /// The MCP endpoint path (default `/mcp`), used to derive the resource URL when none is set.
+    /// The `Host` values the resource URL may be derived from when neither a
+    /// [`resource`](Self::resource) nor an http(s) JWT audience is configured: `name`,
+    /// `name:port`, an IPv4 address, or an IPv6 address with or without brackets; an entry
+    /// without a port matches any port. Default [`LOOPBACK_HOSTS`]. Hand it the Origin guard's
+    /// allowlist (`OriginGuardLayer::allowed_hosts()` in mcp-headers), as the `mcp-security`
+    /// facade does. Any other `Host` gets a 404 for the metadata and a challenge without
+    /// `resource_metadata`. An empty list is refused at build (use [`any_host`](Self::any_host)).
+    pub fn allowed_hosts<I, S>(mut self, hosts: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.resource_hosts = Some(hosts.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// No `Host` is trusted to name the resource (the Origin guard accepts any Host): without a
+    /// [`resource`](Self::resource) or an http(s) JWT audience, the metadata answers 404 and
+    /// challenges carry no `resource_metadata`.
+    pub fn any_host(mut self) -> Self {
+        self.resource_hosts = None;
+        self
+    }
+
+    /// The MCP endpoint path (default `/mcp`), used to derive the resource URL from `Host`.
     pub fn mcp_path(mut self, path: impl Into<String>) -> Self {
         self.mcp_path = path.into();
         self
@@ -575,7 +732,7 @@ impl AuthLayerBuilder {
     ///
     /// # Errors
     /// Names the setting: `credentials` (no source), `dev_bypass`, `api_key_header`, `resource`,
-    /// `mcp_path`, `authorization_servers`, `key_reload_interval`.
+    /// `allowed_hosts`, `mcp_path`, `authorization_servers`, `key_reload_interval`.
     pub fn build(self) -> Result<AuthLayer, ConfigError> {
         if self.dev_bypass {
             if self.environment != Environment::Development {
@@ -624,11 +781,41 @@ impl AuthLayerBuilder {
                 Some(parsed)
             }
         };
-        let resource = self
+        let resource = match self
             .resource
             .as_deref()
             .map(ResourceUrl::parse)
-            .transpose()?;
+            .transpose()?
+        {
+            Some(r) => Some(r),
+            None => self
+                .jwt
+                .as_ref()
+                .and_then(|jwt| jwt.audiences().find_map(|aud| ResourceUrl::parse(aud).ok())),
+        };
+        let resource_hosts = match &self.resource_hosts {
+            None => None,
+            Some(list) if list.is_empty() => {
+                return Err(ConfigError::new(
+                    "allowed_hosts",
+                    "the list is empty; call any_host() to trust no Host",
+                ));
+            }
+            Some(list) => Some(
+                list.iter()
+                    .map(|h| {
+                        HostRule::parse(h).ok_or_else(|| {
+                            ConfigError::new(
+                                "allowed_hosts",
+                                "expected a host name or IP address with an optional port, \
+                                 such as mcp.example.com, mcp.example.com:8443, 127.0.0.1 or [::1]",
+                            )
+                            .with_value(h)
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
         if !self.mcp_path.starts_with('/') {
             return Err(
                 ConfigError::new("mcp_path", "must start with '/'").with_value(self.mcp_path)
@@ -686,6 +873,7 @@ impl AuthLayerBuilder {
                 policy: self.policy,
                 realm: self.realm,
                 resource,
+                resource_hosts,
                 mcp_path: self.mcp_path,
                 authorization_servers,
                 scopes_supported,
@@ -817,19 +1005,41 @@ impl Shared {
         digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
     }
 
-    fn resource_url<B>(&self, req: &Request<B>) -> Option<ResourceUrl> {
+    /// The request's resource URL; see the [module docs](self#the-resource-url).
+    fn resource_url<B>(&self, req: &Request<B>) -> Resolved<'_> {
         if let Some(r) = &self.resource {
-            return Some(r.clone());
+            return Resolved::Fixed(r);
         }
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| req.uri().authority().map(|a| a.as_str()))?;
+        let Some(rules) = &self.resource_hosts else {
+            return Resolved::Unknown {
+                host_dependent: false,
+            };
+        };
+        let unknown = Resolved::Unknown {
+            host_dependent: true,
+        };
+        let mut hosts = req.headers().get_all(header::HOST).iter();
+        let host = match (hosts.next(), hosts.next()) {
+            (Some(h), None) => h.to_str().ok(),
+            (None, _) => req.uri().authority().map(|a| a.as_str()),
+            (Some(_), Some(_)) => None,
+        };
+        let Some(host) = host.map(str::trim) else {
+            return unknown;
+        };
         if host.is_empty() || !host.bytes().all(is_authority_byte) {
-            return None;
+            return unknown;
         }
-        ResourceUrl::parse(&format!("http://{host}{}", self.mcp_path)).ok()
+        let Some((name, port)) = split_host_port(host) else {
+            return unknown;
+        };
+        if !rules.iter().any(|r| r.allows(name, port)) {
+            return unknown;
+        }
+        match ResourceUrl::parse(&format!("http://{host}{}", self.mcp_path)) {
+            Ok(r) => Resolved::Derived(r),
+            Err(_) => unknown,
+        }
     }
 
     fn is_metadata_path(&self, path: &str) -> bool {
@@ -843,12 +1053,16 @@ impl Shared {
         }
     }
 
+    /// `rejection` with its `WWW-Authenticate: Bearer` challenge (and `Vary: Host` when the
+    /// challenge's `resource_metadata` depends on `Host`).
     fn challenge<B>(
         &self,
         req: &Request<B>,
+        rejection: Rejection,
         error: Option<BearerError>,
+        description: Option<&'static str>,
         scopes: &[&str],
-    ) -> BearerChallenge {
+    ) -> Rejection {
         let mut c = BearerChallenge::new();
         if let Some(realm) = &self.realm {
             c = c.realm(realm.clone());
@@ -856,13 +1070,22 @@ impl Shared {
         if let Some(e) = error {
             c = c.error(e);
         }
-        if let Some(r) = self.resource_url(req) {
+        if let Some(d) = description {
+            c = c.error_description(d);
+        }
+        let resolved = self.resource_url(req);
+        if let Some(r) = resolved.url() {
             c = c.resource_metadata(r.metadata_url());
         }
         if !scopes.is_empty() {
             c = c.scope(scopes.join(" "));
         }
-        c
+        let rejection = rejection.challenge(c);
+        if resolved.varies() {
+            rejection.header(header::VARY, HeaderValue::from_static("host"))
+        } else {
+            rejection
+        }
     }
 
     fn metadata_response<B, ResBody>(&self, req: &Request<B>) -> Response<GuardBody<ResBody>> {
@@ -904,13 +1127,28 @@ impl Shared {
                 return res;
             }
         }
-        let Some(resource) = self.resource_url(req) else {
-            return Rejection::new(StatusCode::BAD_REQUEST, "invalid_host")
-                .message("No valid Host header to name the resource")
-                .into_response(&ResponseFormat::Json);
+        let resolved = self.resource_url(req);
+        let vary = resolved.varies();
+        let Some(resource) = resolved.url() else {
+            // No configured resource, and no Host trusted to name one: say nothing rather than
+            // echo the request's Host.
+            let mut rejection = Rejection::new(StatusCode::NOT_FOUND, "not_found")
+                .message("No protected-resource metadata is served for this host")
+                .header(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
+                .detail("no resource URL is configured and the Host is not on the allowlist");
+            if vary {
+                rejection = rejection.header(header::VARY, HeaderValue::from_static("host"));
+            }
+            let mut res = rejection.into_response(&ResponseFormat::Json);
+            if req.method() == Method::HEAD {
+                *res.body_mut() = GuardBody::rejection(Bytes::new());
+            }
+            cors(&mut res);
+            res.extensions_mut().insert(AuthOutcome::Exempt);
+            return res;
         };
         let mut doc = serde_json::Map::new();
-        doc.insert("resource".into(), resource.url.into());
+        doc.insert("resource".into(), resource.url.clone().into());
         if !self.authorization_servers.is_empty() {
             doc.insert(
                 "authorization_servers".into(),
@@ -939,6 +1177,10 @@ impl Shared {
             header::CACHE_CONTROL,
             HeaderValue::from_static("public, max-age=3600"),
         );
+        if vary {
+            res.headers_mut()
+                .append(header::VARY, HeaderValue::from_static("host"));
+        }
         cors(&mut res);
         res.extensions_mut().insert(AuthOutcome::Exempt);
         res
@@ -1062,19 +1304,21 @@ where
                 (principal, None)
             }
             Extracted::None => {
-                let challenge = shared.challenge(&req, None, &required);
                 let rejection = Rejection::new(StatusCode::UNAUTHORIZED, "invalid_token")
-                    .message("Authentication required")
-                    .challenge(challenge);
+                    .message("Authentication required");
+                let rejection = shared.challenge(&req, rejection, None, None, &required);
                 return reject(&req, rejection, AuthFailure::MissingCredential, None, None);
             }
             Extracted::Many => {
-                let challenge = shared
-                    .challenge(&req, Some(BearerError::InvalidRequest), &required)
-                    .error_description("Send exactly one credential");
                 let rejection = Rejection::new(StatusCode::BAD_REQUEST, "invalid_request")
-                    .message("Send exactly one credential")
-                    .challenge(challenge);
+                    .message("Send exactly one credential");
+                let rejection = shared.challenge(
+                    &req,
+                    rejection,
+                    Some(BearerError::InvalidRequest),
+                    Some("Send exactly one credential"),
+                    &required,
+                );
                 return reject(
                     &req,
                     rejection,
@@ -1084,12 +1328,15 @@ where
                 );
             }
             Extracted::Malformed => {
-                let challenge = shared
-                    .challenge(&req, Some(BearerError::InvalidToken), &required)
-                    .error_description("The credential is malformed");
                 let rejection = Rejection::new(StatusCode::UNAUTHORIZED, "invalid_token")
-                    .message("The credential is malformed")
-                    .challenge(challenge);
+                    .message("The credential is malformed");
+                let rejection = shared.challenge(
+                    &req,
+                    rejection,
+                    Some(BearerError::InvalidToken),
+                    Some("The credential is malformed"),
+                    &required,
+                );
                 return reject(
                     &req,
                     rejection,
@@ -1101,13 +1348,16 @@ where
             Extracted::One(credential, source) => match shared.verify(&credential) {
                 Ok(principal) => (principal, Some((source, credential))),
                 Err(failure) => {
-                    let challenge = shared
-                        .challenge(&req, Some(BearerError::InvalidToken), &required)
-                        .error_description("The credential is invalid, expired or revoked");
                     let rejection = Rejection::new(StatusCode::UNAUTHORIZED, "invalid_token")
                         .message("The credential is invalid, expired or revoked")
-                        .challenge(challenge)
                         .detail(failure.as_str());
+                    let rejection = shared.challenge(
+                        &req,
+                        rejection,
+                        Some(BearerError::InvalidToken),
+                        Some("The credential is invalid, expired or revoked"),
+                        &required,
+                    );
                     let fingerprint = Some(shared.fingerprint(&credential));
                     return reject(&req, rejection, failure, None, fingerprint);
                 }
@@ -1116,13 +1366,16 @@ where
 
         let missing = required.iter().any(|scope| !principal.has_scope(scope));
         if missing {
-            let challenge = shared
-                .challenge(&req, Some(BearerError::InsufficientScope), &required)
-                .error_description("The credential lacks a scope this request needs");
             let rejection = Rejection::new(StatusCode::FORBIDDEN, "insufficient_scope")
                 .message("The credential lacks a scope this request needs")
-                .challenge(challenge)
                 .field("required_scopes", required.clone());
+            let rejection = shared.challenge(
+                &req,
+                rejection,
+                Some(BearerError::InsufficientScope),
+                Some("The credential lacks a scope this request needs"),
+                &required,
+            );
             let fingerprint = source.as_ref().map(|(_, c)| shared.fingerprint(c));
             return reject(
                 &req,
@@ -1274,5 +1527,250 @@ mod tests {
             ])
             .is_ok()
         );
+    }
+
+    mod resource_url {
+        use super::super::*;
+        use std::convert::Infallible;
+
+        use http_body_util::{BodyExt, Full};
+        use serde_json::{Value, json};
+        use tower::ServiceExt;
+
+        const KEY: &str = "mcp-sk-3vQ9xK2mW7pL0aZ8cN5bR1tY6uE4iO2sD9fG3hJ7kQ0";
+        const SECRET: &str = "Jq3x9Vt0b8R2mK5nL7pW1zY4cF6hD0sA9gE3uI8oT2k=";
+
+        struct Answer {
+            status: StatusCode,
+            headers: http::HeaderMap,
+            body: Bytes,
+        }
+
+        impl Answer {
+            fn json(&self) -> Value {
+                serde_json::from_slice(&self.body).unwrap()
+            }
+
+            fn vary(&self) -> Vec<&str> {
+                self.headers
+                    .get_all(header::VARY)
+                    .iter()
+                    .map(|v| v.to_str().unwrap())
+                    .collect()
+            }
+        }
+
+        fn builder() -> AuthLayerBuilder {
+            AuthLayer::builder().api_keys(
+                ApiKeyStore::builder()
+                    .key("k", KEY, Scopes::new(["*"]))
+                    .build()
+                    .unwrap(),
+            )
+        }
+
+        async fn send(layer: &AuthLayer, method: Method, path: &str, hosts: &[&str]) -> Answer {
+            let mut req = Request::builder().method(method).uri(path);
+            for h in hosts {
+                req = req.header("host", *h);
+            }
+            let svc = layer.layer(tower::service_fn(|_: Request<Full<Bytes>>| async {
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"inner"))))
+            }));
+            let res = svc
+                .oneshot(req.body(Full::default()).unwrap())
+                .await
+                .unwrap();
+            let (parts, body) = res.into_parts();
+            Answer {
+                status: parts.status,
+                headers: parts.headers,
+                body: body.collect().await.unwrap().to_bytes(),
+            }
+        }
+
+        async fn metadata(layer: &AuthLayer, hosts: &[&str]) -> Answer {
+            send(
+                layer,
+                Method::GET,
+                "/.well-known/oauth-protected-resource/mcp",
+                hosts,
+            )
+            .await
+        }
+
+        async fn challenge(layer: &AuthLayer, hosts: &[&str]) -> Answer {
+            let a = send(layer, Method::POST, "/mcp", hosts).await;
+            assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+            assert_eq!(
+                a.json(),
+                json!({"error": "invalid_token", "error_description": "Authentication required"})
+            );
+            a
+        }
+
+        fn assert_not_found(a: &Answer, vary: bool) {
+            assert_eq!(a.status, StatusCode::NOT_FOUND);
+            assert_eq!(a.headers["content-type"], "application/json");
+            assert_eq!(a.headers["cache-control"], "no-store");
+            assert_eq!(a.headers["access-control-allow-origin"], "*");
+            assert_eq!(a.vary(), if vary { vec!["host"] } else { vec![] });
+            assert_eq!(
+                a.json(),
+                json!({"error": "not_found",
+                    "message": "No protected-resource metadata is served for this host"})
+            );
+            assert!(!String::from_utf8_lossy(&a.body).contains("evil"));
+        }
+
+        #[tokio::test]
+        async fn a_hostile_host_is_never_echoed() {
+            // Nothing configured: the resource may come only from a loopback Host.
+            let layer = builder().build().unwrap();
+            assert_eq!(layer.resource(), None);
+            assert_eq!(
+                layer.resource_hosts().unwrap(),
+                ["localhost", "127.0.0.1", "[::1]"]
+            );
+            let a = metadata(&layer, &["evil.example"]).await;
+            assert_not_found(&a, true);
+            let a = challenge(&layer, &["evil.example"]).await;
+            assert_eq!(a.headers["www-authenticate"], "Bearer");
+            assert_eq!(a.vary(), ["host"]);
+            // Two Host headers, a Host with a path, a port-less lookalike: the same.
+            for hosts in [
+                &["localhost", "evil.example"][..],
+                &["localhost.evil.example"],
+                &["localhost/x"],
+                &["localhost:"],
+                &[],
+            ] {
+                assert_not_found(&metadata(&layer, hosts).await, true);
+                let a = challenge(&layer, hosts).await;
+                assert_eq!(a.headers["www-authenticate"], "Bearer", "{hosts:?}");
+            }
+            // HEAD: the same head, no body.
+            let a = send(
+                &layer,
+                Method::HEAD,
+                "/.well-known/oauth-protected-resource",
+                &["evil.example"],
+            )
+            .await;
+            assert_eq!(a.status, StatusCode::NOT_FOUND);
+            assert_eq!(a.vary(), ["host"]);
+            assert!(a.body.is_empty());
+
+            // An allowed Host names the resource; the answer varies with Host.
+            let a = metadata(&layer, &["localhost:8080"]).await;
+            assert_eq!(a.status, StatusCode::OK);
+            assert_eq!(a.headers["content-type"], "application/json");
+            assert_eq!(a.headers["cache-control"], "public, max-age=3600");
+            assert_eq!(a.vary(), ["host"]);
+            assert_eq!(a.json()["resource"], "http://localhost:8080/mcp");
+            let a = challenge(&layer, &["[::1]:9000"]).await;
+            assert_eq!(
+                a.headers["www-authenticate"],
+                "Bearer resource_metadata=\"http://[::1]:9000/.well-known/oauth-protected-resource/mcp\""
+            );
+            assert_eq!(a.vary(), ["host"]);
+        }
+
+        #[tokio::test]
+        async fn a_configured_resource_ignores_host_and_stays_cacheable() {
+            let layer = builder()
+                .resource("https://mcp.example.com/mcp")
+                .build()
+                .unwrap();
+            assert_eq!(layer.resource(), Some("https://mcp.example.com/mcp"));
+            for hosts in [&["evil.example"][..], &["localhost"], &[]] {
+                let a = metadata(&layer, hosts).await;
+                assert_eq!(a.status, StatusCode::OK);
+                assert_eq!(a.headers["cache-control"], "public, max-age=3600");
+                assert!(a.vary().is_empty(), "{:?}", a.vary());
+                assert_eq!(a.json()["resource"], "https://mcp.example.com/mcp");
+                let a = challenge(&layer, hosts).await;
+                assert_eq!(
+                    a.headers["www-authenticate"],
+                    "Bearer resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\""
+                );
+                assert!(a.vary().is_empty());
+            }
+        }
+
+        #[tokio::test]
+        async fn the_jwt_audience_names_the_resource_when_none_is_configured() {
+            let jwt = |aud: &[&str]| {
+                let mut b = JwtVerifier::builder().secret(Secret::new(SECRET));
+                for a in aud {
+                    b = b.audience(*a);
+                }
+                b.build().unwrap()
+            };
+            let layer = builder()
+                .jwt(jwt(&["mcp-server", "https://mcp.example.com/mcp"]))
+                .build()
+                .unwrap();
+            assert_eq!(layer.resource(), Some("https://mcp.example.com/mcp"));
+            let a = metadata(&layer, &["evil.example"]).await;
+            assert_eq!(a.status, StatusCode::OK);
+            assert_eq!(a.json()["resource"], "https://mcp.example.com/mcp");
+            assert!(a.vary().is_empty());
+            assert_eq!(a.headers["cache-control"], "public, max-age=3600");
+            // An audience that is not a URL does not name a resource.
+            let layer = builder().jwt(jwt(&["mcp-server"])).build().unwrap();
+            assert_eq!(layer.resource(), None);
+            assert_not_found(&metadata(&layer, &["evil.example"]).await, true);
+        }
+
+        #[tokio::test]
+        async fn any_host_means_no_derived_resource() {
+            let layer = builder().any_host().build().unwrap();
+            assert_eq!(layer.resource_hosts(), None);
+            for hosts in [&["evil.example"][..], &["localhost"]] {
+                // The 404 does not depend on Host: no Vary.
+                assert_not_found(&metadata(&layer, hosts).await, false);
+                let a = challenge(&layer, hosts).await;
+                assert_eq!(a.headers["www-authenticate"], "Bearer");
+                assert!(a.vary().is_empty());
+            }
+        }
+
+        #[tokio::test]
+        async fn an_allowlist_from_the_origin_guard() {
+            let layer = builder()
+                .allowed_hosts(["MCP.example.com:8443", "::1", "10.0.0.5"])
+                .build()
+                .unwrap();
+            assert_eq!(
+                layer.resource_hosts().unwrap(),
+                ["mcp.example.com:8443", "[::1]", "10.0.0.5"]
+            );
+            let a = metadata(&layer, &["mcp.example.com:8443"]).await;
+            assert_eq!(a.json()["resource"], "http://mcp.example.com:8443/mcp");
+            let a = metadata(&layer, &["10.0.0.5:80"]).await;
+            assert_eq!(a.json()["resource"], "http://10.0.0.5:80/mcp");
+            for no in [
+                "mcp.example.com",
+                "mcp.example.com:443",
+                "localhost",
+                "evil.example",
+            ] {
+                assert_not_found(&metadata(&layer, &[no]).await, true);
+            }
+        }
+
+        #[test]
+        fn allowlist_errors_name_the_setting() {
+            let e = builder()
+                .allowed_hosts(Vec::<String>::new())
+                .build()
+                .unwrap_err();
+            assert_eq!(e.setting(), "allowed_hosts");
+            for bad in ["https://x", "x/y", "a b", "x:0", "[::g]", "x:abc", ""] {
+                let e = builder().allowed_hosts([bad]).build().unwrap_err();
+                assert_eq!(e.setting(), "allowed_hosts", "{bad}");
+            }
+        }
     }
 }
