@@ -136,6 +136,51 @@ impl Checker<'_> {
                 Some(self.var("DEV_BYPASS")),
             );
         }
+        if i.authenticates() && i.resource().is_none() {
+            let audience = if i.jwt_audiences.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({} names no http(s) URL{})",
+                    self.var("JWT_AUDIENCE"),
+                    if i.jwt_secret.is_none() && !i.uses_jwks() {
+                        ", and no JWT is verified"
+                    } else {
+                        ""
+                    }
+                )
+            };
+            let without = if i.host_check {
+                format!(
+                    "is derived from the request's Host (one on {}), so what clients are told \
+                     depends on the name they used",
+                    self.var("ALLOWED_HOSTS")
+                )
+            } else {
+                format!(
+                    "cannot be derived from Host ({}=*): the metadata answers 404 and 401s carry \
+                     no resource_metadata, so OAuth clients cannot discover the authorization \
+                     server",
+                    self.var("ALLOWED_HOSTS")
+                )
+            };
+            self.add(
+                &rules::NO_RESOURCE_URL,
+                format!(
+                    "neither {} nor a URL in {} is set{audience}: the protected resource's URL \
+                     in the OAuth metadata and the 401 challenge {without}",
+                    self.var("RESOURCE_URL"),
+                    self.var("JWT_AUDIENCE"),
+                ),
+                format!(
+                    "set {} to the URL clients use for the MCP endpoint, such as \
+                     https://mcp.example.com/mcp (and mint tokens for it as {})",
+                    self.var("RESOURCE_URL"),
+                    self.var("JWT_AUDIENCE"),
+                ),
+                Some(self.var("RESOURCE_URL")),
+            );
+        }
         if i.url_auth {
             self.add(
                 &rules::URL_AUTH,

@@ -309,6 +309,8 @@ pub struct CheckInput {
     pub jwt_issuer: Option<String>,
     /// `JWKS_URL`: asymmetric keys from an OAuth/OIDC issuer's JWKS.
     pub jwks_url: Option<String>,
+    /// `RESOURCE_URL`: the protected resource's URL in the OAuth metadata and challenges.
+    pub resource_url: Option<String>,
     /// `DEV_BYPASS`: requests without a credential pass as a development principal.
     pub dev_bypass: bool,
     /// `URL_AUTH`: `?token=` is accepted.
@@ -359,6 +361,7 @@ impl Default for CheckInput {
             jwt_audiences: Vec::new(),
             jwt_issuer: None,
             jwks_url: None,
+            resource_url: None,
             dev_bypass: false,
             url_auth: false,
             cors_origins: None,
@@ -405,11 +408,46 @@ impl CheckInput {
         self.jwks_url.is_some() || self.jwt_issuer.is_some()
     }
 
+    /// Whether an authentication layer is built (and serves protected-resource metadata): a
+    /// credential source, or the development bypass.
+    pub fn authenticates(&self) -> bool {
+        self.has_credential_source() || self.dev_bypass
+    }
+
+    /// The URL that names the protected resource: `RESOURCE_URL`, else, when JWTs are
+    /// verified, the first `JWT_AUDIENCE` that is an http(s) URL. `None`: it can only be derived
+    /// from the request's `Host` (when on the allowlist).
+    pub fn resource(&self) -> Option<&str> {
+        if let Some(url) = &self.resource_url {
+            return Some(url);
+        }
+        if self.jwt_secret.is_none() && !self.uses_jwks() {
+            return None;
+        }
+        self.jwt_audiences
+            .iter()
+            .map(String::as_str)
+            .find(|a| is_http_url(a))
+    }
+
     /// Whether requests without a valid credential are refused: a credential source and no
     /// development bypass.
     pub fn auth_enforced(&self) -> bool {
         self.has_credential_source() && !self.dev_bypass
     }
+}
+
+/// Whether `s` is an absolute `http://` or `https://` URL with a host.
+fn is_http_url(s: &str) -> bool {
+    let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        &s[8..]
+    } else if lower.starts_with("http://") {
+        &s[7..]
+    } else {
+        return false;
+    };
+    !rest.is_empty() && !rest.starts_with('/')
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 //! input.prefix = "IQ".into();
 //! input.api_key = Some(SecretInput::value("IQ_API_KEY", "iqmcp-sk-your-secure-key-here"));
 //! input.cors_origins = Some(vec!["https://app.example.com".into()]);
+//! input.resource_url = Some("https://iq.example.com/mcp".into());
 //!
 //! let report = check(&input, &RuntimeEnvironment::new());
 //! assert_eq!(report.ids(), ["MCP-KEY-003", "MCP-KEY-001", "MCP-AUDIT-002"]);
@@ -37,6 +38,7 @@
 //! | `MCP-AUTH-002` | error | error | authentication required but no `MCP_API_KEY(_FILE)`, `MCP_API_KEYS_FILE`, `MCP_JWT_SECRET(_FILE)`, `MCP_JWT_ISSUER`, `MCP_JWKS_URL` | set one (`mcp-security keygen`, `openssl rand -base64 32`) |
 //! | `MCP-AUTH-003` | error | — | `MCP_DEV_BYPASS` on | remove it outside development |
 //! | `MCP-AUTH-004` | warning | warning | `MCP_URL_AUTH=true` (`?token=`) | send `Authorization: Bearer` |
+//! | `MCP-AUTH-005` | error | warning | authentication on, but neither `MCP_RESOURCE_URL` nor an http(s) `MCP_JWT_AUDIENCE` (with JWTs) names the protected resource: the OAuth metadata would come from `Host`, or not be served | `MCP_RESOURCE_URL=https://mcp.example.com/mcp` |
 //! | `MCP-KEY-001` | error | warning | API key shorter than 32 bytes | `mcp-security keygen` |
 //! | `MCP-KEY-002` | error | warning | API key with low entropy (see [`input`]) | `mcp-security keygen` |
 //! | `MCP-KEY-003` | error | warning | API key is a placeholder (`your-…-here`, `changeme`, `secret`, …) or a key printed in the seeds or our docs | `mcp-security keygen` |
@@ -130,6 +132,11 @@ mod tests {
             }),
             ("MCP-AUTH-003", |i| i.dev_bypass = true),
             ("MCP-AUTH-004", |i| i.url_auth = true),
+            ("MCP-AUTH-005", |i| i.jwt_audiences.clear()),
+            ("MCP-AUTH-005", |i| {
+                i.jwt_audiences = vec!["filesystem".into()]
+            }),
+            ("MCP-AUTH-005", |i| i.jwt_secret = None),
             ("MCP-KEY-001", |i| {
                 i.api_key = Some(SecretInput::value("MCP_API_KEY", "mcp-sk-Q2w9Zr4"))
             }),
@@ -281,6 +288,9 @@ mod tests {
         dev.jwt_secret = None;
         dev.dev_bypass = true;
         dev.bind_addr = Some("127.0.0.1:8080".parse().unwrap());
+        // Without JWTs the audience names nothing: the resource URL must be set.
+        assert_eq!(run(&dev).ids(), ["MCP-AUTH-005"]);
+        dev.resource_url = Some("http://127.0.0.1:8080/mcp".into());
         assert!(run(&dev).findings().is_empty(), "{}", run(&dev));
         dev.dev_bypass = false;
         assert_eq!(run(&dev).ids(), ["MCP-AUTH-002"]);
@@ -288,6 +298,62 @@ mod tests {
             run(&dev).has_errors(),
             "REQUIRE_AUTH refuses in development too"
         );
+    }
+
+    #[test]
+    fn the_resource_url_from_the_setting_or_a_url_audience() {
+        let mut i = clean();
+        assert_eq!(i.resource(), Some("https://mcp.example.com/mcp"));
+        i.jwt_audiences = vec!["filesystem".into()];
+        assert_eq!(i.resource(), None);
+        let r = run(&i);
+        assert_eq!(r.ids(), ["MCP-AUTH-005"]);
+        let f = &r.findings()[0];
+        assert_eq!(f.severity(), Severity::Error);
+        assert_eq!(f.setting(), Some("MCP_RESOURCE_URL"));
+        assert!(
+            f.message()
+                .contains("MCP_JWT_AUDIENCE names no http(s) URL"),
+            "{}",
+            f.message()
+        );
+        assert!(f.message().contains("MCP_ALLOWED_HOSTS"), "{}", f.message());
+        assert!(
+            f.fix().starts_with("set MCP_RESOURCE_URL to"),
+            "{}",
+            f.fix()
+        );
+        // With the Host check off, nothing can name it.
+        i.host_check = false;
+        let r = run(&i);
+        let f = r
+            .findings()
+            .iter()
+            .find(|f| f.id() == "MCP-AUTH-005")
+            .unwrap();
+        assert!(f.message().contains("answers 404"), "{}", f.message());
+        // A warning in development.
+        i.environment = Environment::Development;
+        let r = run(&i);
+        let f = r
+            .findings()
+            .iter()
+            .find(|f| f.id() == "MCP-AUTH-005")
+            .unwrap();
+        assert_eq!(f.severity(), Severity::Warning);
+        // The setting clears it; so does a URL audience.
+        i.resource_url = Some("https://mcp.example.com/mcp".into());
+        assert!(!run(&i).ids().contains(&"MCP-AUTH-005"));
+        i.resource_url = None;
+        i.jwt_audiences = vec!["api".into(), "HTTPS://mcp.example.com".into()];
+        assert_eq!(i.resource(), Some("HTTPS://mcp.example.com"));
+        // Without authentication there is no metadata to name it in.
+        let mut open = clean();
+        open.jwt_audiences.clear();
+        open.api_key = None;
+        open.jwt_secret = None;
+        open.require_auth = false;
+        assert!(!run(&open).ids().contains(&"MCP-AUTH-005"));
     }
 
     #[test]

@@ -120,6 +120,10 @@ rules! {
     URL_AUTH = "MCP-AUTH-004", "UrlAuthEnabled", Warning, WARNING,
         "credentials are accepted in the URL query",
         "Set MCP_URL_AUTH=false and send `Authorization: Bearer` instead; enable it only for a web UI that cannot send headers.";
+    /// Neither the resource URL nor a URL audience: the OAuth metadata can only come from `Host`.
+    NO_RESOURCE_URL = "MCP-AUTH-005", "NoResourceUrl", Error, WARNING,
+        "the protected resource's URL is not configured",
+        "Set MCP_RESOURCE_URL to the URL clients use for the MCP endpoint (https://mcp.example.com/mcp); MCP_JWT_AUDIENCE set to that URL also names it. Without either, the OAuth protected-resource metadata and the 401 challenge's resource_metadata are derived from the request's Host when it is on MCP_ALLOWED_HOSTS, and are not served at all with MCP_ALLOWED_HOSTS=*.";
     /// The API key is shorter than 32 bytes.
     API_KEY_SHORT = "MCP-KEY-001", "ApiKeyTooShort", Error, WARNING,
         "the API key is shorter than 32 bytes",
