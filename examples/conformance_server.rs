@@ -1,0 +1,824 @@
+//! # The MCP conformance suite's server, bare or behind mcp-security
+//!
+//! An rmcp streamable-HTTP server that implements every tool, resource and
+//! prompt the server scenarios of the official conformance suite
+//! (`@modelcontextprotocol/conformance`, `conformance server --url …`) call,
+//! with the names, arguments and results those scenarios expect. CI
+//! (`.ci/conformance.sh`) runs the whole active suite against it twice:
+//!
+//! * `bare` — plain rmcp, nothing in front. rmcp's own `Host` allowlist is
+//!   turned off (`disable_allowed_hosts`), so the suite's DNS-rebinding
+//!   scenario measures the server alone, and fails.
+//! * `stacked` (the default) — the same router behind the whole mcp-security
+//!   stack (`SecurityConfig::layer`): audit, security headers, Origin guard and
+//!   CORS, rate limits, resource limits, `McpInspectLayer`, auth, session
+//!   binding, list filtering, tool guards. rmcp's `Host` check stays off here
+//!   too, so a passing DNS-rebinding scenario is our Origin guard's doing.
+//!   The suite sends no credential: authentication runs in development mode
+//!   with the dev bypass (`MCP_DEV_BYPASS`, loopback only), and the per-client
+//!   rate limit is lifted to 100 000 requests a minute.
+//!
+//! The expected-failures file (`.ci/conformance/expected-failures.txt`) is the
+//! bare run's own list; the stacked run may fail nothing the bare run passes.
+//!
+//! ## Run it
+//!
+//! ```text
+//! MCP_BIND=127.0.0.1:8090 cargo run -p examples --example conformance_server -- bare
+//! MCP_BIND=127.0.0.1:8091 cargo run -p examples --example conformance_server -- stacked
+//! node dist/index.js server --url http://127.0.0.1:8091/mcp
+//! ```
+//!
+//! In `stacked` mode every other `MCP_*` variable of `mcp_security::config`
+//! still applies, except that the environment is development, the dev bypass
+//! is on, and the per-client limit is high (a test fixture, not a deployment).
+//! `RUST_LOG` filters the log (default `warn`).
+
+// The suite's scenarios exercise the 2025-11-25 era: logging, sampling and server-to-client
+// requests, which rmcp marks deprecated in favour of the 2026-07-28 forms.
+#![allow(deprecated)]
+
+use std::{
+    collections::HashSet,
+    net::SocketAddr,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+use axum::{Router, serve::ListenerExt};
+use mcp_security::SecurityConfig;
+use mcp_security::core::config::{Env, Environment};
+use rmcp::{
+    ErrorData, RoleServer, ServerHandler,
+    model::{
+        AudioContent, CallToolRequestParams, CallToolResponse, CallToolResult,
+        CompleteRequestParams, CompleteResult, CompletionInfo, ContentBlock,
+        CreateMessageRequestParams, ElicitRequestParams, ElicitationSchema, GetPromptRequestParams,
+        GetPromptResponse, GetPromptResult, Implementation, JsonObject, ListPromptsResult,
+        ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, LoggingLevel,
+        LoggingMessageNotificationParam, PaginatedRequestParams, ProgressNotificationParam, Prompt,
+        PromptArgument, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
+        ReadResourceResult, Reference, Resource, ResourceContents, ResourceTemplate, Role,
+        SamplingMessage, ServerCapabilities, ServerConfig, SetLevelRequestParams,
+        SubscribeRequestParams, Tool, UnsubscribeRequestParams,
+    },
+    service::RequestContext,
+    transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+    },
+};
+use serde_json::{Value, json};
+use tracing_subscriber::EnvFilter;
+
+mod common;
+
+/// Where the MCP endpoint is mounted.
+const MCP_PATH: &str = "/mcp";
+/// Listen address when `MCP_BIND` is unset.
+const DEFAULT_BIND: &str = "127.0.0.1:8090";
+/// The per-client request budget per minute in `stacked` mode: high enough that the suite
+/// (a few hundred requests from one address) never meets it.
+const STACKED_RATE_LIMIT: u64 = 100_000;
+
+/// A 1×1 red PNG, base64.
+const PNG_1X1: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==";
+/// A WAV header with no samples (8 kHz, mono, 8-bit), base64.
+const WAV_EMPTY: &str = "UklGRiQAAABXQVZFZm10IBAAAAABAAEAQB8AAEAfAAABAAgAZGF0YQAAAAA=";
+
+/// The static resources `resources/list` shows: (uri, name, description, MIME type).
+const RESOURCES: [(&str, &str, &str, &str); 3] = [
+    (
+        "test://static-text",
+        "static-text",
+        "A static text resource",
+        "text/plain",
+    ),
+    (
+        "test://static-binary",
+        "static-binary",
+        "A static binary resource (a 1x1 PNG)",
+        "image/png",
+    ),
+    (
+        "test://watched-resource",
+        "watched-resource",
+        "A resource clients may subscribe to",
+        "text/plain",
+    ),
+];
+/// The one resource template.
+const TEMPLATE: &str = "test://template/{id}/data";
+/// Suggestions `completion/complete` filters by prefix.
+const COMPLETIONS: [&str; 6] = ["paris", "park", "party", "hello", "help", "world"];
+
+/// How this process serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Plain rmcp, nothing in front (rmcp's Host check off).
+    Bare,
+    /// Behind the whole mcp-security stack.
+    Stacked,
+}
+
+impl Mode {
+    /// From the first command-line argument (`bare` or `stacked`, default `stacked`).
+    fn from_args() -> anyhow::Result<Self> {
+        match std::env::args().nth(1).as_deref() {
+            None | Some("stacked") => Ok(Self::Stacked),
+            Some("bare") => Ok(Self::Bare),
+            Some(other) => bail!("unknown mode {other:?}: expected `bare` or `stacked`"),
+        }
+    }
+}
+
+/// State shared by every session of the process.
+struct Shared {
+    /// What `tools/list` shows (and rmcp validates calls against), built once.
+    tools: Vec<Tool>,
+    /// Resource URIs with a live `resources/subscribe`.
+    subscriptions: Mutex<HashSet<String>>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            tools: tools(),
+            subscriptions: Mutex::default(),
+        }
+    }
+}
+
+/// The conformance server: one value per session, sharing [`Shared`].
+#[derive(Clone)]
+struct ConformanceServer {
+    shared: Arc<Shared>,
+    /// The lowest level `logging/setLevel` asked for in this session (`None`: everything).
+    log_level: Arc<Mutex<Option<LoggingLevel>>>,
+}
+
+impl ConformanceServer {
+    fn new(shared: Arc<Shared>) -> Self {
+        Self {
+            shared,
+            log_level: Arc::default(),
+        }
+    }
+
+    /// Sends `message` as a log notification unless the session's level filters it out.
+    async fn log(&self, cx: &RequestContext<RoleServer>, level: LoggingLevel, message: &str) {
+        let threshold = *self
+            .log_level
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if threshold.is_some_and(|min| severity(level) < severity(min)) {
+            return;
+        }
+        let sent = cx
+            .peer
+            .notify_logging_message(
+                LoggingMessageNotificationParam::new(level, json!(message))
+                    .with_logger("conformance-server"),
+            )
+            .await;
+        if let Err(e) = sent {
+            tracing::debug!("log notification not sent: {e}");
+        }
+    }
+
+    /// `test_tool_with_logging`: three info logs ~50 ms apart.
+    async fn tool_with_logging(&self, cx: &RequestContext<RoleServer>) -> CallToolResult {
+        let steps = [
+            "Tool execution started",
+            "Tool processing data",
+            "Tool execution completed",
+        ];
+        for (i, step) in steps.into_iter().enumerate() {
+            if i > 0 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            self.log(cx, LoggingLevel::Info, step).await;
+        }
+        text_result("Tool with logging completed")
+    }
+}
+
+/// A log level's rank: higher is more severe.
+fn severity(level: LoggingLevel) -> u8 {
+    match level {
+        LoggingLevel::Debug => 0,
+        LoggingLevel::Info => 1,
+        LoggingLevel::Notice => 2,
+        LoggingLevel::Warning => 3,
+        LoggingLevel::Error => 4,
+        LoggingLevel::Critical => 5,
+        LoggingLevel::Alert => 6,
+        LoggingLevel::Emergency => 7,
+    }
+}
+
+/// A successful tool result with one text block.
+fn text_result(text: impl Into<String>) -> CallToolResult {
+    CallToolResult::success(vec![ContentBlock::text(text)])
+}
+
+/// A JSON object literal as rmcp's `JsonObject` (anything else is an empty object).
+fn object(value: Value) -> JsonObject {
+    match value {
+        Value::Object(map) => map,
+        _ => JsonObject::new(),
+    }
+}
+
+/// An input schema with the given string properties, all required.
+fn string_args(args: &[(&str, &str)]) -> JsonObject {
+    let properties: serde_json::Map<String, Value> = args
+        .iter()
+        .map(|&(name, description)| {
+            (
+                name.to_owned(),
+                json!({ "type": "string", "description": description }),
+            )
+        })
+        .collect();
+    let required: Vec<&str> = args.iter().map(|&(name, _)| name).collect();
+    object(json!({ "type": "object", "properties": properties, "required": required }))
+}
+
+/// Every tool the server scenarios call, as `tools/list` shows them.
+fn tools() -> Vec<Tool> {
+    let no_args: &[(&str, &str)] = &[];
+    let tool = |name: &'static str, description: &'static str, args: &[(&str, &str)]| {
+        Tool::new(name, description, string_args(args))
+    };
+    vec![
+        tool(
+            "test_simple_text",
+            "Returns a simple text response",
+            no_args,
+        ),
+        tool("test_image_content", "Returns a 1x1 PNG image", no_args),
+        tool("test_audio_content", "Returns a short WAV clip", no_args),
+        tool(
+            "test_embedded_resource",
+            "Returns an embedded text resource",
+            no_args,
+        ),
+        tool(
+            "test_multiple_content_types",
+            "Returns text, an image and an embedded resource",
+            no_args,
+        ),
+        tool(
+            "test_tool_with_logging",
+            "Sends three log notifications while it runs",
+            no_args,
+        ),
+        tool(
+            "test_error_handling",
+            "Always fails with a tool error (isError: true)",
+            no_args,
+        ),
+        tool(
+            "test_tool_with_progress",
+            "Reports progress 0, 50 and 100 of 100",
+            no_args,
+        ),
+        tool(
+            "test_sampling",
+            "Asks the client's LLM to answer `prompt` (sampling/createMessage)",
+            &[("prompt", "The prompt to send to the LLM")],
+        ),
+        tool(
+            "test_elicitation",
+            "Asks the user for a username and an email (elicitation/create)",
+            &[("message", "The message to show the user")],
+        ),
+        tool(
+            "test_elicitation_sep1034_defaults",
+            "Elicitation whose schema has a default for every primitive type (SEP-1034)",
+            no_args,
+        ),
+        tool(
+            "test_elicitation_sep1330_enums",
+            "Elicitation with the five enum schema forms (SEP-1330)",
+            no_args,
+        ),
+    ]
+}
+
+/// `test_sampling`: one `sampling/createMessage` round trip.
+async fn sampling(cx: &RequestContext<RoleServer>, args: &JsonObject) -> CallToolResult {
+    let prompt = args.get("prompt").and_then(Value::as_str).unwrap_or("");
+    let params = CreateMessageRequestParams::new(vec![SamplingMessage::user_text(prompt)], 100);
+    match cx.peer.create_message(params).await {
+        Ok(answer) => {
+            let text = serde_json::to_value(&answer.message.content)
+                .ok()
+                .and_then(|content| {
+                    content
+                        .get("text")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                })
+                .unwrap_or_default();
+            text_result(format!("LLM response: {text}"))
+        }
+        Err(e) => CallToolResult::error(vec![ContentBlock::text(format!("sampling failed: {e}"))]),
+    }
+}
+
+/// One `elicitation/create` with `schema`, reported as the scenarios expect.
+async fn elicit(cx: &RequestContext<RoleServer>, message: &str, schema: Value) -> CallToolResult {
+    let requested_schema: ElicitationSchema = match serde_json::from_value(schema) {
+        Ok(schema) => schema,
+        Err(e) => {
+            return CallToolResult::error(vec![ContentBlock::text(format!(
+                "elicitation schema refused by rmcp: {e}"
+            ))]);
+        }
+    };
+    let params = ElicitRequestParams::FormElicitationParams {
+        meta: None,
+        message: message.to_owned(),
+        requested_schema,
+    };
+    match cx.peer.create_elicitation(params).await {
+        Ok(answer) => {
+            let action = serde_json::to_value(&answer.action).unwrap_or(Value::Null);
+            let content = answer.content.unwrap_or(Value::Null);
+            text_result(format!(
+                "Elicitation completed: action={}, content={content}",
+                action.as_str().unwrap_or("unknown")
+            ))
+        }
+        Err(e) => {
+            CallToolResult::error(vec![ContentBlock::text(format!("elicitation failed: {e}"))])
+        }
+    }
+}
+
+/// The SEP-1034 schema: a default for every primitive type.
+fn sep1034_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "name": { "type": "string", "description": "User name", "default": "John Doe" },
+            "age": { "type": "integer", "description": "User age", "default": 30 },
+            "score": { "type": "number", "description": "User score", "default": 95.5 },
+            "status": {
+                "type": "string",
+                "description": "User status",
+                "enum": ["active", "inactive", "pending"],
+                "default": "active"
+            },
+            "verified": { "type": "boolean", "description": "Verified", "default": true }
+        }
+    })
+}
+
+/// The SEP-1330 schema: the five enum forms.
+fn sep1330_schema() -> Value {
+    let titled = |prefix: &str, titles: [&str; 3]| -> Vec<Value> {
+        titles
+            .iter()
+            .enumerate()
+            .map(|(i, title)| json!({ "const": format!("{prefix}{}", i + 1), "title": title }))
+            .collect()
+    };
+    json!({
+        "type": "object",
+        "properties": {
+            "untitledSingle": {
+                "type": "string",
+                "description": "Untitled single-select",
+                "enum": ["option1", "option2", "option3"]
+            },
+            "titledSingle": {
+                "type": "string",
+                "description": "Titled single-select",
+                "oneOf": titled("value", ["First Option", "Second Option", "Third Option"])
+            },
+            "legacyEnum": {
+                "type": "string",
+                "description": "Legacy titled enum",
+                "enum": ["opt1", "opt2", "opt3"],
+                "enumNames": ["Option One", "Option Two", "Option Three"]
+            },
+            "untitledMulti": {
+                "type": "array",
+                "description": "Untitled multi-select",
+                "items": { "type": "string", "enum": ["option1", "option2", "option3"] }
+            },
+            "titledMulti": {
+                "type": "array",
+                "description": "Titled multi-select",
+                "items": { "anyOf": titled("value", ["First Choice", "Second Choice", "Third Choice"]) }
+            }
+        }
+    })
+}
+
+/// `test_tool_with_progress`: progress 0, 50, 100 of 100, ~50 ms apart, when the call asked.
+async fn with_progress(cx: &RequestContext<RoleServer>) -> CallToolResult {
+    let token = cx.meta.get_progress_token();
+    for (i, progress) in [0.0, 50.0, 100.0].into_iter().enumerate() {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if let Some(token) = &token {
+            let note = ProgressNotificationParam::new(token.clone(), progress).with_total(100.0);
+            if let Err(e) = cx.peer.notify_progress(note).await {
+                tracing::debug!("progress notification not sent: {e}");
+            }
+        }
+    }
+    text_result("Tool with progress completed")
+}
+
+/// The `id` of a `test://template/{id}/data` URI.
+fn template_id(uri: &str) -> Option<&str> {
+    let id = uri
+        .strip_prefix("test://template/")?
+        .strip_suffix("/data")?;
+    (!id.is_empty() && !id.contains('/')).then_some(id)
+}
+
+impl ServerHandler for ConformanceServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_resources_subscribe()
+                .enable_prompts()
+                .enable_logging()
+                .enable_completions()
+                .build(),
+        )
+        .with_server_info(Implementation::new(
+            "mcp-security-conformance-server",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions("Implements the MCP conformance suite's server scenarios.")
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(self.shared.tools.clone()))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.shared.tools.iter().find(|t| t.name == name).cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        cx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let args = request.arguments.unwrap_or_default();
+        let result = match request.name.as_ref() {
+            "test_simple_text" => text_result("This is a simple text response for testing."),
+            "test_image_content" => {
+                CallToolResult::success(vec![ContentBlock::image(PNG_1X1, "image/png")])
+            }
+            "test_audio_content" => CallToolResult::success(vec![ContentBlock::Audio(
+                AudioContent::new(WAV_EMPTY, "audio/wav"),
+            )]),
+            "test_embedded_resource" => CallToolResult::success(vec![ContentBlock::resource(
+                ResourceContents::text(
+                    "This is an embedded resource content.",
+                    "test://embedded-resource",
+                )
+                .with_mime_type("text/plain"),
+            )]),
+            "test_multiple_content_types" => CallToolResult::success(vec![
+                ContentBlock::text("Multiple content types test:"),
+                ContentBlock::image(PNG_1X1, "image/png"),
+                ContentBlock::resource(
+                    ResourceContents::text(
+                        r#"{"test":"data","value":123}"#,
+                        "test://mixed-content-resource",
+                    )
+                    .with_mime_type("application/json"),
+                ),
+            ]),
+            "test_tool_with_logging" => self.tool_with_logging(&cx).await,
+            "test_error_handling" => CallToolResult::error(vec![ContentBlock::text(
+                "This tool intentionally returns an error for testing",
+            )]),
+            "test_tool_with_progress" => with_progress(&cx).await,
+            "test_sampling" => sampling(&cx, &args).await,
+            "test_elicitation" => {
+                let message = args.get("message").and_then(Value::as_str).unwrap_or("");
+                let schema = json!({
+                    "type": "object",
+                    "properties": {
+                        "username": { "type": "string", "description": "User's response" },
+                        "email": { "type": "string", "description": "User's email address" }
+                    },
+                    "required": ["username", "email"]
+                });
+                elicit(&cx, message, schema).await
+            }
+            "test_elicitation_sep1034_defaults" => {
+                elicit(&cx, "Please review the defaults", sep1034_schema()).await
+            }
+            "test_elicitation_sep1330_enums" => {
+                elicit(&cx, "Please choose from each list", sep1330_schema()).await
+            }
+            other => {
+                return Err(ErrorData::invalid_params(
+                    format!("unknown tool {other:?}"),
+                    None,
+                ));
+            }
+        };
+        Ok(result.into())
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let resources = RESOURCES
+            .iter()
+            .map(|&(uri, name, description, mime)| {
+                Resource::new(uri, name)
+                    .with_description(description)
+                    .with_mime_type(mime)
+            })
+            .collect();
+        Ok(ListResourcesResult::with_all_items(resources))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let template = ResourceTemplate::new(TEMPLATE, "template-data")
+            .with_description("JSON data for the given id")
+            .with_mime_type("application/json");
+        Ok(ListResourceTemplatesResult::with_all_items(vec![template]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let uri = request.uri.as_str();
+        let contents = match uri {
+            "test://static-text" => {
+                ResourceContents::text("This is the content of the static text resource.", uri)
+                    .with_mime_type("text/plain")
+            }
+            "test://static-binary" => {
+                ResourceContents::blob(PNG_1X1, uri).with_mime_type("image/png")
+            }
+            "test://watched-resource" => ResourceContents::text("Watched resource content.", uri)
+                .with_mime_type("text/plain"),
+            _ => match template_id(uri) {
+                Some(id) => {
+                    let data = json!({ "id": id, "templateTest": true, "data": format!("Data for ID: {id}") });
+                    ResourceContents::text(data.to_string(), uri).with_mime_type("application/json")
+                }
+                None => {
+                    return Err(ErrorData::resource_not_found(
+                        format!("no resource {uri:?}"),
+                        Some(json!({ "uri": uri })),
+                    ));
+                }
+            },
+        };
+        Ok(ReadResourceResult::new(vec![contents]).into())
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let mut subscriptions = self
+            .shared
+            .subscriptions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        // A test fixture, but still bounded: the URIs are the client's to choose.
+        if subscriptions.len() >= 1024 && !subscriptions.contains(&request.uri) {
+            return Err(ErrorData::invalid_request("too many subscriptions", None));
+        }
+        subscriptions.insert(request.uri);
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.shared
+            .subscriptions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&request.uri);
+        Ok(())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let arg = |name: &str, description: &str| {
+            PromptArgument::new(name)
+                .with_description(description)
+                .with_required(true)
+        };
+        let prompts = vec![
+            Prompt::new(
+                "test_simple_prompt",
+                Some("A prompt without arguments"),
+                None,
+            ),
+            Prompt::new(
+                "test_prompt_with_arguments",
+                Some("A prompt with two required arguments"),
+                Some(vec![
+                    arg("arg1", "First test argument"),
+                    arg("arg2", "Second test argument"),
+                ]),
+            ),
+            Prompt::new(
+                "test_prompt_with_embedded_resource",
+                Some("A prompt that embeds a resource"),
+                Some(vec![arg("resourceUri", "URI of the resource to embed")]),
+            ),
+            Prompt::new(
+                "test_prompt_with_image",
+                Some("A prompt with an image"),
+                None,
+            ),
+        ];
+        Ok(ListPromptsResult::with_all_items(prompts))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let args = request.arguments.unwrap_or_default();
+        let arg = |name: &str| args.get(name).and_then(Value::as_str).unwrap_or("");
+        let messages = match request.name.as_str() {
+            "test_simple_prompt" => vec![PromptMessage::new_text(
+                Role::User,
+                "This is a simple prompt for testing.",
+            )],
+            "test_prompt_with_arguments" => vec![PromptMessage::new_text(
+                Role::User,
+                format!(
+                    "Prompt with arguments: arg1='{}', arg2='{}'",
+                    arg("arg1"),
+                    arg("arg2")
+                ),
+            )],
+            "test_prompt_with_embedded_resource" => vec![
+                PromptMessage::new(
+                    Role::User,
+                    ContentBlock::resource(
+                        ResourceContents::text(
+                            "Embedded resource content for testing.",
+                            arg("resourceUri"),
+                        )
+                        .with_mime_type("text/plain"),
+                    ),
+                ),
+                PromptMessage::new_text(Role::User, "Please process the embedded resource above."),
+            ],
+            "test_prompt_with_image" => vec![
+                PromptMessage::new(Role::User, ContentBlock::image(PNG_1X1, "image/png")),
+                PromptMessage::new_text(Role::User, "Please analyze the image above."),
+            ],
+            other => {
+                return Err(ErrorData::invalid_params(
+                    format!("unknown prompt {other:?}"),
+                    None,
+                ));
+            }
+        };
+        Ok(GetPromptResult::new(messages).into())
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let known = match &request.r#ref {
+            Reference::Prompt(p) => p.name == "test_prompt_with_arguments",
+            Reference::Resource(r) => r.uri == TEMPLATE,
+            _ => false,
+        };
+        let prefix = request.argument.value.as_str();
+        let values: Vec<String> = if known {
+            COMPLETIONS
+                .iter()
+                .filter(|v| v.starts_with(prefix))
+                .map(|v| (*v).to_owned())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let info = CompletionInfo::with_all_values(values).map_err(|e| {
+            ErrorData::internal_error(format!("completion values refused: {e}"), None)
+        })?;
+        Ok(CompleteResult::new(info))
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        *self
+            .log_level
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(request.level);
+        Ok(())
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .init();
+    let mode = Mode::from_args()?;
+    let bind: SocketAddr = std::env::var("MCP_BIND")
+        .unwrap_or_else(|_| DEFAULT_BIND.to_owned())
+        .parse()
+        .context("MCP_BIND must be an address like 127.0.0.1:8090")?;
+
+    // rmcp's Host allowlist is off in both modes: bare measures the server alone, and behind the
+    // stack a refused rebinding attempt is the Origin guard's doing.
+    let mcp_config = StreamableHttpServerConfig::default().disable_allowed_hosts();
+    let shutdown_token = mcp_config.cancellation_token.clone();
+    let shared = Arc::new(Shared::default());
+    let mcp = StreamableHttpService::new(
+        move || Ok(ConformanceServer::new(shared.clone())),
+        Arc::new(LocalSessionManager::default()),
+        mcp_config,
+    );
+    let router = Router::new().nest_service(MCP_PATH, mcp);
+
+    let mut security = None;
+    let app = match mode {
+        Mode::Bare => router,
+        Mode::Stacked => {
+            let config = SecurityConfig::builder_from_env(&Env::new("MCP"))?
+                .environment(Environment::Development)
+                .bind_addr(bind)
+                .mcp_path(MCP_PATH)
+                .dev_bypass(true)
+                .rate_limit_quota(STACKED_RATE_LIMIT, Duration::from_secs(60), None)
+                .build()?;
+            let layer = config.layer()?;
+            tracing::info!("controls: {}", layer.summary());
+            security = Some(layer.clone());
+            router.layer(layer)
+        }
+    };
+
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot bind {bind}"))?;
+    let local = listener.local_addr().context("no local address")?;
+    eprintln!("conformance_server ({mode:?}) on http://{local}{MCP_PATH}");
+    axum::serve(
+        listener.tap_io(|tcp| {
+            // Without this, each SSE reply waits ~40 ms on Nagle + delayed ACK.
+            let _ = tcp.set_nodelay(true);
+        }),
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        common::shutdown_signal().await;
+        shutdown_token.cancel();
+    })
+    .await
+    .context("server error")?;
+    if let Some(layer) = security {
+        layer.audit().close().await.context("audit log")?;
+    }
+    Ok(())
+}
