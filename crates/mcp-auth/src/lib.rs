@@ -11,6 +11,8 @@
 //!   keys (RS256, PS256, ES256, EdDSA…) from its JWKS, discovered from the issuer, cached and
 //!   refreshed, for [`JwtVerifier`].
 //! - [`policy`]: the scopes each path and each MCP method or tool needs, exempt and denied paths.
+//! - [`list_filter`]: [`ListFilterLayer`] cuts `tools/list`, `prompts/list`, `resources/list` and
+//!   `resources/templates/list` results to what the caller may use, under the same policy.
 //! - [`layer`]: [`AuthLayer`] puts it together and answers as the MCP
 //!   authorization specification and RFC 6750 ask, with RFC 9728 protected-resource metadata.
 #![deny(unsafe_code)]
@@ -21,6 +23,7 @@ pub mod api_key;
 pub mod jwks;
 pub mod jwt;
 pub mod layer;
+pub mod list_filter;
 pub mod policy;
 pub mod session;
 
@@ -29,6 +32,7 @@ pub use api_key::ApiKeyStore;
 pub use jwks::JwksKeySource;
 pub use jwt::JwtVerifier;
 pub use layer::AuthLayer;
+pub use list_filter::ListFilterLayer;
 pub use policy::AuthPolicy;
 pub use session::SessionBindingLayer;
 

@@ -21,13 +21,31 @@
 //! assert!(policy.is_exempt("/health"));
 //! # Ok::<(), mcp_core::config::ConfigError>(())
 //! ```
+//!
+//! # Targets and patterns
+//!
+//! An MCP rule's key is a method (`tools/call`: every tool) or a method and target
+//! (`tools/call:delete_note`, `prompts/get:summary`, `resources/read:file:///notes/a.md`). A
+//! target ending in `*` is a prefix pattern: `resources/read:file:///notes/*` covers every URI
+//! starting with `file:///notes/` (`*` elsewhere is literal). A request needs the scopes of every
+//! rule that covers it: the method's, the exact target's, and every pattern's. The URI is matched
+//! as the client sent it; a server that normalizes URIs (`..`, percent-encoding) should get
+//! patterns for its normalized and raw forms, or rules at the method level.
+//!
+//! The same matching decides what [`ListFilterLayer`](crate::list_filter::ListFilterLayer) shows:
+//! a tool, prompt or resource is listed when [`AuthPolicy::permits`] lets the caller call, get or
+//! read it. A resource *template* (`file:///notes/{id}`) is listed unless every URI it can
+//! produce needs a scope the caller lacks: its fixed prefix (the text before the first `{`) is
+//! checked against the method's rules and the patterns covering that whole prefix
+//! ([`AuthPolicy::permits_template`]). Narrower rules (an exact URI, a pattern longer than the
+//! prefix) do not hide the template; reading such a URI is still refused at call time.
 
 use std::collections::HashMap;
 
 use http::Method;
-use mcp_core::McpCall;
 use mcp_core::config::{ConfigError, Env};
 use mcp_core::percent::{self, Plus};
+use mcp_core::{McpCall, Principal};
 
 /// The default exempt paths: `/health`.
 pub const DEFAULT_EXEMPT_PATHS: &[&str] = &["/health"];
@@ -46,6 +64,8 @@ pub struct AuthPolicy {
     deny_prefixes: Vec<String>,
     path_rules: Vec<PathRule>,
     mcp_rules: HashMap<String, Vec<String>>,
+    /// `method:prefix*` rules: (method, prefix, scopes).
+    mcp_patterns: Vec<(String, String, Vec<String>)>,
 }
 
 impl Default for AuthPolicy {
@@ -58,6 +78,7 @@ impl Default for AuthPolicy {
             deny_prefixes: Vec::new(),
             path_rules: Vec::new(),
             mcp_rules: HashMap::new(),
+            mcp_patterns: Vec::new(),
         }
     }
 }
@@ -150,10 +171,90 @@ impl AuthPolicy {
                     if let Some(scopes) = self.mcp_rules.get(key.as_str()) {
                         push(scopes);
                     }
+                    for (pm, prefix, scopes) in &self.mcp_patterns {
+                        if pm == m && target.starts_with(prefix.as_str()) {
+                            push(scopes);
+                        }
+                    }
                 }
             }
         }
         out
+    }
+
+    /// Whether any MCP rule exists (the facade turns list filtering on when one does).
+    pub fn has_mcp_rules(&self) -> bool {
+        !self.mcp_rules.is_empty() || !self.mcp_patterns.is_empty()
+    }
+
+    /// Every scope the MCP rules ask of `method` on `target` (the method's rule, the exact
+    /// target's, every pattern covering it) — what [`required_scopes`](Self::required_scopes)
+    /// adds for that message.
+    pub fn mcp_scopes<'a>(&'a self, method: &str, target: &str) -> Vec<&'a str> {
+        let mut out: Vec<&'a str> = Vec::new();
+        let mut push = |scopes: &'a [String]| {
+            for s in scopes {
+                if !out.contains(&s.as_str()) {
+                    out.push(s);
+                }
+            }
+        };
+        if let Some(scopes) = self.mcp_rules.get(method) {
+            push(scopes);
+        }
+        let key = format!("{method}:{target}");
+        if let Some(scopes) = self.mcp_rules.get(key.as_str()) {
+            push(scopes);
+        }
+        for (pm, prefix, scopes) in &self.mcp_patterns {
+            if pm == method && target.starts_with(prefix.as_str()) {
+                push(scopes);
+            }
+        }
+        out
+    }
+
+    /// Whether `principal` (none: no scopes) may send `method` for `target`
+    /// (`"tools/call"`, `"delete_note"`) as far as the MCP rules go; see the
+    /// [module docs](self#targets-and-patterns).
+    pub fn permits(&self, principal: Option<&Principal>, method: &str, target: &str) -> bool {
+        let has = |scope: &str| principal.is_some_and(|p| p.has_scope(scope));
+        if let Some(scopes) = self.mcp_rules.get(method)
+            && !scopes.iter().all(|s| has(s))
+        {
+            return false;
+        }
+        let mut key = String::with_capacity(method.len() + 1 + target.len());
+        key.push_str(method);
+        key.push(':');
+        key.push_str(target);
+        if let Some(scopes) = self.mcp_rules.get(key.as_str())
+            && !scopes.iter().all(|s| has(s))
+        {
+            return false;
+        }
+        self.mcp_patterns.iter().all(|(pm, prefix, scopes)| {
+            pm != method || !target.starts_with(prefix.as_str()) || scopes.iter().all(|s| has(s))
+        })
+    }
+
+    /// Whether a resource template (`file:///notes/{id}`) is listed for `principal`: unless the
+    /// `resources/read` rules covering its whole fixed prefix ask a scope it lacks; see the
+    /// [module docs](self#targets-and-patterns).
+    pub fn permits_template(&self, principal: Option<&Principal>, template: &str) -> bool {
+        let Some((prefix, _)) = template.split_once('{') else {
+            return self.permits(principal, "resources/read", template);
+        };
+        let has = |scope: &str| principal.is_some_and(|p| p.has_scope(scope));
+        let method = "resources/read";
+        if let Some(scopes) = self.mcp_rules.get(method)
+            && !scopes.iter().all(|s| has(s))
+        {
+            return false;
+        }
+        self.mcp_patterns.iter().all(|(pm, pattern, scopes)| {
+            pm != method || !prefix.starts_with(pattern.as_str()) || scopes.iter().all(|s| has(s))
+        })
     }
 
     /// Every scope any rule names, for `scopes_supported` in the protected-resource metadata.
@@ -293,7 +394,8 @@ impl AuthPolicyBuilder {
 
     /// Require `scopes` for an MCP method (`"tools/list"`) or a method and target
     /// (`"tools/call:delete_note"`, `"prompts/get:summary"`, `"resources/read:file:///x"`).
-    /// Rules for the same key accumulate.
+    /// A target ending in `*` is a prefix pattern (`"resources/read:file:///notes/*"`; see the
+    /// [module docs](self#targets-and-patterns)). Rules for the same key accumulate.
     pub fn require_mcp<I, S>(mut self, key: &str, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -308,6 +410,24 @@ impl AuthPolicyBuilder {
         } else if scopes.is_empty() {
             self.errors
                 .push(ConfigError::new("require_mcp", "needs at least one scope").with_value(key));
+        } else if let Some((method, prefix)) = key
+            .strip_suffix('*')
+            .and_then(|k| k.split_once(':'))
+            .filter(|(m, _)| !m.is_empty())
+        {
+            match self
+                .policy
+                .mcp_patterns
+                .iter_mut()
+                .find(|(m, p, _)| m == method && p == prefix)
+            {
+                Some((_, _, existing)) => existing.extend(scopes),
+                None => {
+                    self.policy
+                        .mcp_patterns
+                        .push((method.to_owned(), prefix.to_owned(), scopes));
+                }
+            }
         } else {
             self.policy
                 .mcp_rules
@@ -486,6 +606,51 @@ mod tests {
         ] {
             assert!(!p.is_denied(path), "{path}");
         }
+    }
+
+    fn principal(scopes: &[&str]) -> Principal {
+        Principal::builder("p", mcp_core::PrincipalKind::ApiKey)
+            .scopes(scopes.iter().copied())
+            .build()
+    }
+
+    #[test]
+    fn patterns_guard_calls_and_lists_alike() {
+        let p = AuthPolicy::builder()
+            .require_mcp("tools/call:delete_note", ["notes:delete"])
+            .require_mcp("resources/read:file:///notes/*", ["notes:read"])
+            .require_mcp("resources/read:file:///notes/secret/*", ["secret:read"])
+            .require_mcp("resources/read:file:///etc/passwd", ["root"])
+            .require_mcp("prompts/get", ["prompts"])
+            .build()
+            .unwrap();
+        assert!(p.has_mcp_rules());
+        let read = call(
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///notes/secret/x"}}"#,
+        );
+        assert_eq!(
+            p.required_scopes(&Method::POST, "/mcp", Some(&read)),
+            ["notes:read", "secret:read"]
+        );
+        assert_eq!(
+            p.mcp_scopes("resources/read", "file:///notes/secret/x"),
+            ["notes:read", "secret:read"]
+        );
+        let reader = principal(&["notes:read"]);
+        assert!(p.permits(Some(&reader), "resources/read", "file:///notes/a"));
+        assert!(!p.permits(Some(&reader), "resources/read", "file:///notes/secret/a"));
+        assert!(!p.permits(None, "resources/read", "file:///notes/a"));
+        assert!(p.permits(None, "resources/read", "file:///other"));
+        assert!(!p.permits(Some(&reader), "tools/call", "delete_note"));
+        assert!(p.permits(Some(&reader), "tools/call", "echo"));
+        assert!(!p.permits(Some(&reader), "prompts/get", "any"));
+        // Templates: hidden only when every URI needs a missing scope.
+        assert!(p.permits_template(Some(&reader), "file:///notes/{id}"));
+        assert!(!p.permits_template(None, "file:///notes/{id}"));
+        assert!(!p.permits_template(Some(&reader), "file:///notes/secret/{id}"));
+        // The prefix `file:///` is not wholly under `file:///notes/`: listed, reads checked.
+        assert!(p.permits_template(None, "file:///{path}"));
+        assert!(!p.permits_template(Some(&reader), "file:///etc/passwd"));
     }
 
     #[test]

@@ -15,6 +15,8 @@
 //!   caller's format (JSON-RPC, RFC 6750, JSON, gRPC).
 //! - [`response`]: the response side — [`RewriteBody`](response::RewriteBody), one bounded
 //!   rewriter for JSON and SSE MCP responses that response-side layers share.
+//! - [`facts`]: [`ResponseFacts`](facts::ResponseFacts), how response-side layers report what
+//!   a body revealed (entries hidden, a list that failed closed) to the audit layer.
 //! - [`outcome`]: what inner layers decided ([`AuthOutcome`]), for the audit layer.
 //! - `extract` (feature `axum`): `Principal` and `Option<Principal>` as axum extractors.
 //! - [`clock`]: time as a dependency, for deterministic tests.
@@ -29,6 +31,7 @@ pub mod clock;
 pub mod config;
 #[cfg(feature = "axum")]
 pub mod extract;
+pub mod facts;
 pub mod inspect;
 pub mod jsonrpc;
 pub mod outcome;

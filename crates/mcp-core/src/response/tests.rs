@@ -5,6 +5,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::*;
+use http::HeaderValue;
 
 /// Drops every entry of `result.items` whose name starts with `secret`, and records failures.
 #[derive(Default)]
