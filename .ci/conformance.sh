@@ -10,8 +10,10 @@
 #     or rmcp changed: look, then --update and say why in the file);
 #   * the stacked run fails a check the bare run passes (the stack may lose no scenario);
 #   * DNS-rebinding protection does not fail bare (rmcp's own Host check is off there) or does not
-#     pass behind the stack (where only our Origin guard can refuse the rebinding attempt).
-# Takes ~30 s with a warm build cache (each suite run ~2 s).
+#     pass behind the stack (where only our Origin guard can refuse the rebinding attempt); and,
+#     beyond the suite, a hostile Host alone and a hostile Origin alone are not each served bare
+#     and refused (403) behind the stack.
+# Takes ~20 s with a warm build cache (each suite run ~2 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -77,6 +79,16 @@ run() {
   timeout 150 "${SUITE[@]}" server --url "http://127.0.0.1:$port/mcp" -o "$WORK/$mode" \
     >"$WORK/$mode.suite.log" 2>&1 || true
   sed -n '/=== SUMMARY ===/,$p' "$WORK/$mode.suite.log"
+  # The suite's rebinding request carries a hostile Host and Origin together; send each alone
+  # so both halves of the guard are seen to work (bare: served; stacked: 403 naming the header).
+  local init='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"conformance.sh","version":"0"}}}'
+  local header code
+  for header in "Host: evil.example" "Origin: http://evil.example"; do
+    code=$(curl -s -o "$WORK/$mode.rebinding.body" -w '%{http_code}' --max-time 10 -H "$header" \
+      -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+      -d "$init" "http://127.0.0.1:$port/mcp" || true)
+    echo "$header alone -> $code" >>"$WORK/$mode.rebinding"
+  done
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   [ -d "$WORK/$mode" ] || { cat "$WORK/$mode.suite.log"; echo "the suite wrote no results"; exit 1; }
@@ -140,6 +152,17 @@ for check in rebinding-rejected valid-accepted; do
     status=1
   fi
 done
+
+# Each hostile header alone: served bare, refused by the stack.
+for mode in bare stacked; do echo "$mode: $(paste -sd';' "$WORK/$mode.rebinding")"; done
+if [ "$(paste -sd';' "$WORK/bare.rebinding")" != "Host: evil.example alone -> 200;Origin: http://evil.example alone -> 200" ]; then
+  echo "FAIL: bare rmcp (Host check off) was expected to serve each hostile header alone"
+  status=1
+fi
+if [ "$(paste -sd';' "$WORK/stacked.rebinding")" != "Host: evil.example alone -> 403;Origin: http://evil.example alone -> 403" ]; then
+  echo "FAIL: behind the stack, a hostile Host or Origin alone was not refused with 403"
+  status=1
+fi
 
 if [ "$status" -ne 0 ]; then
   echo "-- suite output, stacked run"
