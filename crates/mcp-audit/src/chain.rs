@@ -239,6 +239,8 @@ pub enum RecordKind {
     Request,
     /// A detector fired.
     Security,
+    /// What response-side layers learned from a request's body, after its `request` record.
+    Completion,
     /// A periodic signed checkpoint.
     Checkpoint,
     /// The last record of a file that was rotated.
@@ -259,6 +261,7 @@ impl RecordKind {
             RecordKind::Resume => "resume",
             RecordKind::Request => "request",
             RecordKind::Security => "security",
+            RecordKind::Completion => "completion",
             RecordKind::Checkpoint => "checkpoint",
             RecordKind::Rotate => "rotate",
             RecordKind::Link => "link",
@@ -273,6 +276,7 @@ impl RecordKind {
             "resume" => RecordKind::Resume,
             "request" => RecordKind::Request,
             "security" => RecordKind::Security,
+            "completion" => RecordKind::Completion,
             "checkpoint" => RecordKind::Checkpoint,
             "rotate" => RecordKind::Rotate,
             "link" => RecordKind::Link,

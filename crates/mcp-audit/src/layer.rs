@@ -30,6 +30,14 @@
 //! response (the client went away) is recorded as `cancelled`; an error from the service as
 //! `error`.
 //!
+//! # Facts from the body
+//!
+//! Each request carries a [`ResponseFacts`] handle in its extensions. A response-side layer inside
+//! this one (`ListFilterLayer`; later result guards and tool-call digests) takes a recorder from it
+//! and records what the body revealed; when the body ends, or is dropped early, the layer writes a
+//! `completion` record with the same `request_id` ([`crate::record#completion-records`]). A
+//! request no layer recorded a fact for gets no completion record.
+//!
 //! # Environment
 //!
 //! [`AuditLayer::builder_from_env`] reads, with the [`Env`]'s prefix (`MCP_` in the facade):
@@ -73,6 +81,7 @@ use http_body::Body;
 use mcp_core::client_addr::{ClientAddr, ClientAddrResolver};
 use mcp_core::clock::{Clock, MonotonicClock, SystemClock, SystemMonotonicClock};
 use mcp_core::config::{ConfigError, Env, Secret};
+use mcp_core::facts::{BodyFacts, FactRecorder, ResponseFacts};
 use mcp_core::inspect::{MCP_METHOD, MCP_NAME};
 use mcp_core::{AuthFailure, AuthOutcome, BanList, McpCall, RateLimitOutcome, Rejection};
 use pin_project_lite::pin_project;
@@ -95,8 +104,8 @@ use crate::mask::{
 };
 use crate::metrics as m;
 use crate::record::{
-    AuditEvent, AuditRecord, AuthSummary, Completion, FingerprintText, McpInfo, RejectionSummary,
-    RequestId,
+    AuditEvent, AuditRecord, AuthSummary, Completion, CompletionRecord, FingerprintText, McpInfo,
+    RejectionSummary, RequestId,
 };
 use crate::sink::{AuditSink, Submit, TracingSink};
 
@@ -918,6 +927,34 @@ impl Shared {
         (record, events)
     }
 
+    /// Write the completion record of a request whose body revealed facts. Runs when the body
+    /// ends or is dropped, possibly outside any task: sinks that push back are waited for on
+    /// the current runtime, if there is one.
+    fn complete(&self, request_id: RequestId, facts: BodyFacts) {
+        if facts.facts.is_empty() && facts.dropped == 0 {
+            return;
+        }
+        let event = Arc::new(AuditEvent::Completion(CompletionRecord {
+            time: self.clock.now(),
+            request_id,
+            facts,
+            masker: self.masker.clone(),
+        }));
+        let mut waits = Vec::new();
+        for sink in &*self.sinks {
+            if let Submit::Wait(w) = sink.submit(&event) {
+                waits.push(w);
+            }
+        }
+        if !waits.is_empty()
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            for w in waits {
+                handle.spawn(w);
+            }
+        }
+    }
+
     /// Offer the record and events to every sink; the waits of sinks that push back.
     fn submit(
         &self,
@@ -953,12 +990,13 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         if !self.shared.enabled {
             return ResponseFuture {
                 inner: self.inner.call(req),
                 shared: Arc::clone(&self.shared),
                 pending: None,
+                facts: None,
                 waiting: None,
                 output: None,
             };
@@ -967,10 +1005,16 @@ where
         if self.shared.metrics {
             m::in_flight(1.0);
         }
+        let shared = Arc::clone(&self.shared);
+        let request_id = pending.request_id.clone();
+        let (facts, recorder) =
+            ResponseFacts::new(move |completion| shared.complete(request_id, completion));
+        req.extensions_mut().insert(facts);
         ResponseFuture {
             inner: self.inner.call(req),
             shared: Arc::clone(&self.shared),
             pending: Some(pending),
+            facts: Some(recorder),
             waiting: None,
             output: None,
         }
@@ -986,6 +1030,8 @@ pin_project! {
         inner: F,
         shared: Arc<Shared>,
         pending: Option<Pending>,
+        // Holds the request's completion open until the record is written.
+        facts: Option<FactRecorder>,
         waiting: Option<Vec<Wait>>,
         output: Option<Result<Response<B>, E>>,
     }
@@ -1003,6 +1049,8 @@ pin_project! {
                 let (record, events) = shared.finish(pending, None, Completion::Cancelled);
                 waits.extend(shared.submit(record, events));
             }
+            // After the request record: a completion record, if any, follows it.
+            this.facts.take();
             // Records still waiting for room in a sink (block policy) are handed to the runtime
             // rather than lost with this future.
             if !waits.is_empty()
@@ -1061,6 +1109,8 @@ where
             Err(_) => shared.finish(pending, None, Completion::Error),
         };
         let mut waits = shared.submit(record, events);
+        // The request record is out; body-side facts now complete with the body.
+        this.facts.take();
         waits.retain_mut(|w| w.as_mut().poll(cx).is_pending());
         if waits.is_empty() {
             return Poll::Ready(out);

@@ -1,5 +1,6 @@
-//! What the audit trail records: [`AuditRecord`] (one per request) and [`SecurityEvent`] (one per
-//! detector firing), carried to the sinks as an [`AuditEvent`].
+//! What the audit trail records: [`AuditRecord`] (one per request), [`SecurityEvent`] (one per
+//! detector firing) and [`CompletionRecord`] (what response-side layers learned from a body),
+//! carried to the sinks as an [`AuditEvent`].
 //!
 //! A record holds the request's parts by reference count (`Uri`, `HeaderValue`, `Principal`,
 //! `McpCall` are all cheap to clone), so building one on the request path copies no text; masking
@@ -40,6 +41,22 @@
 //! | `rate_limit_policy` | the limit that decided |
 //! | `retry_after` | seconds, when refused by a rate limit or ban |
 //! | `detail` | the rejection's internal detail (masked), never sent to the client |
+//!
+//! # Completion records
+//!
+//! The request record is written at the response head. What only the body reveals reaches the
+//! trail as a second, `completion` record with the same `request_id`, written when the body ends
+//! or is dropped, and only when a response-side layer recorded something
+//! ([`mcp_core::facts`]):
+//!
+//! | field | meaning |
+//! |---|---|
+//! | `timestamp` | when the body ended or was dropped |
+//! | `request_id` | the request record's |
+//! | `body` | `complete` (read to its end) or `dropped` (the client went away first) |
+//! | `list_method`, `entries_kept`, `entries_hidden` | a list filtered by `ListFilterLayer` (sums when several) |
+//! | `failed_closed`, `failed_closed_by` | why a response was replaced by a JSON-RPC error, and which layer did it |
+//! | `facts_dropped` | facts beyond the per-request cap |
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -47,6 +64,7 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderValue, Method, StatusCode, Uri, Version};
 use mcp_core::client_addr::ClientAddr;
+use mcp_core::facts::{BodyFacts, ResponseFact};
 use mcp_core::jsonrpc::McpCall;
 use mcp_core::{AuthFailure, Principal, PrincipalKind, RateLimitOutcome};
 
@@ -73,6 +91,8 @@ pub enum AuditEvent {
     Request(AuditRecord),
     /// A detector fired.
     Security(SecurityEvent),
+    /// What response-side layers learned from a request's body.
+    Completion(CompletionRecord),
 }
 
 impl AuditEvent {
@@ -81,6 +101,7 @@ impl AuditEvent {
         match self {
             AuditEvent::Request(r) => r.time,
             AuditEvent::Security(e) => e.time,
+            AuditEvent::Completion(c) => c.time,
         }
     }
 
@@ -88,7 +109,7 @@ impl AuditEvent {
     pub fn as_request(&self) -> Option<&AuditRecord> {
         match self {
             AuditEvent::Request(r) => Some(r),
-            AuditEvent::Security(_) => None,
+            _ => None,
         }
     }
 
@@ -96,7 +117,15 @@ impl AuditEvent {
     pub fn as_security(&self) -> Option<&SecurityEvent> {
         match self {
             AuditEvent::Security(e) => Some(e),
-            AuditEvent::Request(_) => None,
+            _ => None,
+        }
+    }
+
+    /// The completion record, for facts learned from a body.
+    pub fn as_completion(&self) -> Option<&CompletionRecord> {
+        match self {
+            AuditEvent::Completion(c) => Some(c),
+            _ => None,
         }
     }
 
@@ -105,6 +134,7 @@ impl AuditEvent {
         match self {
             AuditEvent::Request(_) => RecordKind::Request,
             AuditEvent::Security(_) => RecordKind::Security,
+            AuditEvent::Completion(_) => RecordKind::Completion,
         }
     }
 
@@ -113,6 +143,7 @@ impl AuditEvent {
         match self {
             AuditEvent::Request(r) => r.write_body(buf, seq),
             AuditEvent::Security(e) => e.write_body(buf, seq),
+            AuditEvent::Completion(c) => c.write_body(buf, seq),
         }
     }
 }
@@ -695,6 +726,88 @@ impl SecurityEvent {
         o.time("ban_until", self.ban_until);
         o.time("expires_at", self.expires_at);
         o.str("request_id", Some(&self.request_id()));
+    }
+}
+
+/// What response-side layers learned from one request's body (see the
+/// [module docs](self#completion-records)); linked to the request record by `request_id`.
+#[derive(Debug, Clone)]
+pub struct CompletionRecord {
+    pub(crate) time: SystemTime,
+    pub(crate) request_id: RequestId,
+    pub(crate) facts: BodyFacts,
+    pub(crate) masker: Masker,
+}
+
+impl CompletionRecord {
+    /// When the body ended or was dropped.
+    pub fn time(&self) -> SystemTime {
+        self.time
+    }
+
+    /// The id of the request record it completes.
+    pub fn request_id(&self) -> Cow<'_, str> {
+        self.request_id.to_text(&self.masker)
+    }
+
+    /// Every fact recorded, in order.
+    pub fn facts(&self) -> &[ResponseFact] {
+        &self.facts.facts
+    }
+
+    /// Whether the body was read to its end (`false`: the client dropped it first).
+    pub fn body_complete(&self) -> bool {
+        self.facts.body_complete
+    }
+
+    /// The list method filtered, if any (the first, when several).
+    pub fn list_method(&self) -> Option<&'static str> {
+        self.facts().iter().find_map(|f| match f {
+            ResponseFact::ListFiltered { method, .. } => Some(*method),
+            _ => None,
+        })
+    }
+
+    /// Entries kept and hidden over every filtered list, if any was filtered.
+    pub fn list_entries(&self) -> Option<(u64, u64)> {
+        let mut out: Option<(u64, u64)> = None;
+        for f in self.facts() {
+            if let ResponseFact::ListFiltered { kept, hidden, .. } = f {
+                let (k, h) = out.get_or_insert((0, 0));
+                *k += u64::from(*kept);
+                *h += u64::from(*hidden);
+            }
+        }
+        out
+    }
+
+    /// Why a response was replaced by a JSON-RPC error, and by which layer (the first).
+    pub fn failed_closed(&self) -> Option<(&'static str, &'static str)> {
+        self.facts().iter().find_map(|f| match f {
+            ResponseFact::FailedClosed { layer, reason } => Some((*layer, reason.as_str())),
+            _ => None,
+        })
+    }
+
+    pub(crate) fn write_body(&self, buf: &mut Vec<u8>, seq: u64) {
+        let mut o = JsonObject::begin(buf, seq, RecordKind::Completion, self.time);
+        o.str("request_id", Some(&self.request_id()));
+        o.str(
+            "body",
+            Some(if self.body_complete() {
+                "complete"
+            } else {
+                "dropped"
+            }),
+        );
+        o.str("list_method", self.list_method());
+        let entries = self.list_entries();
+        o.u64("entries_kept", entries.map(|e| e.0));
+        o.u64("entries_hidden", entries.map(|e| e.1));
+        let failed = self.failed_closed();
+        o.str("failed_closed", failed.map(|f| f.1));
+        o.str("failed_closed_by", failed.map(|f| f.0));
+        o.u64("facts_dropped", Some(u64::from(self.facts.dropped)));
     }
 }
 

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::record::{AuditEvent, AuditRecord, SecurityEvent};
+use crate::record::{AuditEvent, AuditRecord, CompletionRecord, SecurityEvent};
 
 /// The tracing target of audit events.
 pub const TRACING_TARGET: &str = "mcp_audit";
@@ -104,6 +104,23 @@ impl TracingSink {
         );
     }
 
+    fn completion(c: &CompletionRecord) {
+        let entries = c.list_entries();
+        let failed = c.failed_closed();
+        tracing::info!(
+            target: TRACING_TARGET,
+            kind = "completion",
+            request_id = %c.request_id(),
+            body = if c.body_complete() { "complete" } else { "dropped" },
+            list_method = c.list_method(),
+            entries_kept = entries.map(|e| e.0),
+            entries_hidden = entries.map(|e| e.1),
+            failed_closed = failed.map(|f| f.1),
+            failed_closed_by = failed.map(|f| f.0),
+            "audit completion"
+        );
+    }
+
     fn security(e: &SecurityEvent) {
         tracing::warn!(
             target: TRACING_TARGET,
@@ -128,6 +145,7 @@ impl AuditSink for TracingSink {
         match &**event {
             AuditEvent::Request(r) => Self::request(r),
             AuditEvent::Security(e) => Self::security(e),
+            AuditEvent::Completion(c) => Self::completion(c),
         }
         Submit::Done
     }
@@ -158,6 +176,14 @@ impl MemorySink {
         self.events()
             .iter()
             .filter_map(|e| e.as_request().cloned())
+            .collect()
+    }
+
+    /// The completion records so far.
+    pub fn completions(&self) -> Vec<CompletionRecord> {
+        self.events()
+            .iter()
+            .filter_map(|e| e.as_completion().cloned())
             .collect()
     }
 

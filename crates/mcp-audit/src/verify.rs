@@ -829,7 +829,10 @@ impl<'a> State<'a> {
         }
         if matches!(p.kind, RecordKind::Checkpoint | RecordKind::Close) {
             r.unsealed = 0;
-        } else if matches!(p.kind, RecordKind::Request | RecordKind::Security) {
+        } else if matches!(
+            p.kind,
+            RecordKind::Request | RecordKind::Security | RecordKind::Completion
+        ) {
             r.unsealed += 1;
         }
         self.last_kind = Some(p.kind);

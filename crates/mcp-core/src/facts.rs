@@ -24,9 +24,9 @@
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
-//! use mcp_core::facts::{Completion, ResponseFact, ResponseFacts};
+//! use mcp_core::facts::{BodyFacts, ResponseFact, ResponseFacts};
 //!
-//! let seen: Arc<Mutex<Option<Completion>>> = Arc::default();
+//! let seen: Arc<Mutex<Option<BodyFacts>>> = Arc::default();
 //! let sink = Arc::clone(&seen);
 //! let (facts, audit_guard) = ResponseFacts::new(move |c| *sink.lock().unwrap() = Some(c));
 //! // An inner layer, while handling the request:
@@ -45,7 +45,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use crate::response::RewriteFailure;
 
-/// The most facts kept per request; later ones are counted in [`Completion::dropped`].
+/// The most facts kept per request; later ones are counted in [`BodyFacts::dropped`].
 pub const MAX_FACTS: usize = 64;
 
 /// One thing a response-side layer learned from a response body.
@@ -72,7 +72,7 @@ pub enum ResponseFact {
 
 /// What the completion callback receives.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Completion {
+pub struct BodyFacts {
     /// Every fact recorded, in order (at most [`MAX_FACTS`]).
     pub facts: Vec<ResponseFact>,
     /// Facts beyond [`MAX_FACTS`] that were not kept.
@@ -82,10 +82,10 @@ pub struct Completion {
     pub body_complete: bool,
 }
 
-type Callback = Box<dyn FnOnce(Completion) + Send>;
+type Callback = Box<dyn FnOnce(BodyFacts) + Send>;
 
 struct Inner {
-    state: Mutex<Completion>,
+    state: Mutex<BodyFacts>,
     complete: AtomicBool,
     callback: Mutex<Option<Callback>>,
 }
@@ -123,9 +123,9 @@ impl fmt::Debug for ResponseFacts {
 impl ResponseFacts {
     /// A handle for one request, and the creator's recorder. `on_complete` runs once, when the
     /// last recorder is dropped.
-    pub fn new(on_complete: impl FnOnce(Completion) + Send + 'static) -> (Self, FactRecorder) {
+    pub fn new(on_complete: impl FnOnce(BodyFacts) + Send + 'static) -> (Self, FactRecorder) {
         let inner = Arc::new(Inner {
-            state: Mutex::new(Completion::default()),
+            state: Mutex::new(BodyFacts::default()),
             complete: AtomicBool::new(false),
             callback: Mutex::new(Some(Box::new(on_complete))),
         });
@@ -191,10 +191,10 @@ mod tests {
     use super::*;
 
     fn sink() -> (
-        Arc<Mutex<Vec<Completion>>>,
-        impl FnOnce(Completion) + Send + 'static,
+        Arc<Mutex<Vec<BodyFacts>>>,
+        impl FnOnce(BodyFacts) + Send + 'static,
     ) {
-        let seen: Arc<Mutex<Vec<Completion>>> = Arc::default();
+        let seen: Arc<Mutex<Vec<BodyFacts>>> = Arc::default();
         let s = Arc::clone(&seen);
         (seen, move |c| s.lock().unwrap().push(c))
     }

@@ -943,3 +943,138 @@ async fn configured_from_the_environment() {
     let plain = AuditLayer::from_env(&env(&[])).unwrap();
     assert_eq!(plain.summary(), "audit: 1 sink(s), metrics on");
 }
+
+/// A response-side layer's body: records a fact when it ends, holding a recorder until dropped.
+struct FactBody {
+    inner: Full<Bytes>,
+    recorder: Option<mcp_core::facts::FactRecorder>,
+}
+
+impl Body for FactBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        let out = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(None) = out
+            && let Some(r) = self.recorder.take()
+        {
+            r.record(mcp_core::facts::ResponseFact::ListFiltered {
+                method: "tools/list",
+                kept: 1,
+                hidden: 2,
+            });
+            r.body_complete();
+        }
+        out
+    }
+}
+
+fn fact_stack()
+-> impl Service<Request<Full<Bytes>>, Response = Response<FactBody>, Error = Infallible> + Clone {
+    tower::service_fn(|req: Request<Full<Bytes>>| async move {
+        let recorder = req
+            .extensions()
+            .get::<ResponseFacts>()
+            .and_then(ResponseFacts::recorder);
+        let failed = req.headers().contains_key("x-fail");
+        if failed && let Some(r) = &recorder {
+            r.record(mcp_core::facts::ResponseFact::FailedClosed {
+                layer: "list_filter",
+                reason: mcp_core::response::RewriteFailure::TooLarge,
+            });
+        }
+        Ok::<_, Infallible>(Response::new(FactBody {
+            inner: Full::new(Bytes::from_static(b"{}")),
+            recorder,
+        }))
+    })
+}
+
+#[tokio::test]
+async fn body_facts_become_a_completion_record_after_the_request_record() {
+    let dir = TempDir::new("facts");
+    let path = dir.join("audit.jsonl");
+    let clock = clock();
+    let sink = MemorySink::new();
+    let layer = base_builder(&clock)
+        .sink(sink.clone())
+        .file_sink(
+            FileSink::builder(&path, key())
+                .clock(clock.clone())
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let svc = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(fact_stack());
+    // Read to the end.
+    let req = Request::post("/mcp")
+        .header("x-request-id", "req-1")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let res = svc.clone().oneshot(req).await.unwrap();
+    assert!(
+        sink.completions().is_empty(),
+        "nothing before the body ends"
+    );
+    http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap();
+    let done = sink.completions();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].request_id(), "req-1");
+    assert!(done[0].body_complete());
+    assert_eq!(done[0].list_method(), Some("tools/list"));
+    assert_eq!(done[0].list_entries(), Some((1, 2)));
+    let kinds: Vec<_> = sink.events().iter().map(|e| e.kind()).collect();
+    assert_eq!(
+        kinds,
+        [
+            crate::chain::RecordKind::Request,
+            crate::chain::RecordKind::Completion
+        ]
+    );
+    // Dropped before the end: still recorded, as dropped, with what was known.
+    let req = Request::post("/mcp")
+        .header("x-request-id", "req-2")
+        .header("x-fail", "1")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let res = svc.clone().oneshot(req).await.unwrap();
+    drop(res);
+    let done = sink.completions();
+    assert_eq!(done.len(), 2);
+    assert!(!done[1].body_complete());
+    assert_eq!(
+        done[1].failed_closed(),
+        Some(("list_filter", "response_too_large"))
+    );
+    // No facts: no completion record.
+    let req = Request::get("/health")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let res = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(tower::service_fn(|_req: Request<Full<Bytes>>| async {
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+        }))
+        .oneshot(req)
+        .await
+        .unwrap();
+    drop(res);
+    assert_eq!(sink.completions().len(), 2);
+    layer.close().await.unwrap();
+    let file = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(file.matches("\"kind\":\"completion\"").count(), 2, "{file}");
+    assert!(file.contains(
+        "\"request_id\":\"req-1\",\"body\":\"complete\",\"list_method\":\"tools/list\",\"entries_kept\":1,\"entries_hidden\":2,\"failed_closed\":null,\"failed_closed_by\":null,\"facts_dropped\":0"
+    ), "{file}");
+    let report = verify_files(&[&path], &key(), &VerifyOptions::new().now(clock.now())).unwrap();
+    assert_eq!(report.requests, 3);
+}

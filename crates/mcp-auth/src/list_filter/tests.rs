@@ -4,7 +4,7 @@ use std::sync::Mutex;
 use http::StatusCode;
 use http_body_util::{BodyExt, Full};
 use mcp_core::PrincipalKind;
-use mcp_core::facts::Completion;
+use mcp_core::facts::BodyFacts;
 use mcp_core::jsonrpc::parse_envelope;
 use serde_json::json;
 use tower::{ServiceBuilder, ServiceExt};
@@ -268,7 +268,7 @@ async fn sse_only_the_list_event_is_rewritten() {
 
 #[tokio::test]
 async fn oversize_and_invalid_fail_closed_with_facts() {
-    let seen: Arc<Mutex<Vec<Completion>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<BodyFacts>>> = Arc::default();
     let layer = ListFilterLayer::builder(policy())
         .max_list_bytes(64)
         .build()
@@ -330,7 +330,7 @@ async fn oversize_and_invalid_fail_closed_with_facts() {
 
 #[tokio::test]
 async fn facts_record_hidden_entries() {
-    let seen: Arc<Mutex<Vec<Completion>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<BodyFacts>>> = Arc::default();
     let sink = Arc::clone(&seen);
     let (facts, guard) = ResponseFacts::new(move |c| sink.lock().unwrap().push(c));
     serve(
