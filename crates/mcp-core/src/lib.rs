@@ -17,6 +17,9 @@
 //!   rewriter for JSON and SSE MCP responses that response-side layers share.
 //! - [`facts`]: [`ResponseFacts`](facts::ResponseFacts), how response-side layers report what
 //!   a body revealed (entries hidden, a list that failed closed) to the audit layer.
+//! - [`refusal`]: [`ToolErrorsAsResultsLayer`](refusal::ToolErrorsAsResultsLayer), opt-in
+//!   agent-readable refusals: a `tools/call` refused for a scope or a rate limit as a tool result
+//!   with `isError: true`.
 //! - [`outcome`]: what inner layers decided ([`AuthOutcome`]), for the audit layer.
 //! - `extract` (feature `axum`): `Principal` and `Option<Principal>` as axum extractors.
 //! - [`clock`]: time as a dependency, for deterministic tests.
@@ -37,6 +40,7 @@ pub mod jsonrpc;
 pub mod outcome;
 pub mod percent;
 pub mod principal;
+pub mod refusal;
 pub mod mcp_headers;
 pub mod rejection;
 pub mod response;

@@ -306,6 +306,11 @@ impl Rejection {
         self.detail.as_deref()
     }
 
+    /// A public field set with [`field`](Self::field) (`retry_after`, `required_scopes`, …).
+    pub fn field_value(&self, key: &str) -> Option<&Value> {
+        self.fields.get(key)
+    }
+
     /// The challenge, if any.
     pub fn bearer_challenge(&self) -> Option<&BearerChallenge> {
         self.challenge.as_ref()
