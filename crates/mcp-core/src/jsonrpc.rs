@@ -384,6 +384,49 @@ enum Scalar {
     Other,
 }
 
+impl Scalar {
+    /// Read a string through `keep`, or skip any other value (without recursion) as `None`.
+    fn deserialize_with<'de, D, T>(d: D, keep: fn(&str) -> T) -> Result<Option<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+    {
+        struct V<T>(fn(&str) -> T);
+        impl<'de, T> Visitor<'de> for V<T> {
+            type Value = Option<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Option<T>, E> {
+                Ok(Some((self.0)(v)))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Option<T>, E> {
+                Ok(None)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Option<T>, E> {
+                Ok(None)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Option<T>, E> {
+                Ok(None)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Option<T>, E> {
+                Ok(None)
+            }
+            fn visit_unit<E>(self) -> Result<Option<T>, E> {
+                Ok(None)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<T>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(None)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(None)
+            }
+        }
+        d.deserialize_any(V(keep))
+    }
+}
+
 impl<'de> Deserialize<'de> for Scalar {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -502,12 +545,9 @@ impl<'de> Deserialize<'de> for Meta {
                         map.next_value::<IgnoredAny>()?;
                         continue;
                     }
-                    let value = map.next_value::<Scalar>()?;
+                    let VersionValue(value) = map.next_value()?;
                     meta.duplicate |= std::mem::replace(&mut seen, true);
-                    meta.protocol_version = match value {
-                        Scalar::Str(s) => Some(intern_version(s)),
-                        _ => None,
-                    };
+                    meta.protocol_version = value;
                 }
                 Ok(meta)
             }
@@ -538,14 +578,19 @@ impl<'de> Deserialize<'de> for Meta {
     }
 }
 
-/// A known protocol version is kept as a `&'static str`, so the common case allocates nothing.
-fn intern_version(version: Box<str>) -> Cow<'static, str> {
-    match crate::mcp_headers::DEFAULT_PROTOCOL_VERSIONS
-        .iter()
-        .find(|known| **known == &*version)
-    {
-        Some(known) => Cow::Borrowed(known),
-        None => Cow::Owned(version.into()),
+/// A `_meta` protocol version: a string, kept as a `&'static str` when it is a known version so
+/// the common case allocates nothing; any other JSON value reads as no version.
+struct VersionValue(Option<Cow<'static, str>>);
+
+impl<'de> Deserialize<'de> for VersionValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = Scalar::deserialize_with(d, |v: &str| {
+            crate::mcp_headers::DEFAULT_PROTOCOL_VERSIONS
+                .iter()
+                .find(|known| **known == v)
+                .map_or_else(|| Cow::Owned(v.to_owned()), |known| Cow::Borrowed(*known))
+        })?;
+        Ok(VersionValue(value))
     }
 }
 
