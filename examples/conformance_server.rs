@@ -1,10 +1,21 @@
 //! # The MCP conformance suite's server, bare or behind mcp-security
 //!
-//! An rmcp streamable-HTTP server that implements every tool, resource and
-//! prompt the server scenarios of the official conformance suite
+//! An rmcp streamable-HTTP server with the tools, resources and prompts the
+//! server scenarios of the official conformance suite
 //! (`@modelcontextprotocol/conformance`, `conformance server --url …`) call,
-//! with the names, arguments and results those scenarios expect. CI
-//! (`.ci/conformance.sh`) runs the whole active suite against it twice:
+//! with the names, arguments and results those scenarios expect:
+//!
+//! * every fixture of the active suite of release 0.1.16 (2025-11-25 era:
+//!   content types, logging, progress, sampling, elicitation, resources,
+//!   templates, subscriptions, prompts, completion);
+//! * of the 2026-07-28 requirements (pre-release 0.2.0-alpha.12), the
+//!   stateless-serving diagnostics (`test_missing_capability`,
+//!   `test_streaming_elicitation`, `test_logging_tool`, `subscriptions/listen`),
+//!   the SEP-2243 `Mcp-Param-*` tool (`test_custom_header`) and
+//!   `json_schema_2020_12_tool` — not the multi-round (`InputRequiredResult`)
+//!   or Tasks-extension fixtures.
+//!
+//! CI (`.ci/conformance.sh`) runs the suite against it twice:
 //!
 //! * `bare` — plain rmcp, nothing in front. rmcp's own `Host` allowlist is
 //!   turned off (`disable_allowed_hosts`), so the suite's DNS-rebinding
@@ -18,8 +29,9 @@
 //!   with the dev bypass (`MCP_DEV_BYPASS`, loopback only), and the per-client
 //!   rate limit is lifted to 100 000 requests a minute.
 //!
-//! The expected-failures file (`.ci/conformance/expected-failures.txt`) is the
-//! bare run's own list; the stacked run may fail nothing the bare run passes.
+//! The expected-failures files (`.ci/conformance/expected-failures*.txt`) are
+//! the bare runs' own lists; the stacked run may fail nothing the bare run
+//! passes.
 //!
 //! ## Run it
 //!
@@ -32,10 +44,10 @@
 //! In `stacked` mode every other `MCP_*` variable of `mcp_security::config`
 //! still applies, except that the environment is development, the dev bypass
 //! is on, and the per-client limit is high (a test fixture, not a deployment).
-//! `RUST_LOG` filters the log (default `warn`).
+//! `RUST_LOG` filters the log (default `warn,rmcp=error`: rmcp logs each error answer at WARN).
 
-// The suite's scenarios exercise the 2025-11-25 era: logging, sampling and server-to-client
-// requests, which rmcp marks deprecated in favour of the 2026-07-28 forms.
+// Most scenarios exercise the 2025-11-25 era: logging, sampling and server-to-client requests,
+// which rmcp marks deprecated in favour of the 2026-07-28 forms.
 #![allow(deprecated)]
 
 use std::{
@@ -52,18 +64,19 @@ use mcp_security::core::config::{Env, Environment};
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     model::{
-        AudioContent, CallToolRequestParams, CallToolResponse, CallToolResult,
+        AudioContent, CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities,
         CompleteRequestParams, CompleteResult, CompletionInfo, ContentBlock,
-        CreateMessageRequestParams, ElicitRequestParams, ElicitationSchema, GetPromptRequestParams,
-        GetPromptResponse, GetPromptResult, Implementation, JsonObject, ListPromptsResult,
+        CreateMessageRequestParams, ElicitRequest, ElicitRequestParams, ElicitationSchema,
+        GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation, InputRequest,
+        InputRequests, InputRequiredResult, JsonObject, ListPromptsResult,
         ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, LoggingLevel,
         LoggingMessageNotificationParam, PaginatedRequestParams, ProgressNotificationParam, Prompt,
         PromptArgument, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
         ReadResourceResult, Reference, Resource, ResourceContents, ResourceTemplate, Role,
         SamplingMessage, ServerCapabilities, ServerConfig, SetLevelRequestParams,
-        SubscribeRequestParams, Tool, UnsubscribeRequestParams,
+        SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
     },
-    service::RequestContext,
+    service::{RequestContext, SubscriptionContext},
     transport::streamable_http_server::{
         StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
     },
@@ -304,7 +317,90 @@ fn tools() -> Vec<Tool> {
             "Elicitation with the five enum schema forms (SEP-1330)",
             no_args,
         ),
+        // The 2026-07-28 (stateless) scenarios' fixtures.
+        tool(
+            "test_missing_capability",
+            "Needs the client's sampling capability; without it the call fails with -32021",
+            no_args,
+        ),
+        tool(
+            "test_streaming_elicitation",
+            "Answers with an input_required result holding one elicitation request",
+            no_args,
+        ),
+        tool(
+            "test_logging_tool",
+            "Logs one message, and only when the request's _meta asks for a log level",
+            no_args,
+        ),
+        Tool::new(
+            "test_custom_header",
+            "Echoes `value`, which clients also send as the Mcp-Param-Value header (SEP-2243)",
+            object(json!({
+                "type": "object",
+                "properties": {
+                    "value": { "type": "string", "description": "Any text", "x-mcp-header": "Value" }
+                },
+                "required": ["value"]
+            })),
+        ),
+        Tool::new(
+            "json_schema_2020_12_tool",
+            "Tool with JSON Schema 2020-12 features",
+            object(json_schema_2020_12()),
+        ),
     ]
+}
+
+/// The input schema the `json-schema-2020-12` scenario looks for: `$schema`, `$defs` with an
+/// `$anchor`, `$ref`, composition, conditionals and `additionalProperties`.
+fn json_schema_2020_12() -> Value {
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "$defs": {
+            "address": {
+                "$anchor": "addressDef",
+                "type": "object",
+                "properties": { "street": { "type": "string" }, "city": { "type": "string" } }
+            }
+        },
+        "properties": {
+            "name": { "type": "string" },
+            "address": { "$ref": "#/$defs/address" },
+            "contactMethod": { "type": "string", "enum": ["phone", "email"] },
+            "phone": { "type": "string" },
+            "email": { "type": "string" }
+        },
+        "allOf": [{ "anyOf": [{ "required": ["phone"] }, { "required": ["email"] }] }],
+        "if": {
+            "properties": { "contactMethod": { "const": "phone" } },
+            "required": ["contactMethod"]
+        },
+        "then": { "required": ["phone"] },
+        "else": { "required": ["email"] },
+        "additionalProperties": false
+    })
+}
+
+/// `test_streaming_elicitation`: a 2026-07-28 server may not send requests of its own, so it
+/// answers `input_required` with the elicitation the client should run and resend.
+fn streaming_elicitation() -> Result<CallToolResponse, ErrorData> {
+    let schema = json!({
+        "type": "object",
+        "properties": { "value": { "type": "string", "description": "Any value" } },
+        "required": ["value"]
+    });
+    let requested_schema: ElicitationSchema = serde_json::from_value(schema)
+        .map_err(|e| ErrorData::internal_error(format!("elicitation schema: {e}"), None))?;
+    let request = ElicitRequest::new(ElicitRequestParams::FormElicitationParams {
+        meta: None,
+        message: "Provide a value".to_owned(),
+        requested_schema,
+    });
+    let mut requests = InputRequests::new();
+    requests.insert("value".to_owned(), InputRequest::Elicitation(request));
+    Ok(InputRequiredResult::from_input_requests(requests).into())
 }
 
 /// `test_sampling`: one `sampling/createMessage` round trip.
@@ -531,6 +627,27 @@ impl ServerHandler for ConformanceServer {
             "test_elicitation_sep1330_enums" => {
                 elicit(&cx, "Please choose from each list", sep1330_schema()).await
             }
+            "test_missing_capability" => {
+                let declared = cx.client_capabilities().unwrap_or_default();
+                if declared.sampling.is_none() {
+                    return Err(ErrorData::missing_required_client_capability(
+                        ClientCapabilities::builder().enable_sampling().build(),
+                    ));
+                }
+                text_result("The client declared sampling")
+            }
+            "test_streaming_elicitation" => return streaming_elicitation(),
+            "test_logging_tool" => {
+                if let Some(level) = cx.meta.log_level() {
+                    self.log(&cx, level, "logLevel was requested").await;
+                }
+                text_result("Logging tool completed")
+            }
+            "test_custom_header" => {
+                let value = args.get("value").and_then(Value::as_str).unwrap_or("");
+                text_result(format!("value: {value}"))
+            }
+            "json_schema_2020_12_tool" => text_result("JSON Schema 2020-12 tool called"),
             other => {
                 return Err(ErrorData::invalid_params(
                     format!("unknown tool {other:?}"),
@@ -742,6 +859,20 @@ impl ServerHandler for ConformanceServer {
         Ok(CompleteResult::new(info))
     }
 
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        Some(requested.supported_by(&self.get_info().capabilities))
+    }
+
+    async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
+        // Nothing here changes lists or resources on its own: hold the stream until the client
+        // goes away (rmcp has sent the acknowledgement already).
+        context.cancelled().await;
+        Ok(())
+    }
+
     async fn set_level(
         &self,
         request: SetLevelRequestParams,
@@ -760,7 +891,7 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,rmcp=error")),
         )
         .init();
     let mode = Mode::from_args()?;
