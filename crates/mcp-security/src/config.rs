@@ -25,7 +25,10 @@
 //! | `JWT_ALGORITHMS` | allow-list, comma-separated: `HS256` exactly when `JWT_SECRET` is set, asymmetric ones exactly when a JWKS is | all that fit the keys |
 //! | `DEV_BYPASS` | skip auth; refused unless development and a loopback bind | `false` |
 //! | `AUTH_EXEMPT_PATHS`, `AUTH_DENY_PREFIXES` | exact paths served without auth; prefixes always refused | `/health`, — |
-//! | `RESOURCE_URL`, `AUTHORIZATION_SERVERS` | RFC 9728 metadata | derived, — |
+//! | `RESOURCE_URL` | the protected resource's URL (RFC 9728 `resource`) in the OAuth metadata and the 401 challenge's `resource_metadata`; unset, the first http(s) `JWT_AUDIENCE`, else derived from a `Host` on `ALLOWED_HOSTS` (with `ALLOWED_HOSTS=*`: not served, 404). Finding `MCP-AUTH-005` when neither it nor a URL audience is set | — |
+//! | `AUTHORIZATION_SERVERS` | RFC 9728 `authorization_servers` | the JWKS issuer, if any |
+//! | `SESSION_IDLE_TIMEOUT` | a legacy session (`Mcp-Session-Id`) binding unused this long expires; its id is then refused with the server's own 404 | `300s` (rmcp's session keep-alive) |
+//! | `SESSION_MAX_PER_PRINCIPAL` | live sessions one principal may hold; its next `initialize` is refused with 503 before it reaches the server | 64 |
 //! | `CORS_ORIGINS` | allowed browser origins, comma-separated; `*` refused in production | development: the localhost set; production: none |
 //! | `RATE_LIMIT_ENABLED`, `_REQUESTS`, `_WINDOW`, `_BURST`, `_MAX_KEYS` | per-client limit (off also turns the per-caller limits off; bans still apply) | `true`, 100, 60 s, = requests, 100000 |
 //! | `RATE_LIMIT_REDIS_URL` / `_FILE`, `_REDIS_PREFIX`, `_REDIS_FAILURE`, `_REDIS_TIMEOUT`, `RATE_LIMIT_REPLICAS` | limits shared by every replica through Redis, one connection for both limiters (feature `redis`, on by default; see `mcp_ratelimit::redis`) | — (in memory), `mcp:rl:`, `closed` (503), `20ms`, 1 |
@@ -212,6 +215,8 @@ pub(crate) struct Settings {
     pub(crate) path_scopes: Vec<(String, Option<Vec<Method>>, Vec<String>)>,
     pub(crate) resource_url: Option<String>,
     pub(crate) authorization_servers: Vec<String>,
+    pub(crate) session_idle_timeout: Duration,
+    pub(crate) session_max_per_principal: usize,
     pub(crate) cors_origins: Option<Vec<String>>,
     pub(crate) cors_allow_credentials: bool,
     pub(crate) trusted_proxies: Vec<IpNet>,
@@ -295,6 +300,8 @@ impl Default for SecurityConfigBuilder {
                 path_scopes: Vec::new(),
                 resource_url: None,
                 authorization_servers: Vec::new(),
+                session_idle_timeout: mcp_auth::session::DEFAULT_IDLE_TIMEOUT,
+                session_max_per_principal: mcp_auth::session::DEFAULT_MAX_SESSIONS_PER_PRINCIPAL,
                 cors_origins: None,
                 cors_allow_credentials: false,
                 trusted_proxies: Vec::new(),
@@ -440,6 +447,9 @@ impl SecurityConfigBuilder {
         if let Some(servers) = env.list("AUTHORIZATION_SERVERS")? {
             s.authorization_servers = servers;
         }
+        s.session_idle_timeout = env.duration("SESSION_IDLE_TIMEOUT", s.session_idle_timeout)?;
+        s.session_max_per_principal =
+            env.usize("SESSION_MAX_PER_PRINCIPAL", s.session_max_per_principal)?;
         if let Some(origins) = env.list("CORS_ORIGINS")? {
             s.cors_origins = Some(origins);
         }
@@ -720,7 +730,9 @@ impl SecurityConfigBuilder {
         self
     }
 
-    /// The protected resource's URL in RFC 9728 metadata (`RESOURCE_URL`).
+    /// The protected resource's URL in RFC 9728 metadata and in the 401 challenge's
+    /// `resource_metadata` (`RESOURCE_URL`; finding `MCP-AUTH-005` without it or a URL
+    /// audience).
     pub fn resource_url(mut self, url: impl Into<String>) -> Self {
         self.s.resource_url = Some(url.into());
         self
@@ -733,6 +745,23 @@ impl SecurityConfigBuilder {
         S: Into<String>,
     {
         self.s.authorization_servers = servers.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// How long a legacy session's binding to its principal lives without a request
+    /// (`SESSION_IDLE_TIMEOUT`, default [`mcp_auth::session::DEFAULT_IDLE_TIMEOUT`], rmcp's
+    /// session keep-alive). An expired binding's session id is refused with the server's own
+    /// 404, its owner's requests included (the client then starts a new session).
+    pub fn session_idle_timeout(mut self, idle: Duration) -> Self {
+        self.s.session_idle_timeout = idle;
+        self
+    }
+
+    /// The most live legacy sessions one principal may hold (`SESSION_MAX_PER_PRINCIPAL`,
+    /// default [`mcp_auth::session::DEFAULT_MAX_SESSIONS_PER_PRINCIPAL`]); its next
+    /// `initialize` is refused with 503 before it reaches the server.
+    pub fn session_max_per_principal(mut self, max: usize) -> Self {
+        self.s.session_max_per_principal = max;
         self
     }
 
@@ -989,6 +1018,16 @@ fn validate(s: &Settings) -> Result<(), ConfigError> {
         at_least_one("RATE_LIMIT_MAX_KEYS", max as u64)?;
     }
     at_least_one("MAX_BODY_BYTES", s.max_body_bytes as u64)?;
+    at_least_one(
+        "SESSION_MAX_PER_PRINCIPAL",
+        s.session_max_per_principal as u64,
+    )?;
+    if s.session_idle_timeout.is_zero() {
+        return Err(
+            ConfigError::new(s.var("SESSION_IDLE_TIMEOUT"), "must be longer than zero")
+                .with_value("0"),
+        );
+    }
     at_least_one("MAX_CONCURRENCY", s.max_concurrency as u64)?;
     if s.request_timeout.is_zero() {
         return Err(
@@ -1414,6 +1453,7 @@ impl SecurityConfig {
             i.jwt_issuer = s.jwt_issuer.clone();
             i.jwks_url = s.jwks_url.clone();
         }
+        i.resource_url = s.resource_url.clone();
         i.dev_bypass = s.dev_bypass;
         i.url_auth = s.url_auth;
         i.cors_origins = s.cors_origins.clone();
@@ -1493,6 +1533,21 @@ impl SecurityConfig {
     /// The largest request body read (give rmcp the same as its own cap).
     pub fn max_body_bytes(&self) -> usize {
         self.s.max_body_bytes
+    }
+
+    /// The idle timeout of a legacy session's binding (`SESSION_IDLE_TIMEOUT`).
+    pub fn session_idle_timeout(&self) -> Duration {
+        self.s.session_idle_timeout
+    }
+
+    /// The most live legacy sessions per principal (`SESSION_MAX_PER_PRINCIPAL`).
+    pub fn session_max_per_principal(&self) -> usize {
+        self.s.session_max_per_principal
+    }
+
+    /// The protected resource's URL (`RESOURCE_URL`), if set.
+    pub fn resource_url(&self) -> Option<&str> {
+        self.s.resource_url.as_deref()
     }
 
     /// Whether any credential source is configured.
@@ -1730,6 +1785,10 @@ mod tests {
             ("MCP_ALLOWED_HOSTS", " , "),
             ("MCP_ENV", "staging"),
             ("MCP_TRUSTED_PROXIES", "nope"),
+            ("MCP_SESSION_IDLE_TIMEOUT", "0"),
+            ("MCP_SESSION_IDLE_TIMEOUT", "soon"),
+            ("MCP_SESSION_MAX_PER_PRINCIPAL", "0"),
+            ("MCP_SESSION_MAX_PER_PRINCIPAL", "-1"),
         ] {
             let err = SecurityConfig::builder_from_env(&env(&[(var, value)]))
                 .and_then(SecurityConfigBuilder::build)
@@ -1745,9 +1804,49 @@ mod tests {
     }
 
     #[test]
+    fn session_settings_from_env_and_code() {
+        let config = SecurityConfig::builder_from_env(&env(&[]))
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(config.session_idle_timeout(), Duration::from_secs(300));
+        assert_eq!(config.session_max_per_principal(), 64);
+        let config = SecurityConfig::builder_from_env(&env(&[
+            ("MCP_SESSION_IDLE_TIMEOUT", "90s"),
+            ("MCP_SESSION_MAX_PER_PRINCIPAL", "8"),
+            ("MCP_RESOURCE_URL", "https://mcp.example.com/mcp"),
+        ]))
+        .unwrap()
+        .build()
+        .unwrap();
+        assert_eq!(config.session_idle_timeout(), Duration::from_secs(90));
+        assert_eq!(config.session_max_per_principal(), 8);
+        assert_eq!(config.resource_url(), Some("https://mcp.example.com/mcp"));
+        assert_eq!(
+            config.check_input().resource_url.as_deref(),
+            Some("https://mcp.example.com/mcp")
+        );
+        let config = SecurityConfig::builder()
+            .session_idle_timeout(Duration::from_secs(30))
+            .session_max_per_principal(2)
+            .build()
+            .unwrap();
+        assert_eq!(config.session_idle_timeout(), Duration::from_secs(30));
+        assert_eq!(config.session_max_per_principal(), 2);
+        let err = SecurityConfig::builder()
+            .session_max_per_principal(0)
+            .build()
+            .unwrap_err();
+        assert_eq!(err.setting(), "MCP_SESSION_MAX_PER_PRINCIPAL");
+    }
+
+    #[test]
     fn unreadable_secret_files_fail_unless_deferred() {
         let missing = "/nonexistent/mcp-security/api_key";
-        let e = env(&[("MCP_API_KEY_FILE", missing)]);
+        let e = env(&[
+            ("MCP_API_KEY_FILE", missing),
+            ("MCP_RESOURCE_URL", "https://mcp.example.com/mcp"),
+        ]);
         let err = SecurityConfig::builder_from_env(&e).unwrap_err();
         assert_eq!(err.setting(), "MCP_API_KEY_FILE");
         let config = SecurityConfig::builder()

@@ -303,12 +303,21 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
             _ => e,
         })?;
 
-    // None only with REQUIRE_AUTH=false and no credential source (MCP-AUTH-001 says so).
-    let auth = build_auth(s, environment)?;
+    // None only with REQUIRE_AUTH=false and no credential source (MCP-AUTH-001 says so). The
+    // Origin guard's Host allowlist is the one the resource URL may be derived from.
+    let auth = build_auth(s, environment, guard.allowed_hosts())?;
 
     // Without authentication there is no principal to bind a session to.
     let sessions = match auth {
-        Some(_) => SessionBindingLayer::builder().build()?,
+        Some(_) => SessionBindingLayer::builder()
+            .idle_timeout(s.session_idle_timeout)
+            .max_sessions_per_principal(s.session_max_per_principal)
+            .build()
+            .map_err(|e| match e.setting() {
+                "idle_timeout" => rename(e, var("SESSION_IDLE_TIMEOUT")),
+                "max_sessions_per_principal" => rename(e, var("SESSION_MAX_PER_PRINCIPAL")),
+                _ => e,
+            })?,
         None => SessionBindingLayer::disabled(),
     };
 
@@ -345,7 +354,11 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
     })
 }
 
-fn build_auth(s: &Settings, environment: Environment) -> Result<Option<AuthLayer>, ConfigError> {
+fn build_auth(
+    s: &Settings,
+    environment: Environment,
+    allowed_hosts: Option<Vec<String>>,
+) -> Result<Option<AuthLayer>, ConfigError> {
     let var = |name: &str| s.var(name);
     let has_keys = s.api_key.is_some() || s.api_keys_file.is_some() || !s.named_keys.is_empty();
     if !has_keys
@@ -409,6 +422,10 @@ fn build_auth(s: &Settings, environment: Environment) -> Result<Option<AuthLayer
     if let Some(url) = &s.resource_url {
         auth = auth.resource(url.clone());
     }
+    auth = match allowed_hosts {
+        Some(hosts) => auth.allowed_hosts(hosts),
+        None => auth.any_host(),
+    };
     if !s.authorization_servers.is_empty() {
         auth = auth.authorization_servers(s.authorization_servers.iter().cloned());
     }
@@ -416,6 +433,7 @@ fn build_auth(s: &Settings, environment: Environment) -> Result<Option<AuthLayer
         "dev_bypass" => rename(e, var("DEV_BYPASS")),
         "api_key_header" => rename(e, var("API_KEY_HEADER")),
         "resource" => rename(e, var("RESOURCE_URL")),
+        "allowed_hosts" => rename(e, var("ALLOWED_HOSTS")),
         "authorization_servers" => rename(e, var("AUTHORIZATION_SERVERS")),
         "credentials" => ConfigError::new(
             var("API_KEY"),
@@ -620,6 +638,8 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 
     const ALICE: &str = "mcp-sk-3vQ9xK2mW7pL0aZ8cN5bR1tY6uE4iO2sD9fG3hJ7kQ0";
     const BOB: &str = "mcp-sk-Hq8Zt2Lw5Nc9Vb4Xm7Kp1Rj6Yd3Fs0Ga8Ue2Ti5Oo7Pl";
@@ -657,11 +677,28 @@ mod tests {
             .layer(stack)
     }
 
+    const TOOLS_LIST: &str = r#"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#;
+    const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"0"}}}"#;
+
     async fn send(
         app: &Router,
         key: Option<&str>,
         session: Option<&str>,
     ) -> (StatusCode, HeaderMap, Value) {
+        let (status, headers, bytes) = send_raw(app, key, session, TOOLS_LIST).await;
+        (
+            status,
+            headers,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn send_raw(
+        app: &Router,
+        key: Option<&str>,
+        session: Option<&str>,
+        body: &'static str,
+    ) -> (StatusCode, HeaderMap, bytes::Bytes) {
         let mut req = Request::post("/mcp")
             .header("host", "127.0.0.1:8080")
             .header("content-type", "application/json")
@@ -675,19 +712,11 @@ mod tests {
         if let Some(s) = session {
             req = req.header("mcp-session-id", s);
         }
-        let req = req
-            .body(Body::from(
-                r#"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#,
-            ))
-            .unwrap();
+        let req = req.body(Body::from(body)).unwrap();
         let res = app.clone().oneshot(req).await.unwrap();
         let (parts, body) = res.into_parts();
         let bytes = body.collect().await.unwrap().to_bytes();
-        (
-            parts.status,
-            parts.headers,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        (parts.status, parts.headers, bytes)
     }
 
     #[tokio::test]
@@ -702,20 +731,18 @@ mod tests {
         assert_eq!(headers["mcp-session-id"], "s-1");
         assert_eq!(stack.session_binding().len(), 1);
 
-        let (status, headers, body) = send(&app, Some(BOB), Some("s-1")).await;
-        assert_eq!(status, StatusCode::NOT_FOUND);
-        assert_eq!(headers["content-type"], "application/json");
-        assert_eq!(
-            headers["x-content-type-options"], "nosniff",
-            "security headers too"
-        );
-        assert!(headers.get("x-served").is_none());
-        assert_eq!(
-            body,
-            json!({"jsonrpc": "2.0", "id": 7, "error": {"code": -32000,
-                "message": "Session not found",
-                "data": {"status": 404, "code": "session_not_found"}}})
-        );
+        // Another principal, or an id never issued: rmcp's own unknown-session answer.
+        for (key, id) in [(BOB, "s-1"), (ALICE, "s-2")] {
+            let (status, headers, body) = send_raw(&app, Some(key), Some(id), TOOLS_LIST).await;
+            assert_eq!(status, StatusCode::NOT_FOUND);
+            assert!(headers.get("content-type").is_none());
+            assert_eq!(
+                headers["x-content-type-options"], "nosniff",
+                "security headers too"
+            );
+            assert!(headers.get("x-served").is_none());
+            assert_eq!(body, mcp_auth::session::RMCP_UNKNOWN_SESSION_BODY);
+        }
 
         let (status, headers, _) = send(&app, Some(ALICE), Some("s-1")).await;
         assert_eq!(status, StatusCode::OK);
@@ -736,6 +763,156 @@ mod tests {
         let open = stack_without_auth();
         assert!(!open.authenticates());
         assert!(!open.session_binding().is_enabled());
+    }
+
+    #[tokio::test]
+    async fn the_per_principal_session_cap_refuses_initialize_before_the_server() {
+        let stack = stack(|b| with_keys(b).session_max_per_principal(1));
+        assert_eq!(stack.session_binding().max_sessions_per_principal(), 1);
+        assert!(
+            stack.summary().contains("1 per principal"),
+            "{}",
+            stack.summary()
+        );
+        let served = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&served);
+        let app = Router::new()
+            .route(
+                "/mcp",
+                axum::routing::post(move || {
+                    let n = counter.fetch_add(1, AtomicOrdering::Relaxed);
+                    async move { ([("mcp-session-id", format!("s-{n}"))], "{}") }
+                }),
+            )
+            .layer(stack);
+        let (status, headers, _) = send_raw(&app, Some(ALICE), None, INITIALIZE).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers["mcp-session-id"], "s-0");
+        let (status, headers, body) = send_raw(&app, Some(ALICE), None, INITIALIZE).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers["content-type"], "application/json");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert!(headers.get("mcp-session-id").is_none());
+        assert_eq!(
+            serde_json::from_slice::<Value>(&body).unwrap(),
+            json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32000,
+                "message": "Too many open sessions for this credential; end one (DELETE) or let one expire",
+                "data": {"status": 503, "code": "too_many_sessions", "max_sessions": 1}}})
+        );
+        assert_eq!(
+            served.load(AtomicOrdering::Relaxed),
+            1,
+            "never reached the server"
+        );
+        // Bob is unaffected.
+        let (status, headers, _) = send_raw(&app, Some(BOB), None, INITIALIZE).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers["mcp-session-id"], "s-1");
+    }
+
+    /// GET `path` with these `Host` headers, no credential.
+    async fn get(app: &Router, path: &str, host: &str) -> (StatusCode, HeaderMap, bytes::Bytes) {
+        let req = Request::get(path)
+            .header("host", host)
+            .extension(ConnectInfo(
+                "192.0.2.10:50000".parse::<SocketAddr>().unwrap(),
+            ))
+            .body(Body::empty())
+            .unwrap();
+        let res = app.clone().oneshot(req).await.unwrap();
+        let (parts, body) = res.into_parts();
+        (
+            parts.status,
+            parts.headers,
+            body.collect().await.unwrap().to_bytes(),
+        )
+    }
+
+    const METADATA: &str = "/.well-known/oauth-protected-resource/mcp";
+
+    fn vary(headers: &HeaderMap) -> Vec<&str> {
+        headers
+            .get_all("vary")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_hostile_host_never_names_the_resource() {
+        // Nothing configured: the Host allowlist (loopback for a loopback bind) decides.
+        let app = app(stack(with_keys));
+        let (status, headers, body) = get(&app, METADATA, "evil.example").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(headers["content-type"], "application/json");
+        assert_eq!(headers["cache-control"], "no-store");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert!(vary(&headers).contains(&"host"), "{headers:?}");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&body).unwrap(),
+            json!({"error": "not_found",
+                "message": "No protected-resource metadata is served for this host"})
+        );
+        // The Origin guard refuses the hostile Host on the MCP endpoint itself (403), before
+        // any challenge could name it.
+        let (status, _, body) = get(&app, "/mcp", "evil.example").await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(!String::from_utf8_lossy(&body).contains("evil"));
+        // An allowed Host: derived, cacheable, Vary: Host.
+        let (status, headers, body) = get(&app, METADATA, "127.0.0.1:8080").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers["cache-control"], "public, max-age=3600");
+        assert!(vary(&headers).contains(&"host"), "{headers:?}");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&body).unwrap()["resource"],
+            "http://127.0.0.1:8080/mcp"
+        );
+        let (status, headers, _) = get(&app, "/mcp", "127.0.0.1:8080").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            headers["www-authenticate"],
+            "Bearer resource_metadata=\"http://127.0.0.1:8080/.well-known/oauth-protected-resource/mcp\""
+        );
+        assert!(vary(&headers).contains(&"host"), "{headers:?}");
+    }
+
+    #[tokio::test]
+    async fn a_configured_resource_url_is_answered_whatever_the_host() {
+        let app = app(stack(|b| {
+            with_keys(b).resource_url("https://mcp.example.com/mcp")
+        }));
+        for host in ["evil.example", "127.0.0.1:8080"] {
+            let (status, headers, body) = get(&app, METADATA, host).await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(headers["cache-control"], "public, max-age=3600");
+            assert!(!vary(&headers).contains(&"host"), "{headers:?}");
+            assert_eq!(
+                serde_json::from_slice::<Value>(&body).unwrap()["resource"],
+                "https://mcp.example.com/mcp"
+            );
+        }
+        let (_, headers, _) = get(&app, "/mcp", "127.0.0.1:8080").await;
+        assert_eq!(
+            headers["www-authenticate"],
+            "Bearer resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/mcp\""
+        );
+        assert!(!vary(&headers).contains(&"host"), "{headers:?}");
+    }
+
+    #[tokio::test]
+    async fn with_any_host_and_no_resource_url_the_metadata_is_404() {
+        let app = app(stack(|b| with_keys(b).any_host()));
+        for host in ["evil.example", "127.0.0.1:8080"] {
+            let (status, headers, body) = get(&app, METADATA, host).await;
+            assert_eq!(status, StatusCode::NOT_FOUND);
+            assert_eq!(headers["cache-control"], "no-store");
+            assert!(!vary(&headers).contains(&"host"), "{headers:?}");
+            assert!(!String::from_utf8_lossy(&body).contains("evil"));
+            let (status, headers, _) = get(&app, "/mcp", host).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+            assert_eq!(headers["www-authenticate"], "Bearer");
+            assert!(!vary(&headers).contains(&"host"), "{headers:?}");
+        }
     }
 
     fn stack_without_auth() -> SecurityLayer {

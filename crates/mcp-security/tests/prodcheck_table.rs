@@ -115,6 +115,7 @@ fn one_case_per_finding() {
         set("MCP-AUTH-002", &no_key),
         set("MCP-AUTH-003", &[("MCP_DEV_BYPASS", Some("true"))]),
         set("MCP-AUTH-004", &[("MCP_URL_AUTH", Some("true"))]),
+        set("MCP-AUTH-005", &[("MCP_JWT_AUDIENCE", Some("filesystem"))]),
         set("MCP-KEY-001", &[("MCP_API_KEY", Some("mcp-sk-Q2w9Zr4"))]),
         set("MCP-KEY-002", &[("MCP_API_KEY", Some(&"k3y!".repeat(10)))]),
         set(
@@ -323,6 +324,7 @@ fn every_production_error_is_listed_with_its_fix() {
         .unwrap_err();
     let text = err.to_string();
     for id in [
+        "MCP-AUTH-005",
         "MCP-KEY-003",
         "MCP-KEY-001",
         "MCP-DEBUG-001",
@@ -331,7 +333,7 @@ fn every_production_error_is_listed_with_its_fix() {
     ] {
         assert!(text.contains(id), "{id}: {text}");
     }
-    assert_eq!(text.matches("\n    fix: ").count(), 5, "{text}");
+    assert_eq!(text.matches("\n    fix: ").count(), 6, "{text}");
     assert!(!text.contains("Tail-42"), "no secret in the message");
 }
 

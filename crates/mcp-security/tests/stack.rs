@@ -200,6 +200,7 @@ async fn the_audit_file_records_rejected_requests_too() {
             ("IQ_ENV", "production".to_owned()),
             ("IQ_API_KEY", KEY.to_owned()),
             ("IQ_CORS_ORIGINS", "https://app.example.com".to_owned()),
+            ("IQ_RESOURCE_URL", "https://mcp.example.com/mcp".to_owned()),
             ("IQ_AUDIT_LOG_FILE", log.display().to_string()),
             (
                 "IQ_AUDIT_HMAC_KEY",
