@@ -603,3 +603,21 @@ pub async fn run_typescript(args: &[&str]) -> ClientRun {
     cmd.current_dir(&dir).arg("e2e_client.mjs").args(args);
     run(cmd, "TypeScript").await
 }
+
+/// Run `tests/clients/python/SCRIPT ARGS…` with the e2e Python.
+pub async fn run_python_script(script: &str, args: &[&str]) -> ClientRun {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("clients/python")
+        .join(script);
+    let mut cmd = tokio::process::Command::new(python());
+    cmd.arg(script).args(args);
+    run(cmd, "Python").await
+}
+
+/// Run `node tests/clients/ts/SCRIPT ARGS…`.
+pub async fn run_typescript_script(script: &str, args: &[&str]) -> ClientRun {
+    let dir = typescript_client_dir();
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.current_dir(&dir).arg(script).args(args);
+    run(cmd, "TypeScript").await
+}

@@ -1,0 +1,102 @@
+#!/usr/bin/env node
+// List and use everything an MCP server shows this caller, with the official TypeScript SDK
+// (@modelcontextprotocol/sdk 1.x, 2025-11-25 era), for tests/tests/e2e_list_filter.rs. Prints ONE
+// JSON line: `ok`, `tools`, `prompts`, `resources` (URIs), `templates` (URI templates), each
+// sorted, and `calls` (for each listed tool, prompt and resource: whether using it worked; a tool
+// call is ok when not `isError`). Exit 0 when listing worked, 1 otherwise, 2 on bad usage.
+//
+//   node list_client.mjs --url URL --token TOKEN
+//
+// Setup: `npm ci` in this folder (or `bash .ci/e2e-setup.sh` at the repository root).
+
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+
+const TOTAL_TIMEOUT_MS = 60_000;
+const TOOL_ARGS = { echo: { text: 'hi' } };
+const DEFAULT_ARGS = { name: 'welcome' };
+
+function parseArgs(argv) {
+  const args = {};
+  for (let i = 0; i < argv.length; i += 2) {
+    if (!argv[i].startsWith('--') || argv[i + 1] === undefined) throw new Error(`bad argument ${argv[i]}`);
+    args[argv[i].slice(2)] = argv[i + 1];
+  }
+  if (!args.url || !args.token) throw new Error('--url and --token are required');
+  return args;
+}
+
+async function drive(args, report) {
+  const transport = new StreamableHTTPClientTransport(new URL(args.url), {
+    requestInit: { headers: { Authorization: `Bearer ${args.token}` } },
+  });
+  const client = new Client({ name: 'mcp-security-e2e-ts-lists', version: '0.0.0' });
+  const calls = [];
+  report.calls = calls;
+  try {
+    await client.connect(transport);
+    const tools = await client.listTools();
+    const prompts = await client.listPrompts();
+    const resources = await client.listResources();
+    const templates = await client.listResourceTemplates();
+    report.tools = tools.tools.map(t => t.name).sort();
+    report.prompts = prompts.prompts.map(p => p.name).sort();
+    report.resources = resources.resources.map(r => r.uri).sort();
+    report.templates = templates.resourceTemplates.map(t => t.uriTemplate).sort();
+    for (const name of report.tools) {
+      try {
+        const res = await client.callTool({ name, arguments: TOOL_ARGS[name] ?? DEFAULT_ARGS });
+        calls.push({ kind: 'tool', name, ok: res.isError !== true, detail: res.content?.[0]?.text ?? null });
+      } catch (e) {
+        calls.push({ kind: 'tool', name, ok: false, detail: String(e?.message ?? e) });
+      }
+    }
+    for (const name of report.prompts) {
+      try {
+        await client.getPrompt({ name, arguments: {} });
+        calls.push({ kind: 'prompt', name, ok: true });
+      } catch (e) {
+        calls.push({ kind: 'prompt', name, ok: false, detail: String(e?.message ?? e) });
+      }
+    }
+    for (const uri of report.resources) {
+      try {
+        await client.readResource({ uri });
+        calls.push({ kind: 'resource', name: uri, ok: true });
+      } catch (e) {
+        calls.push({ kind: 'resource', name: uri, ok: false, detail: String(e?.message ?? e) });
+      }
+    }
+    report.ok = true;
+  } finally {
+    await transport.terminateSession?.().catch(() => {});
+    await client.close().catch(() => {});
+  }
+}
+
+async function main() {
+  let args;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    console.error(`usage error: ${e.message}`);
+    return 2;
+  }
+  const report = { client: 'typescript', ok: false };
+  const timer = setTimeout(() => {
+    report.error = `did not finish within ${TOTAL_TIMEOUT_MS} ms`;
+    console.log(JSON.stringify(report));
+    process.exit(1);
+  }, TOTAL_TIMEOUT_MS);
+  try {
+    await drive(args, report);
+  } catch (e) {
+    report.ok = false;
+    report.error = `${e?.name ?? 'Error'}: ${e?.message ?? String(e)}`;
+  }
+  clearTimeout(timer);
+  console.log(JSON.stringify(report));
+  return report.ok ? 0 : 1;
+}
+
+process.exitCode = await main();
