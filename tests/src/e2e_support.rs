@@ -31,7 +31,7 @@ use mcp_security::auth::api_key::{DEFAULT_KEY_PREFIX, generate_key};
 use mcp_security::auth::jwt::TokenRequest;
 use mcp_security::core::config::{Environment, Secret};
 use mcp_security::core::{Principal, Scopes};
-use mcp_security::{SecurityConfig, SecurityLayer};
+use mcp_security::{SecurityConfig, SecurityConfigBuilder, SecurityLayer};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::Extension;
 use rmcp::handler::server::wrapper::Parameters;
@@ -148,6 +148,7 @@ pub struct TestServer {
     pub api_key: String,
     jwt: JwtVerifier,
     security: SecurityLayer,
+    sessions: Arc<LocalSessionManager>,
     task: JoinHandle<()>,
 }
 
@@ -170,6 +171,17 @@ impl TestServer {
     /// # Panics
     /// When the port cannot be bound or the stack refuses its configuration.
     pub async fn start_with(options: ServerOptions) -> TestServer {
+        TestServer::start_configured(options, |b| b).await
+    }
+
+    /// Start a server whose configuration `configure` refines last (a session cap, …).
+    ///
+    /// # Panics
+    /// When the port cannot be bound or the stack refuses its configuration.
+    pub async fn start_configured(
+        options: ServerOptions,
+        configure: impl FnOnce(SecurityConfigBuilder) -> SecurityConfigBuilder,
+    ) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1:0");
@@ -191,6 +203,7 @@ impl TestServer {
         if !options.authorization_servers.is_empty() {
             builder = builder.authorization_servers(options.authorization_servers.clone());
         }
+        builder = configure(builder);
         let config = builder.build().expect("valid e2e configuration");
         let security = config
             .layer()
@@ -207,9 +220,10 @@ impl TestServer {
             .with_allowed_hosts(allowed_hosts.unwrap_or_default())
             .with_max_request_body_bytes(config.max_body_bytes());
         let tool_router = E2eServer::tool_router();
+        let sessions = Arc::new(LocalSessionManager::default());
         let mcp = StreamableHttpService::new(
             move || Ok(E2eServer::new(tool_router.clone())),
-            Arc::new(LocalSessionManager::default()),
+            Arc::clone(&sessions),
             mcp_config,
         );
         let app = Router::new()
@@ -232,8 +246,14 @@ impl TestServer {
             api_key,
             jwt,
             security,
+            sessions,
             task,
         }
+    }
+
+    /// How many sessions rmcp's session manager holds.
+    pub async fn server_sessions(&self) -> usize {
+        self.sessions.sessions.read().await.len()
     }
 
     /// A 10-minute HS256 JWT for `sub` with this server's URL as audience.
@@ -258,6 +278,29 @@ impl TestServer {
             self.addr
         )
     }
+}
+
+/// The same MCP server without the stack (rmcp's defaults, loopback Host allowlist), to compare
+/// our answers with rmcp's own; stopped when the handle is aborted.
+///
+/// # Panics
+/// When the port cannot be bound.
+pub async fn start_bare() -> (SocketAddr, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local address");
+    let tool_router = E2eServer::tool_router();
+    let mcp = StreamableHttpService::new(
+        move || Ok(E2eServer::new(tool_router.clone())),
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default(),
+    );
+    let app = Router::new().nest_service(MCP_PATH, mcp);
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, task)
 }
 
 impl Drop for TestServer {

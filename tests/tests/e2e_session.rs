@@ -1,6 +1,8 @@
 #![cfg(feature = "e2e")]
 //! Legacy-session binding over real sockets: a session created by one principal is a 404 for
-//! every other principal, whatever the method; its owner keeps using it and can end it.
+//! every other principal, whatever the method; its owner keeps using it and can end it. Our 404
+//! for a foreign or unknown session id is byte for byte bare rmcp's answer for an unknown one.
+//! The per-principal session cap, and the protected-resource metadata with a hostile `Host`.
 //!
 //! Raw HTTP/1.1 requests (hyper-util's client), so every header and body is checked as sent.
 
@@ -11,7 +13,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
-use tests::e2e_support::{API_KEY_NAME, TestServer};
+use tests::e2e_support::{API_KEY_NAME, ServerOptions, TestServer, start_bare};
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
@@ -144,7 +146,7 @@ async fn another_principal_presenting_a_session_id_gets_404() {
         API_KEY_NAME
     );
 
-    // Bob (a valid JWT) presents Alice's session id: a JSON-RPC 404 with his request's id.
+    // Bob (a valid JWT) presents Alice's session id: rmcp's own unknown-session 404.
     let stolen = send(
         &http,
         &server,
@@ -158,28 +160,19 @@ async fn another_principal_presenting_a_session_id_gets_404() {
     )
     .await;
     assert_eq!(stolen.status, StatusCode::NOT_FOUND);
-    assert_eq!(stolen.headers["content-type"], "application/json");
+    assert!(stolen.headers.get("content-type").is_none());
     assert!(stolen.headers.get("mcp-session-id").is_none());
     assert!(stolen.headers.get("www-authenticate").is_none());
     assert_security_headers(&stolen);
-    assert_eq!(
-        stolen.json(),
-        json!({"jsonrpc": "2.0", "id": "steal-1", "error": {"code": -32000,
-            "message": "Session not found",
-            "data": {"status": 404, "code": "session_not_found"}}})
-    );
+    assert_eq!(stolen.body, RMCP_UNKNOWN_SESSION);
 
     // Nor can Bob open Alice's SSE stream or end her session.
     for method in [Method::GET, Method::DELETE] {
         let refused = send(&http, &server, method.clone(), &bob, Some(&session), None).await;
         assert_eq!(refused.status, StatusCode::NOT_FOUND, "{method}");
-        assert_eq!(refused.headers["content-type"], "application/json");
+        assert!(refused.headers.get("content-type").is_none());
         assert_security_headers(&refused);
-        assert_eq!(
-            refused.json(),
-            json!({"error": "session_not_found", "message": "Session not found"}),
-            "{method}"
-        );
+        assert_eq!(refused.body, RMCP_UNKNOWN_SESSION, "{method}");
     }
 
     // Alice's session is untouched.
@@ -213,10 +206,11 @@ async fn another_principal_presenting_a_session_id_gets_404() {
         Some(whoami),
     )
     .await;
-    // rmcp's own answer for an unknown session, not the binding's JSON.
+    // The binding is gone, so the id is refused before rmcp: with rmcp's own answer.
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    assert!(gone.headers.get("content-type").is_none());
     assert_security_headers(&gone);
-    assert_eq!(gone.body, "Not Found: Session not found");
+    assert_eq!(gone.body, RMCP_UNKNOWN_SESSION);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,11 +258,194 @@ async fn the_same_principal_on_another_connection_keeps_its_session() {
     )
     .await;
     assert_eq!(other.status, StatusCode::NOT_FOUND);
-    assert_eq!(other.headers["content-type"], "application/json");
+    assert!(other.headers.get("content-type").is_none());
+    assert_eq!(other.body, RMCP_UNKNOWN_SESSION);
+}
+
+const RMCP_UNKNOWN_SESSION: &str = "Not Found: Session not found";
+
+fn initialize_body() -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "e2e-raw", "version": "0"}}})
+}
+
+/// A raw request to `url` (no credential unless given), answered in full.
+async fn raw(
+    http: &HttpClient,
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> Answer {
+    let mut req = Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let body = body.map_or_else(Full::default, |v| Full::new(Bytes::from(v.to_string())));
+    let res = http
+        .request(req.body(body).expect("request"))
+        .await
+        .expect("the server answers");
+    let (parts, body) = res.into_parts();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body: body.collect().await.expect("body").to_bytes(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_and_unknown_ids_get_exactly_bare_rmcps_unknown_session_answer() {
+    let http: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let (bare_addr, bare) = start_bare().await;
+    let bare_url = format!("http://{bare_addr}/mcp");
+    let server = TestServer::start().await;
+    let alice = server.api_key.clone();
+    let bob = server.jwt("bob");
+    let init = send(
+        &http,
+        &server,
+        Method::POST,
+        &alice,
+        None,
+        Some(initialize_body()),
+    )
+    .await;
+    assert_eq!(init.status, StatusCode::OK);
+    let session = init.headers["mcp-session-id"].to_str().unwrap().to_owned();
+
+    let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"});
+    let headers = [
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+        ("mcp-protocol-version", "2025-11-25"),
+        ("mcp-session-id", "0b7c4c1e-unknown-session"),
+    ];
+    for method in [Method::POST, Method::GET] {
+        let body = (method == Method::POST).then(|| call.clone());
+        // rmcp alone, an id it never issued.
+        let reference = raw(&http, method.clone(), &bare_url, &headers, body.clone()).await;
+        assert_eq!(reference.status, StatusCode::NOT_FOUND, "{method}");
+        assert_eq!(reference.body, RMCP_UNKNOWN_SESSION, "{method}");
+        // Behind the stack: Bob with Alice's id, Alice with an id never issued.
+        for (token, id) in [
+            (&bob, session.as_str()),
+            (&alice, "0b7c4c1e-unknown-session"),
+        ] {
+            let ours = send(
+                &http,
+                &server,
+                method.clone(),
+                token,
+                Some(id),
+                body.clone(),
+            )
+            .await;
+            assert_eq!(ours.status, reference.status, "{method} {id}");
+            assert_eq!(
+                ours.headers.get("content-type"),
+                reference.headers.get("content-type"),
+                "{method} {id}"
+            );
+            assert_eq!(ours.body, reference.body, "{method} {id}");
+        }
+    }
+    bare.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_principal_cap_refuses_initialize_before_rmcp() {
+    let server =
+        TestServer::start_configured(ServerOptions::default(), |b| b.session_max_per_principal(2))
+            .await;
+    let http: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let alice = server.api_key.clone();
+    let bob = server.jwt("bob");
+    for _ in 0..2 {
+        let init = send(
+            &http,
+            &server,
+            Method::POST,
+            &alice,
+            None,
+            Some(initialize_body()),
+        )
+        .await;
+        assert_eq!(init.status, StatusCode::OK);
+    }
+    assert_eq!(server.server_sessions().await, 2);
+    let refused = send(
+        &http,
+        &server,
+        Method::POST,
+        &alice,
+        None,
+        Some(initialize_body()),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.headers["content-type"], "application/json");
+    assert!(refused.headers.get("mcp-session-id").is_none());
+    assert_security_headers(&refused);
     assert_eq!(
-        other.json(),
-        json!({"jsonrpc": "2.0", "id": 9, "error": {"code": -32000,
-            "message": "Session not found",
-            "data": {"status": 404, "code": "session_not_found"}}})
+        refused.json(),
+        json!({"jsonrpc": "2.0", "id": 1, "error": {"code": -32000,
+            "message": "Too many open sessions for this credential; end one (DELETE) or let one expire",
+            "data": {"status": 503, "code": "too_many_sessions", "max_sessions": 2}}})
     );
+    assert_eq!(
+        server.server_sessions().await,
+        2,
+        "rmcp opened no orphan session"
+    );
+    // Bob is unaffected.
+    let init = send(
+        &http,
+        &server,
+        Method::POST,
+        &bob,
+        None,
+        Some(initialize_body()),
+    )
+    .await;
+    assert_eq!(init.status, StatusCode::OK);
+    assert_eq!(server.server_sessions().await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_resource_metadata_ignores_a_hostile_host() {
+    let server = TestServer::start().await;
+    let http: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let a = raw(
+        &http,
+        Method::GET,
+        &server.resource_metadata_url(),
+        &[("host", "evil.example")],
+        None,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.headers["content-type"], "application/json");
+    assert_eq!(a.headers["cache-control"], "public, max-age=3600");
+    assert!(
+        !a.headers
+            .get_all("vary")
+            .iter()
+            .any(|v| v.to_str().unwrap().contains("host")),
+        "a configured resource does not depend on Host"
+    );
+    assert_eq!(a.json()["resource"], server.url.as_str());
+    assert!(!String::from_utf8_lossy(&a.body).contains("evil"));
+    // The MCP endpoint itself refuses that Host (the Origin guard) before any challenge.
+    let a = raw(
+        &http,
+        Method::POST,
+        &server.url,
+        &[("host", "evil.example")],
+        None,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(!String::from_utf8_lossy(&a.body).contains("evil"));
 }
