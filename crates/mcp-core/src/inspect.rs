@@ -4,9 +4,9 @@
 //! For a `POST` to the MCP path (the path itself or anything under it), the layer reads at most
 //! `max_body_bytes` of the body — enforced while the body streams, and up front from
 //! `Content-Length` — parses the envelope with [`parse_envelope`], checks the MCP transport
-//! headers (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`) against it with
-//! [`check_headers`], inserts the [`McpCall`] into the request
-//! extensions and hands the inner service the identical bytes. The `McpCall` is also put into the
+//! headers (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`) against it with [`check_headers`],
+//! inserts the [`McpCall`] into the request extensions and hands the inner service the identical
+//! bytes. The `McpCall` is also put into the
 //! response's extensions, so layers outside this one (audit) can record what was called. Every
 //! other request (GET streams, DELETE, other paths) passes through untouched and unbuffered.
 //!
@@ -23,15 +23,17 @@
 //! | not JSON | 400, JSON-RPC `-32700` (Parse error) |
 //! | JSON but not JSON-RPC 2.0, or a repeated envelope key | 400, JSON-RPC `-32600` (Invalid Request) |
 //! | `MCP-Protocol-Version` not in [`protocol_versions`](McpInspectLayerBuilder::protocol_versions) | 400, JSON-RPC `-32022`, message and `data.supported` list the supported versions |
-//! | `MCP-Protocol-Version` absent or different from the body's `params._meta` protocol version | 400, JSON-RPC `-32020` (HeaderMismatch) |
-//! | `Mcp-Method` / `Mcp-Name` disagreeing with the body (decoded), or sent twice | 400, JSON-RPC `-32020` |
+//! | the body names a protocol version in `params._meta` and `MCP-Protocol-Version` is absent or different | 400, JSON-RPC `-32020` (HeaderMismatch) |
+//! | `Mcp-Method` / `Mcp-Name` disagreeing with the body (`Mcp-Name` decoded) | 400, JSON-RPC `-32020` |
+//! | `MCP-Protocol-Version`, `Mcp-Method` or `Mcp-Name` sent twice (even with equal values) | 400, JSON-RPC `-32020` |
 //! | `Mcp-Name` on a method that names nothing (`tools/list`, `initialize`, …) | 400, JSON-RPC `-32020` |
 //! | `Mcp-Name` in the `=?base64?…?=` form that is not padded Base64 of UTF-8 | 400, JSON-RPC `-32020` |
 //! | 2026-07-28 era: `Mcp-Method` missing on a request (not `initialize`), or `Mcp-Name` missing where the table requires it | 400, JSON-RPC `-32020`, the message names the header |
 //! | the body could not be read | 400, JSON-RPC `-32600` |
 //!
 //! Each `-32020` / `-32022` rejection's message names the header concerned. `Mcp-Param-*`
-//! headers need each tool's input schema and are not checked here.
+//! headers need each tool's input schema and are not checked here. The `MCP-Protocol-Version`
+//! of GET and DELETE requests is left to the server (the layer does not touch those requests).
 
 use std::future::Future;
 use std::pin::Pin;
