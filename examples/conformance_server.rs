@@ -11,9 +11,12 @@
 //! * of the 2026-07-28 requirements (pre-release 0.2.0-alpha.12), the
 //!   stateless-serving diagnostics (`test_missing_capability`,
 //!   `test_streaming_elicitation`, `test_logging_tool`, `subscriptions/listen`),
-//!   the SEP-2243 `Mcp-Param-*` tool (`test_custom_header`) and
-//!   `json_schema_2020_12_tool` — not the multi-round (`InputRequiredResult`)
-//!   or Tasks-extension fixtures.
+//!   the SEP-2243 `Mcp-Param-*` tool (`test_custom_header`),
+//!   `json_schema_2020_12_tool`, and the Tasks-extension (SEP-2663) fixtures
+//!   (`greet`, `slow_compute`, `failing_job`, `protocol_error_job`,
+//!   `confirm_delete`, `multi_input`, `test_tool_with_task`, and
+//!   `tasks/get|update|cancel`) — not yet the multi-round
+//!   (`InputRequiredResult`, SEP-2322) fixtures.
 //!
 //! CI (`.ci/conformance.sh`) runs the suite against it twice:
 //!
@@ -64,19 +67,21 @@ use mcp_security::core::config::{Env, Environment};
 use rmcp::{
     ErrorData, RoleServer, ServerHandler,
     model::{
-        AudioContent, CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities,
-        CompleteRequestParams, CompleteResult, CompletionInfo, ContentBlock,
-        CreateMessageRequestParams, ElicitRequest, ElicitRequestParams, ElicitationSchema,
-        GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation, InputRequest,
-        InputRequests, InputRequiredResult, JsonObject, ListPromptsResult,
-        ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, LoggingLevel,
-        LoggingMessageNotificationParam, PaginatedRequestParams, ProgressNotificationParam, Prompt,
-        PromptArgument, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
-        ReadResourceResult, Reference, Resource, ResourceContents, ResourceTemplate, Role,
-        SamplingMessage, ServerCapabilities, ServerConfig, SetLevelRequestParams,
-        SubscribeRequestParams, SubscriptionFilter, Tool, UnsubscribeRequestParams,
+        AudioContent, CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams,
+        ClientCapabilities, CompleteRequestParams, CompleteResult, CompletionInfo, ContentBlock,
+        CreateMessageRequestParams, CreateTaskResult, ElicitRequest, ElicitRequestParams,
+        ElicitationSchema, GetPromptRequestParams, GetPromptResponse, GetPromptResult,
+        GetTaskParams, GetTaskResult, Implementation, InputRequest, InputRequests,
+        InputRequiredResult, JsonObject, ListPromptsResult, ListResourceTemplatesResult,
+        ListResourcesResult, ListToolsResult, LoggingLevel, LoggingMessageNotificationParam,
+        PaginatedRequestParams, ProgressNotificationParam, Prompt, PromptArgument, PromptMessage,
+        ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Reference, Resource,
+        ResourceContents, ResourceTemplate, Role, SamplingMessage, ServerCapabilities,
+        ServerConfig, SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, Tool,
+        UnsubscribeRequestParams, UpdateTaskParams,
     },
     service::{RequestContext, SubscriptionContext},
+    task_manager::{TaskExit, TaskManager, TaskOptions},
     transport::streamable_http_server::{
         StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
     },
@@ -151,6 +156,8 @@ struct Shared {
     tools: Vec<Tool>,
     /// Resource URIs with a live `resources/subscribe`.
     subscriptions: Mutex<HashSet<String>>,
+    /// Tasks (SEP-2663) outlive the request that created them: one manager per process.
+    tasks: TaskManager,
 }
 
 impl Default for Shared {
@@ -158,6 +165,7 @@ impl Default for Shared {
         Self {
             tools: tools(),
             subscriptions: Mutex::default(),
+            tasks: TaskManager::new(),
         }
     }
 }
@@ -350,6 +358,249 @@ fn tools() -> Vec<Tool> {
             object(json_schema_2020_12()),
         ),
     ]
+    .into_iter()
+    .chain(TASK_TOOLS.iter().map(|&(name, description, _)| {
+        Tool::new(name, description, task_tool_schema(name))
+    }))
+    .collect()
+}
+
+/// How a Tasks-extension (SEP-2663) fixture runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TaskSupport {
+    /// Always answers inline.
+    Never,
+    /// Becomes a task when the client declared the tasks extension, else answers inline.
+    Optional,
+    /// Only as a task: without the extension the call fails with -32021.
+    Required,
+}
+
+/// The Tasks-extension scenarios' fixtures: (name, description, how it runs).
+const TASK_TOOLS: [(&str, &str, TaskSupport); 7] = [
+    (
+        "greet",
+        "Says hello to `name`, inline (SEP-2663 sync-only fixture)",
+        TaskSupport::Never,
+    ),
+    (
+        "slow_compute",
+        "Sleeps `seconds`, then reports `label` (task-supporting)",
+        TaskSupport::Optional,
+    ),
+    (
+        "failing_job",
+        "Ends with a tool error (isError: true); task required",
+        TaskSupport::Required,
+    ),
+    (
+        "protocol_error_job",
+        "Ends with a JSON-RPC error (task status failed when run as a task)",
+        TaskSupport::Optional,
+    ),
+    (
+        "confirm_delete",
+        "Asks for a yes/no confirmation inside the task before `deleting` `filename`",
+        TaskSupport::Required,
+    ),
+    (
+        "multi_input",
+        "Asks for two values at once inside the task",
+        TaskSupport::Required,
+    ),
+    (
+        "test_tool_with_task",
+        "Asks for a name (input_required), then finishes as a task",
+        TaskSupport::Required,
+    ),
+];
+
+/// The input schema of a task fixture.
+fn task_tool_schema(name: &str) -> JsonObject {
+    let properties = match name {
+        "greet" => json!({ "name": { "type": "string" } }),
+        "slow_compute" => json!({ "seconds": { "type": "number" }, "label": { "type": "string" } }),
+        "confirm_delete" => json!({ "filename": { "type": "string" } }),
+        _ => json!({}),
+    };
+    let required = if name == "greet" {
+        json!(["name"])
+    } else {
+        json!([])
+    };
+    object(json!({ "type": "object", "properties": properties, "required": required }))
+}
+
+/// One form elicitation as an MRTR / in-task input request: `field` (a string) is required.
+fn ask(message: &str, field: &str, kind: &str) -> Result<InputRequest, ErrorData> {
+    let schema = json!({
+        "type": "object",
+        "properties": { field: { "type": kind } },
+        "required": [field]
+    });
+    let requested_schema: ElicitationSchema = serde_json::from_value(schema)
+        .map_err(|e| ErrorData::internal_error(format!("elicitation schema: {e}"), None))?;
+    Ok(InputRequest::Elicitation(ElicitRequest::new(
+        ElicitRequestParams::FormElicitationParams {
+            meta: None,
+            message: message.to_owned(),
+            requested_schema,
+        },
+    )))
+}
+
+/// `content.<field>` of an elicitation answer, as text.
+fn answered(response: &Value, field: &str) -> String {
+    match response.get("content").and_then(|c| c.get(field)) {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => "(none)".to_owned(),
+    }
+}
+
+impl ConformanceServer {
+    /// Runs a Tasks-extension fixture: as a task when the client declared the extension and the
+    /// tool supports tasks, inline otherwise (or -32021 when the tool needs a task).
+    async fn call_task_tool(
+        &self,
+        name: &str,
+        support: TaskSupport,
+        request: &CallToolRequestParams,
+        cx: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let args = request.arguments.clone().unwrap_or_default();
+        let as_task = support != TaskSupport::Never
+            && cx.client_capabilities().is_some_and(|c| c.supports_tasks());
+        if support == TaskSupport::Required && !as_task {
+            return Err(ErrorData::missing_required_client_capability(
+                ClientCapabilities::builder().enable_tasks().build(),
+            ));
+        }
+        let tasks = &self.shared.tasks;
+        let spawn = |work: rmcp::task_manager::TaskFuture| {
+            let task = tasks.spawn(TaskOptions::default(), move |_| work);
+            Ok(CreateTaskResult::new(task).into())
+        };
+        match name {
+            "greet" => {
+                let who = args.get("name").and_then(Value::as_str).unwrap_or("friend");
+                Ok(text_result(format!("Hello, {who}!")).into())
+            }
+            "slow_compute" => {
+                let seconds = args
+                    .get("seconds")
+                    .and_then(Value::as_f64)
+                    .unwrap_or(1.0)
+                    .clamp(0.0, 60.0);
+                let label = args
+                    .get("label")
+                    .and_then(Value::as_str)
+                    .unwrap_or("compute")
+                    .to_owned();
+                let done =
+                    move || text_result(format!("slow_compute({label}) done after {seconds}s"));
+                let sleep = Duration::from_secs_f64(seconds);
+                if !as_task {
+                    tokio::time::sleep(sleep).await;
+                    return Ok(done().into());
+                }
+                // Cancellation is cooperative: a cancelled task settles as `cancelled`.
+                let task = tasks.spawn(TaskOptions::default(), move |ctx| {
+                    Box::pin(async move {
+                        tokio::select! {
+                            () = ctx.cancelled() => Err(TaskExit::Cancelled),
+                            () = tokio::time::sleep(sleep) => Ok(done()),
+                        }
+                    })
+                });
+                Ok(CreateTaskResult::new(task).into())
+            }
+            "failing_job" => spawn(Box::pin(async {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Ok(CallToolResult::error(vec![ContentBlock::text(
+                    "failing_job: intentional tool execution error",
+                )]))
+            })),
+            "protocol_error_job" => {
+                let failure =
+                    ErrorData::internal_error("protocol_error_job: intentional failure", None);
+                if !as_task {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    return Err(failure);
+                }
+                spawn(Box::pin(async move {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    Err(TaskExit::Error(failure))
+                }))
+            }
+            "confirm_delete" => {
+                let filename = args
+                    .get("filename")
+                    .and_then(Value::as_str)
+                    .unwrap_or("file.txt")
+                    .to_owned();
+                let question = ask(&format!("Delete {filename}?"), "confirm", "boolean")?;
+                let task = tasks.spawn(TaskOptions::default(), move |ctx| {
+                    Box::pin(async move {
+                        let answer = ctx.request_input("confirm", question).await?;
+                        let confirmed = answer
+                            .get("content")
+                            .and_then(|c| c.get("confirm"))
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false);
+                        Ok(text_result(format!(
+                            "confirm_delete({filename}): confirmed = {confirmed}"
+                        )))
+                    })
+                });
+                Ok(CreateTaskResult::new(task).into())
+            }
+            "multi_input" => {
+                let a = ask("Provide value A", "value", "string")?;
+                let b = ask("Provide value B", "value", "string")?;
+                let task = tasks.spawn(TaskOptions::default(), move |ctx| {
+                    Box::pin(async move {
+                        // Both pending at once, so a client can answer one and then the other.
+                        let (a, b) = tokio::join!(
+                            ctx.request_input("input-a", a),
+                            ctx.request_input("input-b", b)
+                        );
+                        let (a, b) = (a?, b?);
+                        Ok(text_result(format!(
+                            "multi_input: a = {}, b = {}",
+                            answered(&a, "value"),
+                            answered(&b, "value")
+                        )))
+                    })
+                });
+                Ok(CreateTaskResult::new(task).into())
+            }
+            "test_tool_with_task" => {
+                let given = request
+                    .input_responses
+                    .as_ref()
+                    .and_then(|r| r.get("user_name"))
+                    .filter(|v| v.is_object());
+                let Some(response) = given else {
+                    let mut requests = InputRequests::new();
+                    requests.insert(
+                        "user_name".to_owned(),
+                        ask("What is your name?", "name", "string")?,
+                    );
+                    return Ok(InputRequiredResult::from_input_requests(requests).into());
+                };
+                let who = answered(response, "name");
+                spawn(Box::pin(async move {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    Ok(text_result(format!("Hello, {who}! (async)")))
+                }))
+            }
+            other => Err(ErrorData::invalid_params(
+                format!("unknown tool {other:?}"),
+                None,
+            )),
+        }
+    }
 }
 
 /// The input schema the `json-schema-2020-12` scenario looks for: `$schema`, `$defs` with an
@@ -550,6 +801,7 @@ impl ServerHandler for ConformanceServer {
                 .enable_prompts()
                 .enable_logging()
                 .enable_completions()
+                .enable_tasks()
                 .build(),
         )
         .with_server_info(Implementation::new(
@@ -576,6 +828,11 @@ impl ServerHandler for ConformanceServer {
         request: CallToolRequestParams,
         cx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        if let Some(&(name, _, support)) =
+            TASK_TOOLS.iter().find(|(name, _, _)| *name == request.name)
+        {
+            return self.call_task_tool(name, support, &request, &cx).await;
+        }
         let args = request.arguments.unwrap_or_default();
         let result = match request.name.as_ref() {
             "test_simple_text" => text_result("This is a simple text response for testing."),
@@ -857,6 +1114,34 @@ impl ServerHandler for ConformanceServer {
             ErrorData::internal_error(format!("completion values refused: {e}"), None)
         })?;
         Ok(CompleteResult::new(info))
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        Ok(GetTaskResult::new(
+            self.shared.tasks.get_task(&request.task_id)?,
+        ))
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.shared
+            .tasks
+            .update_task(&request.task_id, request.input_responses)
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        _cx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.shared.tasks.cancel_task(&request.task_id)
     }
 
     fn accepted_subscription_filter(
