@@ -13,13 +13,17 @@
 //! ResourceLimitLayer    concurrency cap and timeouts (SSE streams exempt)
 //! McpInspectLayer       bounded body read; McpCall into extensions
 //! AuthLayer             Principal into extensions, or 401/403 with a proper challenge
+//! SessionBindingLayer   a legacy Mcp-Session-Id belongs to the principal that opened it;
+//!                       any other id gets the server's own unknown-session 404
 //! RateLimitLayer (who)  per principal, per route class, per MCP tool
 //!   your service        axum Router / rmcp StreamableHttpService / tonic / hyper
 //! ```
 //!
 //! [`SecurityConfig::layer`] refuses to build in production when a check finds an error (no
-//! credential source, a placeholder key, `DEBUG` on, CORS `*`, …), with a message that lists
-//! each finding and its fix; in development it logs the findings as warnings and builds.
+//! credential source, a placeholder key, `DEBUG` on, CORS `*`, no resource URL, …), with a
+//! message that lists each finding and its fix; in development it logs the findings as warnings
+//! and builds. The Origin guard's `Host` allowlist is also the only source the auth layer may
+//! derive the OAuth resource URL from when `RESOURCE_URL` (or a URL audience) is not set.
 //!
 //! ```no_run
 //! use axum::{Router, routing::get};
