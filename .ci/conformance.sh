@@ -104,10 +104,10 @@ rebinding_alone() {
 
 failures() { awk '$3 == "FAILURE" { print $1, $2 }' "$1"; }
 count() {
-  printf '%s checks in %s scenarios: %s passed, %s failed, %s warnings' \
+  printf '%s checks in %s scenarios: %s passed, %s failed, %s warnings, %s skipped' \
     "$(wc -l <"$1")" "$(cut -d' ' -f1 "$1" | sort -u | wc -l)" \
     "$(grep -c ' SUCCESS$' "$1" || true)" "$(grep -c ' FAILURE$' "$1" || true)" \
-    "$(grep -c ' WARNING$' "$1" || true)"
+    "$(grep -c ' WARNING$' "$1" || true)" "$(grep -c ' SKIPPED$' "$1" || true)"
 }
 rebinding() { grep "^dns-rebinding-protection localhost-host-$1 " "$2" | cut -d' ' -f3; }
 

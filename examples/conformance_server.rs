@@ -15,8 +15,8 @@
 //!   `json_schema_2020_12_tool`, and the Tasks-extension (SEP-2663) fixtures
 //!   (`greet`, `slow_compute`, `failing_job`, `protocol_error_job`,
 //!   `confirm_delete`, `multi_input`, `test_tool_with_task`, and
-//!   `tasks/get|update|cancel`) — not yet the multi-round
-//!   (`InputRequiredResult`, SEP-2322) fixtures.
+//!   `tasks/get|update|cancel`), and the multi-round `InputRequiredResult`
+//!   (SEP-2322) tools and prompt, with a sealed `requestState`.
 //!
 //! CI (`.ci/conformance.sh`) runs the suite against it twice:
 //!
@@ -69,16 +69,17 @@ use rmcp::{
     model::{
         AudioContent, CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams,
         ClientCapabilities, CompleteRequestParams, CompleteResult, CompletionInfo, ContentBlock,
-        CreateMessageRequestParams, CreateTaskResult, ElicitRequest, ElicitRequestParams,
-        ElicitationSchema, GetPromptRequestParams, GetPromptResponse, GetPromptResult,
-        GetTaskParams, GetTaskResult, Implementation, InputRequest, InputRequests,
-        InputRequiredResult, JsonObject, ListPromptsResult, ListResourceTemplatesResult,
-        ListResourcesResult, ListToolsResult, LoggingLevel, LoggingMessageNotificationParam,
-        PaginatedRequestParams, ProgressNotificationParam, Prompt, PromptArgument, PromptMessage,
-        ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Reference, Resource,
-        ResourceContents, ResourceTemplate, Role, SamplingMessage, ServerCapabilities,
-        ServerConfig, SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, Tool,
-        UnsubscribeRequestParams, UpdateTaskParams,
+        CreateMessageRequest, CreateMessageRequestParams, CreateTaskResult, ElicitRequest,
+        ElicitRequestParams, ElicitationSchema, GetPromptRequestParams, GetPromptResponse,
+        GetPromptResult, GetTaskParams, GetTaskResult, Implementation, InputRequest, InputRequests,
+        InputRequiredResult, InputResponses, JsonObject, ListPromptsResult,
+        ListResourceTemplatesResult, ListResourcesResult, ListRootsRequest, ListToolsResult,
+        LoggingLevel, LoggingMessageNotificationParam, PaginatedRequestParams,
+        ProgressNotificationParam, Prompt, PromptArgument, PromptMessage,
+        ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Reference,
+        RequestStateCodec, Resource, ResourceContents, ResourceTemplate, Role, SamplingMessage,
+        ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscribeRequestParams,
+        SubscriptionFilter, Tool, UnsubscribeRequestParams, UpdateTaskParams,
     },
     service::{RequestContext, SubscriptionContext},
     task_manager::{TaskExit, TaskManager, TaskOptions},
@@ -158,15 +159,22 @@ struct Shared {
     subscriptions: Mutex<HashSet<String>>,
     /// Tasks (SEP-2663) outlive the request that created them: one manager per process.
     tasks: TaskManager,
+    /// Seals the `requestState` of multi-round (SEP-2322) calls; the client echoes it back and
+    /// must not be able to forge it.
+    request_state: RequestStateCodec,
 }
 
-impl Default for Shared {
-    fn default() -> Self {
-        Self {
+impl Shared {
+    /// Tools, an empty task manager, and a request-state key made for this process.
+    fn new() -> anyhow::Result<Self> {
+        let key = mcp_security::auth::api_key::generate_key("rs")?;
+        Ok(Self {
             tools: tools(),
             subscriptions: Mutex::default(),
             tasks: TaskManager::new(),
-        }
+            request_state: RequestStateCodec::try_new(key.into_bytes())
+                .map_err(|e| anyhow::anyhow!("request-state key: {e}"))?,
+        })
     }
 }
 
@@ -359,10 +367,228 @@ fn tools() -> Vec<Tool> {
         ),
     ]
     .into_iter()
+    .chain(MRTR_TOOLS.iter().map(|&(name, description)| {
+        Tool::new(name, description, string_args(&[]))
+    }))
     .chain(TASK_TOOLS.iter().map(|&(name, description, _)| {
         Tool::new(name, description, task_tool_schema(name))
     }))
     .collect()
+}
+
+/// The multi-round (SEP-2322 `InputRequiredResult`) scenarios' tools, all without arguments.
+const MRTR_TOOLS: [(&str, &str); 8] = [
+    (
+        "test_input_required_result_elicitation",
+        "Asks for the user's name (input_required), then greets them",
+    ),
+    (
+        "test_input_required_result_sampling",
+        "Asks the client's LLM a question (input_required), then reports the answer",
+    ),
+    (
+        "test_input_required_result_list_roots",
+        "Asks for the client's roots (input_required), then lists them",
+    ),
+    (
+        "test_input_required_result_request_state",
+        "Asks for a confirmation with a sealed requestState, then checks the state",
+    ),
+    (
+        "test_input_required_result_tampered_state",
+        "Like request_state: a forged requestState is refused with -32602",
+    ),
+    (
+        "test_input_required_result_multiple_inputs",
+        "Asks for a name, a greeting and the roots at once",
+    ),
+    (
+        "test_input_required_result_multi_round",
+        "Two input_required rounds (name, then color), the round sealed in requestState",
+    ),
+    (
+        "test_input_required_result_capabilities",
+        "Asks only for the inputs the client's declared capabilities allow",
+    ),
+];
+
+/// A sampling request as an MRTR input request.
+fn ask_llm(prompt: &str) -> InputRequest {
+    InputRequest::CreateMessage(CreateMessageRequest::new(CreateMessageRequestParams::new(
+        vec![SamplingMessage::user_text(prompt)],
+        100,
+    )))
+}
+
+/// A `roots/list` request as an MRTR input request.
+fn ask_roots() -> InputRequest {
+    InputRequest::ListRoots(ListRootsRequest::default())
+}
+
+/// The client's answer under `key`, when it is an object (anything else counts as missing, so
+/// the server asks again).
+fn response<'a>(responses: Option<&'a InputResponses>, key: &str) -> Option<&'a Value> {
+    responses.and_then(|r| r.get(key)).filter(|v| v.is_object())
+}
+
+/// One round's input requests: `input_required`, optionally with a sealed state.
+fn input_required(
+    requests: impl IntoIterator<Item = (&'static str, InputRequest)>,
+    state: Option<String>,
+) -> CallToolResponse {
+    let requests: InputRequests = requests
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    InputRequiredResult::new(Some(requests), state).into()
+}
+
+impl ConformanceServer {
+    /// Seals `state` for the client to echo back.
+    fn seal(&self, state: &Value) -> Result<String, ErrorData> {
+        self.shared
+            .request_state
+            .seal_json(state)
+            .map_err(|e| ErrorData::internal_error(format!("requestState: {e}"), None))
+    }
+
+    /// Opens an echoed `requestState`; a forged or altered one is the client's error (-32602).
+    fn open(&self, sealed: &str) -> Result<Value, ErrorData> {
+        self.shared.request_state.open_json(sealed).map_err(|_| {
+            ErrorData::invalid_params("requestState failed integrity verification", None)
+        })
+    }
+
+    /// Runs a multi-round (SEP-2322) fixture: each call either asks for input or, given the
+    /// answers (and the sealed state it handed out), finishes.
+    fn call_mrtr_tool(
+        &self,
+        request: &CallToolRequestParams,
+        cx: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let answers = request.input_responses.as_ref();
+        let state = request.request_state.as_deref();
+        let done = |text: String| Ok(text_result(text).into());
+        match request.name.as_ref() {
+            "test_input_required_result_elicitation" => match response(answers, "user_name") {
+                Some(answer) => done(format!("Hello, {}!", answered(answer, "name"))),
+                None => Ok(input_required(
+                    [("user_name", ask("What is your name?", "name", "string")?)],
+                    None,
+                )),
+            },
+            "test_input_required_result_sampling" => match response(answers, "capital") {
+                Some(answer) => {
+                    let text = answer
+                        .get("content")
+                        .and_then(|c| c.get("text"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("(no text)");
+                    done(format!("Sampling response: {text}"))
+                }
+                None => Ok(input_required(
+                    [("capital", ask_llm("What is the capital of France?"))],
+                    None,
+                )),
+            },
+            "test_input_required_result_list_roots" => match response(answers, "roots") {
+                Some(answer) => {
+                    let uris: Vec<&str> = answer
+                        .get("roots")
+                        .and_then(Value::as_array)
+                        .map(|roots| {
+                            roots
+                                .iter()
+                                .filter_map(|r| r.get("uri").and_then(Value::as_str))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    done(format!("Client roots: [{}]", uris.join(", ")))
+                }
+                None => Ok(input_required([("roots", ask_roots())], None)),
+            },
+            "test_input_required_result_request_state"
+            | "test_input_required_result_tampered_state" => match state {
+                Some(sealed) => {
+                    self.open(sealed)?;
+                    done("Confirmed: state-ok".to_owned())
+                }
+                None => Ok(input_required(
+                    [("confirm", ask("Please confirm", "ok", "boolean")?)],
+                    Some(self.seal(&json!({ "stage": "confirm" }))?),
+                )),
+            },
+            "test_input_required_result_multiple_inputs" => {
+                if let Some(sealed) = state {
+                    self.open(sealed)?;
+                }
+                let keys = ["user_name", "greeting", "client_roots"];
+                if state.is_some() && keys.iter().all(|k| response(answers, k).is_some()) {
+                    return done("All inputs received".to_owned());
+                }
+                Ok(input_required(
+                    [
+                        ("user_name", ask("What is your name?", "name", "string")?),
+                        ("greeting", ask_llm("Generate a greeting")),
+                        ("client_roots", ask_roots()),
+                    ],
+                    Some(self.seal(&json!({ "stage": "gather" }))?),
+                ))
+            }
+            "test_input_required_result_multi_round" => {
+                let round = match state {
+                    Some(sealed) => self
+                        .open(sealed)?
+                        .get("round")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0),
+                    None => 0,
+                };
+                match round {
+                    0 => Ok(input_required(
+                        [(
+                            "step1",
+                            ask("Step 1: What is your name?", "name", "string")?,
+                        )],
+                        Some(self.seal(&json!({ "round": 1 }))?),
+                    )),
+                    1 => Ok(input_required(
+                        [(
+                            "step2",
+                            ask("Step 2: What is your favorite color?", "color", "string")?,
+                        )],
+                        Some(self.seal(&json!({ "round": 2 }))?),
+                    )),
+                    _ => done("Multi-round flow complete".to_owned()),
+                }
+            }
+            "test_input_required_result_capabilities" => {
+                if answers.is_some() {
+                    return done("Capability-aware flow complete".to_owned());
+                }
+                // Ask only for what the client said it can do.
+                let declared = cx.client_capabilities().unwrap_or_default();
+                let mut requests = Vec::new();
+                if declared.elicitation.is_some() {
+                    requests.push(("user_name", ask("What is your name?", "name", "string")?));
+                }
+                if declared.sampling.is_some() {
+                    requests.push(("greeting", ask_llm("Generate a greeting")));
+                }
+                if declared.roots.is_some() {
+                    requests.push(("client_roots", ask_roots()));
+                }
+                if requests.is_empty() {
+                    return done("The client declared no input capability".to_owned());
+                }
+                Ok(input_required(requests, None))
+            }
+            other => Err(ErrorData::invalid_params(
+                format!("unknown tool {other:?}"),
+                None,
+            )),
+        }
+    }
 }
 
 /// How a Tasks-extension (SEP-2663) fixture runs.
@@ -828,6 +1054,9 @@ impl ServerHandler for ConformanceServer {
         request: CallToolRequestParams,
         cx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        if MRTR_TOOLS.iter().any(|(name, _)| *name == request.name) {
+            return self.call_mrtr_tool(&request, &cx);
+        }
         if let Some(&(name, _, support)) =
             TASK_TOOLS.iter().find(|(name, _, _)| *name == request.name)
         {
@@ -1039,6 +1268,11 @@ impl ServerHandler for ConformanceServer {
                 Some("A prompt with an image"),
                 None,
             ),
+            Prompt::new(
+                "test_input_required_result_prompt",
+                Some("Asks for context (input_required), then builds the prompt from it"),
+                None,
+            ),
         ];
         Ok(ListPromptsResult::with_all_items(prompts))
     }
@@ -1076,6 +1310,28 @@ impl ServerHandler for ConformanceServer {
                 ),
                 PromptMessage::new_text(Role::User, "Please process the embedded resource above."),
             ],
+            "test_input_required_result_prompt" => {
+                let given = request
+                    .input_responses
+                    .as_ref()
+                    .and_then(|r| r.get("user_context"))
+                    .filter(|v| v.is_object());
+                let Some(answer) = given else {
+                    let mut requests = InputRequests::new();
+                    requests.insert(
+                        "user_context".to_owned(),
+                        ask("What context should the prompt use?", "context", "string")?,
+                    );
+                    return Ok(InputRequiredResult::from_input_requests(requests).into());
+                };
+                vec![PromptMessage::new_text(
+                    Role::User,
+                    format!(
+                        "Prompt with elicited context: {}",
+                        answered(answer, "context")
+                    ),
+                )]
+            }
             "test_prompt_with_image" => vec![
                 PromptMessage::new(Role::User, ContentBlock::image(PNG_1X1, "image/png")),
                 PromptMessage::new_text(Role::User, "Please analyze the image above."),
@@ -1189,7 +1445,7 @@ async fn main() -> anyhow::Result<()> {
     // stack a refused rebinding attempt is the Origin guard's doing.
     let mcp_config = StreamableHttpServerConfig::default().disable_allowed_hosts();
     let shutdown_token = mcp_config.cancellation_token.clone();
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared::new()?);
     let mcp = StreamableHttpService::new(
         move || Ok(ConformanceServer::new(shared.clone())),
         Arc::new(LocalSessionManager::default()),
