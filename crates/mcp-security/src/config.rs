@@ -34,6 +34,7 @@
 //! | `RATE_LIMIT_REDIS_URL` / `_FILE`, `_REDIS_PREFIX`, `_REDIS_FAILURE`, `_REDIS_TIMEOUT`, `RATE_LIMIT_REPLICAS` | limits shared by every replica through Redis, one connection for both limiters (feature `redis`, on by default; see `mcp_ratelimit::redis`) | — (in memory), `mcp:rl:`, `closed` (503), `20ms`, 1 |
 //! | `TRUSTED_PROXIES` | CIDRs whose forwarding headers are believed | none |
 //! | `MAX_BODY_BYTES`, `MAX_CONCURRENCY`, `REQUEST_TIMEOUT` | resource limits | 1 MiB, 1000, 30 s |
+//! | `PROTOCOL_VERSIONS` | `MCP-Protocol-Version` values accepted, comma-separated; another is refused with 400 `-32022` | the versions the bundled rmcp speaks (2024-11-05 … 2026-07-28) |
 //! | `AUDIT_ENABLED`, `AUDIT_LOG_FILE`, `AUDIT_HMAC_KEY` / `_FILE` | audit trail (the other `AUDIT_*` knobs of `mcp-audit` are read too) | `true`, — (tracing only), — |
 //! | `DATA_FILES` | files holding user data (IQ-MCP's `memory.jsonl`), for the permission check | — |
 //! | `CONFIG_FILE` | the TOML file below | — |
@@ -234,6 +235,8 @@ pub(crate) struct Settings {
     pub(crate) caller_limits: Vec<Limit>,
     pub(crate) caller_classes: Vec<RouteClass>,
     pub(crate) max_body_bytes: usize,
+    /// `PROTOCOL_VERSIONS`; `None` keeps `McpInspectLayer`'s default (the bundled rmcp's).
+    pub(crate) protocol_versions: Option<Vec<String>>,
     pub(crate) max_concurrency: usize,
     pub(crate) request_timeout: Duration,
     pub(crate) audit_enabled: bool,
@@ -317,6 +320,7 @@ impl Default for SecurityConfigBuilder {
                 caller_limits: Vec::new(),
                 caller_classes: Vec::new(),
                 max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+                protocol_versions: None,
                 max_concurrency: DEFAULT_MAX_CONCURRENCY,
                 request_timeout: DEFAULT_REQUEST_TIMEOUT,
                 audit_enabled: true,
@@ -466,6 +470,9 @@ impl SecurityConfigBuilder {
             s.rate_limit_max_keys = Some(env.usize("RATE_LIMIT_MAX_KEYS", 0)?);
         }
         s.max_body_bytes = env.usize("MAX_BODY_BYTES", s.max_body_bytes)?;
+        if let Some(versions) = env.list("PROTOCOL_VERSIONS")? {
+            s.protocol_versions = Some(versions);
+        }
         s.max_concurrency = env.usize("MAX_CONCURRENCY", s.max_concurrency)?;
         s.request_timeout = env.duration("REQUEST_TIMEOUT", s.request_timeout)?;
         s.audit_enabled = env.bool("AUDIT_ENABLED", s.audit_enabled)?;
@@ -826,6 +833,19 @@ impl SecurityConfigBuilder {
         self
     }
 
+    /// The `MCP-Protocol-Version` values `McpInspectLayer` accepts (`PROTOCOL_VERSIONS`,
+    /// comma-separated; default [`DEFAULT_PROTOCOL_VERSIONS`](mcp_core::mcp_headers::DEFAULT_PROTOCOL_VERSIONS),
+    /// the versions the bundled rmcp speaks). Another version is refused with 400 `-32022`
+    /// naming the supported ones; set this when the server behind speaks other versions.
+    pub fn protocol_versions<I, S>(mut self, versions: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.s.protocol_versions = Some(versions.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// Requests served at once (`MAX_CONCURRENCY`, default 1000).
     pub fn max_concurrency(mut self, max: usize) -> Self {
         self.s.max_concurrency = max;
@@ -1018,6 +1038,24 @@ fn validate(s: &Settings) -> Result<(), ConfigError> {
         at_least_one("RATE_LIMIT_MAX_KEYS", max as u64)?;
     }
     at_least_one("MAX_BODY_BYTES", s.max_body_bytes as u64)?;
+    if let Some(versions) = &s.protocol_versions {
+        if versions.is_empty() {
+            return Err(ConfigError::new(
+                s.var("PROTOCOL_VERSIONS"),
+                "must list at least one protocol version",
+            ));
+        }
+        if let Some(bad) = versions
+            .iter()
+            .find(|v| !mcp_core::mcp_headers::is_version_shaped(v))
+        {
+            return Err(ConfigError::new(
+                s.var("PROTOCOL_VERSIONS"),
+                "each protocol version must look like YYYY-MM-DD",
+            )
+            .with_value(bad.clone()));
+        }
+    }
     at_least_one(
         "SESSION_MAX_PER_PRINCIPAL",
         s.session_max_per_principal as u64,
@@ -1781,6 +1819,8 @@ mod tests {
             ("MCP_RATE_LIMIT_REQUESTS", "0"),
             ("MCP_RATE_LIMIT_BURST", "0"),
             ("MCP_MAX_BODY_BYTES", "0"),
+            ("MCP_PROTOCOL_VERSIONS", "latest"),
+            ("MCP_PROTOCOL_VERSIONS", " , "),
             ("MCP_REQUEST_TIMEOUT", "0"),
             ("MCP_ALLOWED_HOSTS", " , "),
             ("MCP_ENV", "staging"),

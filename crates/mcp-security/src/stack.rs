@@ -294,14 +294,17 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
             "request_timeout" => rename(e, var("REQUEST_TIMEOUT")),
             _ => e,
         })?;
-    let inspect = McpInspectLayer::builder()
+    let mut inspect = McpInspectLayer::builder()
         .path(&s.mcp_path)
-        .max_body_bytes(s.max_body_bytes)
-        .build()
-        .map_err(|e| match e.setting() {
-            "max_body_bytes" => rename(e, var("MAX_BODY_BYTES")),
-            _ => e,
-        })?;
+        .max_body_bytes(s.max_body_bytes);
+    if let Some(versions) = &s.protocol_versions {
+        inspect = inspect.protocol_versions(versions.iter().cloned());
+    }
+    let inspect = inspect.build().map_err(|e| match e.setting() {
+        "max_body_bytes" => rename(e, var("MAX_BODY_BYTES")),
+        "protocol_versions" => rename(e, var("PROTOCOL_VERSIONS")),
+        _ => e,
+    })?;
 
     // None only with REQUIRE_AUTH=false and no credential source (MCP-AUTH-001 says so). The
     // Origin guard's Host allowlist is the one the resource URL may be derived from.
@@ -747,6 +750,66 @@ mod tests {
         let (status, headers, _) = send(&app, Some(ALICE), Some("s-1")).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(headers["x-served"], "1");
+    }
+
+    /// `tools/list` in the 2026-07-28 era with the given `MCP-Protocol-Version`.
+    async fn send_versioned(app: &Router, version: &str) -> (StatusCode, HeaderMap, Value) {
+        let req = Request::post("/mcp")
+            .header("host", "127.0.0.1:8080")
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("authorization", format!("Bearer {ALICE}"))
+            .header("mcp-protocol-version", version)
+            .header("mcp-method", "tools/list")
+            .extension(ConnectInfo(
+                "192.0.2.10:50000".parse::<SocketAddr>().unwrap(),
+            ))
+            .body(Body::from(TOOLS_LIST))
+            .unwrap();
+        let res = app.clone().oneshot(req).await.unwrap();
+        let (parts, body) = res.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        (
+            parts.status,
+            parts.headers,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn protocol_versions_default_to_rmcps_and_are_configurable() {
+        let app = app(stack(with_keys));
+        let (status, _, _) = send_versioned(&app, "2026-07-28").await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, headers, body) = send_versioned(&app, "2027-01-01").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(headers["content-type"], "application/json");
+        assert_eq!(body["id"], 7);
+        assert_eq!(body["error"]["code"], -32022);
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("2027-01-01"), "{message}");
+        assert!(message.contains("2026-07-28"), "{message}");
+
+        // A server that speaks a newer version: the operator lists it, no code change.
+        let app = app_with(|b| with_keys(b).protocol_versions(["2026-07-28", "2027-01-01"]));
+        let (status, _, _) = send_versioned(&app, "2027-01-01").await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _, body) = send_versioned(&app, "2025-11-25").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["code"], -32022);
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .ends_with("supported: 2026-07-28, 2027-01-01"),
+            "{body}"
+        );
+    }
+
+    fn app_with(
+        configure: impl FnOnce(crate::SecurityConfigBuilder) -> crate::SecurityConfigBuilder,
+    ) -> Router {
+        app(stack(configure))
     }
 
     #[tokio::test]
