@@ -10,7 +10,8 @@
 //!   templates, subscriptions, prompts, completion);
 //! * of the 2026-07-28 requirements (pre-release 0.2.0-alpha.12), the
 //!   stateless-serving diagnostics (`test_missing_capability`,
-//!   `test_streaming_elicitation`, `test_logging_tool`, `subscriptions/listen`),
+//!   `test_streaming_elicitation`, `test_logging_tool`, `subscriptions/listen`
+//!   with `test_trigger_tool_change` / `test_trigger_prompt_change`),
 //!   the SEP-2243 `Mcp-Param-*` tool (`test_custom_header`),
 //!   `json_schema_2020_12_tool`, and the Tasks-extension (SEP-2663) fixtures
 //!   (`greet`, `slow_compute`, `failing_job`, `protocol_error_job`,
@@ -54,9 +55,12 @@
 #![allow(deprecated)]
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     net::SocketAddr,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
@@ -75,13 +79,14 @@ use rmcp::{
         InputRequiredResult, InputResponses, JsonObject, ListPromptsResult,
         ListResourceTemplatesResult, ListResourcesResult, ListRootsRequest, ListToolsResult,
         LoggingLevel, LoggingMessageNotificationParam, PaginatedRequestParams,
-        ProgressNotificationParam, Prompt, PromptArgument, PromptMessage,
-        ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Reference,
-        RequestStateCodec, Resource, ResourceContents, ResourceTemplate, Role, SamplingMessage,
-        ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscribeRequestParams,
-        SubscriptionFilter, Tool, UnsubscribeRequestParams, UpdateTaskParams,
+        ProgressNotificationParam, Prompt, PromptArgument, PromptListChangedNotification,
+        PromptMessage, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+        Reference, RequestStateCodec, Resource, ResourceContents, ResourceTemplate, Role,
+        SamplingMessage, ServerCapabilities, ServerConfig, ServerNotification,
+        SetLevelRequestParams, SubscribeRequestParams, SubscriptionFilter, Tool,
+        ToolListChangedNotification, UnsubscribeRequestParams, UpdateTaskParams,
     },
-    service::{RequestContext, SubscriptionContext},
+    service::{RequestContext, SubscriptionContext, SubscriptionSink},
     task_manager::{TaskExit, TaskManager, TaskOptions},
     transport::streamable_http_server::{
         StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
@@ -162,6 +167,33 @@ struct Shared {
     /// Seals the `requestState` of multi-round (SEP-2322) calls; the client echoes it back and
     /// must not be able to forge it.
     request_state: RequestStateCodec,
+    /// Open `subscriptions/listen` streams, by a local number.
+    listeners: Mutex<HashMap<u64, SubscriptionSink>>,
+    /// The next listener number.
+    next_listener: AtomicU64,
+}
+
+/// At most this many `subscriptions/listen` streams are tracked (a fixture, but bounded).
+const MAX_LISTENERS: usize = 1024;
+
+impl Shared {
+    /// Sends `notification` to every listen stream that accepted it (the others refuse it).
+    async fn broadcast(&self, notification: ServerNotification) -> usize {
+        let sinks: Vec<SubscriptionSink> = self
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        let mut delivered = 0;
+        for sink in sinks {
+            if sink.send(notification.clone()).await.is_ok() {
+                delivered += 1;
+            }
+        }
+        delivered
+    }
 }
 
 impl Shared {
@@ -174,6 +206,8 @@ impl Shared {
             tasks: TaskManager::new(),
             request_state: RequestStateCodec::try_new(key.into_bytes())
                 .map_err(|e| anyhow::anyhow!("request-state key: {e}"))?,
+            listeners: Mutex::default(),
+            next_listener: AtomicU64::new(0),
         })
     }
 }
@@ -359,6 +393,16 @@ fn tools() -> Vec<Tool> {
                 },
                 "required": ["value"]
             })),
+        ),
+        tool(
+            "test_trigger_tool_change",
+            "Announces a tool-list change on every listen stream that asked for it",
+            no_args,
+        ),
+        tool(
+            "test_trigger_prompt_change",
+            "Announces a prompt-list change on every listen stream that asked for it",
+            no_args,
         ),
         Tool::new(
             "json_schema_2020_12_tool",
@@ -1022,9 +1066,11 @@ impl ServerHandler for ConformanceServer {
         ServerConfig::new(
             ServerCapabilities::builder()
                 .enable_tools()
+                .enable_tool_list_changed()
                 .enable_resources()
                 .enable_resources_subscribe()
                 .enable_prompts()
+                .enable_prompts_list_changed()
                 .enable_logging()
                 .enable_completions()
                 .enable_tasks()
@@ -1134,6 +1180,20 @@ impl ServerHandler for ConformanceServer {
                 text_result(format!("value: {value}"))
             }
             "json_schema_2020_12_tool" => text_result("JSON Schema 2020-12 tool called"),
+            "test_trigger_tool_change" => {
+                let notification = ServerNotification::ToolListChangedNotification(
+                    ToolListChangedNotification::default(),
+                );
+                let n = self.shared.broadcast(notification).await;
+                text_result(format!("tool list change sent to {n} listen streams"))
+            }
+            "test_trigger_prompt_change" => {
+                let notification = ServerNotification::PromptListChangedNotification(
+                    PromptListChangedNotification::default(),
+                );
+                let n = self.shared.broadcast(notification).await;
+                text_result(format!("prompt list change sent to {n} listen streams"))
+            }
             other => {
                 return Err(ErrorData::invalid_params(
                     format!("unknown tool {other:?}"),
@@ -1408,9 +1468,26 @@ impl ServerHandler for ConformanceServer {
     }
 
     async fn listen(&self, context: SubscriptionContext) -> Result<(), ErrorData> {
-        // Nothing here changes lists or resources on its own: hold the stream until the client
-        // goes away (rmcp has sent the acknowledgement already).
+        // rmcp has sent the acknowledgement; keep the sink for the trigger tools until the
+        // client goes away.
+        let number = self.shared.next_listener.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut listeners = self
+                .shared
+                .listeners
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if listeners.len() >= MAX_LISTENERS {
+                return Err(ErrorData::internal_error("too many listen streams", None));
+            }
+            listeners.insert(number, context.sink().clone());
+        }
         context.cancelled().await;
+        self.shared
+            .listeners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&number);
         Ok(())
     }
 
