@@ -28,10 +28,10 @@ CACHE="$HOME/.cache/mcp-security/conformance"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/mcp-security/target}"
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
-# name | suite version | suite arguments | expected-failures file
+# name | suite version | suite arguments | expected-failures file | scenarios the pass runs
 PASSES=(
-  "active|0.1.16||expected-failures.txt"
-  "2026-07-28|0.2.0-alpha.12|--requirements 2026-07-28|expected-failures-2026-07-28.txt"
+  "active|0.1.16||expected-failures.txt|30"
+  "2026-07-28|0.2.0-alpha.12|--requirements 2026-07-28|expected-failures-2026-07-28.txt|50"
 )
 
 UPDATE=false
@@ -113,7 +113,7 @@ rebinding() { grep "^dns-rebinding-protection localhost-host-$1 " "$2" | cut -d'
 
 status=0
 for spec in "${PASSES[@]}"; do
-  IFS='|' read -r pass version args expected <<<"$spec"
+  IFS='|' read -r pass version args expected scenarios <<<"$spec"
   js=$(suite_js "$version")
   # shellcheck disable=SC2206 # the suite arguments are words
   extra=($args)
@@ -132,6 +132,14 @@ for spec in "${PASSES[@]}"; do
   done
   echo "pass $pass, bare:    $(count "$WORK/$pass.bare.checks")"
   echo "pass $pass, stacked: $(count "$WORK/$pass.stacked.checks")"
+  # A scenario that crashed the runner, or one the suite added or dropped, shows here.
+  for mode in bare stacked; do
+    ran=$(cut -d' ' -f1 "$WORK/$pass.$mode.checks" | sort -u | wc -l)
+    if [ "$ran" -ne "$scenarios" ]; then
+      echo "FAIL ($pass): the $mode run reported $ran scenarios, expected $scenarios"
+      status=1
+    fi
+  done
 
   file="$DATA/$expected"
   if $UPDATE; then
