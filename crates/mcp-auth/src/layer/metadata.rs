@@ -1,0 +1,338 @@
+//! The protected resource: its URL (fixed, or derived from an allowed `Host`), the
+//! `WWW-Authenticate` challenge that points at it, and the RFC 9728 metadata document.
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use serde_json::json;
+
+use mcp_core::config::ConfigError;
+use mcp_core::rejection::{BearerChallenge, BearerError, ResponseFormat};
+use mcp_core::{AuthOutcome, GuardBody, Rejection};
+
+use super::{METADATA_PATH, Shared};
+
+/// An absolute resource URL split into origin and path.
+#[derive(Debug, Clone)]
+pub(super) struct ResourceUrl {
+    pub(super) url: String,
+    pub(super) origin: String,
+    pub(super) path: String,
+}
+
+impl ResourceUrl {
+    pub(super) fn parse(url: &str) -> Result<Self, ConfigError> {
+        let err = |reason: &str| ConfigError::new("resource", reason.to_owned()).with_value(url);
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .ok_or_else(|| err("must be an absolute http(s) URL"))?;
+        if url.contains('#') {
+            return Err(err("must not contain a fragment (RFC 9728)"));
+        }
+        if url.contains('?') {
+            return Err(err("must not contain a query"));
+        }
+        let (authority, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        if authority.is_empty() || !authority.bytes().all(is_authority_byte) {
+            return Err(err("has no valid host"));
+        }
+        let origin_len = url.len() - rest.len() + authority.len();
+        Ok(ResourceUrl {
+            url: url.to_owned(),
+            origin: url[..origin_len].to_owned(),
+            path: path.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    pub(super) fn metadata_url(&self) -> String {
+        format!("{}{METADATA_PATH}{}", self.origin, self.path)
+    }
+}
+
+pub(super) fn is_authority_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_')
+}
+
+/// The `Host` names a loopback-bound server answers to, the default of
+/// [`AuthLayerBuilder::allowed_hosts`].
+pub const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
+
+/// One allowed `Host`: a lower-case name or address (IPv6 in brackets), and a port or any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct HostRule {
+    pub(super) host: String,
+    pub(super) port: Option<u16>,
+}
+
+impl HostRule {
+    /// `name`, `name:port`, an IPv4 address, or an IPv6 address with or without brackets (the
+    /// forms mcp-headers' Origin guard accepts, and its normalised `allowed_hosts()`).
+    pub(super) fn parse(entry: &str) -> Option<Self> {
+        let entry = entry.trim();
+        if let Ok(ip) = entry.parse::<std::net::Ipv6Addr>() {
+            return Some(HostRule {
+                host: format!("[{ip}]"),
+                port: None,
+            });
+        }
+        let (host, port) = split_host_port(entry)?;
+        if host.is_empty() || port == Some(0) || !host.bytes().all(is_authority_byte) {
+            return None;
+        }
+        let host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            Some(literal) => format!("[{}]", literal.parse::<std::net::Ipv6Addr>().ok()?),
+            None if host.contains([':', '[', ']']) => return None,
+            None => host.to_ascii_lowercase(),
+        };
+        Some(HostRule { host, port })
+    }
+
+    pub(super) fn allows(&self, host: &str, port: Option<u16>) -> bool {
+        self.host.eq_ignore_ascii_case(host) && self.port.is_none_or(|p| Some(p) == port)
+    }
+}
+
+/// Split `host[:port]` / `[v6][:port]`; `None` when malformed.
+pub(super) fn split_host_port(value: &str) -> Option<(&str, Option<u16>)> {
+    let (host, port) = if value.starts_with('[') {
+        let end = value.find(']')?;
+        let host = value.get(..=end)?;
+        match value.get(end + 1..)? {
+            "" => (host, None),
+            rest => (host, Some(rest.strip_prefix(':')?)),
+        }
+    } else {
+        match value.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (value, None),
+        }
+    };
+    let port = match port {
+        None => None,
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => Some(p.parse().ok()?),
+        Some(_) => return None,
+    };
+    Some((host, port))
+}
+
+/// Where a request's resource URL comes from.
+#[derive(Debug)]
+pub(super) enum Resolved<'a> {
+    /// Configured (or the JWT audience): the same for every request.
+    Fixed(&'a ResourceUrl),
+    /// Derived from an allowed `Host`.
+    Derived(ResourceUrl),
+    /// None; `host_dependent` when another `Host` could have named one.
+    Unknown { host_dependent: bool },
+}
+
+impl Resolved<'_> {
+    pub(super) fn url(&self) -> Option<&ResourceUrl> {
+        match self {
+            Resolved::Fixed(r) => Some(r),
+            Resolved::Derived(r) => Some(r),
+            Resolved::Unknown { .. } => None,
+        }
+    }
+
+    /// Whether the answer depends on `Host` (and so carries `Vary: Host`).
+    pub(super) fn varies(&self) -> bool {
+        matches!(
+            self,
+            Resolved::Derived(_)
+                | Resolved::Unknown {
+                    host_dependent: true
+                }
+        )
+    }
+}
+
+impl Shared {
+    /// The request's resource URL; see the [module docs](self#the-resource-url).
+    pub(super) fn resource_url<B>(&self, req: &Request<B>) -> Resolved<'_> {
+        if let Some(r) = &self.resource {
+            return Resolved::Fixed(r);
+        }
+        let Some(rules) = &self.resource_hosts else {
+            return Resolved::Unknown {
+                host_dependent: false,
+            };
+        };
+        let unknown = Resolved::Unknown {
+            host_dependent: true,
+        };
+        let mut hosts = req.headers().get_all(header::HOST).iter();
+        let host = match (hosts.next(), hosts.next()) {
+            (Some(h), None) => h.to_str().ok(),
+            (None, _) => req.uri().authority().map(|a| a.as_str()),
+            (Some(_), Some(_)) => None,
+        };
+        let Some(host) = host.map(str::trim) else {
+            return unknown;
+        };
+        if host.is_empty() || !host.bytes().all(is_authority_byte) {
+            return unknown;
+        }
+        let Some((name, port)) = split_host_port(host) else {
+            return unknown;
+        };
+        if !rules.iter().any(|r| r.allows(name, port)) {
+            return unknown;
+        }
+        match ResourceUrl::parse(&format!("http://{host}{}", self.mcp_path)) {
+            Ok(r) => Resolved::Derived(r),
+            Err(_) => unknown,
+        }
+    }
+
+    pub(super) fn is_metadata_path(&self, path: &str) -> bool {
+        match path.strip_prefix(METADATA_PATH) {
+            Some("") => true,
+            Some(rest) => match &self.resource {
+                Some(r) => rest == r.path,
+                None => rest == self.mcp_path,
+            },
+            None => false,
+        }
+    }
+
+    /// `rejection` with its `WWW-Authenticate: Bearer` challenge (and `Vary: Host` when the
+    /// challenge's `resource_metadata` depends on `Host`).
+    pub(super) fn challenge<B>(
+        &self,
+        req: &Request<B>,
+        rejection: Rejection,
+        error: Option<BearerError>,
+        description: Option<&'static str>,
+        scopes: &[&str],
+    ) -> Rejection {
+        let mut c = BearerChallenge::new();
+        if let Some(realm) = &self.realm {
+            c = c.realm(realm.clone());
+        }
+        if let Some(e) = error {
+            c = c.error(e);
+        }
+        if let Some(d) = description {
+            c = c.error_description(d);
+        }
+        let resolved = self.resource_url(req);
+        if let Some(r) = resolved.url() {
+            c = c.resource_metadata(r.metadata_url());
+        }
+        if !scopes.is_empty() {
+            c = c.scope(scopes.join(" "));
+        }
+        let rejection = rejection.challenge(c);
+        if resolved.varies() {
+            rejection.header(header::VARY, HeaderValue::from_static("host"))
+        } else {
+            rejection
+        }
+    }
+
+    pub(super) fn metadata_response<B, ResBody>(
+        &self,
+        req: &Request<B>,
+    ) -> Response<GuardBody<ResBody>> {
+        let cors = |res: &mut Response<GuardBody<ResBody>>| {
+            let h = res.headers_mut();
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, OPTIONS"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("mcp-protocol-version, content-type"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("86400"),
+            );
+        };
+        match *req.method() {
+            Method::GET | Method::HEAD => {}
+            Method::OPTIONS => {
+                let mut res = Response::new(GuardBody::rejection(Bytes::new()));
+                *res.status_mut() = StatusCode::NO_CONTENT;
+                cors(&mut res);
+                return res;
+            }
+            _ => {
+                let mut res = Rejection::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+                    .header(
+                        header::ALLOW,
+                        HeaderValue::from_static("GET, HEAD, OPTIONS"),
+                    )
+                    .into_response(&ResponseFormat::Json);
+                cors(&mut res);
+                return res;
+            }
+        }
+        let resolved = self.resource_url(req);
+        let vary = resolved.varies();
+        let Some(resource) = resolved.url() else {
+            // No configured resource, and no Host trusted to name one: say nothing rather than
+            // echo the request's Host.
+            let mut rejection = Rejection::new(StatusCode::NOT_FOUND, "not_found")
+                .message("No protected-resource metadata is served for this host")
+                .header(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
+                .detail("no resource URL is configured and the Host is not on the allowlist");
+            if vary {
+                rejection = rejection.header(header::VARY, HeaderValue::from_static("host"));
+            }
+            let mut res = rejection.into_response(&ResponseFormat::Json);
+            if req.method() == Method::HEAD {
+                *res.body_mut() = GuardBody::rejection(Bytes::new());
+            }
+            cors(&mut res);
+            res.extensions_mut().insert(AuthOutcome::Exempt);
+            return res;
+        };
+        let mut doc = serde_json::Map::new();
+        doc.insert("resource".into(), resource.url.clone().into());
+        if !self.authorization_servers.is_empty() {
+            doc.insert(
+                "authorization_servers".into(),
+                json!(self.authorization_servers),
+            );
+        }
+        if !self.scopes_supported.is_empty() {
+            doc.insert("scopes_supported".into(), json!(self.scopes_supported));
+        }
+        let mut methods = vec!["header"];
+        if self.url_auth {
+            methods.push("query");
+        }
+        doc.insert("bearer_methods_supported".into(), json!(methods));
+        let body = if req.method() == Method::HEAD {
+            Bytes::new()
+        } else {
+            Bytes::from(serde_json::Value::Object(doc).to_string())
+        };
+        let mut res = Response::new(GuardBody::rejection(body));
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        res.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=3600"),
+        );
+        if vary {
+            res.headers_mut()
+                .append(header::VARY, HeaderValue::from_static("host"));
+        }
+        cors(&mut res);
+        res.extensions_mut().insert(AuthOutcome::Exempt);
+        res
+    }
+}
