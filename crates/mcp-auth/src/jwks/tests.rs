@@ -1,4 +1,7 @@
+use super::fetch::{metadata_urls, parse_max_age};
 use super::*;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 #[test]
 fn transport_rule() {
