@@ -91,8 +91,8 @@ use mcp_core::config::{ConfigError, Env};
 use mcp_core::facts::{FactRecorder, ResponseFact, ResponseFacts};
 use mcp_core::jsonrpc::{JsonRpcId, MessageKind};
 use mcp_core::response::{
-    DEFAULT_MAX_RESPONSE_BYTES, RawObject, ResponseKind, RewriteBody, RewriteFailure,
-    RewriteResponse, Targets, prepare_head,
+    DEFAULT_MAX_RESPONSE_BYTES, ResponseKind, RewriteBody, RewriteFailure, RewriteResponse,
+    Targets, prepare_head,
 };
 use mcp_core::{McpCall, Principal};
 use pin_project_lite::pin_project;
@@ -376,6 +376,138 @@ pub struct ListRewriter {
     plan: Plan,
 }
 
+fn push_key(out: &mut String, index: usize, key: &str) {
+    if index > 0 {
+        out.push(',');
+    }
+    // A string always serializes.
+    out.push_str(&serde_json::to_string(key).unwrap_or_else(|_| "\"\"".into()));
+    out.push(':');
+}
+
+/// A JSON-RPC message read in one pass: members in order as raw text, except `result`, whose
+/// members are raw text too except the list members (`tools`, `prompts`, `resources`,
+/// `resourceTemplates`) when they are arrays, whose entries are kept one by one. Duplicate keys
+/// are refused.
+struct ListMessage<'a> {
+    members: Vec<(String, MessageMember<'a>)>,
+}
+
+enum MessageMember<'a> {
+    Raw(&'a RawValue),
+    Result(ListResult<'a>),
+}
+
+struct ListResult<'a> {
+    members: Vec<(String, ResultMember<'a>)>,
+}
+
+enum ResultMember<'a> {
+    Raw(&'a RawValue),
+    /// A list's entries.
+    Items(Vec<&'a RawValue>),
+}
+
+impl<'a> ListMessage<'a> {
+    fn raw(&self, key: &str) -> Option<&'a RawValue> {
+        self.members.iter().find_map(|(k, v)| match v {
+            MessageMember::Raw(r) if k == key => Some(*r),
+            _ => None,
+        })
+    }
+
+    fn result(&self) -> Option<&ListResult<'a>> {
+        self.members.iter().find_map(|(_, v)| match v {
+            MessageMember::Result(r) => Some(r),
+            MessageMember::Raw(_) => None,
+        })
+    }
+}
+
+impl<'a> ListResult<'a> {
+    fn raw(&self, key: &str) -> Option<&'a RawValue> {
+        self.members.iter().find_map(|(k, v)| match v {
+            ResultMember::Raw(r) if k == key => Some(*r),
+            _ => None,
+        })
+    }
+
+    fn items(&self, key: &str) -> Option<&[&'a RawValue]> {
+        self.members.iter().find_map(|(k, v)| match v {
+            ResultMember::Items(items) if k == key => Some(items.as_slice()),
+            _ => None,
+        })
+    }
+}
+
+fn duplicate<E: serde::de::Error>(key: &str) -> E {
+    E::custom(format_args!("duplicate key {key:?}"))
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for ListMessage<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = ListMessage<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON-RPC message")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut members: Vec<(String, MessageMember<'a>)> = Vec::new();
+                while let Some(k) = map.next_key::<String>()? {
+                    if members.iter().any(|(m, _)| *m == k) {
+                        return Err(duplicate(&k));
+                    }
+                    let v = if k == "result" {
+                        MessageMember::Result(map.next_value::<ListResult<'a>>()?)
+                    } else {
+                        MessageMember::Raw(map.next_value::<&'de RawValue>()?)
+                    };
+                    members.push((k, v));
+                }
+                Ok(ListMessage { members })
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for ListResult<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = ListResult<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a result object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut members: Vec<(String, ResultMember<'a>)> = Vec::new();
+                while let Some(k) = map.next_key::<String>()? {
+                    if members.iter().any(|(m, _)| *m == k) {
+                        return Err(duplicate(&k));
+                    }
+                    // A list member that is not an array fails the parse: the wrong shape
+                    // fails closed.
+                    let v = if LIST_METHODS.iter().any(|(_, m)| *m == k) {
+                        ResultMember::Items(map.next_value::<Vec<&'de RawValue>>()?)
+                    } else {
+                        ResultMember::Raw(map.next_value::<&'de RawValue>()?)
+                    };
+                    members.push((k, v));
+                }
+                Ok(ListResult { members })
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
 #[derive(Deserialize)]
 struct Entry {
     #[serde(default)]
@@ -387,19 +519,6 @@ struct Entry {
 }
 
 impl ListRewriter {
-    fn method_for(&self, msg: &RawObject<'_>, result: &RawObject<'_>) -> Option<&'static str> {
-        match &self.plan.methods {
-            Methods::Ids(ids) => {
-                let id: Value = serde_json::from_str(msg.get("id")?.get()).ok()?;
-                ids.iter().find(|(t, _)| t.to_json() == id).map(|(_, m)| *m)
-            }
-            Methods::ByShape => LIST_METHODS
-                .iter()
-                .find(|(_, member)| result.get(member).is_some())
-                .map(|(m, _)| *m),
-        }
-    }
-
     fn permits(&self, method: &str, entry: &RawValue) -> bool {
         let Ok(entry) = serde_json::from_str::<Entry>(entry.get()) else {
             return false;
@@ -426,22 +545,38 @@ impl ListRewriter {
 
 impl RewriteResponse for ListRewriter {
     fn rewrite(&mut self, message: &str) -> Result<Option<String>, ()> {
-        let msg = RawObject::parse(message).map_err(|_| ())?;
-        let Some(result) = msg.get("result") else {
+        // One pass over the structure: the message's members, the result's members, and the
+        // entries of any list member, each kept as raw text.
+        let msg: ListMessage<'_> = serde_json::from_str(message).map_err(|_| ())?;
+        let Some(result) = msg.result() else {
             // An error answer: nothing to filter.
             return Ok(None);
         };
-        let result = RawObject::parse(result.get()).map_err(|_| ())?;
-        let Some(method) = self.method_for(&msg, &result) else {
-            // A replayed response that is not a list.
-            return Ok(None);
+        let method = match &self.plan.methods {
+            Methods::Ids(ids) => {
+                let id = msg
+                    .raw("id")
+                    .and_then(|v| serde_json::from_str::<Value>(v.get()).ok());
+                let Some(id) = id else { return Ok(None) };
+                match ids.iter().find(|(t, _)| t.to_json() == id) {
+                    Some((_, m)) => *m,
+                    None => return Ok(None),
+                }
+            }
+            Methods::ByShape => match LIST_METHODS
+                .iter()
+                .find(|(_, member)| result.items(member).is_some())
+            {
+                Some((m, _)) => *m,
+                // A replayed response that is not a list.
+                None => return Ok(None),
+            },
         };
         let member = list_member(method).map_or("tools", |(_, m)| m);
         let mut new_list: Option<String> = None;
         let (mut kept, mut hidden) = (0u32, 0u32);
-        if let Some(items) = result.get(member) {
-            let items: Vec<&RawValue> = serde_json::from_str(items.get()).map_err(|_| ())?;
-            let mut list = String::with_capacity(items.iter().map(|i| i.get().len() + 1).sum());
+        if let Some(items) = result.items(member) {
+            let mut list = String::with_capacity(message.len());
             list.push('[');
             for item in items {
                 if self.permits(method, item) {
@@ -467,44 +602,51 @@ impl RewriteResponse for ListRewriter {
             });
         }
         const PRIVATE: &str = "\"private\"";
-        let scope = result.get("cacheScope");
+        let scope = result.raw("cacheScope");
         let add_scope = scope.is_none() && self.plan.cache_scope;
         let fix_scope = scope.is_some_and(|s| s.get() != PRIVATE);
         if new_list.is_none() && !add_scope && !fix_scope {
             return Ok(None);
         }
-        let mut new_result = String::with_capacity(message.len());
-        let extra: &[(&str, &str)] = if add_scope {
-            &[("cacheScope", PRIVATE)]
-        } else {
-            &[]
-        };
-        result.write(
-            &mut new_result,
-            |k| {
-                if k == member {
-                    new_list.take()
-                } else if k == "cacheScope" {
-                    Some(PRIVATE.to_owned())
-                } else {
-                    None
+        let mut out = String::with_capacity(message.len());
+        out.push('{');
+        for (i, (k, v)) in msg.members.iter().enumerate() {
+            push_key(&mut out, i, k);
+            match v {
+                MessageMember::Raw(raw) => out.push_str(raw.get()),
+                MessageMember::Result(result) => {
+                    out.push('{');
+                    for (j, (rk, rv)) in result.members.iter().enumerate() {
+                        push_key(&mut out, j, rk);
+                        if rk == member && new_list.is_some() {
+                            out.push_str(new_list.as_deref().unwrap_or("[]"));
+                        } else if rk == "cacheScope" {
+                            out.push_str(PRIVATE);
+                        } else {
+                            match rv {
+                                ResultMember::Raw(raw) => out.push_str(raw.get()),
+                                ResultMember::Items(items) => {
+                                    out.push('[');
+                                    for (n, item) in items.iter().enumerate() {
+                                        if n > 0 {
+                                            out.push(',');
+                                        }
+                                        out.push_str(item.get());
+                                    }
+                                    out.push(']');
+                                }
+                            }
+                        }
+                    }
+                    if add_scope {
+                        push_key(&mut out, result.members.len(), "cacheScope");
+                        out.push_str(PRIVATE);
+                    }
+                    out.push('}');
                 }
-            },
-            extra,
-        );
-        let mut out = String::with_capacity(new_result.len() + 64);
-        let mut new_result = Some(new_result);
-        msg.write(
-            &mut out,
-            |k| {
-                if k == "result" {
-                    new_result.take()
-                } else {
-                    None
-                }
-            },
-            &[],
-        );
+            }
+        }
+        out.push('}');
         Ok(Some(out))
     }
 

@@ -605,15 +605,16 @@ impl<R: RewriteResponse> State<R> {
             }
             Err(_) => return None,
         };
-        let mut data: Option<String> = None;
-        for line in text.split(['\n', '\r']) {
+        let mut data: Option<std::borrow::Cow<'_, str>> = None;
+        for line in lines(text) {
             if let Some(value) = field_value(line, "data") {
                 match &mut data {
                     Some(d) => {
+                        let d = d.to_mut();
                         d.push('\n');
                         d.push_str(value);
                     }
-                    None => data = Some(value.to_owned()),
+                    None => data = Some(std::borrow::Cow::Borrowed(value)),
                 }
             }
         }
@@ -706,6 +707,20 @@ fn id_matches(target: &JsonRpcId, id: &Value) -> bool {
     }
 }
 
+/// The lines of an event (`\n`, `\r\n` or `\r` line ends), empty ones included. `\n` is
+/// found with the standard library's byte search; `\r` is looked for only in lines that have
+/// one.
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    text.split('\n').flat_map(|line| {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let (first, rest) = match line.find('\r') {
+            Some(i) => (line.get(..i).unwrap_or(""), line.get(i + 1..)),
+            None => (line, None),
+        };
+        std::iter::once(first).chain(rest.into_iter().flat_map(|r| r.split('\r')))
+    })
+}
+
 /// The value of an SSE field line `name: value` (one optional space after the colon).
 fn field_value<'a>(line: &'a str, name: &str) -> Option<&'a str> {
     let rest = line.strip_prefix(name)?;
@@ -721,7 +736,7 @@ fn field_value<'a>(line: &'a str, name: &str) -> Option<&'a str> {
 fn rebuild_event(text: &str, json: &str) -> Bytes {
     let mut out = String::with_capacity(json.len() + 64);
     let mut wrote = false;
-    for line in text.split(['\n', '\r']) {
+    for line in lines(text) {
         if line.is_empty() {
             continue;
         }
