@@ -16,8 +16,8 @@
 //!   [`REDACTED`], wherever it appears: a path segment, a query name or value, the user agent.
 //!
 //! Instead of any part of the credential, the record carries a [`fingerprint`](Fingerprinter):
-//! the first 8 bytes of HMAC-SHA256(fingerprint key, credential) in hex, the same construction
-//! `mcp-auth` puts into `AuthOutcome::Rejected`. With the same key on both layers, one
+//! the first 8 bytes of HMAC-SHA256(fingerprint key, credential) in hex, defined once in
+//! [`mcp_core::credential`] and put by `mcp-auth` into `AuthOutcome::Rejected`. With the same key on both layers, one
 //! credential's requests correlate across successes and failures without the credential ever
 //! being stored.
 //!
@@ -33,16 +33,16 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use hmac::{Hmac, KeyInit, Mac as _};
 use http::HeaderValue;
+use mcp_core::credential::QUERY_CREDENTIAL_PARAMS;
 use mcp_core::percent::{self, Plus};
-use sha2::Sha256;
 
 /// What replaces a masked value.
 pub const REDACTED: &str = "[redacted]";
 
-/// The key prefixes masked by default: `mcp-auth`'s `DEFAULT_KEY_PREFIX`.
-pub const DEFAULT_KEY_PREFIXES: &[&str] = &["mcp-sk-"];
+/// The key prefixes masked by default: [`mcp_core::credential::KEY_PREFIX`], the prefix
+/// `mcp-auth` generates keys with.
+pub const DEFAULT_KEY_PREFIXES: &[&str] = &[mcp_core::credential::KEY_PREFIX];
 
 /// Query parameters whose values are always masked.
 pub const DEFAULT_SENSITIVE_PARAMS: &[&str] = &[
@@ -310,63 +310,9 @@ pub(crate) fn truncate(text: Cow<'_, str>, max: usize) -> Cow<'_, str> {
     Cow::Owned(s)
 }
 
-/// Computes credential fingerprints: the first 8 bytes of HMAC-SHA256(key, credential), as
-/// `mcp-auth` does.
-#[derive(Clone)]
-pub struct Fingerprinter {
-    keyed: Hmac<Sha256>,
-}
-
-impl std::fmt::Debug for Fingerprinter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Fingerprinter(<keyed>)")
-    }
-}
-
-impl Fingerprinter {
-    /// A fingerprinter with this key (any length; use at least 32 random bytes).
-    pub fn new(key: &[u8]) -> Self {
-        let keyed = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
-            .unwrap_or_else(|_| <Hmac<Sha256> as KeyInit>::new(&Default::default()));
-        Fingerprinter { keyed }
-    }
-
-    /// A fingerprinter with a random key: fingerprints correlate within this process only.
-    pub fn random() -> Self {
-        let mut key = [0u8; 32];
-        if getrandom::fill(&mut key).is_err() {
-            // No randomness: fall back to a key nobody else knows either (the address space
-            // layout and time), which still never reveals the credential.
-            let seed = format!(
-                "{:?}{:p}",
-                std::time::SystemTime::now(),
-                &key as *const [u8; 32]
-            );
-            return Fingerprinter::new(seed.as_bytes());
-        }
-        Fingerprinter::new(&key)
-    }
-
-    /// The fingerprint of a credential.
-    pub fn fingerprint(&self, credential: &[u8]) -> Fingerprint {
-        let mut m = self.keyed.clone();
-        m.update(credential);
-        let digest = m.finalize().into_bytes();
-        let mut out = [0u8; 8];
-        out.copy_from_slice(&digest[..8]);
-        Fingerprint(out)
-    }
-}
-
-/// A credential fingerprint: 8 bytes, shown as 16 hex digits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Fingerprint(pub [u8; 8]);
-
-impl std::fmt::Display for Fingerprint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&crate::chain::hex(&self.0))
-    }
-}
+/// The keyed credential fingerprint, defined once in [`mcp_core::credential`] so that `mcp-auth`
+/// and this crate compute the same one.
+pub use mcp_core::credential::{Fingerprint, Fingerprinter};
 
 /// How a request presented its credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -437,9 +383,6 @@ fn trim_ascii(b: &[u8]) -> &[u8] {
         .map_or(start, |e| e + 1);
     b.get(start..end).unwrap_or(&[])
 }
-
-/// The query parameters `mcp-auth` accepts as credentials.
-pub(crate) const QUERY_CREDENTIAL_PARAMS: [&str; 2] = ["token", "access_token"];
 
 /// Find the credential of a request: `Authorization`, then the API-key headers, then the query.
 pub(crate) fn find_credential(
@@ -560,16 +503,9 @@ mod tests {
     }
 
     #[test]
-    fn fingerprints_match_mcp_auth() {
-        // mcp-auth: hex of the first 8 bytes of HMAC-SHA256(key, credential).
+    fn every_credential_source_fingerprints_the_bare_credential() {
         let f = Fingerprinter::new(b"fingerprint-key");
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(b"fingerprint-key").unwrap();
-        mac.update(b"mcp-sk-secret");
-        let want: String = mac.finalize().into_bytes()[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert_eq!(f.fingerprint(b"mcp-sk-secret").to_string(), want);
+        let want = f.fingerprint(b"mcp-sk-secret").to_string();
 
         let mut headers = http::HeaderMap::new();
         headers.insert("authorization", "Bearer  mcp-sk-secret".parse().unwrap());

@@ -20,6 +20,8 @@
 //! - [`refusal`]: [`ToolErrorsAsResultsLayer`](refusal::ToolErrorsAsResultsLayer), opt-in
 //!   agent-readable refusals: a `tools/call` refused for a scope or a rate limit as a tool result
 //!   with `isError: true`.
+//! - [`credential`]: the credential contract auth and audit share — the key prefix, the
+//!   query-credential parameters and the keyed fingerprint.
 //! - [`outcome`]: what inner layers decided ([`AuthOutcome`]), for the audit layer.
 //! - `extract` (feature `axum`): `Principal` and `Option<Principal>` as axum extractors.
 //! - [`clock`]: time as a dependency, for deterministic tests.
@@ -32,6 +34,7 @@ pub mod ban;
 pub mod client_addr;
 pub mod clock;
 pub mod config;
+pub mod credential;
 #[cfg(feature = "axum")]
 pub mod extract;
 pub mod facts;

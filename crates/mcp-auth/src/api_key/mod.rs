@@ -75,7 +75,7 @@ use file::{check_name, combine, parse_key_file, read_key_file};
 
 /// The prefix [`generate_key`] is usually given: keys look like `mcp-sk-…`, which secret
 /// scanners and humans recognise.
-pub const DEFAULT_KEY_PREFIX: &str = "mcp-sk-";
+pub const DEFAULT_KEY_PREFIX: &str = mcp_core::credential::KEY_PREFIX;
 
 /// The longest key [`ApiKeyStore::verify`] hashes, in bytes; longer ones are refused up front
 /// as [`AuthFailure::UnknownKey`] so the cost of a guess is bounded.

@@ -1,17 +1,16 @@
 //! Finding the one credential a request carries (`Authorization`, an API-key header, or the
 //! query when URL auth is on), verifying it, and its fingerprint for the audit trail.
 
-use hmac::{Hmac, KeyInit, Mac};
 use http::header::{AUTHORIZATION, HeaderValue};
 use http::{Request, Uri};
-use sha2::Sha256;
 
+use mcp_core::credential::QUERY_CREDENTIAL_PARAMS;
 use mcp_core::percent::{self, Plus};
 use mcp_core::{AuthFailure, Principal};
 
 use crate::jwt::looks_like_jwt;
 
-use super::{QUERY_TOKEN_PARAMS, Shared};
+use super::Shared;
 
 /// Where a credential came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,12 +95,9 @@ impl Shared {
     }
 
     pub(super) fn fingerprint(&self, credential: &str) -> String {
-        let mut mac =
-            <Hmac<Sha256> as KeyInit>::new_from_slice(self.fingerprint_key.expose().as_bytes())
-                .unwrap_or_else(|_| <Hmac<Sha256> as KeyInit>::new(&Default::default()));
-        mac.update(credential.as_bytes());
-        let digest = mac.finalize().into_bytes();
-        digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+        self.fingerprinter
+            .fingerprint(credential.as_bytes())
+            .to_string()
     }
 }
 
@@ -128,7 +124,7 @@ pub(super) fn query_tokens(uri: &Uri) -> impl Iterator<Item = (&str, &str)> {
         .unwrap_or("")
         .split('&')
         .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
-        .filter(|(k, _)| QUERY_TOKEN_PARAMS.contains(k))
+        .filter(|(k, _)| QUERY_CREDENTIAL_PARAMS.contains(k))
 }
 
 /// Percent-decode a query value (`+` is a space); `None` if it is not UTF-8.
@@ -146,7 +142,7 @@ pub(super) fn strip_query_tokens(uri: &Uri) -> Uri {
         .filter(|pair| !pair.is_empty())
         .filter(|pair| {
             let key = pair.split_once('=').map_or(*pair, |(k, _)| k);
-            !QUERY_TOKEN_PARAMS.contains(&key)
+            !QUERY_CREDENTIAL_PARAMS.contains(&key)
         })
         .collect();
     let path_and_query = if kept.is_empty() {

@@ -39,6 +39,7 @@ use http::header::{AUTHORIZATION, HeaderName};
 
 use mcp_core::clock::{Clock, SystemClock};
 use mcp_core::config::{ConfigError, Environment, Secret};
+use mcp_core::credential::Fingerprinter;
 
 use crate::api_key::ApiKeyStore;
 use crate::jwt::JwtVerifier;
@@ -59,9 +60,6 @@ pub use service::Auth;
 /// The well-known path of RFC 9728 protected-resource metadata.
 pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 
-/// The query parameters accepted as credentials when URL auth is on.
-const QUERY_TOKEN_PARAMS: [&str; 2] = ["token", "access_token"];
-
 /// How often a key file is checked for changes by default.
 pub const DEFAULT_KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -81,7 +79,7 @@ struct Shared {
     strip_credentials: bool,
     dev_bypass: bool,
     clock: Arc<dyn Clock>,
-    fingerprint_key: Secret,
+    fingerprinter: Fingerprinter,
 }
 
 impl fmt::Debug for Shared {
@@ -504,14 +502,14 @@ impl AuthLayerBuilder {
                 "must be more than zero",
             ));
         }
-        let fingerprint_key = match self.fingerprint_key {
-            Some(k) => k,
+        let fingerprinter = match self.fingerprint_key {
+            Some(k) => Fingerprinter::new(k.expose().as_bytes()),
             None => {
                 let mut bytes = [0u8; 32];
                 getrandom::fill(&mut bytes).map_err(|e| {
                     ConfigError::new("fingerprint_key", format!("no system randomness: {e}"))
                 })?;
-                Secret::new(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+                Fingerprinter::new(&bytes)
             }
         };
         if let Some(store) = &self.api_keys {
@@ -548,7 +546,7 @@ impl AuthLayerBuilder {
                 strip_credentials: self.strip_credentials,
                 dev_bypass: self.dev_bypass,
                 clock: self.clock,
-                fingerprint_key,
+                fingerprinter,
             }),
         })
     }
