@@ -757,9 +757,11 @@ impl ConformanceServer {
                 Ok(text_result(format!("Hello, {who}!")).into())
             }
             "slow_compute" => {
+                // JSON numbers are finite; bound them so a call cannot park a task for long.
                 let seconds = args
                     .get("seconds")
                     .and_then(Value::as_f64)
+                    .filter(|s| s.is_finite())
                     .unwrap_or(1.0)
                     .clamp(0.0, 60.0);
                 let label = args
