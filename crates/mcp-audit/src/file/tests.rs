@@ -5,8 +5,11 @@ use std::task::{Context, Waker};
 use mcp_core::clock::ManualClock;
 
 use super::*;
+use crate::chain::hex;
 use crate::test_support::{TempDir, key, kinds, lines, other_key, record, submit, t0};
 use crate::verify::{VerifyError, VerifyOptions, verify_files};
+use std::fs::OpenOptions;
+use std::io::Write as _;
 
 fn manual() -> Arc<ManualClock> {
     Arc::new(ManualClock::new(t0()))

@@ -1,0 +1,438 @@
+//! [`Writer`]: the task that owns the file — appends sealed records in batches, syncs,
+//! checkpoints, rotates, and after a write error stops and retries.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use mcp_core::clock::Clock;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::chain::{AuditKey, FORMAT_VERSION, Mac, RecordKind, hex, seal_line};
+use crate::metrics as m;
+use crate::record::{AuditEvent, JsonObject};
+use crate::sink::TRACING_TARGET;
+
+use super::{MAX_BATCH, Msg, Shared, SyncPolicy, TICK};
+
+pub(super) struct Writer {
+    pub(super) key: AuditKey,
+    pub(super) dir: PathBuf,
+    pub(super) path: PathBuf,
+    pub(super) stem: String,
+    pub(super) ext: String,
+    pub(super) file: Option<File>,
+    pub(super) size: u64,
+    pub(super) file_first_seq: u64,
+    pub(super) next_seq: u64,
+    pub(super) head: Mac,
+    pub(super) batch: Vec<u8>,
+    pub(super) last_checkpoint: SystemTime,
+    pub(super) since_checkpoint: u64,
+    pub(super) interval: Duration,
+    pub(super) max_file_bytes: u64,
+    pub(super) sync: SyncPolicy,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) failed: bool,
+    pub(super) last_retry: Option<SystemTime>,
+}
+
+/// The first record of what `open` writes.
+pub(super) enum Opening {
+    Start {
+        reason: Option<&'static str>,
+        prev_file: Option<String>,
+        torn_offset: Option<u64>,
+    },
+    Resume,
+    Link {
+        prev_file: String,
+        prev_seq: u64,
+        prev_mac: Mac,
+    },
+    Restart {
+        prev_file: String,
+        prev_seq: u64,
+        prev_mac: Mac,
+        torn_offset: Option<u64>,
+        reason: Option<&'static str>,
+    },
+}
+
+impl Writer {
+    /// A name for the live file when it is rotated away.
+    pub(super) fn rotated_name(&self, first_seq: Option<u64>) -> String {
+        let base = match first_seq {
+            Some(seq) => format!("{}-{seq:020}", self.stem),
+            None => {
+                let ms = self
+                    .clock
+                    .now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis());
+                format!("{}-unverified-{ms}", self.stem)
+            }
+        };
+        let mut name = format!("{base}{}", self.ext);
+        let mut n = 1u32;
+        while self.dir.join(&name).exists() {
+            name = format!("{base}-{n}{}", self.ext);
+            n += 1;
+        }
+        name
+    }
+
+    pub(super) fn write_opening(&mut self, opening: Opening) {
+        let now = self.clock.now();
+        let interval = self.interval.as_secs();
+        let dropped = self.shared.dropped.load(Ordering::Relaxed);
+        match opening {
+            Opening::Start {
+                reason,
+                prev_file,
+                torn_offset,
+            } => {
+                let mut chain = [0u8; 8];
+                let _ = getrandom::fill(&mut chain);
+                let key_id = self.key.id();
+                self.append(RecordKind::Start, now, |o| {
+                    o.u64("version", Some(FORMAT_VERSION));
+                    o.str("chain", Some(&hex(&chain)));
+                    o.str("key_id", Some(&key_id));
+                    o.u64("checkpoint_interval_secs", Some(interval));
+                    o.str("reason", reason);
+                    o.str("prev_file", prev_file.as_deref());
+                    o.u64("torn_offset", torn_offset);
+                });
+            }
+            Opening::Resume => {
+                self.append(RecordKind::Resume, now, |o| {
+                    o.u64("checkpoint_interval_secs", Some(interval));
+                    o.u64("dropped", Some(dropped));
+                });
+            }
+            Opening::Link {
+                prev_file,
+                prev_seq,
+                prev_mac,
+            } => {
+                self.append(RecordKind::Link, now, |o| {
+                    o.u64("checkpoint_interval_secs", Some(interval));
+                    o.str("prev_file", Some(&prev_file));
+                    o.u64("prev_seq", Some(prev_seq));
+                    o.mac("prev_mac", Some(&prev_mac));
+                });
+            }
+            Opening::Restart {
+                prev_file,
+                prev_seq,
+                prev_mac,
+                torn_offset,
+                reason,
+            } => {
+                self.append(RecordKind::Restart, now, |o| {
+                    o.u64("checkpoint_interval_secs", Some(interval));
+                    o.str("prev_file", Some(&prev_file));
+                    o.u64("prev_seq", Some(prev_seq));
+                    o.mac("prev_mac", Some(&prev_mac));
+                    o.u64("torn_offset", torn_offset);
+                    o.str("reason", reason);
+                    o.u64("dropped", Some(dropped));
+                });
+            }
+        }
+    }
+
+    /// Serialize and MAC one record into the batch.
+    pub(super) fn append(
+        &mut self,
+        kind: RecordKind,
+        time: SystemTime,
+        fields: impl FnOnce(&mut JsonObject<'_>),
+    ) {
+        let start = self.batch.len();
+        {
+            let mut o = JsonObject::begin(&mut self.batch, self.next_seq, kind, time);
+            fields(&mut o);
+        }
+        self.seal(start);
+    }
+
+    pub(super) fn append_event(&mut self, event: &AuditEvent) {
+        let start = self.batch.len();
+        event.write_body(&mut self.batch, self.next_seq);
+        self.seal(start);
+        self.since_checkpoint += 1;
+        self.shared.written.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn seal(&mut self, start: usize) {
+        self.head = seal_line(&self.key, &self.head, &mut self.batch, start);
+        self.next_seq += 1;
+        self.size += (self.batch.len() - start) as u64;
+    }
+
+    pub(super) fn write_batch(&mut self) -> io::Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let Some(file) = self.file.as_mut() else {
+            return Err(io::Error::other("no audit file open"));
+        };
+        let result = file.write_all(&self.batch);
+        self.batch.clear();
+        result
+    }
+
+    pub(super) fn sync_file(&mut self) -> io::Result<()> {
+        match self.file.as_mut() {
+            Some(f) => f.sync_data(),
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn sync_dir(&self) {
+        // Makes renames and creations durable on Linux; not possible everywhere.
+        if let Ok(d) = File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+    }
+
+    pub(super) fn rotate(&mut self) -> io::Result<()> {
+        let name = self.rotated_name(Some(self.file_first_seq));
+        let now = self.clock.now();
+        self.append(RecordKind::Rotate, now, |o| o.str("file", Some(&name)));
+        self.write_batch()?;
+        self.sync_file()?;
+        self.file = None;
+        std::fs::rename(&self.path, self.dir.join(&name))?;
+        let file = private(OpenOptions::new().create_new(true).write(true)).open(&self.path)?;
+        self.file = Some(file);
+        self.size = 0;
+        self.file_first_seq = self.next_seq;
+        let prev_seq = self.next_seq - 1;
+        let prev_mac = self.head;
+        self.write_opening(Opening::Link {
+            prev_file: name,
+            prev_seq,
+            prev_mac,
+        });
+        self.write_batch()?;
+        self.sync_file()?;
+        self.sync_dir();
+        Ok(())
+    }
+
+    pub(super) fn checkpoint(&mut self) -> io::Result<()> {
+        let now = self.clock.now();
+        let head = self.head;
+        let records = self.since_checkpoint;
+        let dropped = self.shared.dropped.load(Ordering::Relaxed);
+        let seq = self.next_seq;
+        self.append(RecordKind::Checkpoint, now, |o| {
+            o.mac("head", Some(&head));
+            o.u64("records", Some(records));
+            o.u64("dropped", Some(dropped));
+        });
+        self.write_batch()?;
+        self.sync_file()?;
+        self.since_checkpoint = 0;
+        self.last_checkpoint = now;
+        tracing::info!(
+            target: TRACING_TARGET,
+            kind = "checkpoint",
+            file = %self.path.display(),
+            seq,
+            mac = %hex(&self.head),
+            records,
+            dropped,
+            "audit checkpoint"
+        );
+        Ok(())
+    }
+
+    pub(super) fn close(&mut self) -> io::Result<()> {
+        if self.failed {
+            return Err(io::Error::other("the audit file could not be written"));
+        }
+        let now = self.clock.now();
+        let head = self.head;
+        let dropped = self.shared.dropped.load(Ordering::Relaxed);
+        self.append(RecordKind::Close, now, |o| {
+            o.mac("head", Some(&head));
+            o.u64("dropped", Some(dropped));
+        });
+        self.write_batch()?;
+        self.sync_file()?;
+        self.file = None;
+        Ok(())
+    }
+
+    pub(super) fn fail(&mut self, e: &io::Error) {
+        if !self.failed {
+            tracing::error!(
+                target: TRACING_TARGET,
+                file = %self.path.display(),
+                error = %e,
+                "cannot write the audit file; records are dropped until it can be reopened"
+            );
+        }
+        m::record_write_error();
+        self.failed = true;
+        self.file = None;
+        self.batch.clear();
+        self.last_retry = Some(self.clock.now());
+    }
+
+    /// Try to reopen after a failure, at most once per tick of the clock.
+    pub(super) fn retry(&mut self) {
+        let now = self.clock.now();
+        let due = self
+            .last_retry
+            .and_then(|t| now.duration_since(t).ok())
+            .is_none_or(|d| d >= TICK);
+        if !due {
+            return;
+        }
+        self.last_retry = Some(now);
+        if let Err(e) = self.open() {
+            self.fail(&e);
+        }
+    }
+
+    pub(super) fn checkpoint_due(&self, now: SystemTime) -> bool {
+        now.duration_since(self.last_checkpoint)
+            .is_ok_and(|d| d >= self.interval)
+    }
+
+    pub(super) fn until_checkpoint(&self) -> Duration {
+        let now = self.clock.now();
+        match now.duration_since(self.last_checkpoint) {
+            Ok(elapsed) => self.interval.saturating_sub(elapsed),
+            // The clock went back: wait a full tick and look again.
+            Err(_) => TICK,
+        }
+    }
+
+    pub(super) fn handle_event(&mut self, event: &AuditEvent) {
+        if self.failed {
+            self.retry();
+        }
+        if self.failed {
+            self.shared.count_drop();
+            return;
+        }
+        self.append_event(event);
+        if self.max_file_bytes > 0 && self.size >= self.max_file_bytes {
+            if let Err(e) = self.rotate() {
+                self.fail(&e);
+            }
+        } else if self.batch.len() >= 256 * 1024
+            && let Err(e) = self.write_batch()
+        {
+            self.fail(&e);
+        }
+    }
+
+    /// Write the batch, sync if asked, checkpoint if due; the result of the batch.
+    pub(super) fn finish_batch(&mut self, force_checkpoint: bool) -> io::Result<()> {
+        if self.failed {
+            self.retry();
+            if self.failed {
+                return Err(io::Error::other("the audit file cannot be written"));
+            }
+        }
+        let mut result = self.write_batch();
+        if result.is_ok() && self.sync == SyncPolicy::EveryBatch {
+            result = self.sync_file();
+        }
+        if result.is_ok() && (force_checkpoint || self.checkpoint_due(self.clock.now())) {
+            result = self.checkpoint();
+        }
+        if let Err(e) = &result {
+            self.fail(e);
+        }
+        result
+    }
+
+    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        let mut replies: Vec<(oneshot::Sender<io::Result<()>>, bool)> = Vec::new();
+        loop {
+            let wait = self.until_checkpoint().min(TICK);
+            let (first, disconnected) = match tokio::time::timeout(wait, rx.recv()).await {
+                Ok(Some(msg)) => (Some(msg), false),
+                Ok(None) => (None, true),
+                Err(_) => (None, false),
+            };
+            let mut closing: Option<oneshot::Sender<io::Result<()>>> = None;
+            let mut force_checkpoint = false;
+            let mut next = first;
+            let mut taken = 0;
+            while let Some(msg) = next.take() {
+                match msg {
+                    Msg::Event(event) => self.handle_event(&event),
+                    Msg::Flush(reply) => replies.push((reply, false)),
+                    Msg::Checkpoint(reply) => {
+                        force_checkpoint = true;
+                        replies.push((reply, true));
+                    }
+                    Msg::Close(reply) => {
+                        closing = Some(reply);
+                        break;
+                    }
+                }
+                taken += 1;
+                if taken < MAX_BATCH {
+                    next = rx.try_recv().ok();
+                }
+            }
+            if taken > 0 {
+                self.shared.room.notify_waiters();
+            }
+            let result = self.finish_batch(force_checkpoint);
+            for (reply, _) in replies.drain(..) {
+                let _ = reply.send(match &result {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+                });
+            }
+            if let Some(reply) = closing {
+                rx.close();
+                // Submitters waiting for room see the closed channel and count their record.
+                self.shared.room.notify_waiters();
+                // Anything still queued was submitted before the close: write it.
+                while let Ok(msg) = rx.try_recv() {
+                    match msg {
+                        Msg::Event(event) => self.handle_event(&event),
+                        Msg::Flush(r) | Msg::Checkpoint(r) | Msg::Close(r) => {
+                            let _ = r.send(Err(io::Error::other("the audit writer is closing")));
+                        }
+                    }
+                }
+                let _ = reply.send(self.close());
+                return;
+            }
+            if disconnected {
+                if let Err(e) = self.close() {
+                    tracing::error!(target: TRACING_TARGET, error = %e, "cannot close the audit file");
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// New audit files are readable by their owner only (0600 on Unix): the trail names principals
+/// and clients.
+pub(super) fn private(options: &mut OpenOptions) -> &mut OpenOptions {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+}
