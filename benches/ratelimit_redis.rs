@@ -32,7 +32,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use http_body_util::Full;
 use mcp_core::client_addr::PeerAddr;
-use mcp_ratelimit::redis::RedisStore;
+use mcp_ratelimit::redis::{RedisBackend, RedisStore};
 use mcp_ratelimit::{KeySelector, Limit, Quota, RateLimitLayer};
 use tower::{Layer, Service, ServiceExt};
 
@@ -43,7 +43,12 @@ use redis_support::RedisServer;
 
 type Body = Full<Bytes>;
 
-fn layer(server: &RedisServer, prefix: &str, quota: Quota, deny_cache: usize) -> RateLimitLayer {
+fn layer(
+    server: &RedisServer,
+    prefix: &str,
+    quota: Quota,
+    deny_cache: usize,
+) -> RateLimitLayer<RedisBackend> {
     let store = RedisStore::builder(server.url())
         .prefix(prefix)
         .deny_cache(deny_cache)

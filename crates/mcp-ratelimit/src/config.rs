@@ -13,7 +13,7 @@
 //! | `RATE_LIMIT_BURST` | the most requests at once | `= REQUESTS` |
 //! | `RATE_LIMIT_MAX_KEYS` | the bound on tracked clients | `100000` |
 //! | `TRUSTED_PROXIES` | CIDRs whose `X-Forwarded-For` is believed, for requests that carry no `ClientAddr` yet | none |
-//! | `RATE_LIMIT_REDIS_URL` / `_FILE` | share the limits across replicas through Redis (`redis` feature; without it, setting this is an error) | — (in memory) |
+//! | `RATE_LIMIT_REDIS_URL` / `_FILE` | share the limits across replicas through Redis: read by `RateLimitLayer::redis_from_env` (`redis` feature); [`RateLimitLayer::from_env`] (in memory) refuses it | — (in memory) |
 //! | `RATE_LIMIT_REDIS_PREFIX` | the Redis key prefix | `mcp:rl:` |
 //! | `RATE_LIMIT_REDIS_FAILURE` | `closed` (`503`) or `open` (local limiter at limit / replicas) when Redis fails | `closed` |
 //! | `RATE_LIMIT_REDIS_TIMEOUT` | the time budget of one decision (`20ms`) | `20ms` |
@@ -103,6 +103,47 @@ impl RateLimitLayer {
     /// # Errors
     /// A malformed variable, naming it.
     pub fn builder_from_env(env: &Env) -> Result<RateLimitLayerBuilder, ConfigError> {
+        let builder = env_builder(env)?;
+        if env.secret("RATE_LIMIT_REDIS_URL")?.is_some() {
+            return Err(ConfigError::new(
+                env.var_name("RATE_LIMIT_REDIS_URL"),
+                "shared limits need mcp-ratelimit's `redis` cargo feature and its Redis backend \
+                 (RateLimitLayer::redis_from_env); this in-memory layer cannot use them (unset \
+                 the variable, or build the layer with the Redis backend)",
+            ));
+        }
+        Ok(builder)
+    }
+}
+
+#[cfg(feature = "redis")]
+impl RateLimitLayer<crate::backend::redis::RedisBackend> {
+    /// The per-client layer from the environment, counted in Redis when
+    /// `RATE_LIMIT_REDIS_URL` is set (and in memory otherwise); see the
+    /// [module docs](crate::config) and [`RateLimitLayer::from_env`].
+    ///
+    /// # Errors
+    /// A malformed variable, naming it.
+    pub fn redis_from_env(env: &Env) -> Result<Self, ConfigError> {
+        Self::redis_builder_from_env(env)?.build()
+    }
+
+    /// A builder filled from the environment, for the Redis backend; see
+    /// [`redis_from_env`](Self::redis_from_env).
+    ///
+    /// # Errors
+    /// A malformed variable, naming it.
+    pub fn redis_builder_from_env(
+        env: &Env,
+    ) -> Result<RateLimitLayerBuilder<crate::backend::redis::RedisBackend>, ConfigError> {
+        let store = crate::backend::redis::RedisStore::from_env(env)?;
+        Ok(env_builder(env)?.maybe_redis(store))
+    }
+}
+
+/// The settings every backend reads.
+fn env_builder(env: &Env) -> Result<RateLimitLayerBuilder, ConfigError> {
+    {
         let enabled = env.bool("RATE_LIMIT_ENABLED", true)?;
         let requests = env.u64("RATE_LIMIT_REQUESTS", DEFAULT_REQUESTS)?;
         let window = env.duration("RATE_LIMIT_WINDOW", DEFAULT_WINDOW)?;
@@ -152,24 +193,11 @@ impl RateLimitLayer {
             ))
             .max_keys(max_keys)
             .client_addr_resolver(resolver);
-        #[cfg(feature = "redis")]
-        let builder = match crate::redis::RedisStore::from_env(env)? {
-            Some(store) => builder.redis(store),
-            None => builder,
-        };
-        #[cfg(not(feature = "redis"))]
-        if env.secret("RATE_LIMIT_REDIS_URL")?.is_some() {
-            return Err(ConfigError::new(
-                var("RATE_LIMIT_REDIS_URL"),
-                "shared limits need mcp-ratelimit's `redis` cargo feature, which this build \
-                 does not have (enable the `redis` feature, or unset the variable)",
-            ));
-        }
         Ok(builder)
     }
 }
 
-impl RateLimitLayerBuilder {
+impl<B> RateLimitLayerBuilder<B> {
     /// Add the route classes and limits of the `[rate_limit]` table of a TOML document (see
     /// the [module docs](crate::config)). A document without the table adds nothing.
     ///
@@ -557,7 +585,8 @@ mod tests {
         }
     }
 
-    #[cfg(not(feature = "redis"))]
+    /// The in-memory layer refuses a Redis URL, with or without the feature (which is
+    /// additive: only the Redis backend reads it).
     #[test]
     fn redis_url_without_the_feature_is_an_error() {
         let e =
@@ -571,7 +600,7 @@ mod tests {
     #[cfg(feature = "redis")]
     #[test]
     fn redis_from_env() {
-        let layer = RateLimitLayer::from_env(&env(&[
+        let layer = RateLimitLayer::redis_from_env(&env(&[
             ("MCP_RATE_LIMIT_REDIS_URL", "redis://127.0.0.1:1/"),
             ("MCP_RATE_LIMIT_REDIS_FAILURE", "open"),
             ("MCP_RATE_LIMIT_REDIS_TIMEOUT", "5ms"),
@@ -585,15 +614,16 @@ mod tests {
             ("MCP_RATE_LIMIT_REPLICAS", "0"),
             ("MCP_RATE_LIMIT_REDIS_PREFIX", "has space"),
         ] {
-            let e = RateLimitLayer::from_env(&env(&[
+            let e = RateLimitLayer::redis_from_env(&env(&[
                 ("MCP_RATE_LIMIT_REDIS_URL", "redis://127.0.0.1:1/"),
                 (var, value),
             ]))
             .unwrap_err();
             assert_eq!(e.setting(), var, "{e}");
         }
-        let e = RateLimitLayer::from_env(&env(&[("MCP_RATE_LIMIT_REDIS_URL", "http://pw@x/")]))
-            .unwrap_err();
+        let e =
+            RateLimitLayer::redis_from_env(&env(&[("MCP_RATE_LIMIT_REDIS_URL", "http://pw@x/")]))
+                .unwrap_err();
         assert_eq!(e.setting(), "MCP_RATE_LIMIT_REDIS_URL");
         assert!(!e.to_string().contains("pw"), "{e}");
     }

@@ -171,6 +171,69 @@ impl std::hash::Hash for StoreKey {
     }
 }
 
+/// Where a key goes when the in-memory store is full: the network prefix of its client address
+/// (IPv4 /24, IPv6 /48) or the kind of its principal, packed in 64 bits (a tag in the top
+/// byte). [`NetPrefix::NONE`] for selectors without an identity (global, class, method, tool),
+/// whose keys go to the overflow bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct NetPrefix(u64);
+
+const TAG_V4: u64 = 1 << 56;
+const TAG_V6: u64 = 2 << 56;
+const TAG_KIND: u64 = 3 << 56;
+
+impl NetPrefix {
+    pub(crate) const NONE: NetPrefix = NetPrefix(0);
+
+    fn of_ip(ip: IpAddr) -> Self {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => NetPrefix(TAG_V4 | u64::from(v4.to_bits() >> 8)),
+            IpAddr::V6(v6) => NetPrefix(TAG_V6 | (v6.to_bits() >> 80) as u64),
+        }
+    }
+
+    /// A principal kind, by the first 7 bytes of its name (`api_key`, `jwt`, `dev_byp`).
+    fn of_kind(p: &Principal) -> Self {
+        let mut bytes = [0u8; 8];
+        for (slot, b) in bytes.iter_mut().skip(1).zip(p.kind().as_str().bytes()) {
+            *slot = b;
+        }
+        NetPrefix(TAG_KIND | u64::from_be_bytes(bytes))
+    }
+
+    /// The prefix of the key `selector` makes of `parts`.
+    pub(crate) fn of(selector: KeySelector, parts: &KeyParts<'_>) -> Self {
+        if selector.has(CLIENT) {
+            return parts.client.map_or(NetPrefix::NONE, NetPrefix::of_ip);
+        }
+        if selector.has(PRINCIPAL) {
+            return parts.principal.map_or(NetPrefix::NONE, NetPrefix::of_kind);
+        }
+        if selector.has(PRINCIPAL_OR_CLIENT) {
+            return match (parts.principal, parts.client) {
+                (Some(p), _) => NetPrefix::of_kind(p),
+                (None, Some(ip)) => NetPrefix::of_ip(ip),
+                (None, None) => NetPrefix::NONE,
+            };
+        }
+        NetPrefix::NONE
+    }
+
+    /// A per-process keyed digest of limit `limit`'s bucket for this prefix (`None` for
+    /// [`NetPrefix::NONE`]).
+    pub(crate) fn key(self, state: &RandomState, limit: u16) -> Option<StoreKey> {
+        if self == NetPrefix::NONE {
+            return None;
+        }
+        let mut h = state.build_hasher();
+        h.write_u16(limit);
+        h.write_u64(self.0);
+        let mut second = h.clone();
+        second.write_u8(0xA5);
+        Some(StoreKey(h.finish(), second.finish()))
+    }
+}
+
 /// What a selector made of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Selected {

@@ -14,15 +14,19 @@
 //! - [`quota`]: the GCRA, in integer nanoseconds: over any window `W` at most
 //!   `burst + ⌊W × requests / window⌋` requests are admitted — proven in the module docs, and
 //!   checked by a property test and a two-thread stress test.
-//! - [`store`]: the bounded key store — a hard cap on tracked keys, idle keys evicted a few at a
-//!   time on the request path (no cleanup task), and a shared overflow bucket per limit once the
-//!   cap is reached, so a flood of distinct keys is still limited and never grows memory. Why
-//!   this crate does not use governor's keyed state is explained there.
-//! - `redis` (the `redis` cargo feature): `RedisStore`, the same limits shared by every replica
-//!   through Redis — one atomic Lua GCRA call per decision on Redis's clock, hashed fixed-length
-//!   keys with TTLs, a local deny cache, and a fail-closed (`503`) or fail-open (local limiter at
-//!   `limit / replicas`) policy after a time budget. With the feature on, the service needs
-//!   `S: Clone + Send + 'static`.
+//! - [`backend`]: where the counts live, behind a [`Backend`] trait. [`backend::memory`] (the
+//!   default, [`Memory`]): the bounded key store — a hard cap on tracked keys, idle keys evicted
+//!   a few at a time on the request path (no cleanup task), then buckets per network prefix
+//!   (IPv4 /24, IPv6 /48) or principal kind in a bounded table of their own, then a shared
+//!   overflow bucket per limit, so a flood of distinct keys is still limited, never grows
+//!   memory, and does not throttle new clients of other networks. Why this crate does not use
+//!   governor's keyed state is explained there.
+//! - `redis` (the `redis` cargo feature): `RedisStore` and the `RedisBackend`, the same limits
+//!   shared by every replica through Redis — one atomic Lua GCRA call per decision on Redis's
+//!   clock, hashed fixed-length keys with TTLs, a local deny cache, and a fail-closed (`503`) or
+//!   fail-open (local limiter at `limit / replicas`) policy after a time budget. Only a layer
+//!   built with `.redis(..)` (`RateLimitLayer<RedisBackend>`) needs `S: Clone + Send + 'static`;
+//!   the feature is additive.
 //! - [`config`]: [`RateLimitLayer::from_env`] (`RATE_LIMIT_ENABLED`, `_REQUESTS`, `_WINDOW`,
 //!   `_BURST`, `_MAX_KEYS`) and the `[rate_limit]` TOML section for classes and per-tool limits.
 //! - [`resource`]: [`ResourceLimitLayer`], tower's `ConcurrencyLimit` + `LoadShed` and
@@ -54,16 +58,24 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod backend;
 pub mod class;
 pub mod config;
+mod decision;
+mod engine;
+mod headers;
 pub mod key;
 pub mod layer;
 pub mod quota;
-#[cfg(feature = "redis")]
-pub mod redis;
 pub mod resource;
-pub mod store;
 
+/// The in-memory backend, at its old path.
+pub use backend::memory as store;
+/// The Redis backend (the `redis` feature), at its old path.
+#[cfg(feature = "redis")]
+pub use backend::redis;
+
+pub use backend::{Backend, Memory};
 pub use class::RouteClass;
 pub use key::KeySelector;
 pub use layer::{Limit, RateLimit, RateLimitLayer, RateLimitLayerBuilder};

@@ -9,12 +9,17 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use mcp_core::RateLimitOutcome;
-use mcp_ratelimit::redis::{FailurePolicy, RedisStore};
+use mcp_ratelimit::redis::{FailurePolicy, RedisBackend, RedisStore};
 use mcp_ratelimit::{KeySelector, Limit, Quota, RateLimitLayer};
 use proptest::prelude::*;
 use redis_support::*;
 
-fn layer(server: &RedisServer, prefix: &str, quota: Quota, key: KeySelector) -> RateLimitLayer {
+fn layer(
+    server: &RedisServer,
+    prefix: &str,
+    quota: Quota,
+    key: KeySelector,
+) -> RateLimitLayer<RedisBackend> {
     let store = RedisStore::builder(server.url())
         .prefix(prefix)
         // Generous: the tests assert on counts, never on time, and CI machines stall.
@@ -161,7 +166,7 @@ async fn two_stacks_share_one_limit() {
     assert!(sent > total, "the stacks were refused at some point");
 }
 
-fn outage_layer(server: &RedisServer, policy: FailurePolicy) -> RateLimitLayer {
+fn outage_layer(server: &RedisServer, policy: FailurePolicy) -> RateLimitLayer<RedisBackend> {
     let store = RedisStore::builder(server.url())
         .prefix("t3:")
         .failure_policy(policy)

@@ -28,6 +28,13 @@ use tower_service::Service;
 
 use crate::config::{SecurityConfig, Settings, per_client_limit, rename};
 
+/// The rate limiters' backend: with the `redis` feature, Redis when a store is configured (in
+/// memory otherwise); without it, in memory.
+#[cfg(feature = "redis")]
+type RateLimitBackend = mcp_ratelimit::redis::RedisBackend;
+#[cfg(not(feature = "redis"))]
+type RateLimitBackend = mcp_ratelimit::Memory;
+
 /// Why the stack was not built.
 #[derive(Debug)]
 pub enum SecurityError {
@@ -76,7 +83,14 @@ impl From<ConfigError> for SecurityError {
 /// authentication, legacy-session binding, per-caller rate limits.
 pub type SecurityService<S> = Audit<
     SecurityHeaders<
-        OriginGuard<RateLimit<ResourceLimit<McpInspect<MaybeAuth<SessionBinding<RateLimit<S>>>>>>>,
+        OriginGuard<
+            RateLimit<
+                ResourceLimit<
+                    McpInspect<MaybeAuth<SessionBinding<RateLimit<S, RateLimitBackend>>>>,
+                >,
+                RateLimitBackend,
+            >,
+        >,
     >,
 >;
 
@@ -89,12 +103,12 @@ pub struct SecurityLayer {
     audit: AuditLayer,
     headers: SecurityHeadersLayer,
     guard: OriginGuardLayer,
-    per_client: RateLimitLayer,
+    per_client: RateLimitLayer<RateLimitBackend>,
     resources: ResourceLimitLayer,
     inspect: McpInspectLayer,
     auth: Option<AuthLayer>,
     sessions: SessionBindingLayer,
-    per_caller: RateLimitLayer,
+    per_caller: RateLimitLayer<RateLimitBackend>,
     bans: BanList,
     report: Report,
     summary: String,
@@ -279,9 +293,7 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
         }
     }
     #[cfg(feature = "redis")]
-    if let Some(store) = &s.rate_limit_redis {
-        per_client = per_client.redis(store.clone());
-    }
+    let per_client = per_client.maybe_redis(s.rate_limit_redis.clone());
     let per_client = per_client.build()?;
 
     let resources = ResourceLimitLayer::builder()
@@ -456,10 +468,12 @@ fn build_auth(
     Ok(Some(layer))
 }
 
-fn build_per_caller(config: &SecurityConfig) -> Result<RateLimitLayer, ConfigError> {
+fn build_per_caller(
+    config: &SecurityConfig,
+) -> Result<RateLimitLayer<RateLimitBackend>, ConfigError> {
     let s = &config.s;
     if !s.rate_limit_enabled {
-        return Ok(RateLimitLayer::disabled());
+        return Ok(RateLimitLayer::default());
     }
     let mut b = RateLimitLayer::builder().mcp_path(&s.mcp_path);
     if let Some(text) = &config.rate_limit_toml {
@@ -474,12 +488,10 @@ fn build_per_caller(config: &SecurityConfig) -> Result<RateLimitLayer, ConfigErr
         }
     }
     if b.limits().is_empty() {
-        return Ok(RateLimitLayer::disabled());
+        return Ok(RateLimitLayer::default());
     }
     #[cfg(feature = "redis")]
-    if let Some(store) = &s.rate_limit_redis {
-        b = b.redis(store.clone());
-    }
+    let b = b.maybe_redis(s.rate_limit_redis.clone());
     b.build()
 }
 

@@ -14,6 +14,10 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use super::*;
+use http::StatusCode;
+use http::header::HeaderValue;
+use mcp_core::{Principal, Rejection};
+use std::time::UNIX_EPOCH;
 
 const EPOCH: u64 = 1_700_000_000;
 const MSG: &str = "Rate limit exceeded. Please try again later.";
@@ -769,8 +773,9 @@ fn admitted(decision: &Decision) -> bool {
 }
 
 /// A flood of 1 M distinct client addresses: the store never tracks more than `max_keys`, new
-/// keys beyond it are still limited (by the overflow bucket), and clients tracked before the
-/// flood keep their own buckets.
+/// keys beyond it are still limited (each /24 by its prefix bucket, and what the prefix table
+/// cannot hold by the overflow bucket), and clients tracked before the flood keep their own
+/// buckets.
 #[test]
 fn the_key_bound_holds_under_a_million_key_flood() {
     let clock = clock();
@@ -786,6 +791,7 @@ fn the_key_bound_holds_under_a_million_key_flood() {
     )));
 
     let mut ext = http::Extensions::new();
+    let mut per_prefix = std::collections::HashMap::<u32, u32>::new();
     let mut overflow_admitted = 0;
     for i in 0..1_000_000u32 {
         let ip = std::net::Ipv4Addr::from_bits(0x0A00_0000 + i);
@@ -794,15 +800,24 @@ fn the_key_bound_holds_under_a_million_key_flood() {
                 .resolve_from_peer(SocketAddr::new(ip.into(), 1), &headers),
         );
         if let Decision::Allowed(report) = shared.decide(&Method::GET, "/", &headers, &ext) {
-            overflow_admitted += u32::from(report.overflow);
+            if report.prefix {
+                *per_prefix.entry(ip.to_bits() >> 8).or_default() += 1;
+            } else if report.overflow {
+                overflow_admitted += 1;
+            }
         }
         if i % 100_000 == 0 {
             assert!(layer.tracked_keys() <= DEFAULT_MAX_KEYS);
+            assert!(layer.tracked_prefixes() <= DEFAULT_MAX_PREFIXES);
         }
     }
     assert_eq!(layer.tracked_keys(), DEFAULT_MAX_KEYS);
-    // untracked keys shared one bucket of burst 100 (the clock never moved)
-    assert_eq!(overflow_admitted, 100);
+    assert!(layer.tracked_prefixes() <= DEFAULT_MAX_PREFIXES);
+    // untracked keys: each /24 shared one bucket of burst 100 (the clock never moved), and the
+    // /24s the prefix table could not hold shared the overflow bucket of burst 100
+    assert!(per_prefix.values().all(|&n| n <= 100), "{per_prefix:?}");
+    assert!(per_prefix.len() > 3_000, "{}", per_prefix.len());
+    assert!(overflow_admitted <= 100);
     // the early client still has its own bucket: 98 more
     let mut own = 0;
     while admitted(&shared.decide(&Method::GET, "/", &headers, &early)) {
@@ -826,6 +841,144 @@ fn the_key_bound_holds_under_a_million_key_flood() {
     // each insert also swept idle entries: the store shrank while taking the newcomers
     let tracked = layer.tracked_keys();
     assert!((10_000..DEFAULT_MAX_KEYS).contains(&tracked), "{tracked}");
+}
+
+/// With the prefix table off, every untracked key shares the one overflow bucket (the
+/// behaviour before prefix buckets, and what a flood over more prefixes than the table holds
+/// gets).
+#[test]
+fn without_a_prefix_table_untracked_keys_share_the_overflow_bucket() {
+    let clock = clock();
+    let layer = with_clock(
+        per_ip(Quota::per_minute(10)).max_keys(100).max_prefixes(0),
+        &clock,
+    );
+    let headers = HeaderMap::new();
+    let mut shared_admitted = 0;
+    for i in 0..5_000u32 {
+        let ext = client_ext(std::net::Ipv4Addr::from_bits(0x0A00_0000 + i * 256).into());
+        if let Decision::Allowed(report) = layer.shared.decide(&Method::GET, "/", &headers, &ext) {
+            assert!(!report.prefix);
+            shared_admitted += u32::from(report.overflow);
+        }
+    }
+    assert_eq!(layer.tracked_keys(), 100);
+    assert_eq!(layer.tracked_prefixes(), 0);
+    assert_eq!(shared_admitted, 10);
+}
+
+/// Principals of a full store are counted per principal kind: a flood of API keys does not
+/// throttle a new JWT subject.
+#[test]
+fn principals_of_a_full_store_share_a_bucket_per_kind() {
+    let clock = clock();
+    let layer = with_clock(
+        RateLimitLayer::builder()
+            .limit(Limit::new(
+                "who",
+                Quota::per_minute(5),
+                KeySelector::principal(),
+            ))
+            .max_keys(10),
+        &clock,
+    );
+    let headers = HeaderMap::new();
+    let as_principal = |id: &str, kind| {
+        let mut ext = http::Extensions::new();
+        ext.insert(Principal::builder(id, kind).build());
+        ext
+    };
+    let mut api_key_admitted = 0;
+    for i in 0..1_000 {
+        let ext = as_principal(&format!("key-{i}"), PrincipalKind::ApiKey);
+        api_key_admitted += u32::from(admitted(&layer.shared.decide(
+            &Method::GET,
+            "/",
+            &headers,
+            &ext,
+        )));
+    }
+    // 10 tracked with their own buckets, then 5 in the api_key bucket
+    assert_eq!(api_key_admitted, 15);
+    assert_eq!(layer.tracked_prefixes(), 1);
+    let jwt = as_principal("alice", PrincipalKind::Jwt);
+    match layer.shared.decide(&Method::GET, "/", &headers, &jwt) {
+        Decision::Allowed(report) => assert!(report.prefix),
+        _ => panic!("a JWT subject was throttled by a flood of API keys"),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A flood of distinct addresses from one network prefix (IPv4 /24 or IPv6 /48), big
+    /// enough to fill the store and exhaust that prefix's bucket, does not throttle a new
+    /// client from another prefix while the prefix table has room; the flood itself stays
+    /// limited (at most the store's keys and one burst more were admitted), and the bounds on
+    /// keys and prefixes hold.
+    #[test]
+    fn a_flood_from_one_prefix_does_not_throttle_another(
+        max_keys in 1usize..64,
+        burst in 1u64..8,
+        flood in 50u32..255,
+        flood_net in any::<u16>(),
+        other_net in any::<u16>(),
+        v6 in any::<bool>(),
+        other_clients in 1u64..8,
+    ) {
+        prop_assume!(flood_net != other_net);
+        let clock = clock();
+        let layer = with_clock(
+            per_ip(Quota::per_hour(burst).with_burst(burst))
+                .max_keys(max_keys)
+                .max_prefixes(16),
+            &clock,
+        );
+        let headers = HeaderMap::new();
+        // Distinct keys (host < 256) inside one /24 (v4) or one /48 (v6; the resolver keys
+        // IPv6 clients by /56, so hosts differ in bits 48..56) of `net`.
+        let addr = |net: u16, host: u32| -> std::net::IpAddr {
+            if v6 {
+                let bits = (0x2001_0db8_u128 << 96)
+                    | (u128::from(net) << 80)
+                    | (u128::from(host & 0xFF) << 72)
+                    | 1;
+                std::net::Ipv6Addr::from_bits(bits).into()
+            } else {
+                std::net::Ipv4Addr::from_bits(0x0A00_0000 | (u32::from(net) << 8) | (host & 0xFF))
+                    .into()
+            }
+        };
+        let mut flood_admitted = 0u64;
+        for host in 0..flood {
+            let ext = client_ext(addr(flood_net, host));
+            flood_admitted += u64::from(admitted(&layer.shared.decide(
+                &Method::GET,
+                "/",
+                &headers,
+                &ext,
+            )));
+        }
+        prop_assert!(layer.tracked_keys() <= max_keys);
+        prop_assert!(layer.tracked_prefixes() <= 16);
+        // each tracked key at most its burst, the prefix bucket one burst
+        prop_assert!(flood_admitted <= (max_keys as u64 + 1) * burst);
+        if flood as usize > max_keys + burst as usize {
+            // the flood's prefix bucket is exhausted: its next new client is refused
+            let next = client_ext(addr(flood_net, 255));
+            let refused = matches!(
+                layer.shared.decide(&Method::GET, "/", &headers, &next),
+                Decision::Limited { .. }
+            );
+            prop_assert!(refused);
+        }
+        // new clients of another prefix get their own prefix bucket (burst `burst`)
+        for host in 0..other_clients.min(burst) {
+            let ext = client_ext(addr(other_net, u32::try_from(host).unwrap()));
+            let d = layer.shared.decide(&Method::GET, "/", &headers, &ext);
+            prop_assert!(admitted(&d), "a client of another prefix was throttled");
+        }
+    }
 }
 
 /// Two threads, one key, 1 M checks in phases; between phases the clock moves by irregular
@@ -939,4 +1092,36 @@ proptest! {
             }
         }
     }
+}
+
+/// The in-memory layer is a `Service` around any inner service — neither `Clone` nor `Send` —
+/// with or without the `redis` feature (which is additive: only `RateLimit<S, RedisBackend>`
+/// asks more of `S`).
+#[test]
+fn the_default_layer_asks_nothing_of_the_inner_service() {
+    use futures_util::FutureExt;
+
+    struct NotCloneNotSend(std::rc::Rc<()>);
+    impl Service<Request<()>> for NotCloneNotSend {
+        type Response = Response<()>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<Response<()>, Infallible>>;
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, _req: Request<()>) -> Self::Future {
+            std::future::ready(Ok(Response::new(())))
+        }
+    }
+    let layer: RateLimitLayer = per_ip(Quota::per_second(1)).build().unwrap();
+    let mut svc: RateLimit<NotCloneNotSend> = layer.layer(NotCloneNotSend(std::rc::Rc::new(())));
+    let request = || {
+        let mut req = Request::new(());
+        req.extensions_mut().insert(PeerAddr(sock("192.0.2.3:1")));
+        req
+    };
+    let first = svc.call(request()).now_or_never().unwrap().unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    let second = svc.call(request()).now_or_never().unwrap().unwrap();
+    assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
 }

@@ -12,6 +12,7 @@ use http_body_util::{BodyExt, Full};
 use mcp_core::client_addr::PeerAddr;
 use mcp_core::{GuardBody, Principal, PrincipalKind};
 use mcp_ratelimit::RateLimitLayer;
+use mcp_ratelimit::redis::RedisBackend;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 pub struct RedisServer {
@@ -130,7 +131,7 @@ pub type Svc = tower::util::BoxCloneService<
     Infallible,
 >;
 
-pub fn service(layer: RateLimitLayer) -> Svc {
+pub fn service(layer: RateLimitLayer<RedisBackend>) -> Svc {
     let svc = ServiceBuilder::new()
         .layer(layer)
         .service_fn(|_req: Request<Full<Bytes>>| async {

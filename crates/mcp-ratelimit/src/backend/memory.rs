@@ -1,5 +1,6 @@
-//! The bounded key store: GCRA state per tracked key, a hard cap on keys, amortized eviction on
-//! the request path, and the overflow bucket.
+//! The in-memory backend: GCRA state per tracked key, a hard cap on keys, amortized eviction
+//! on the request path, and, once the store is full, buckets per network prefix and then the
+//! overflow bucket.
 //!
 //! # Why not governor's keyed store
 //!
@@ -21,26 +22,58 @@
 //!
 //! Each shard holds at most its share of `max_keys`; the shares sum to `max_keys` exactly
 //! (keys spread unevenly over shards, so a store fed exactly `max_keys` distinct keys tracks
-//! about 99.7 % of them at 1 M keys and counts the rest in the overflow bucket). An entry whose
+//! about 99.7 % of them at 1 M keys and counts the rest in the fallback buckets). An entry whose
 //! TAT is not after `now` describes a full bucket — exactly what an unseen key gets — so
 //! evicting it changes no decision. Eviction is amortized on the request path: each insert first
 //! examines the next 4 entries at the shard's cursor (removing idle ones), and a shard at its cap
-//! examines up to 64 more. A key that still finds its shard full is not tracked: it is counted in
-//! the limit's overflow bucket, one GCRA state shared by every untracked key. So a flood of
-//! distinct keys costs O(1) work per request, never grows memory past the cap, and is still
-//! limited (by the shared bucket), while keys already tracked keep their own buckets.
+//! examines up to 64 more. A key that still finds its shard full is not tracked: it is counted
+//! in a fallback bucket (below). So a flood of distinct keys costs O(1) work per request, never
+//! grows memory past the cap, and is still limited, while keys already tracked keep their own
+//! buckets.
 //!
-//! A tracked key costs about 52 bytes (the `ratelimit` bench measures it with a counting
-//! allocator at 1 M keys; governor's keyed store: 69 bytes): a 32-byte entry (digest, TAT, map
-//! hash) plus the index table. Shards grow by doubling, reserved exactly, never past their share.
+//! # Key flood: prefix buckets, then the overflow bucket
+//!
+//! A spray of addresses (a botnet, many IPv6 /56s, spoofed forwarding headers behind a
+//! misconfigured proxy) fills the store; if every new key then shared one bucket, the spray
+//! would throttle every new legitimate client too. So a new key that finds the store full is
+//! charged to the bucket of its **network prefix** — IPv4 /24, IPv6 /48 (of the address the
+//! resolver reports) — or, for a key chosen by principal, of its **principal kind**
+//! (`api_key`, `jwt`, ...). Those buckets live in a second bounded store of their own, the
+//! prefix table ([`RateLimitLayerBuilder::max_prefixes`](crate::RateLimitLayerBuilder::max_prefixes),
+//! default [`DEFAULT_MAX_PREFIXES`]), with the same sharding, cap and idle eviction. Only when the
+//! prefix table is full too (or the key has no prefix: global, class, method or tool keys) is the
+//! key charged to the limit's single overflow bucket. A flood from one prefix then exhausts
+//! that prefix's bucket and nobody else's, as long as the table has room; spraying across
+//! more prefixes than the table holds falls back to the shared bucket, as before. Prefix and
+//! overflow buckets run at the limit's overflow quota ([`Limit::overflow_quota`](crate::Limit::overflow_quota),
+//! by default the limit's own), are shared by every key of all limits' rules for that prefix
+//! (the class, method and tool are not part of a prefix key), and are reported as `overflow` in
+//! [`RateLimitOutcome`](mcp_core::RateLimitOutcome).
+//!
+//! # Memory
+//!
+//! Hard-bounded: at most `max_keys + max_prefixes` entries, plus one overflow bucket (8 bytes)
+//! per limit. A tracked key costs about 52 bytes (the `ratelimit` bench measures it with a
+//! counting allocator at 1 M keys; governor's keyed store: 69 bytes): a 32-byte entry (digest,
+//! TAT, map hash) plus the index table; a prefix entry costs the same. Shards grow by doubling,
+//! reserved exactly, never past their share. With the defaults (100 000 keys, 4 096 prefixes)
+//! the bound is about 5.4 MB per layer.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use indexmap::IndexMap;
 
+use std::hash::RandomState;
+
+use crate::backend::sealed::Spec;
+use crate::decision::{Charge, Counted, Decision, Report, Small};
 use crate::key::{PassThrough, StoreKey};
-use crate::quota::Gcra;
+use crate::quota::{Gcra, ceil_secs};
+
+/// The default size of the prefix table: buckets for this many network prefixes (or principal
+/// kinds) once the key store is full.
+pub const DEFAULT_MAX_PREFIXES: usize = 4096;
 
 /// Entries examined at the cursor on every insert.
 pub(crate) const SWEEP_STEP: usize = 4;
@@ -253,6 +286,252 @@ impl OverflowBucket {
         let _ = self
             .tat
             .compare_exchange(after, before, Ordering::AcqRel, Ordering::Acquire);
+    }
+}
+
+/// The GCRA state a limit is counted in besides its tracked keys.
+#[derive(Debug)]
+pub(crate) struct Bucket {
+    pub(crate) gcra: Gcra,
+    pub(crate) overflow_gcra: Gcra,
+    overflow: OverflowBucket,
+}
+
+impl Bucket {
+    pub(crate) fn new(gcra: Gcra, overflow_gcra: Gcra) -> Self {
+        Bucket {
+            gcra,
+            overflow_gcra,
+            overflow: OverflowBucket::default(),
+        }
+    }
+
+    fn gcra(&self, counted: Counted) -> &Gcra {
+        if counted.shared() {
+            &self.overflow_gcra
+        } else {
+            &self.gcra
+        }
+    }
+}
+
+/// An admitted charge, for refunds and the report.
+#[derive(Debug, Clone, Copy, Default)]
+struct Applied {
+    limit: u16,
+    /// The tracked key or prefix key charged (`None`: the overflow bucket).
+    key: Option<StoreKey>,
+    counted: Counted,
+    before: u64,
+    after: u64,
+}
+
+/// The in-memory backend: the bounded key store, the prefix table and each limit's overflow
+/// bucket; see the [module docs](self). Built by
+/// [`RateLimitLayerBuilder::build`](crate::RateLimitLayerBuilder::build); it is the default
+/// backend of [`RateLimitLayer`](crate::RateLimitLayer).
+pub struct Memory {
+    store: KeyStore,
+    /// `None` when the prefix table is off (`max_prefixes(0)`).
+    prefixes: Option<KeyStore>,
+    prefix_state: RandomState,
+    /// One per limit, in the layer's order.
+    buckets: Box<[Bucket]>,
+}
+
+impl std::fmt::Debug for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memory")
+            .field("max_keys", &self.store.max_keys())
+            .field("max_prefixes", &self.max_prefixes())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Memory {
+    /// A store for `buckets.len()` limits: at most `max_keys` keys and `max_prefixes` prefix
+    /// buckets (0: no prefix table).
+    pub(crate) fn new(buckets: Vec<Bucket>, max_keys: usize, max_prefixes: usize) -> Self {
+        Memory {
+            store: KeyStore::new(max_keys),
+            prefixes: (max_prefixes > 0).then(|| KeyStore::new(max_prefixes)),
+            prefix_state: RandomState::new(),
+            buckets: buckets.into_boxed_slice(),
+        }
+    }
+
+    /// A store for the limits of `spec`, each at its own and overflow quotas.
+    pub(crate) fn from_spec(spec: &Spec<'_>) -> Self {
+        let buckets = spec
+            .limits
+            .iter()
+            .map(|l| Bucket::new(l.gcra, l.overflow_gcra))
+            .collect();
+        Memory::new(buckets, spec.max_keys, spec.max_prefixes)
+    }
+
+    /// Keys tracked now (takes every shard lock in turn).
+    pub(crate) fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    pub(crate) fn max_keys(&self) -> usize {
+        self.store.max_keys()
+    }
+
+    /// Prefix buckets held now.
+    pub(crate) fn prefixes_len(&self) -> usize {
+        self.prefixes.as_ref().map_or(0, KeyStore::len)
+    }
+
+    pub(crate) fn max_prefixes(&self) -> usize {
+        self.prefixes.as_ref().map_or(0, KeyStore::max_keys)
+    }
+
+    /// Charge one request's `charges` at `now`, all or nothing: if one refuses, the charges
+    /// already made are refunded (unless another request touched that bucket in between) and
+    /// the longest wait among the refusing charges is reported; otherwise the tightest limit.
+    pub(crate) fn apply(&self, charges: &[Charge], now: u64, degraded: bool) -> Decision {
+        let mut applied = Small::<Applied, 4>::new();
+        for (n, charge) in charges.iter().enumerate() {
+            let Some(bucket) = self.buckets.get(usize::from(charge.limit)) else {
+                continue;
+            };
+            let (result, counted, key) = self.acquire(bucket, charge, now);
+            match result {
+                Acquired::Admitted { before, after } => applied.push(Applied {
+                    limit: charge.limit,
+                    key,
+                    counted,
+                    before,
+                    after,
+                }),
+                Acquired::Denied { wait, tat } => {
+                    self.refund(applied.as_slice());
+                    let mut worst = (
+                        wait,
+                        Report {
+                            limit: charge.limit,
+                            remaining: 0,
+                            reset: Gcra::reset(tat, now),
+                            overflow: counted.shared(),
+                            prefix: counted == Counted::Prefix,
+                            burst: bucket.gcra(counted).burst(),
+                            degraded,
+                        },
+                    );
+                    for rest in charges.iter().skip(n + 1) {
+                        if let Some((wait, report)) = self.peek(rest, now, degraded)
+                            && wait > worst.0
+                        {
+                            worst = (wait, report);
+                        }
+                    }
+                    return Decision::Limited {
+                        report: worst.1,
+                        retry_after: ceil_secs(worst.0).max(1),
+                    };
+                }
+                Acquired::Full => {}
+            }
+        }
+        let mut tightest: Option<Report> = None;
+        for a in applied.as_slice() {
+            let Some(bucket) = self.buckets.get(usize::from(a.limit)) else {
+                continue;
+            };
+            let gcra = bucket.gcra(a.counted);
+            let report = Report {
+                limit: a.limit,
+                remaining: gcra.remaining(a.after, now),
+                reset: Gcra::reset(a.after, now),
+                overflow: a.counted.shared(),
+                prefix: a.counted == Counted::Prefix,
+                burst: gcra.burst(),
+                degraded,
+            };
+            if report.tighter(tightest.as_ref()) {
+                tightest = Some(report);
+            }
+        }
+        match tightest {
+            Some(report) => Decision::Allowed(report),
+            None => Decision::NotLimited,
+        }
+    }
+
+    /// Charge one charge: its own bucket if tracked (or trackable), else its prefix bucket,
+    /// else the overflow bucket.
+    #[inline]
+    fn acquire(
+        &self,
+        bucket: &Bucket,
+        charge: &Charge,
+        now: u64,
+    ) -> (Acquired, Counted, Option<StoreKey>) {
+        let key = charge.key.filter(|_| !charge.overflow);
+        if let Some(key) = key {
+            match self.store.acquire(key, &bucket.gcra, charge.weight, now) {
+                Acquired::Full => {}
+                result => return (result, Counted::Own, Some(key)),
+            }
+            if let (Some(prefixes), Some(pkey)) = (
+                &self.prefixes,
+                charge.prefix.key(&self.prefix_state, charge.limit),
+            ) {
+                match prefixes.acquire(pkey, &bucket.overflow_gcra, charge.weight, now) {
+                    Acquired::Full => {}
+                    result => return (result, Counted::Prefix, Some(pkey)),
+                }
+            }
+        }
+        let result = bucket
+            .overflow
+            .acquire(&bucket.overflow_gcra, charge.weight, now);
+        (result, Counted::Overflow, None)
+    }
+
+    /// The wait of a charge that was not attempted, if it would be refused.
+    fn peek(&self, charge: &Charge, now: u64, degraded: bool) -> Option<(u64, Report)> {
+        let bucket = self.buckets.get(usize::from(charge.limit))?;
+        let (tat, gcra, counted) = match charge.key.filter(|_| !charge.overflow) {
+            Some(key) => (self.store.tat(key).unwrap_or(0), &bucket.gcra, Counted::Own),
+            None => (
+                bucket.overflow.tat(),
+                &bucket.overflow_gcra,
+                Counted::Overflow,
+            ),
+        };
+        let wait = gcra.check(tat, now, charge.weight).err()?;
+        Some((
+            wait,
+            Report {
+                limit: charge.limit,
+                remaining: 0,
+                reset: Gcra::reset(tat, now),
+                overflow: counted.shared(),
+                prefix: false,
+                burst: gcra.burst(),
+                degraded,
+            },
+        ))
+    }
+
+    fn refund(&self, applied: &[Applied]) {
+        for a in applied {
+            let Some(bucket) = self.buckets.get(usize::from(a.limit)) else {
+                continue;
+            };
+            match (a.counted, a.key) {
+                (Counted::Own, Some(key)) => self.store.refund(key, a.before, a.after),
+                (Counted::Prefix, Some(key)) => {
+                    if let Some(prefixes) = &self.prefixes {
+                        prefixes.refund(key, a.before, a.after);
+                    }
+                }
+                _ => bucket.overflow.refund(a.before, a.after),
+            }
+        }
     }
 }
 

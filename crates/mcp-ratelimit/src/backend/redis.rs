@@ -3,7 +3,11 @@
 //!
 //! Per-process limits multiply by the replica count behind a load balancer, and a client that
 //! spreads its requests evades them. With a [`RedisStore`] on the [`RateLimitLayer`](crate::RateLimitLayer) builder
-//! ([`RateLimitLayerBuilder::redis`]) every limit of the layer is counted in Redis instead.
+//! ([`RateLimitLayerBuilder::redis`](crate::RateLimitLayerBuilder::redis)) every limit of the
+//! layer is counted in Redis instead: the layer's backend becomes [`RedisBackend`]
+//! (`RateLimitLayer<RedisBackend>`), whose service needs the inner service to be
+//! `Clone + Send + 'static` — only such layers do; the default in-memory layer never does,
+//! with or without this feature.
 //!
 //! # One round trip, atomic, Redis's clock
 //!
@@ -65,12 +69,13 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use indexmap::IndexMap;
 use mcp_core::config::{ConfigError, Env, Secret};
 
-use crate::key::{PassThrough, StoreKey};
-use crate::layer::{
-    Bucket, Charge, Decision, LimitRt, RateLimitLayerBuilder, Report, Shared, Small,
-};
+use mcp_core::clock::MonotonicClock;
+
+use crate::backend::memory::{Bucket, Memory};
+use crate::backend::sealed::{Sealed, Spec};
+use crate::decision::{Charge, Charges, Decision, Report};
+use crate::key::{KeyHasher, PassThrough, StoreKey};
 use crate::quota::{Gcra, ceil_secs};
-use crate::store::KeyStore;
 
 /// The default time budget of one decision: 20 ms.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(20);
@@ -554,31 +559,35 @@ struct Params {
     overflow: MicroGcra,
 }
 
-/// A layer's Redis state: the store, each limit's GCRA in microseconds, the fail-open fallback.
-pub(crate) struct RedisBackend {
-    store: RedisStore,
-    params: Box<[Params]>,
-    fallback: Option<(KeyStore, Box<[Bucket]>)>,
+/// The Redis backend of a [`RateLimitLayer`](crate::RateLimitLayer): limits counted in Redis
+/// when a [`RedisStore`] is configured, in memory otherwise; see the [module docs](self). Chosen
+/// with [`RateLimitLayerBuilder::redis`](crate::RateLimitLayerBuilder::redis) or
+/// [`maybe_redis`](crate::RateLimitLayerBuilder::maybe_redis).
+pub struct RedisBackend {
+    /// Decisions when no store is configured (and for requests no limit applies to).
+    local: Memory,
+    remote: Option<Remote>,
+    /// Re-keys stable (Redis) keys for the local deny cache and the fallback store.
+    hasher: KeyHasher,
 }
 
-impl RedisBackend {
-    pub(crate) fn new(
-        store: RedisStore,
-        limits: &[LimitRt],
-        max_keys: usize,
-    ) -> Result<Self, ConfigError> {
-        let mut params = Vec::with_capacity(limits.len());
-        let mut buckets = Vec::with_capacity(limits.len());
+/// A layer's Redis state: the store, each limit's GCRA in microseconds, the fail-open fallback.
+struct Remote {
+    store: RedisStore,
+    params: Box<[Params]>,
+    fallback: Option<Memory>,
+}
+
+impl Remote {
+    fn new(store: RedisStore, spec: &Spec<'_>) -> Result<Self, ConfigError> {
+        let mut params = Vec::with_capacity(spec.limits.len());
+        let mut buckets = Vec::with_capacity(spec.limits.len());
         let replicas = store.inner.replicas.max(1);
-        for limit in limits {
+        for limit in spec.limits {
             let setting = format!("limit.{}", limit.name);
-            let main = limit.quota.gcra(&setting)?;
-            let overflow = limit
-                .overflow_quota
-                .gcra(&format!("{setting}.overflow_quota"))?;
             params.push(Params {
-                main: MicroGcra::new(&main),
-                overflow: MicroGcra::new(&overflow),
+                main: MicroGcra::new(&limit.gcra),
+                overflow: MicroGcra::new(&limit.overflow_gcra),
             });
             let share = |q: crate::Quota| {
                 crate::Quota::new((q.requests() / replicas).max(1), q.window())
@@ -589,210 +598,254 @@ impl RedisBackend {
             buckets.push(Bucket::new(fb, fb_overflow));
         }
         let fallback = (store.inner.failure == FailurePolicy::Open)
-            .then(|| (KeyStore::new(max_keys), buckets.into_boxed_slice()));
-        Ok(RedisBackend {
+            .then(|| Memory::new(buckets, spec.max_keys, spec.max_prefixes));
+        Ok(Remote {
             store,
             params: params.into_boxed_slice(),
             fallback,
         })
-    }
-
-    pub(crate) fn store(&self) -> &RedisStore {
-        &self.store
     }
 }
 
 impl std::fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisBackend")
-            .field("store", &self.store)
+            .field("store", &self.store())
             .finish_non_exhaustive()
     }
 }
 
-/// A refusal the deny cache can give without a round trip.
-pub(crate) fn cached_denial(shared: &Shared, charges: &[Charge], now: u64) -> Option<Decision> {
-    let backend = shared.redis.as_ref()?;
-    let deny = &backend.store.inner.deny;
-    if deny.cap == 0 {
-        return None;
-    }
-    let mut worst: Option<(u64, Report)> = None;
-    for charge in charges {
-        let Some(key) = charge.key else { continue };
-        let Some((until, full)) = deny.get(shared.rekey(key), now) else {
-            continue;
+impl crate::backend::Backend for RedisBackend {}
+
+impl Sealed for RedisBackend {
+    fn build(spec: Spec<'_>) -> Result<Self, ConfigError> {
+        let local = Memory::from_spec(&spec);
+        let remote = match spec.redis.clone() {
+            Some(store) => Some(Remote::new(store, &spec)?),
+            None => None,
         };
-        let wait = until - now;
-        if worst.as_ref().is_none_or(|(w, _)| wait > *w) {
-            let burst = backend
-                .params
-                .get(usize::from(charge.limit))
-                .map_or(1, |p| {
-                    if charge.overflow {
-                        p.overflow.burst
-                    } else {
-                        p.main.burst
-                    }
-                });
-            worst = Some((
-                wait,
-                Report {
-                    limit: charge.limit,
-                    remaining: 0,
-                    reset: full.saturating_sub(now),
-                    overflow: charge.overflow,
-                    burst,
-                    degraded: false,
-                },
-            ));
+        Ok(RedisBackend {
+            local,
+            remote,
+            hasher: KeyHasher::default(),
+        })
+    }
+
+    fn disabled() -> Self {
+        RedisBackend {
+            local: Memory::new(Vec::new(), 1, 0),
+            remote: None,
+            hasher: KeyHasher::default(),
         }
     }
-    let (wait, report) = worst?;
-    bump(&backend.store.inner.stats.local_denials);
-    Some(Decision::Limited {
-        report,
-        retry_after: ceil_secs(wait).max(1),
-    })
+
+    fn local(&self) -> &Memory {
+        &self.local
+    }
+
+    fn stable_keys(&self) -> bool {
+        self.remote.is_some()
+    }
+
+    fn describe(&self) -> Option<String> {
+        let store = self.store()?;
+        Some(format!(
+            "shared in Redis, prefix {}, failure policy {}, budget {:?}",
+            store.prefix(),
+            store.failure_policy().as_str(),
+            store.timeout()
+        ))
+    }
 }
 
-/// Decide `charges` in Redis; on failure, apply the failure policy. `sent` is the local
-/// monotonic time the decision started at.
-pub(crate) async fn decide(shared: &Shared, charges: Small<Charge, 4>, sent: u64) -> Decision {
-    let Some(backend) = shared.redis.as_ref() else {
-        return Decision::Pass;
-    };
-    let store = &backend.store;
-    let stats = &store.inner.stats;
-    let charges = charges.as_slice();
-    let reply = match store.eval(charges, &backend.params).await {
-        Ok(reply) => reply,
-        Err(failure) => {
-            bump(match failure {
-                Failure::Timeout => &stats.timeouts,
-                Failure::Error => &stats.errors,
-            });
-            if !stats.degraded.swap(true, Ordering::Relaxed) {
-                tracing::warn!(
-                    policy = store.inner.failure.as_str(),
-                    "rate-limit store: Redis unavailable or slower than its budget; applying the failure policy"
-                );
-            }
-            return match &backend.fallback {
-                Some((fb_store, buckets)) => {
-                    bump(&stats.fallback_decisions);
-                    let local: Small<Charge, 4> = rekeyed(shared, charges);
-                    shared.apply_in(
-                        local.as_slice(),
-                        fb_store,
-                        buckets,
-                        shared.clock_nanos(),
-                        true,
-                    )
-                }
-                None => {
-                    bump(&stats.unavailable_rejections);
-                    Decision::Unavailable { retry_after: 1 }
-                }
-            };
-        }
-    };
-    if stats.degraded.swap(false, Ordering::Relaxed) {
-        tracing::info!("rate-limit store: Redis answers again; limits are shared");
+impl RedisBackend {
+    /// The Redis store, when one is configured.
+    pub fn store(&self) -> Option<&RedisStore> {
+        self.remote.as_ref().map(|r| &r.store)
     }
-    let admitted = reply.first().copied() == Some(1);
-    let mut worst: Option<(u64, Report)> = None;
-    let mut tightest: Option<Report> = None;
-    let mut n = 0usize;
-    for charge in charges {
-        let (Some(key), Some(p)) = (charge.key, backend.params.get(usize::from(charge.limit)))
-        else {
-            continue;
-        };
-        let g = if charge.overflow {
-            &p.overflow
-        } else {
-            &p.main
-        };
-        let wait_us = reply
-            .get(1 + 2 * n)
-            .map_or(0, |w| u64::try_from(*w).unwrap_or(0));
-        let tat_us = reply
-            .get(2 + 2 * n)
-            .map_or(0, |t| u64::try_from(*t).unwrap_or(0));
-        n += 1;
-        let reset = tat_us.saturating_mul(1_000);
-        if admitted {
-            let report = Report {
-                limit: charge.limit,
-                remaining: g.remaining(tat_us),
-                reset,
-                overflow: charge.overflow,
-                burst: g.burst,
-                degraded: false,
+
+    /// A refusal the deny cache can give without a round trip.
+    pub(crate) fn cached_denial(&self, charges: &[Charge], now: u64) -> Option<Decision> {
+        let backend = self.remote.as_ref()?;
+        let deny = &backend.store.inner.deny;
+        if deny.cap == 0 {
+            return None;
+        }
+        let mut worst: Option<(u64, Report)> = None;
+        for charge in charges {
+            let Some(key) = charge.key else { continue };
+            let Some((until, full)) = deny.get(self.hasher.rekey(key), now) else {
+                continue;
             };
-            let tighter = tightest.is_none_or(|t| {
-                report.remaining < t.remaining
-                    || (report.remaining == t.remaining && report.reset > t.reset)
-            });
-            if tighter {
-                tightest = Some(report);
+            let wait = until - now;
+            if worst.as_ref().is_none_or(|(w, _)| wait > *w) {
+                let burst = backend
+                    .params
+                    .get(usize::from(charge.limit))
+                    .map_or(1, |p| {
+                        if charge.overflow {
+                            p.overflow.burst
+                        } else {
+                            p.main.burst
+                        }
+                    });
+                worst = Some((
+                    wait,
+                    Report {
+                        limit: charge.limit,
+                        remaining: 0,
+                        reset: full.saturating_sub(now),
+                        overflow: charge.overflow,
+                        prefix: false,
+                        burst,
+                        degraded: false,
+                    },
+                ));
             }
-            continue;
         }
-        // When a single request (weight 1) on this refusing key conforms again. Only refusing
-        // keys are remembered: the others' TATs in a refused call are what they would have
-        // become, and nothing was written.
-        let conform_us = tat_us.saturating_sub(g.tolerance_us);
-        if wait_us > 0 && conform_us > 0 {
-            store.inner.deny.insert(
-                shared.rekey(key),
-                sent.saturating_add(conform_us.saturating_mul(1_000)),
-                sent.saturating_add(reset),
-                shared.clock_nanos(),
-            );
+        let (wait, report) = worst?;
+        bump(&backend.store.inner.stats.local_denials);
+        Some(Decision::Limited {
+            report,
+            retry_after: ceil_secs(wait).max(1),
+        })
+    }
+
+    /// Decide `charges` in Redis; on failure, apply the failure policy. `sent` is the local
+    /// monotonic time the decision started at.
+    pub(crate) async fn decide(
+        &self,
+        charges: Charges,
+        sent: u64,
+        clock: &dyn MonotonicClock,
+    ) -> Decision {
+        let Some(backend) = self.remote.as_ref() else {
+            return Decision::Pass;
+        };
+        let store = &backend.store;
+        let stats = &store.inner.stats;
+        let charges = charges.as_slice();
+        let reply = match store.eval(charges, &backend.params).await {
+            Ok(reply) => reply,
+            Err(failure) => {
+                bump(match failure {
+                    Failure::Timeout => &stats.timeouts,
+                    Failure::Error => &stats.errors,
+                });
+                if !stats.degraded.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        policy = store.inner.failure.as_str(),
+                        "rate-limit store: Redis unavailable or slower than its budget; applying the failure policy"
+                    );
+                }
+                return match &backend.fallback {
+                    Some(fallback) => {
+                        bump(&stats.fallback_decisions);
+                        let local = self.rekeyed(charges);
+                        fallback.apply(local.as_slice(), clock.now_nanos(), true)
+                    }
+                    None => {
+                        bump(&stats.unavailable_rejections);
+                        Decision::Unavailable { retry_after: 1 }
+                    }
+                };
+            }
+        };
+        if stats.degraded.swap(false, Ordering::Relaxed) {
+            tracing::info!("rate-limit store: Redis answers again; limits are shared");
         }
-        if wait_us > 0 && worst.as_ref().is_none_or(|(w, _)| wait_us > *w) {
-            worst = Some((
-                wait_us,
-                Report {
+        let admitted = reply.first().copied() == Some(1);
+        let mut worst: Option<(u64, Report)> = None;
+        let mut tightest: Option<Report> = None;
+        let mut n = 0usize;
+        for charge in charges {
+            let (Some(key), Some(p)) = (charge.key, backend.params.get(usize::from(charge.limit)))
+            else {
+                continue;
+            };
+            let g = if charge.overflow {
+                &p.overflow
+            } else {
+                &p.main
+            };
+            let wait_us = reply
+                .get(1 + 2 * n)
+                .map_or(0, |w| u64::try_from(*w).unwrap_or(0));
+            let tat_us = reply
+                .get(2 + 2 * n)
+                .map_or(0, |t| u64::try_from(*t).unwrap_or(0));
+            n += 1;
+            let reset = tat_us.saturating_mul(1_000);
+            if admitted {
+                let report = Report {
                     limit: charge.limit,
-                    remaining: 0,
+                    remaining: g.remaining(tat_us),
                     reset,
                     overflow: charge.overflow,
+                    prefix: false,
                     burst: g.burst,
                     degraded: false,
-                },
-            ));
+                };
+                if report.tighter(tightest.as_ref()) {
+                    tightest = Some(report);
+                }
+                continue;
+            }
+            // When a single request (weight 1) on this refusing key conforms again. Only
+            // refusing keys are remembered: the others' TATs in a refused call are what they
+            // would have become, and nothing was written.
+            let conform_us = tat_us.saturating_sub(g.tolerance_us);
+            if wait_us > 0 && conform_us > 0 {
+                store.inner.deny.insert(
+                    self.hasher.rekey(key),
+                    sent.saturating_add(conform_us.saturating_mul(1_000)),
+                    sent.saturating_add(reset),
+                    clock.now_nanos(),
+                );
+            }
+            if wait_us > 0 && worst.as_ref().is_none_or(|(w, _)| wait_us > *w) {
+                worst = Some((
+                    wait_us,
+                    Report {
+                        limit: charge.limit,
+                        remaining: 0,
+                        reset,
+                        overflow: charge.overflow,
+                        prefix: false,
+                        burst: g.burst,
+                        degraded: false,
+                    },
+                ));
+            }
+        }
+        if admitted {
+            return match tightest {
+                Some(report) => Decision::Allowed(report),
+                None => Decision::NotLimited,
+            };
+        }
+        bump(&stats.remote_denials);
+        match worst {
+            Some((wait_us, report)) => Decision::Limited {
+                report,
+                retry_after: ceil_secs(wait_us.saturating_mul(1_000)).max(1),
+            },
+            // A malformed reply: refuse rather than admit.
+            None => Decision::Unavailable { retry_after: 1 },
         }
     }
-    if admitted {
-        return match tightest {
-            Some(report) => Decision::Allowed(report),
-            None => Decision::NotLimited,
-        };
-    }
-    bump(&stats.remote_denials);
-    match worst {
-        Some((wait_us, report)) => Decision::Limited {
-            report,
-            retry_after: ceil_secs(wait_us.saturating_mul(1_000)).max(1),
-        },
-        // A malformed reply: refuse rather than admit.
-        None => Decision::Unavailable { retry_after: 1 },
-    }
-}
 
-/// The charges with process-keyed local keys, for the fallback store.
-fn rekeyed(shared: &Shared, charges: &[Charge]) -> Small<Charge, 4> {
-    let mut out = Small::new();
-    for c in charges {
-        out.push(Charge {
-            key: c.key.map(|k| shared.rekey(k)),
-            ..*c
-        });
+    /// The charges with process-keyed local keys, for the fallback store.
+    fn rekeyed(&self, charges: &[Charge]) -> Charges {
+        let mut out = Charges::new();
+        for c in charges {
+            out.push(Charge {
+                key: c.key.map(|k| self.hasher.rekey(k)),
+                ..*c
+            });
+        }
+        out
     }
-    out
 }
 
 type DenyMap = IndexMap<StoreKey, (u64, u64), BuildHasherDefault<PassThrough>>;
@@ -862,22 +915,5 @@ impl DenyCache {
             }
         }
         map.insert(key, (until, full));
-    }
-}
-
-impl RateLimitLayerBuilder {
-    /// Count every limit of this layer in Redis, shared by every replica (the `redis` feature);
-    /// see [`crate::redis`]. Requests are then decided asynchronously (one round trip, or none
-    /// when the local deny cache refuses), inside a Tokio runtime.
-    pub fn redis(mut self, store: RedisStore) -> Self {
-        self.set_redis(store);
-        self
-    }
-}
-
-impl crate::RateLimitLayer {
-    /// The Redis store's counters, when the layer counts in Redis.
-    pub fn redis_stats(&self) -> Option<RedisStats> {
-        self.shared().redis.as_ref().map(|b| b.store().stats())
     }
 }

@@ -1,0 +1,503 @@
+//! The decision engine: which limits apply to a request and what each charges (keys, weights,
+//! the ban list), and what to answer once a backend decided (the tightest-limit report, the
+//! `429` in the caller's format). It knows no backend: [`crate::layer`] hands the charges to
+//! one ([`crate::backend`]) and the decision back here.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use http::header::{HeaderValue, RETRY_AFTER};
+use http::{HeaderMap, Method, Response, StatusCode};
+
+use mcp_core::client_addr::{ClientAddr, ClientAddrResolver};
+use mcp_core::clock::MonotonicClock;
+use mcp_core::jsonrpc::JsonRpcMessage;
+use mcp_core::rejection::ResponseFormat;
+use mcp_core::{BanList, GuardBody, McpCall, Principal, RateLimitOutcome, Rejection};
+
+use crate::class::{Classifier, path_has_prefix};
+use crate::decision::{Charge, Charges, Decision, Report, merge};
+use crate::headers::{RATE_LIMITED_MESSAGE, Stamp, WallSecs, number_value};
+use crate::key::{KeyHasher, KeyParts, KeySelector, NetPrefix, Selected};
+use crate::quota::{Quota, ceil_secs};
+
+/// The public message of the fail-closed `503` (the shared store is unavailable).
+#[cfg(feature = "redis")]
+pub const UNAVAILABLE_MESSAGE: &str = "Service temporarily unavailable. Please try again later.";
+
+#[derive(Debug)]
+pub(crate) enum ScopeRt {
+    Any,
+    Class(u16),
+    Tool(Box<str>),
+}
+
+#[derive(Debug)]
+pub(crate) struct LimitRt {
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) quota: Quota,
+    pub(crate) overflow_quota: Quota,
+    pub(crate) key: KeySelector,
+    pub(crate) scope: ScopeRt,
+    pub(crate) per_message: bool,
+    pub(crate) needs_class: bool,
+    /// `RateLimit-Policy` is the same on every response of this limit: built once.
+    pub(crate) policy_header: HeaderValue,
+    /// `X-RateLimit-Limit` of the limit's own and shared buckets: built once.
+    pub(crate) burst_header: HeaderValue,
+    pub(crate) overflow_burst_header: HeaderValue,
+}
+
+impl LimitRt {
+    fn applies(&self, class: Option<u16>, message: Option<&JsonRpcMessage>) -> bool {
+        match &self.scope {
+            ScopeRt::Any => true,
+            ScopeRt::Class(c) => class == Some(*c),
+            ScopeRt::Tool(t) => message.and_then(JsonRpcMessage::tool) == Some(&**t),
+        }
+    }
+}
+
+/// The configuration every decision reads: the limits, how requests are keyed and classified,
+/// the ban list, the clocks and which headers to send.
+pub(crate) struct Engine {
+    pub(crate) enabled: bool,
+    pub(crate) limits: Box<[LimitRt]>,
+    pub(crate) classifier: Classifier,
+    pub(crate) hasher: KeyHasher,
+    pub(crate) bans: Option<BanList>,
+    pub(crate) resolver: ClientAddrResolver,
+    pub(crate) mcp_path: Box<str>,
+    pub(crate) clock: Arc<dyn MonotonicClock>,
+    pub(crate) wall: WallSecs,
+    pub(crate) legacy_headers: bool,
+    pub(crate) ietf_headers: bool,
+    pub(crate) needs_client: bool,
+    /// Keys stable across replicas (a shared store), rather than keyed per process.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) stable_keys: bool,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("enabled", &self.enabled)
+            .field(
+                "limits",
+                &self.limits.iter().map(|l| &*l.name).collect::<Vec<_>>(),
+            )
+            .field("ban_list", &self.bans.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Engine::prepare`] made of a request.
+pub(crate) enum Prepared {
+    Done(Decision),
+    Charges(Charges),
+}
+
+static WARNED_NO_CLIENT: AtomicBool = AtomicBool::new(false);
+
+impl Engine {
+    /// The local monotonic time.
+    #[inline]
+    pub(crate) fn now(&self) -> u64 {
+        self.clock.now_nanos()
+    }
+
+    /// The ban list, then the charges a request makes.
+    #[inline]
+    pub(crate) fn prepare(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        ext: &http::Extensions,
+    ) -> Prepared {
+        if !self.enabled {
+            return Prepared::Done(Decision::Pass);
+        }
+        let client: Option<ClientAddr> = if self.needs_client {
+            ext.get::<ClientAddr>()
+                .copied()
+                .or_else(|| self.resolver.resolve(headers, ext))
+        } else {
+            None
+        };
+        if let (Some(bans), Some(client)) = (&self.bans, &client)
+            && !bans.is_empty()
+        {
+            let now = self.wall.now();
+            if let Some(until) = bans.check_client(client, now) {
+                let left = until.duration_since(now).unwrap_or_default();
+                let nanos = u64::try_from(left.as_nanos()).unwrap_or(u64::MAX);
+                return Prepared::Done(Decision::Banned {
+                    until,
+                    retry_after: ceil_secs(nanos).max(1),
+                });
+            }
+        }
+        let charges = self.charges(method, path, client, ext);
+        if charges.as_slice().is_empty() {
+            return Prepared::Done(Decision::NotLimited);
+        }
+        Prepared::Charges(charges)
+    }
+
+    /// The key of `parts` for limit `index`: per-process keyed in memory, stable across
+    /// replicas with a shared store.
+    #[inline]
+    fn select(&self, index: u16, limit: &LimitRt, parts: &KeyParts<'_>) -> Selected {
+        #[cfg(feature = "redis")]
+        if self.stable_keys {
+            return KeyHasher::select_stable(&limit.name, limit.key, parts);
+        }
+        self.hasher.select(index, limit.key, parts)
+    }
+
+    fn charges(
+        &self,
+        method: &Method,
+        path: &str,
+        client: Option<ClientAddr>,
+        ext: &http::Extensions,
+    ) -> Charges {
+        let principal = ext.get::<Principal>();
+        let messages = ext.get::<McpCall>().map_or(&[][..], McpCall::messages);
+        let with_methods = || messages.iter().filter(|m| m.method().is_some());
+        let method_count = with_methods().count();
+        let single = match messages {
+            [one] => Some(one),
+            _ => None,
+        };
+        let base = KeyParts {
+            client: client.map(|c| c.rate_limit_key()),
+            principal,
+            ..KeyParts::default()
+        };
+        let mut request_class: Option<Option<u16>> = None;
+        let mut charges = Charges::new();
+        let mut batched = false;
+        for (index, limit) in self.limits.iter().enumerate() {
+            let index = u16::try_from(index).unwrap_or(u16::MAX);
+            let charge = |parts: &KeyParts<'_>, charges: &mut Charges| {
+                #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+                let mut overflow = false;
+                let key = match self.select(index, limit, parts) {
+                    Selected::Key(k) => Some(k),
+                    Selected::NoClient => {
+                        if !WARNED_NO_CLIENT.swap(true, Ordering::Relaxed) {
+                            tracing::warn!(
+                                limit = %limit.name,
+                                "no client address for a request (the server inserts neither \
+                                 PeerAddr nor ConnectInfo): such requests share the limit's \
+                                 overflow bucket"
+                            );
+                        }
+                        #[cfg(feature = "redis")]
+                        if self.stable_keys {
+                            overflow = true;
+                            Some(KeyHasher::overflow_stable(&limit.name))
+                        } else {
+                            None
+                        }
+                        #[cfg(not(feature = "redis"))]
+                        None
+                    }
+                    Selected::Skip => return,
+                };
+                charges.push(Charge {
+                    limit: index,
+                    key,
+                    weight: 1,
+                    overflow,
+                    prefix: NetPrefix::of(limit.key, parts),
+                });
+            };
+            if limit.per_message && method_count > 0 {
+                batched |= method_count > 1;
+                for message in with_methods() {
+                    let class = if limit.needs_class {
+                        self.classifier.classify(method, path, Some(message))
+                    } else {
+                        None
+                    };
+                    if !limit.applies(class, Some(message)) {
+                        continue;
+                    }
+                    let parts = KeyParts {
+                        class,
+                        method: message.method(),
+                        tool: message.tool(),
+                        ..base
+                    };
+                    charge(&parts, &mut charges);
+                }
+            } else {
+                let class = if limit.needs_class {
+                    *request_class
+                        .get_or_insert_with(|| self.classifier.classify(method, path, single))
+                } else {
+                    None
+                };
+                if !limit.applies(class, single) {
+                    continue;
+                }
+                let parts = KeyParts {
+                    class,
+                    method: single.and_then(JsonRpcMessage::method),
+                    tool: single.and_then(JsonRpcMessage::tool),
+                    ..base
+                };
+                charge(&parts, &mut charges);
+            }
+        }
+        if batched {
+            merge(&mut charges);
+        }
+        charges
+    }
+
+    fn is_mcp_post(&self, method: &Method, path: &str) -> bool {
+        method == Method::POST && path_has_prefix(path, &self.mcp_path)
+    }
+
+    fn format(
+        &self,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        ext: &http::Extensions,
+    ) -> ResponseFormat {
+        match ResponseFormat::for_request(headers, ext) {
+            ResponseFormat::Json if self.is_mcp_post(method, path) => ResponseFormat::JsonRpc(None),
+            format => format,
+        }
+    }
+
+    /// The header numbers for a report (`retry_after` for a refusal).
+    #[inline]
+    fn stamp(&self, report: &Report, retry_after: Option<u64>) -> Option<Stamp> {
+        let limit = self.limits.get(usize::from(report.limit))?;
+        if !self.legacy_headers && !self.ietf_headers {
+            return None;
+        }
+        let reset_secs = ceil_secs(report.reset);
+        Some(Stamp {
+            // Prebuilt unless a backend reports another burst (the fail-open fallback's share).
+            burst: if report.burst == limit.quota.burst() {
+                limit.burst_header.clone()
+            } else if report.burst == limit.overflow_quota.burst() {
+                limit.overflow_burst_header.clone()
+            } else {
+                number_value(report.burst)
+            },
+            policy: limit.policy_header.clone(),
+            remaining: report.remaining,
+            t: retry_after.unwrap_or(reset_secs),
+            reset_at: if self.legacy_headers {
+                self.wall.epoch_secs().saturating_add(reset_secs)
+            } else {
+                0
+            },
+            legacy: self.legacy_headers,
+            ietf: self.ietf_headers,
+        })
+    }
+
+    fn limit_name(&self, limit: u16) -> Cow<'static, str> {
+        self.limits
+            .get(usize::from(limit))
+            .map_or(Cow::Borrowed(""), |l| l.name.clone())
+    }
+
+    fn too_many<B>(
+        &self,
+        format: &ResponseFormat,
+        retry_after: u64,
+        stamp: Option<Stamp>,
+        outcome: RateLimitOutcome,
+        detail: String,
+    ) -> Response<GuardBody<B>> {
+        let mut rejection = Rejection::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+            .message(RATE_LIMITED_MESSAGE)
+            .header(RETRY_AFTER, HeaderValue::from(retry_after))
+            .detail(detail);
+        if *format == ResponseFormat::Json {
+            rejection = rejection.field("detail", RATE_LIMITED_MESSAGE);
+        }
+        rejection = rejection.field("retry_after", retry_after);
+        let mut response = rejection.into_response(format);
+        if let (Some(stamp), RateLimitOutcome::Limited { policy, .. }) = (stamp, &outcome) {
+            stamp.apply(policy, response.headers_mut());
+        }
+        response.extensions_mut().insert(outcome);
+        response
+    }
+}
+
+/// What to add to an admitted response.
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    /// The tightest limit's name; `None` when no limit applied.
+    policy: Option<Cow<'static, str>>,
+    remaining: u64,
+    overflow: bool,
+    /// Admitted by the fail-open fallback limiter.
+    degraded: bool,
+    stamp: Option<Stamp>,
+}
+
+impl Admitted {
+    /// Add the headers and outcome unless an inner rate-limit layer already reported something
+    /// tighter.
+    #[inline]
+    pub(crate) fn apply<B>(self, response: &mut Response<B>) {
+        let keep = match response.extensions().get::<RateLimitOutcome>() {
+            None | Some(RateLimitOutcome::NotLimited) => false,
+            Some(RateLimitOutcome::Allowed { remaining, .. }) => {
+                self.policy.is_none() || *remaining <= self.remaining
+            }
+            Some(_) => true,
+        };
+        if keep {
+            return;
+        }
+        let outcome = match self.policy {
+            Some(policy) => {
+                if let Some(stamp) = self.stamp {
+                    stamp.apply(&policy, response.headers_mut());
+                }
+                if self.degraded {
+                    RateLimitOutcome::Degraded {
+                        policy,
+                        admitted: true,
+                        remaining: self.remaining,
+                        retry_after_secs: 0,
+                    }
+                } else {
+                    RateLimitOutcome::Allowed {
+                        policy,
+                        remaining: self.remaining,
+                        overflow: self.overflow,
+                    }
+                }
+            }
+            None => RateLimitOutcome::NotLimited,
+        };
+        response.extensions_mut().insert(outcome);
+    }
+}
+
+impl Engine {
+    /// What to do with a request once decided: call the inner service (with what to add to its
+    /// response), or answer now.
+    #[inline]
+    pub(crate) fn conclude<ResBody>(
+        &self,
+        decision: Decision,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        ext: &http::Extensions,
+    ) -> Concluded<ResBody> {
+        match decision {
+            Decision::Pass => Concluded::Call(None),
+            Decision::NotLimited => Concluded::Call(Some(Admitted {
+                policy: None,
+                remaining: u64::MAX,
+                overflow: false,
+                degraded: false,
+                stamp: None,
+            })),
+            Decision::Allowed(report) => Concluded::Call(Some(Admitted {
+                policy: Some(self.limit_name(report.limit)),
+                remaining: report.remaining,
+                overflow: report.overflow,
+                degraded: report.degraded,
+                stamp: self.stamp(&report, None),
+            })),
+            Decision::Limited {
+                report,
+                retry_after,
+            } => {
+                let format = self.format(method, path, headers, ext);
+                let name = self.limit_name(report.limit);
+                let detail = format!(
+                    "limit {name} exceeded{}{}",
+                    if report.prefix {
+                        " (network-prefix bucket: the key store is full)"
+                    } else if report.overflow {
+                        " (shared overflow bucket)"
+                    } else {
+                        ""
+                    },
+                    if report.degraded {
+                        " (local fallback limiter: the shared store is unavailable)"
+                    } else {
+                        ""
+                    }
+                );
+                let outcome = if report.degraded {
+                    RateLimitOutcome::Degraded {
+                        policy: name,
+                        admitted: false,
+                        remaining: 0,
+                        retry_after_secs: retry_after,
+                    }
+                } else {
+                    RateLimitOutcome::Limited {
+                        policy: name,
+                        retry_after_secs: retry_after,
+                        overflow: report.overflow,
+                    }
+                };
+                let stamp = self.stamp(&report, Some(retry_after));
+                Concluded::Answer(self.too_many(&format, retry_after, stamp, outcome, detail))
+            }
+            Decision::Banned { until, retry_after } => {
+                let format = self.format(method, path, headers, ext);
+                let outcome = RateLimitOutcome::Banned {
+                    until,
+                    retry_after_secs: retry_after,
+                };
+                Concluded::Answer(self.too_many(
+                    &format,
+                    retry_after,
+                    None,
+                    outcome,
+                    "client is on the ban list".to_owned(),
+                ))
+            }
+            #[cfg(feature = "redis")]
+            Decision::Unavailable { retry_after } => {
+                let format = self.format(method, path, headers, ext);
+                let mut rejection =
+                    Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "rate_limit_unavailable")
+                        .message(UNAVAILABLE_MESSAGE)
+                        .header(RETRY_AFTER, HeaderValue::from(retry_after))
+                        .detail(
+                            "the shared rate-limit store did not answer within its budget \
+                             (failure policy: closed)",
+                        );
+                rejection = rejection.field("retry_after", retry_after);
+                let mut response = rejection.into_response(&format);
+                response
+                    .extensions_mut()
+                    .insert(RateLimitOutcome::Unavailable {
+                        retry_after_secs: retry_after,
+                    });
+                Concluded::Answer(response)
+            }
+        }
+    }
+}
+
+/// What [`Engine::conclude`] decided: call the inner service, or answer now.
+pub(crate) enum Concluded<B> {
+    Call(Option<Admitted>),
+    Answer(Response<GuardBody<B>>),
+}
