@@ -166,6 +166,12 @@ struct Config {
     mode: HeaderMode,
     strip_server_headers: bool,
     resolver: Option<ClientAddrResolver>,
+    /// `headers` as one map, hashed once at build: a response's map starts as a clone of it
+    /// (two allocations, no hashing) and the inner service's few headers are merged in, instead
+    /// of hashing and inserting every configured header into the inner service's map.
+    template: HeaderMap,
+    /// `template` with `Strict-Transport-Security`.
+    template_hsts: HeaderMap,
 }
 
 impl fmt::Debug for Config {
@@ -192,29 +198,52 @@ impl Config {
         }
     }
 
+    /// Put the configured headers on a response's `headers`.
+    ///
+    /// The response's map is replaced by a clone of the prebuilt template and the inner
+    /// service's headers (usually one to three) are merged back: with
+    /// [`HeaderMode::KeepExisting`] an inner value replaces the template's, with
+    /// [`HeaderMode::Overwrite`] it is dropped when the template has that name; `Server` and
+    /// `X-Powered-By` are dropped when stripping is on. Multiple values of one name stay
+    /// together. No header is formatted or hashed per request beyond the inner ones.
     fn apply(&self, headers: &mut HeaderMap, hsts: bool) {
-        if self.strip_server_headers {
-            headers.remove(header::SERVER);
-            headers.remove(X_POWERED_BY);
+        let template = if hsts {
+            &self.template_hsts
+        } else {
+            &self.template
+        };
+        let inner = std::mem::replace(headers, template.clone());
+        if inner.is_empty() {
+            return;
         }
-        // One allocation instead of growing from empty (a fresh `HeaderMap` holds 6 entries).
-        headers.reserve(self.headers.len() + 1);
-        for (name, value) in &*self.headers {
-            self.put(headers, name, value);
-        }
-        if hsts && let Some(value) = &self.hsts {
-            self.put(headers, &header::STRICT_TRANSPORT_SECURITY, value);
-        }
-    }
-
-    fn put(&self, headers: &mut HeaderMap, name: &HeaderName, value: &HeaderValue) {
-        match self.mode {
-            HeaderMode::Overwrite => {
-                headers.insert(name, value.clone());
-            }
-            HeaderMode::KeepExisting => {
-                if !headers.contains_key(name) {
-                    headers.insert(name, value.clone());
+        headers.reserve(inner.len());
+        // Whether the values following a name (`None` in the iterator) are kept.
+        let mut current: Option<HeaderName> = None;
+        for (name, value) in inner {
+            match name {
+                Some(name) => {
+                    current = None;
+                    if self.strip_server_headers && (name == header::SERVER || name == X_POWERED_BY)
+                    {
+                        continue;
+                    }
+                    match self.mode {
+                        HeaderMode::KeepExisting => {
+                            headers.insert(&name, value);
+                        }
+                        HeaderMode::Overwrite => match headers.entry(&name) {
+                            http::header::Entry::Vacant(slot) => {
+                                slot.insert(value);
+                            }
+                            http::header::Entry::Occupied(_) => continue,
+                        },
+                    }
+                    current = Some(name);
+                }
+                None => {
+                    if let Some(name) = &current {
+                        headers.append(name, value);
+                    }
                 }
             }
         }
@@ -343,10 +372,21 @@ impl SecurityHeadersLayer {
 
     fn from_builder(b: SecurityHeadersBuilder) -> Self {
         let (headers, hsts) = split_hsts(b.headers);
+        // Room for the inner service's usual headers, so merging them does not grow the map.
+        let mut template = HeaderMap::with_capacity(headers.len() + 4);
+        for (name, value) in &*headers {
+            template.insert(name, value.clone());
+        }
+        let mut template_hsts = template.clone();
+        if let Some(value) = &hsts {
+            template_hsts.insert(header::STRICT_TRANSPORT_SECURITY, value.clone());
+        }
         Self {
             config: Arc::new(Config {
                 headers,
                 hsts,
+                template,
+                template_hsts,
                 hsts_when: b.hsts_when,
                 mode: b.mode,
                 strip_server_headers: b.strip_server_headers,
@@ -925,6 +965,64 @@ mod tests {
         assert_eq!(res.headers().get_all("cache-control").iter().count(), 1);
         assert_eq!(res.headers()["server"], "hyper/1.0");
         assert_eq!(res.headers()["x-powered-by"], "Express");
+    }
+
+    /// An inner response with repeated headers: two cookies, two cache-control values, two
+    /// `Server` lines.
+    fn inner_with_repeated_headers()
+    -> impl Service<Request<()>, Response = Response<Full<Bytes>>, Error = Infallible> + Clone {
+        service_fn(|_req: Request<()>| async {
+            let mut res = Response::new(Full::new(Bytes::new()));
+            let h = res.headers_mut();
+            h.append(header::SET_COOKIE, HeaderValue::from_static("a=1"));
+            h.append(header::SERVER, HeaderValue::from_static("one"));
+            h.append(header::CACHE_CONTROL, HeaderValue::from_static("private"));
+            h.append(header::SET_COOKIE, HeaderValue::from_static("b=2"));
+            h.append(header::SERVER, HeaderValue::from_static("two"));
+            h.append(header::CACHE_CONTROL, HeaderValue::from_static("max-age=5"));
+            Ok::<_, Infallible>(res)
+        })
+    }
+
+    fn values<B>(res: &Response<B>, name: &str) -> Vec<String> {
+        res.headers()
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn repeated_inner_headers_merge_whole() {
+        // Keep existing: every inner value of a name survives, in order; Server lines all go.
+        let res = call(
+            SecurityHeadersLayer::api(),
+            inner_with_repeated_headers(),
+            Request::new(()),
+        )
+        .await;
+        assert_eq!(values(&res, "set-cookie"), ["a=1", "b=2"]);
+        assert_eq!(values(&res, "cache-control"), ["private", "max-age=5"]);
+        assert!(values(&res, "server").is_empty());
+        assert_eq!(res.headers().len(), API.len() - 1 + 4);
+
+        // Overwrite: the layer's single value replaces both inner values; the rest stay.
+        let layer = SecurityHeadersLayer::builder()
+            .header_mode(HeaderMode::Overwrite)
+            .strip_server_headers(false)
+            .build()
+            .unwrap();
+        let res = call(layer, inner_with_repeated_headers(), Request::new(())).await;
+        assert_eq!(values(&res, "set-cookie"), ["a=1", "b=2"]);
+        assert_eq!(values(&res, "cache-control"), ["no-store"]);
+        assert_eq!(values(&res, "server"), ["one", "two"]);
+
+        // Nothing from the inner service: exactly the layer's headers.
+        let empty = service_fn(|_req: Request<()>| async {
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::new())))
+        });
+        let res = call(SecurityHeadersLayer::api(), empty, Request::new(())).await;
+        assert_eq!(sorted(all_headers(&res)), expected(&[], false));
     }
 
     #[tokio::test]
