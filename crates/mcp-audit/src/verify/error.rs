@@ -1,0 +1,233 @@
+//! [`VerifyError`]: the first failure the verifier found, with the file and line it is in.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use crate::chain::rfc3339;
+
+/// The first failure found; see the [module docs](super). Lines are numbered from 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// No file was given.
+    NoFiles,
+    /// A file could not be read.
+    Io {
+        /// The file.
+        file: PathBuf,
+        /// The error.
+        error: String,
+    },
+    /// A line has a valid MAC but is not a record, or cannot be checked.
+    Malformed {
+        /// The file.
+        file: PathBuf,
+        /// The line.
+        line: u64,
+        /// Why.
+        reason: String,
+    },
+    /// A `start` record names another key.
+    WrongKey {
+        /// The file.
+        file: PathBuf,
+        /// The line.
+        line: u64,
+        /// The key id in the record.
+        found: String,
+        /// The key id of the key given.
+        expected: String,
+    },
+    /// A line does not match its MAC.
+    Modified {
+        /// The file.
+        file: PathBuf,
+        /// The line.
+        line: u64,
+        /// The sequence number it should have, when known.
+        seq: Option<u64>,
+    },
+    /// Sequence numbers jump: records `expected..found` are missing before this line.
+    Missing {
+        /// The file.
+        file: PathBuf,
+        /// The line.
+        line: u64,
+        /// The sequence number expected.
+        expected: u64,
+        /// The sequence number found.
+        found: u64,
+    },
+    /// A sequence number comes too early, twice, or before the expected one.
+    Reordered {
+        /// The file.
+        file: PathBuf,
+        /// The line.
+        line: u64,
+        /// The sequence number expected.
+        expected: u64,
+        /// The sequence number found.
+        found: u64,
+    },
+    /// A file ends in a partial line that no later `restart` record acknowledges.
+    TornTail {
+        /// The file.
+        file: PathBuf,
+        /// The partial line.
+        line: u64,
+        /// Its byte offset.
+        offset: u64,
+    },
+    /// The chain ends without a `close`, and no record has been written for too long.
+    Truncated {
+        /// The last file.
+        file: PathBuf,
+        /// Its last line.
+        line: u64,
+        /// The last sequence number.
+        seq: u64,
+        /// When the last record was written.
+        last: SystemTime,
+        /// When the next checkpoint was due.
+        due: SystemTime,
+    },
+    /// The last file given ends with a rotation to a file that was not given.
+    EndsAtRotation {
+        /// The file.
+        file: PathBuf,
+        /// Its last line.
+        line: u64,
+        /// The name the `rotate` record gives.
+        next: String,
+    },
+    /// A file does not begin with a chain opener, or its link does not match.
+    BrokenLink {
+        /// The file.
+        file: PathBuf,
+        /// The line.
+        line: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl VerifyError {
+    /// A short stable label: `no_files`, `io`, `malformed`, `wrong_key`, `modified`, `missing`,
+    /// `reordered`, `torn_tail`, `truncated`, `ends_at_rotation`, `broken_link`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            VerifyError::NoFiles => "no_files",
+            VerifyError::Io { .. } => "io",
+            VerifyError::Malformed { .. } => "malformed",
+            VerifyError::WrongKey { .. } => "wrong_key",
+            VerifyError::Modified { .. } => "modified",
+            VerifyError::Missing { .. } => "missing",
+            VerifyError::Reordered { .. } => "reordered",
+            VerifyError::TornTail { .. } => "torn_tail",
+            VerifyError::Truncated { .. } => "truncated",
+            VerifyError::EndsAtRotation { .. } => "ends_at_rotation",
+            VerifyError::BrokenLink { .. } => "broken_link",
+        }
+    }
+
+    /// The line the failure is at, when there is one.
+    pub fn line(&self) -> Option<u64> {
+        match self {
+            VerifyError::NoFiles | VerifyError::Io { .. } => None,
+            VerifyError::Malformed { line, .. }
+            | VerifyError::WrongKey { line, .. }
+            | VerifyError::Modified { line, .. }
+            | VerifyError::Missing { line, .. }
+            | VerifyError::Reordered { line, .. }
+            | VerifyError::TornTail { line, .. }
+            | VerifyError::Truncated { line, .. }
+            | VerifyError::EndsAtRotation { line, .. }
+            | VerifyError::BrokenLink { line, .. } => Some(*line),
+        }
+    }
+}
+
+impl fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VerifyError::NoFiles => f.write_str("no audit file given"),
+            VerifyError::Io { file, error } => write!(f, "{}: {error}", file.display()),
+            VerifyError::Malformed { file, line, reason } => {
+                write!(f, "{}:{line}: malformed: {reason}", file.display())
+            }
+            VerifyError::WrongKey {
+                file,
+                line,
+                found,
+                expected,
+            } => write!(
+                f,
+                "{}:{line}: wrong key: the chain was written with key id {found}, the key given has id {expected}",
+                file.display()
+            ),
+            VerifyError::Modified { file, line, seq } => {
+                write!(f, "{}:{line}: modified: ", file.display())?;
+                match seq {
+                    Some(s) => write!(f, "record seq {s} does not match its MAC"),
+                    None => f.write_str("the line does not match its MAC"),
+                }
+            }
+            VerifyError::Missing {
+                file,
+                line,
+                expected,
+                found,
+            } => {
+                write!(
+                    f,
+                    "{}:{line}: missing: expected seq {expected}, found {found}: ",
+                    file.display()
+                )?;
+                if found - expected == 1 {
+                    write!(f, "record {expected} was removed")
+                } else {
+                    write!(f, "records {expected}..={} were removed", found - 1)
+                }
+            }
+            VerifyError::Reordered {
+                file,
+                line,
+                expected,
+                found,
+            } => write!(
+                f,
+                "{}:{line}: reordered: expected seq {expected}, found {found}: records were moved, swapped or replayed",
+                file.display()
+            ),
+            VerifyError::TornTail { file, line, offset } => write!(
+                f,
+                "{}:{line}: torn tail: the file ends in a partial line at byte {offset} (a crash mid-write, or the file was cut)",
+                file.display()
+            ),
+            VerifyError::Truncated {
+                file,
+                line,
+                seq,
+                last,
+                due,
+            } => write!(
+                f,
+                "{}:{line}: truncated: the chain ends at seq {seq} ({}) without a close record, and the next checkpoint was due by {}: records after this line were cut off, or the writer stopped without closing",
+                file.display(),
+                rfc3339(*last),
+                rfc3339(*due)
+            ),
+            VerifyError::EndsAtRotation { file, line, next } => write!(
+                f,
+                "{}:{line}: truncated: the file was rotated to {next:?}; the files after it are missing",
+                file.display()
+            ),
+            VerifyError::BrokenLink { file, line, reason } => {
+                write!(f, "{}:{line}: broken link: {reason}", file.display())
+            }
+        }
+    }
+}
+
+impl std::error::Error for VerifyError {}
