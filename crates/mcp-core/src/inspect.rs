@@ -287,6 +287,8 @@ pub struct McpInspect<S> {
     config: Arc<Config>,
 }
 
+crate::impl_inner_service!(McpInspect, inner);
+
 impl<S, B, ResBody> Service<Request<B>> for McpInspect<S>
 where
     S: Service<Request<InspectBody<B>>, Response = Response<ResBody>> + Clone,

@@ -30,6 +30,8 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod macros;
+
 pub mod ban;
 pub mod client_addr;
 pub mod clock;

@@ -111,6 +111,8 @@ pub struct ToolErrorsAsResults<S> {
     inner: S,
 }
 
+crate::impl_inner_service!(ToolErrorsAsResults, inner);
+
 impl<S, B, ResBody> Service<Request<B>> for ToolErrorsAsResults<S>
 where
     S: Service<Request<B>, Response = Response<GuardBody<ResBody>>>,

@@ -32,6 +32,8 @@ pub struct Auth<S> {
     shared: Arc<Shared>,
 }
 
+mcp_core::impl_inner_service!(Auth, inner);
+
 impl<S, B, ResBody> Service<Request<B>> for Auth<S>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,

@@ -484,6 +484,8 @@ fn is_initialize(call: &McpCall) -> bool {
         .any(|m| m.method() == Some("initialize"))
 }
 
+mcp_core::impl_inner_service!(SessionBinding, inner);
+
 impl<S, B, ResBody> Service<Request<B>> for SessionBinding<S>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,

@@ -90,26 +90,13 @@ impl<S> ClientAddrService<S> {
         ClientAddrLayer::new(resolver)
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-
     /// The resolver this service uses.
     pub fn resolver(&self) -> &ClientAddrResolver {
         &self.resolver
     }
 }
+
+crate::impl_inner_service!(ClientAddrService, inner);
 
 impl<S, B> Service<Request<B>> for ClientAddrService<S>
 where
