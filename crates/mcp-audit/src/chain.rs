@@ -303,6 +303,7 @@ impl fmt::Display for RecordKind {
 
 /// Why a line is not a chain record.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LineError {
     /// Longer than [`MAX_LINE_BYTES`].
     TooLong,

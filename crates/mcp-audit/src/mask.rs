@@ -316,6 +316,7 @@ pub use mcp_core::credential::{Fingerprint, Fingerprinter};
 
 /// How a request presented its credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum CredentialSource {
     /// `Authorization: Bearer …`.
     Bearer,

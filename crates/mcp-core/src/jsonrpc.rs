@@ -175,6 +175,7 @@ impl McpCall {
 
 /// Why a body is not a JSON-RPC message.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EnvelopeError {
     /// Not valid JSON (JSON-RPC `-32700`). The text is serde_json's, with line and column.
     Parse(String),

@@ -92,6 +92,7 @@ const TICK: Duration = Duration::from_secs(1);
 
 /// What the file sink does when its channel is full; see the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum OverflowPolicy {
     /// Wait for room: nothing is lost, responses are held (the default).
     #[default]
@@ -124,6 +125,7 @@ impl OverflowPolicy {
 
 /// When the file sink calls `fdatasync`; see the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
 pub enum SyncPolicy {
     /// At every checkpoint, rotation and close (the default).
     #[default]
