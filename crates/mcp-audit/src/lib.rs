@@ -62,6 +62,7 @@ pub mod verify;
 #[cfg(test)]
 mod test_support;
 
+pub use file::{FileSink, FileSinkBuilder};
 pub use layer::{Audit, AuditLayer, AuditLayerBuilder};
 pub use record::{AuditEvent, AuditRecord, Decision, DetectorKind, McpSource, SecurityEvent};
 pub use sink::{AuditSink, MemorySink, Submit, TracingSink};

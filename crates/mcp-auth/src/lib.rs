@@ -27,14 +27,14 @@ pub mod list_filter;
 pub mod policy;
 pub mod session;
 
-pub use api_key::ApiKeyStore;
+pub use api_key::{ApiKeyStore, ApiKeyStoreBuilder};
 #[cfg(feature = "jwks")]
-pub use jwks::JwksKeySource;
-pub use jwt::JwtVerifier;
-pub use layer::AuthLayer;
-pub use list_filter::ListFilterLayer;
-pub use policy::AuthPolicy;
-pub use session::SessionBindingLayer;
+pub use jwks::{JwksKeySource, JwksKeySourceBuilder};
+pub use jwt::{JwtVerifier, JwtVerifierBuilder};
+pub use layer::{Auth, AuthLayer, AuthLayerBuilder};
+pub use list_filter::{ListFilter, ListFilterLayer, ListFilterLayerBuilder};
+pub use policy::{AuthPolicy, AuthPolicyBuilder};
+pub use session::{SessionBinding, SessionBindingLayer, SessionBindingLayerBuilder};
 
 /// The [`mcp_core`] crate this layer builds on, re-exported for convenience.
 pub use mcp_core;

@@ -51,8 +51,13 @@ pub mod rejection;
 pub mod response;
 
 pub use ban::BanList;
+pub use client_addr::{
+    ClientAddr, ClientAddrLayer, ClientAddrResolver, ClientAddrResolverBuilder, ClientAddrService,
+};
+pub use inspect::{McpInspect, McpInspectLayer, McpInspectLayerBuilder};
 pub use jsonrpc::McpCall;
 pub use outcome::RateLimitOutcome;
 pub use outcome::{AuthFailure, AuthOutcome};
 pub use principal::{Principal, PrincipalKind, Scopes};
+pub use refusal::{ToolErrorsAsResults, ToolErrorsAsResultsLayer};
 pub use rejection::{GuardBody, Rejection};
