@@ -89,7 +89,7 @@ const SANDBOX_FLAGS: [&str; 14] = [
 ];
 
 /// A validated `Content-Security-Policy` value, built by [`CspBuilder`]. Pass it to
-/// [`SecurityHeadersBuilder::csp`](crate::SecurityHeadersBuilder::csp).
+/// [`SecurityHeadersLayerBuilder::csp`](crate::SecurityHeadersLayerBuilder::csp).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContentSecurityPolicy {
     value: HeaderValue,

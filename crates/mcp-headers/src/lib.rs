@@ -54,9 +54,14 @@ pub mod security_headers;
 
 pub use cors::{CorsPolicy, CorsPolicyBuilder};
 pub use csp::{ContentSecurityPolicy, CspBuilder};
-pub use origin_guard::{OriginGuard, OriginGuardBuilder, OriginGuardLayer};
+#[allow(deprecated)]
+pub use origin_guard::OriginGuardBuilder;
+pub use origin_guard::{OriginGuard, OriginGuardLayer, OriginGuardLayerBuilder};
+#[allow(deprecated)]
+pub use security_headers::SecurityHeadersBuilder;
 pub use security_headers::{
-    HeaderMode, HstsWhen, Preset, SecurityHeaders, SecurityHeadersBuilder, SecurityHeadersLayer,
+    HeaderMode, HstsWhen, Preset, SecurityHeaders, SecurityHeadersLayer,
+    SecurityHeadersLayerBuilder,
 };
 
 /// The [`mcp_core`] crate this layer builds on, re-exported for convenience.

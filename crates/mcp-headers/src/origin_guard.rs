@@ -12,7 +12,7 @@
 //! | `Origin` in the policy's allowed set | passed on through tower-http's `CorsLayer`: preflights answered, CORS headers added |
 //! | `Origin` not allowed, unparseable, `null`, or more than one `Origin` header | 403 |
 //! | `Host` (or `:authority`) not on the allowlist, missing, or repeated, when an allowlist is on | 403 |
-//! | a path in [`exempt_paths`](OriginGuardBuilder::exempt_paths) | passed on untouched, without CORS |
+//! | a path in [`exempt_paths`](OriginGuardLayerBuilder::exempt_paths) | passed on untouched, without CORS |
 //!
 //! The 403 is a [`Rejection`] in the caller's format: for a `POST` to the MCP path a JSON-RPC
 //! error with `"id": null` (the guard runs before the body is read), for gRPC a trailers-only
@@ -229,8 +229,8 @@ impl OriginGuardLayer {
     }
 
     /// A builder for this policy.
-    pub fn builder(policy: &CorsPolicy) -> OriginGuardBuilder {
-        OriginGuardBuilder {
+    pub fn builder(policy: &CorsPolicy) -> OriginGuardLayerBuilder {
+        OriginGuardLayerBuilder {
             policy: policy.clone(),
             hosts: HostsSetting::Default,
             bind_addr: None,
@@ -290,7 +290,7 @@ enum HostsSetting {
 /// Builds an [`OriginGuardLayer`]; see [`OriginGuardLayer::builder`].
 #[derive(Debug, Clone)]
 #[must_use]
-pub struct OriginGuardBuilder {
+pub struct OriginGuardLayerBuilder {
     policy: CorsPolicy,
     hosts: HostsSetting,
     bind_addr: Option<SocketAddr>,
@@ -298,7 +298,11 @@ pub struct OriginGuardBuilder {
     exempt_paths: Vec<String>,
 }
 
-impl OriginGuardBuilder {
+/// The former name of [`OriginGuardLayerBuilder`].
+#[deprecated(note = "renamed to `OriginGuardLayerBuilder`")]
+pub type OriginGuardBuilder = OriginGuardLayerBuilder;
+
+impl OriginGuardLayerBuilder {
     /// Accept only requests whose `Host` (or HTTP/2 `:authority`) is one of these: `name`,
     /// `name:port`, an IPv4 address, or an IPv6 address with or without brackets. An entry
     /// without a port matches any port. Refused at build under `allowed_hosts`: malformed

@@ -21,7 +21,7 @@
 //! exploitable and is gone from every current browser. Deployments that must send the old value
 //! (as the seed guides do) write `.header("x-xss-protection", "1; mode=block")`.
 //!
-//! Options ([`SecurityHeadersBuilder`]): keep what the inner service set or overwrite it
+//! Options ([`SecurityHeadersLayerBuilder`]): keep what the inner service set or overwrite it
 //! ([`HeaderMode`]); override, add or omit any header; a typed CSP ([`CspBuilder`]); `Server` and
 //! `X-Powered-By` removed (on by default); and HSTS sent only when the request arrived over TLS
 //! or through a trusted proxy that says `https` ([`HstsWhen`]), because a browser ignores HSTS
@@ -52,6 +52,9 @@ const CROSS_ORIGIN_OPENER_POLICY: HeaderName =
     HeaderName::from_static("cross-origin-opener-policy");
 const X_POWERED_BY: HeaderName = HeaderName::from_static("x-powered-by");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// How many inner-service headers a response's map has index room for before it grows.
+const INNER_HEADERS_ROOM: usize = 16;
 
 /// The default HSTS value: one year, subdomains included.
 pub const DEFAULT_HSTS: &str = "max-age=31536000; includeSubDomains";
@@ -146,7 +149,7 @@ pub enum HeaderMode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum HstsWhen {
     /// Only for requests that arrived over TLS: the request URI's scheme is `https`, or the
-    /// peer is a trusted proxy (see [`SecurityHeadersBuilder::trusted_proxies`]) whose
+    /// peer is a trusted proxy (see [`SecurityHeadersLayerBuilder::trusted_proxies`]) whose
     /// `X-Forwarded-Proto` (or `Forwarded: proto=`, when the resolver reads `Forwarded`) says
     /// `https`. The default.
     ///
@@ -357,23 +360,25 @@ impl SecurityHeadersLayer {
     /// The [`Preset::Api`] headers with the defaults: keep what the inner service set, strip
     /// `Server`/`X-Powered-By`, HSTS over TLS only.
     pub fn api() -> Self {
-        Self::from_builder(SecurityHeadersBuilder::new(Preset::Api))
+        Self::from_builder(SecurityHeadersLayerBuilder::new(Preset::Api))
     }
 
     /// The [`Preset::Web`] headers with the same defaults.
     pub fn web() -> Self {
-        Self::from_builder(SecurityHeadersBuilder::new(Preset::Web))
+        Self::from_builder(SecurityHeadersLayerBuilder::new(Preset::Web))
     }
 
     /// A builder starting from the [`Preset::Api`] headers.
-    pub fn builder() -> SecurityHeadersBuilder {
-        SecurityHeadersBuilder::new(Preset::Api)
+    pub fn builder() -> SecurityHeadersLayerBuilder {
+        SecurityHeadersLayerBuilder::new(Preset::Api)
     }
 
-    fn from_builder(b: SecurityHeadersBuilder) -> Self {
+    fn from_builder(b: SecurityHeadersLayerBuilder) -> Self {
         let (headers, hsts) = split_hsts(b.headers);
-        // Room for the inner service's usual headers, so merging them does not grow the map.
-        let mut template = HeaderMap::with_capacity(headers.len() + 4);
+        // Index room for what inner layers usually add (content type, CORS `Vary`, two sets of
+        // rate-limit headers, a session id): merging them then never rehashes the map. A clone
+        // copies the index table as it is (a few hundred bytes), so the room costs no hashing.
+        let mut template = HeaderMap::with_capacity(headers.len() + INNER_HEADERS_ROOM);
         for (name, value) in &*headers {
             template.insert(name, value.clone());
         }
@@ -445,7 +450,7 @@ fn split_hsts(
 /// first invalid value; [`build`](Self::build) reports it, naming the setting.
 #[derive(Debug, Clone)]
 #[must_use]
-pub struct SecurityHeadersBuilder {
+pub struct SecurityHeadersLayerBuilder {
     headers: Vec<(HeaderName, HeaderValue)>,
     hsts_when: HstsWhen,
     mode: HeaderMode,
@@ -454,7 +459,11 @@ pub struct SecurityHeadersBuilder {
     error: Option<ConfigError>,
 }
 
-impl SecurityHeadersBuilder {
+/// The former name of [`SecurityHeadersLayerBuilder`].
+#[deprecated(note = "renamed to `SecurityHeadersLayerBuilder`")]
+pub type SecurityHeadersBuilder = SecurityHeadersLayerBuilder;
+
+impl SecurityHeadersLayerBuilder {
     fn new(preset: Preset) -> Self {
         Self {
             headers: preset.headers(),
