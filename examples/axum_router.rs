@@ -1,9 +1,9 @@
 //! # Ordinary REST routes behind mcp-security: the MCP Tool Registry
 //!
-//! The suite is not MCP-only. This example is the tool registry of the seed guide
-//! `mcp-tool-registry-security.md`: a plain axum JSON API with create/read/update/delete
-//! endpoints, protected by the same one-layer stack (`SecurityConfig::layer()`) as
-//! `axum_mcp_server`, with the guide's permission system and per-endpoint-class limits:
+//! The suite is not MCP-only. This example is a tool registry: a plain axum JSON API with
+//! create/read/update/delete endpoints, protected by the same one-layer stack
+//! (`SecurityConfig::layer()`) as `axum_mcp_server`, with a permission per operation and
+//! per-endpoint-class limits:
 //!
 //! | endpoint | scope | limit per caller |
 //! |---|---|---|
@@ -215,22 +215,18 @@ async fn health(principal: Option<Principal>) -> Json<Value> {
 async fn main() -> anyhow::Result<()> {
     common::init_tracing();
 
-    // The seed's permission system as scopes per method (HEAD is answered by GET routes, so it
-    // needs `read` too), and its per-endpoint-class limits per caller (the key or token's
-    // principal, else the client address). MCP_CONFIG_FILE's [rate_limit] section replaces the
-    // limits; its [[auth.path_scopes]] add to the scopes.
+    // The registry's permissions as scopes per method (a GET rule also covers HEAD), and its
+    // per-endpoint-class limits per caller (the key or token's principal, else the client
+    // address). MCP_CONFIG_FILE's [rate_limit] section replaces the limits; its
+    // [[auth.path_scopes]] add to the scopes.
     let caller = KeySelector::principal_or_client_addr;
     let settings = SecurityConfig::builder_from_env(&Env::new("MCP"))?
         .default_environment(Environment::Development)
-        .require_path("/tools", Some(&[Method::GET, Method::HEAD]), ["read"])
+        .require_path("/tools", Some(&[Method::GET]), ["read"])
         .require_path("/tools", Some(&[Method::POST]), ["create"])
         .require_path("/tools", Some(&[Method::PUT, Method::PATCH]), ["update"])
         .require_path("/tools", Some(&[Method::DELETE]), ["delete"])
-        .caller_route_class(
-            RouteClass::new("read")
-                .http(Method::GET, "/tools")
-                .http(Method::HEAD, "/tools"),
-        )
+        .caller_route_class(RouteClass::new("read").http(Method::GET, "/tools"))
         .caller_route_class(
             RouteClass::new("write")
                 .http(Method::POST, "/tools")
