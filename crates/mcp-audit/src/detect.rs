@@ -8,8 +8,9 @@
 //! | [`request_flood`](crate::AuditLayerBuilder::detect_floods) | requests per client | more than 100 in 60 s | no (a NAT or an unconfigured proxy would ban everyone behind it); turn on with [`Rule::ban`] |
 //! | [`token_expiring_soon`](crate::AuditLayerBuilder::detect_expiring_tokens) | authenticated tokens expiring within the warning time, once per token | 1 h | never |
 //!
-//! The thresholds are the seeds' alert thresholds (more than 10 auth failures a minute, more
-//! than 100 requests a minute from one IP, tokens expiring within the hour).
+//! The thresholds are the alert thresholds production MCP deployments commonly use (more than 10
+//! auth failures a minute, more than 100 requests a minute from one IP, tokens expiring within
+//! the hour).
 //!
 //! # Windows
 //!

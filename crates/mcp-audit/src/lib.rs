@@ -3,7 +3,7 @@
 //! A tamper-evident, MCP-aware audit trail for tower services.
 //!
 //! - [`AuditLayer`] (outermost in the stack): one [`AuditRecord`] per request, rejected ones
-//!   included — the seed's fields (timestamp, method, path, query, client IP, user agent,
+//!   included — the usual audit fields (timestamp, method, path, query, client IP, user agent,
 //!   status, process time, auth type, content length) plus request id, principal, MCP method and
 //!   tool, decision and reason read from the inner layers' `AuthOutcome`, `RateLimitOutcome` and
 //!   `Rejection`, and the response size.

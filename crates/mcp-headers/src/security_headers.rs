@@ -19,7 +19,7 @@
 //!
 //! `X-XSS-Protection: 0` follows OWASP: the filter that `1; mode=block` switched on was itself
 //! exploitable and is gone from every current browser. Deployments that must send the old value
-//! (as the seed guides do) write `.header("x-xss-protection", "1; mode=block")`.
+//! (as many deployment guides still do) write `.header("x-xss-protection", "1; mode=block")`.
 //!
 //! Options ([`SecurityHeadersLayerBuilder`]): keep what the inner service set or overwrite it
 //! ([`HeaderMode`]); override, add or omit any header; a typed CSP ([`CspBuilder`]); `Server` and
@@ -328,7 +328,7 @@ fn trim(mut v: &[u8]) -> &[u8] {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 /// let headers = SecurityHeadersLayer::builder() // the api() preset
-///     .header("x-xss-protection", "1; mode=block") // what the seed guides send
+///     .header("x-xss-protection", "1; mode=block") // the legacy value some guides send
 ///     .omit("cache-control")
 ///     .header_mode(HeaderMode::Overwrite)
 ///     .build()?;

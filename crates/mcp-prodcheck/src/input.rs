@@ -17,12 +17,12 @@
 //!   generated `mcp-sk-` key or `openssl rand -base64 32` at about 200; `aaaa…`, `abab…` or a
 //!   word repeated to length do not pass. Strings that repeat one short unit, or that are mostly
 //!   runs of consecutive characters (`abcdef…`, `123456…`), are low entropy whatever `H` says.
-//! - **Placeholders**: case-insensitive markers from the seed guides and common templates —
+//! - **Placeholders**: case-insensitive markers from widely copied guides and common templates —
 //!   `your-…`/`your_…` (`your-secure-key-here`), `changeme`/`change-this`, `replace-me`,
 //!   `placeholder`, `example`, `secret`, `password`, `xxxxxx`, `${…}`, and a value wrapped in
 //!   `<…>`.
-//! - **Published examples**: the keys printed in the seed guides and in this project's docs
-//!   ([`PUBLISHED_EXAMPLES`]); a secret containing one is refused.
+//! - **Published examples**: the keys printed in widely copied MCP security guides and in this
+//!   project's docs ([`PUBLISHED_EXAMPLES`]); a secret containing one is refused.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -66,10 +66,10 @@ pub const PLACEHOLDER_MARKERS: &[&str] = &[
 /// The marker reported for a value wrapped in angle brackets (`<strong-random-key>`).
 pub const ANGLE_BRACKETS: &str = "<…>";
 
-/// Keys and secrets printed in the seed guides and in this project's documentation. Everybody
-/// can read them, so a secret that contains one is refused.
+/// Keys and secrets printed in widely copied MCP security guides and in this project's
+/// documentation. Everybody can read them, so a secret that contains one is refused.
 pub const PUBLISHED_EXAMPLES: &[&str] = &[
-    // IQ-MCP security guide.
+    // A memory-server security guide (env prefix IQ_).
     "iqmcp-sk-Abc123XyzRandomString789",
     // MCP Tool Registry security guide: the "default API key" its setup script prints.
     "mcp_-tn1XqqtdGub5NAzzn_qSoLrvJv9gmMwB0y-kfLDsak",
@@ -338,7 +338,7 @@ pub struct CheckInput {
     pub audit_hmac_key: Option<SecretInput>,
     /// Other secrets: `API_KEY_PEPPER(_FILE)`, `AUDIT_FINGERPRINT_KEY(_FILE)`.
     pub other_secrets: Vec<SecretInput>,
-    /// Files that hold user data (`DATA_FILES`, such as IQ-MCP's `memory.jsonl`).
+    /// Files that hold user data (`DATA_FILES`, such as a memory server's `memory.jsonl`).
     pub data_files: Vec<PathBuf>,
     /// The security headers set on every response, as (lower-case name, value).
     pub response_headers: Vec<(String, String)>,

@@ -41,7 +41,7 @@
 //! | `MCP-AUTH-005` | error | warning | authentication on, but neither `MCP_RESOURCE_URL` nor an http(s) `MCP_JWT_AUDIENCE` (with JWTs) names the protected resource: the OAuth metadata would come from `Host`, or not be served | `MCP_RESOURCE_URL=https://mcp.example.com/mcp` |
 //! | `MCP-KEY-001` | error | warning | API key shorter than 32 bytes | `mcp-security keygen` |
 //! | `MCP-KEY-002` | error | warning | API key with low entropy (see [`input`]) | `mcp-security keygen` |
-//! | `MCP-KEY-003` | error | warning | API key is a placeholder (`your-…-here`, `changeme`, `secret`, …) or a key printed in the seeds or our docs | `mcp-security keygen` |
+//! | `MCP-KEY-003` | error | warning | API key is a placeholder (`your-…-here`, `changeme`, `secret`, …) or a key printed in widely copied MCP security guides or our docs | `mcp-security keygen` |
 //! | `MCP-JWT-001` | error | warning | an HS256 secret under 256 bits | `openssl rand -base64 32` |
 //! | `MCP-JWT-002` | error | warning | an HS256 secret that is a placeholder, published, or low entropy | `openssl rand -base64 32` |
 //! | `MCP-JWT-003` | warning | — | JWTs without `MCP_JWT_AUDIENCE` | one audience per server |
@@ -61,7 +61,7 @@
 //! | `MCP-AUDIT-001` | warning | — | `MCP_AUDIT_ENABLED=false` | turn it on |
 //! | `MCP-AUDIT-002` | warning | — | audit without a log file and HMAC key (not tamper-evident) | `MCP_AUDIT_LOG_FILE` + `MCP_AUDIT_HMAC_KEY_FILE` |
 //! | `MCP-FILE-001` | warning | warning | a secret file (or `.env`) with a mode beyond `640` | `chmod 600` |
-//! | `MCP-FILE-002` | warning | warning | the audit log or a `MCP_DATA_FILES` file with a mode beyond `640` | `chmod 600` (IQ-MCP: 600/640) |
+//! | `MCP-FILE-002` | warning | warning | the audit log or a `MCP_DATA_FILES` file with a mode beyond `640` | `chmod 600` (640 where a group must read it) |
 //! | `MCP-FILE-003` | warning | warning | `.env` in the working directory, inside a git work tree, not git-ignored | add it to `.gitignore` |
 //! | `MCP-FILE-004` | info | info | a `*_FILE` secret cannot be read here (an offline CI check), so it was not checked | check where it is mounted; the server checks at start |
 //! | `MCP-PROC-001` | warning | warning | running as root | run as an unprivileged user |
