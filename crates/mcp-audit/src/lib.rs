@@ -10,7 +10,7 @@
 //! - [`mask`]: credentials never reach a record; a keyed [fingerprint](mask::Fingerprinter)
 //!   stands in for them.
 //! - Sinks behind the [`AuditSink`] trait: [`TracingSink`] (target `mcp_audit`), the
-//!   tamper-evident JSON-lines [`FileSink`](file::FileSink) (bounded channel, `block` or `drop`
+//!   tamper-evident JSON-lines [`FileSink`] (bounded channel, `block` or `drop`
 //!   overflow, HMAC-SHA256 chain with sequence numbers, signed checkpoints also when idle, size
 //!   rotation that keeps the chain, restart that continues it), and [`MemorySink`] for tests.
 //! - [`verify`]: the verifier behind `mcp-security audit verify <file…> --key-file …`.

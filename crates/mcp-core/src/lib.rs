@@ -7,17 +7,17 @@
 //! - [`client_addr`]: who is connecting — the peer address, or the client behind trusted proxies
 //!   (`Forwarded` / `X-Forwarded-For` walked from the right), with IPv6 prefix keys.
 //! - [`Principal`]: who is calling, with scopes and their hierarchy; inserted by authentication.
-//! - [`inspect`]: [`McpInspectLayer`](inspect::McpInspectLayer) reads the JSON-RPC envelope of MCP
+//! - [`inspect`]: [`McpInspectLayer`] reads the JSON-RPC envelope of MCP
 //!   POSTs within a bound and inserts an [`McpCall`].
 //! - [`mcp_headers`]: the MCP transport headers (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`),
-//!   their `=?base64?…?=` encoding and the per-method table [`McpInspectLayer`](inspect::McpInspectLayer) enforces.
+//!   their `=?base64?…?=` encoding and the per-method table [`McpInspectLayer`] enforces.
 //! - [`rejection`]: [`Rejection`] and [`GuardBody`], the one way every layer says no, in the
 //!   caller's format (JSON-RPC, RFC 6750, JSON, gRPC).
 //! - [`response`]: the response side — [`RewriteBody`](response::RewriteBody), one bounded
 //!   rewriter for JSON and SSE MCP responses that response-side layers share.
 //! - [`facts`]: [`ResponseFacts`](facts::ResponseFacts), how response-side layers report what
 //!   a body revealed (entries hidden, a list that failed closed) to the audit layer.
-//! - [`refusal`]: [`ToolErrorsAsResultsLayer`](refusal::ToolErrorsAsResultsLayer), opt-in
+//! - [`refusal`]: [`ToolErrorsAsResultsLayer`], opt-in
 //!   agent-readable refusals: a `tools/call` refused for a scope or a rate limit as a tool result
 //!   with `isError: true`.
 //! - [`credential`]: the credential contract auth and audit share — the key prefix, the

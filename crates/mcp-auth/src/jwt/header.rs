@@ -50,7 +50,7 @@ pub fn looks_like_jwt(token: &str) -> bool {
 /// present, a string; `typ`, when present, `JWT` or `at+jwt` in any case, optionally prefixed by
 /// `application/` (else [`AuthFailure::MalformedCredential`]).
 ///
-/// [`JwtVerifier::verify`] runs the same checks but also lets through the asymmetric algorithms
+/// [`JwtVerifier::verify`](super::JwtVerifier::verify) runs the same checks but also lets through the asymmetric algorithms
 /// its JWKS source accepts.
 ///
 /// Never panics; usable as a fuzz target.

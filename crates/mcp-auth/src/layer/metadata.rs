@@ -58,7 +58,7 @@ pub(super) fn is_authority_byte(b: u8) -> bool {
 }
 
 /// The `Host` names a loopback-bound server answers to, the default of
-/// [`AuthLayerBuilder::allowed_hosts`].
+/// [`AuthLayerBuilder::allowed_hosts`](super::AuthLayerBuilder::allowed_hosts).
 pub const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
 
 /// One allowed `Host`: a lower-case name or address (IPv6 in brackets), and a port or any.

@@ -11,7 +11,7 @@
 //! | gRPC callers | the same decisions as `grpc-status` 16, 7 or 3 |
 //!
 //! Why a credential failed (expired, bad signature, unknown key, revoked) is never in the
-//! response: it goes to the [`AuthOutcome`] in the response extensions, for the audit layer.
+//! response: it goes to the [`AuthOutcome`](mcp_core::AuthOutcome) in the response extensions, for the audit layer.
 //!
 //! The layer also serves RFC 9728 protected-resource metadata at
 //! `/.well-known/oauth-protected-resource` and at the form suffixed with the resource's path
@@ -350,7 +350,7 @@ impl AuthLayerBuilder {
 
     /// Remove `Authorization` and the API-key header before the inner service (default on): the
     /// MCP specification forbids passing the client's token through to upstream services. The
-    /// [`Principal`] stays in the request extensions.
+    /// [`Principal`](mcp_core::Principal) stays in the request extensions.
     pub fn strip_credentials(mut self, on: bool) -> Self {
         self.strip_credentials = on;
         self
@@ -381,7 +381,7 @@ impl AuthLayerBuilder {
         self
     }
 
-    /// The key for credential fingerprints in [`AuthOutcome`] (default: random per process).
+    /// The key for credential fingerprints in [`AuthOutcome`](mcp_core::AuthOutcome) (default: random per process).
     pub fn fingerprint_key(mut self, key: Secret) -> Self {
         self.fingerprint_key = Some(key);
         self

@@ -12,7 +12,7 @@ use super::{ClientAddr, ClientAddrResolver};
 /// Resolves each request's [`ClientAddr`] and inserts it into the request extensions.
 ///
 /// Requests that already carry a `ClientAddr` keep it; requests without a known peer address
-/// (see the [module docs](self)) get none. Place it outermost, before anything that reads the
+/// (see the [module docs](super)) get none. Place it outermost, before anything that reads the
 /// client address (audit, rate limiting).
 ///
 /// ```
