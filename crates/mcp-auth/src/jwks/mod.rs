@@ -100,7 +100,8 @@ pub const MAX_KEYS: usize = 100;
 /// The smallest RSA modulus accepted, in bits.
 pub const MIN_RSA_BITS: usize = 2048;
 
-/// Every asymmetric algorithm a source can accept (and its default allow-list).
+/// Every asymmetric algorithm a source can accept (and its default allow-list). The RSA ones
+/// come first.
 pub const ASYMMETRIC_ALGORITHMS: &[Algorithm] = &[
     Algorithm::RS256,
     Algorithm::RS384,
@@ -113,14 +114,8 @@ pub const ASYMMETRIC_ALGORITHMS: &[Algorithm] = &[
     Algorithm::EdDSA,
 ];
 
-const RSA_ALGORITHMS: &[Algorithm] = &[
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-];
+/// The algorithms an RSA key can verify: the first six of [`ASYMMETRIC_ALGORITHMS`] (RS*, PS*).
+const RSA_ALGORITHMS: &[Algorithm] = ASYMMETRIC_ALGORITHMS.split_at(6).0;
 
 const NEVER: u64 = u64::MAX;
 

@@ -125,3 +125,23 @@ fn keys_are_bound_to_their_type() {
     // The allow-list narrows further.
     assert!(KeySet::parse(doc.as_bytes(), &[Algorithm::ES256]).is_err());
 }
+
+#[test]
+fn rsa_algorithms_are_exactly_the_rs_and_ps_ones() {
+    let rsa = |alg: &Algorithm| {
+        matches!(
+            alg,
+            Algorithm::RS256
+                | Algorithm::RS384
+                | Algorithm::RS512
+                | Algorithm::PS256
+                | Algorithm::PS384
+                | Algorithm::PS512
+        )
+    };
+    assert!(RSA_ALGORITHMS.iter().all(rsa));
+    assert_eq!(
+        ASYMMETRIC_ALGORITHMS.iter().filter(|a| rsa(a)).count(),
+        RSA_ALGORITHMS.len()
+    );
+}
