@@ -16,6 +16,18 @@
 //! | `write_note`  | stores `content` under `name`         | `notes:write`      |
 //! | `delete_note` | removes note `name`                   | `notes:delete`     |
 //!
+//! one prompt and the notes as resources:
+//!
+//! | what                          | what it does                              | scope it needs |
+//! |-------------------------------|-------------------------------------------|----------------|
+//! | prompt `summarize_notes`      | asks the model to summarize every note    | `notes:read`   |
+//! | resource `note://index`       | the names of all notes                    | `notes:read`   |
+//! | template `note://notes/{name}`| one note's content                        | `notes:read`   |
+//!
+//! (`resources/read:note://*` is a prefix rule: every `note://` URI needs `notes:read`.)
+//! A caller's `tools/list`, `prompts/list` and `resources/list` show only what its scopes allow
+//! once `ListFilterLayer` is in the stack.
+//!
 //! ## Run it
 //!
 //! ```text
@@ -131,9 +143,16 @@ use mcp_security::core::Scopes;
 use mcp_security::core::config::{Env, Environment, Secret};
 use mcp_security::ratelimit::{KeySelector, Limit, Quota, RouteClass};
 use rmcp::{
-    ServerHandler,
+    ErrorData, RoleServer, ServerHandler,
     handler::server::{router::tool::ToolRouter, tool::Extension, wrapper::Parameters},
-    model::{CallToolResult, ContentBlock},
+    model::{
+        CallToolResult, ContentBlock, GetPromptRequestParams, GetPromptResponse, GetPromptResult,
+        Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+        PaginatedRequestParams, Prompt, PromptMessage, ReadResourceRequestParams,
+        ReadResourceResponse, ReadResourceResult, Resource, ResourceContents, ResourceTemplate,
+        Role, ServerCapabilities, ServerConfig,
+    },
+    service::RequestContext,
     tool, tool_handler, tool_router,
     transport::streamable_http_server::{
         StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
@@ -283,12 +302,105 @@ fn no_such_note(name: &str) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(format!("no note named {name:?}"))])
 }
 
-#[tool_handler(
-    router = self.tool_router,
-    name = "mcp-security-example",
-    instructions = "A demo note store. Tools: whoami, echo, read_note, write_note, delete_note."
-)]
-impl ServerHandler for NotesServer {}
+/// The prompt's name.
+const SUMMARIZE_PROMPT: &str = "summarize_notes";
+/// The resource listing every note's name.
+const INDEX_URI: &str = "note://index";
+/// Notes as resources: `note://notes/{name}`.
+const NOTE_URI_PREFIX: &str = "note://notes/";
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for NotesServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_prompts()
+                .enable_resources()
+                .build(),
+        )
+        .with_server_info(Implementation::new(
+            "mcp-security-example",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .with_instructions(
+            "A demo note store. Tools: whoami, echo, read_note, write_note, delete_note. \
+             Prompt: summarize_notes. Resources: note://index, note://notes/{name}."
+                .to_owned(),
+        )
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(ListPromptsResult::with_all_items(vec![Prompt::new(
+            SUMMARIZE_PROMPT,
+            Some("Summarize every note in the store (needs notes:read)."),
+            None,
+        )]))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        if request.name != SUMMARIZE_PROMPT {
+            return Err(ErrorData::invalid_params("no such prompt", None));
+        }
+        let notes = self.notes.read().unwrap_or_else(PoisonError::into_inner);
+        let mut text = String::from("Summarize these notes in a few bullet points:\n");
+        for (name, content) in notes.iter() {
+            text.push_str(&format!("\n## {name}\n{content}\n"));
+        }
+        Ok(GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)]).into())
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(ListResourcesResult::with_all_items(vec![Resource::new(
+            INDEX_URI,
+            "note index",
+        )]))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(vec![
+            ResourceTemplate::new(format!("{NOTE_URI_PREFIX}{{name}}"), "note"),
+        ]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let notes = self.notes.read().unwrap_or_else(PoisonError::into_inner);
+        let text = if request.uri == INDEX_URI {
+            let mut names: Vec<&str> = notes.keys().map(String::as_str).collect();
+            names.sort_unstable();
+            names.join("\n")
+        } else if let Some(content) = request
+            .uri
+            .strip_prefix(NOTE_URI_PREFIX)
+            .and_then(|name| notes.get(name))
+        {
+            content.clone()
+        } else {
+            return Err(ErrorData::resource_not_found("no such note", None));
+        };
+        Ok(ReadResourceResult::new(vec![ResourceContents::text(text, request.uri.clone())]).into())
+    }
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -310,6 +422,8 @@ async fn main() -> anyhow::Result<()> {
         .require_mcp("tools/call:read_note", ["notes:read"])
         .require_mcp("tools/call:write_note", ["notes:write"])
         .require_mcp("tools/call:delete_note", ["notes:delete"])
+        .require_mcp("prompts/get:summarize_notes", ["notes:read"])
+        .require_mcp("resources/read:note://*", ["notes:read"])
         .caller_route_class(
             RouteClass::new("read")
                 .mcp("tools/call:read_note")
