@@ -56,15 +56,7 @@ where
             let rejection = Rejection::new(StatusCode::FORBIDDEN, "forbidden")
                 .message("Forbidden")
                 .detail("deny-listed path");
-            let format = ResponseFormat::for_request(req.headers(), req.extensions());
-            return ResponseFuture::rejected(
-                rejection.into_response(&format),
-                AuthOutcome::Rejected {
-                    failure: AuthFailure::DeniedPath,
-                    principal: None,
-                    fingerprint: None,
-                },
-            );
+            return Box::new(Refusal::new(rejection, AuthFailure::DeniedPath)).respond(&req);
         }
         if shared.policy.is_exempt(path) {
             if shared.strip_credentials {
@@ -77,107 +69,13 @@ where
             shared
                 .policy
                 .required_scopes(req.method(), path, req.extensions().get::<McpCall>());
-        let reject = |req: &Request<B>, rejection: Rejection, failure, principal, fingerprint| {
-            let format = ResponseFormat::for_request(req.headers(), req.extensions());
-            ResponseFuture::rejected(
-                rejection.into_response(&format),
-                AuthOutcome::Rejected {
-                    failure,
-                    principal,
-                    fingerprint,
-                },
-            )
+        let (principal, source) = match shared
+            .authenticate(&req, &required)
+            .and_then(|(principal, source)| shared.authorize(&req, principal, source, &required))
+        {
+            Ok(authorized) => authorized,
+            Err(refusal) => return refusal.respond(&req),
         };
-
-        let (principal, source) = match shared.extract(&req) {
-            Extracted::None if shared.dev_bypass => {
-                let principal = Principal::builder("dev", PrincipalKind::DevBypass)
-                    .scopes(["*"])
-                    .build();
-                (principal, None)
-            }
-            Extracted::None => {
-                let rejection = Rejection::new(StatusCode::UNAUTHORIZED, "invalid_token")
-                    .message("Authentication required");
-                let rejection = shared.challenge(&req, rejection, None, None, &required);
-                return reject(&req, rejection, AuthFailure::MissingCredential, None, None);
-            }
-            Extracted::Many => {
-                let rejection = Rejection::new(StatusCode::BAD_REQUEST, "invalid_request")
-                    .message("Send exactly one credential");
-                let rejection = shared.challenge(
-                    &req,
-                    rejection,
-                    Some(BearerError::InvalidRequest),
-                    Some("Send exactly one credential"),
-                    &required,
-                );
-                return reject(
-                    &req,
-                    rejection,
-                    AuthFailure::MultipleCredentials,
-                    None,
-                    None,
-                );
-            }
-            Extracted::Malformed => {
-                let rejection = Rejection::new(StatusCode::UNAUTHORIZED, "invalid_token")
-                    .message("The credential is malformed");
-                let rejection = shared.challenge(
-                    &req,
-                    rejection,
-                    Some(BearerError::InvalidToken),
-                    Some("The credential is malformed"),
-                    &required,
-                );
-                return reject(
-                    &req,
-                    rejection,
-                    AuthFailure::MalformedCredential,
-                    None,
-                    None,
-                );
-            }
-            Extracted::One(credential, source) => match shared.verify(&credential) {
-                Ok(principal) => (principal, Some((source, credential))),
-                Err(failure) => {
-                    let rejection = Rejection::new(StatusCode::UNAUTHORIZED, "invalid_token")
-                        .message("The credential is invalid, expired or revoked")
-                        .detail(failure.as_str());
-                    let rejection = shared.challenge(
-                        &req,
-                        rejection,
-                        Some(BearerError::InvalidToken),
-                        Some("The credential is invalid, expired or revoked"),
-                        &required,
-                    );
-                    let fingerprint = Some(shared.fingerprint(&credential));
-                    return reject(&req, rejection, failure, None, fingerprint);
-                }
-            },
-        };
-
-        let missing = required.iter().any(|scope| !principal.has_scope(scope));
-        if missing {
-            let rejection = Rejection::new(StatusCode::FORBIDDEN, "insufficient_scope")
-                .message("The credential lacks a scope this request needs")
-                .field("required_scopes", required.clone());
-            let rejection = shared.challenge(
-                &req,
-                rejection,
-                Some(BearerError::InsufficientScope),
-                Some("The credential lacks a scope this request needs"),
-                &required,
-            );
-            let fingerprint = source.as_ref().map(|(_, c)| shared.fingerprint(c));
-            return reject(
-                &req,
-                rejection,
-                AuthFailure::InsufficientScope,
-                Some(principal),
-                fingerprint,
-            );
-        }
 
         if let Some((source, _)) = source {
             if source == Source::Query {
@@ -192,5 +90,137 @@ where
             self.inner.call(req),
             AuthOutcome::Authenticated { principal },
         )
+    }
+}
+
+/// Why a request is refused: the answer, and what the audit record gets in `AuthOutcome`.
+struct Refusal {
+    rejection: Rejection,
+    failure: AuthFailure,
+    principal: Option<Principal>,
+    fingerprint: Option<String>,
+}
+
+impl Refusal {
+    fn new(rejection: Rejection, failure: AuthFailure) -> Self {
+        Refusal {
+            rejection,
+            failure,
+            principal: None,
+            fingerprint: None,
+        }
+    }
+
+    /// The refusal in the request's format, with its outcome in the response extensions.
+    fn respond<B, F, ResBody>(self: Box<Self>, req: &Request<B>) -> ResponseFuture<F, ResBody> {
+        let format = ResponseFormat::for_request(req.headers(), req.extensions());
+        ResponseFuture::rejected(
+            self.rejection.into_response(&format),
+            AuthOutcome::Rejected {
+                failure: self.failure,
+                principal: self.principal,
+                fingerprint: self.fingerprint,
+            },
+        )
+    }
+}
+
+/// A verified caller, and where its credential came from (none for the development bypass).
+type Authenticated = (Principal, Option<(Source, String)>);
+
+impl Shared {
+    /// The one credential the request carries, verified; or the development bypass's principal
+    /// when there is none and the bypass is on.
+    fn authenticate<B>(
+        &self,
+        req: &Request<B>,
+        required: &[&str],
+    ) -> Result<Authenticated, Box<Refusal>> {
+        let challenged = |status, code, error, message: &'static str| {
+            let rejection = Rejection::new(status, code).message(message);
+            self.challenge(req, rejection, Some(error), Some(message), required)
+        };
+        match self.extract(req) {
+            Extracted::None if self.dev_bypass => {
+                let principal = Principal::builder("dev", PrincipalKind::DevBypass)
+                    .scopes(["*"])
+                    .build();
+                Ok((principal, None))
+            }
+            Extracted::None => {
+                let rejection = Rejection::new(StatusCode::UNAUTHORIZED, "invalid_token")
+                    .message("Authentication required");
+                let rejection = self.challenge(req, rejection, None, None, required);
+                Err(Box::new(Refusal::new(
+                    rejection,
+                    AuthFailure::MissingCredential,
+                )))
+            }
+            Extracted::Many => Err(Box::new(Refusal::new(
+                challenged(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    BearerError::InvalidRequest,
+                    "Send exactly one credential",
+                ),
+                AuthFailure::MultipleCredentials,
+            ))),
+            Extracted::Malformed => Err(Box::new(Refusal::new(
+                challenged(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_token",
+                    BearerError::InvalidToken,
+                    "The credential is malformed",
+                ),
+                AuthFailure::MalformedCredential,
+            ))),
+            Extracted::One(credential, source) => match self.verify(&credential) {
+                Ok(principal) => Ok((principal, Some((source, credential)))),
+                Err(failure) => {
+                    let rejection = Rejection::new(StatusCode::UNAUTHORIZED, "invalid_token")
+                        .message("The credential is invalid, expired or revoked")
+                        .detail(failure.as_str());
+                    let rejection = self.challenge(
+                        req,
+                        rejection,
+                        Some(BearerError::InvalidToken),
+                        Some("The credential is invalid, expired or revoked"),
+                        required,
+                    );
+                    Err(Box::new(Refusal {
+                        fingerprint: Some(self.fingerprint(&credential)),
+                        ..Refusal::new(rejection, failure)
+                    }))
+                }
+            },
+        }
+    }
+
+    /// The caller, if it holds every scope the request needs (403 `insufficient_scope` if not).
+    fn authorize<B>(
+        &self,
+        req: &Request<B>,
+        principal: Principal,
+        source: Option<(Source, String)>,
+        required: &[&str],
+    ) -> Result<Authenticated, Box<Refusal>> {
+        if required.iter().all(|scope| principal.has_scope(scope)) {
+            return Ok((principal, source));
+        }
+        let rejection = Rejection::new(StatusCode::FORBIDDEN, "insufficient_scope")
+            .message("The credential lacks a scope this request needs")
+            .field("required_scopes", required.to_vec());
+        let rejection = self.challenge(
+            req,
+            rejection,
+            Some(BearerError::InsufficientScope),
+            Some("The credential lacks a scope this request needs"),
+            required,
+        );
+        Err(Box::new(Refusal {
+            principal: Some(principal),
+            fingerprint: source.as_ref().map(|(_, c)| self.fingerprint(c)),
+            ..Refusal::new(rejection, AuthFailure::InsufficientScope)
+        }))
     }
 }
