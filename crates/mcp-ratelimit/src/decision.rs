@@ -121,6 +121,8 @@ pub(crate) struct Report {
     pub(crate) burst: u64,
     /// Decided by the local fallback limiter because the shared store failed.
     pub(crate) degraded: bool,
+    /// The local monotonic time of the decision.
+    pub(crate) at: u64,
 }
 
 impl Report {

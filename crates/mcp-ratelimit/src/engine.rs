@@ -299,7 +299,7 @@ impl Engine {
             remaining: report.remaining,
             t: retry_after.unwrap_or(reset_secs),
             reset_at: if self.legacy_headers {
-                self.wall.epoch_secs().saturating_add(reset_secs)
+                self.wall.epoch_secs(report.at).saturating_add(reset_secs)
             } else {
                 0
             },

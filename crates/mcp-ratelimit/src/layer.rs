@@ -85,7 +85,7 @@ use crate::backend::sealed::{LimitSpec, Spec};
 use crate::class::{Classifier, RouteClass, check_name};
 use crate::decision::Decision;
 use crate::engine::{Admitted, Concluded, Engine, LimitRt, Prepared, ScopeRt};
-use crate::headers::{WallSecs, fixed_value, number_value};
+use crate::headers::{WallSecs, fixed_value, intern, number_value};
 use crate::key::{KeyHasher, KeySelector};
 use crate::quota::Quota;
 
@@ -407,6 +407,8 @@ pub struct RateLimitLayerBuilder<B = Memory> {
     mcp_path: String,
     clock: Arc<dyn MonotonicClock>,
     wall: Arc<dyn Clock>,
+    /// Neither clock injected: the wall time can be derived from the monotonic one.
+    system_clocks: bool,
     legacy_headers: bool,
     ietf_headers: bool,
     enabled: bool,
@@ -427,6 +429,7 @@ impl Default for RateLimitLayerBuilder {
             mcp_path: DEFAULT_MCP_PATH.to_owned(),
             clock: Arc::new(SystemMonotonicClock::new()),
             wall: Arc::new(SystemClock),
+            system_clocks: true,
             legacy_headers: true,
             ietf_headers: true,
             enabled: true,
@@ -464,6 +467,7 @@ impl<B> RateLimitLayerBuilder<B> {
             mcp_path: self.mcp_path,
             clock: self.clock,
             wall: self.wall,
+            system_clocks: self.system_clocks,
             legacy_headers: self.legacy_headers,
             ietf_headers: self.ietf_headers,
             enabled: self.enabled,
@@ -528,12 +532,14 @@ impl<B> RateLimitLayerBuilder<B> {
     /// one.
     pub fn clock(mut self, clock: Arc<dyn MonotonicClock>) -> Self {
         self.clock = clock;
+        self.system_clocks = false;
         self
     }
 
     /// The wall clock for `X-RateLimit-Reset` and the ban list (default: the system's).
     pub fn wall_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.wall = clock;
+        self.system_clocks = false;
         self
     }
 
@@ -653,7 +659,8 @@ impl<B> RateLimitLayerBuilder<B> {
                 policy_header,
                 burst_header: burst_header(gcra.burst()),
                 overflow_burst_header: burst_header(overflow_gcra.burst()),
-                name: limit.name,
+                // Interned: the name goes into every response's outcome, as a borrowed `Cow`.
+                name: Cow::Borrowed(intern(&limit.name)),
                 quota: limit.quota,
                 overflow_quota,
                 key: limit.key,
@@ -683,6 +690,11 @@ impl<B> RateLimitLayerBuilder<B> {
         })?;
         drop(specs);
         let stable_keys = backend.stable_keys();
+        let wall = if self.system_clocks {
+            WallSecs::derived_from(&*self.clock)
+        } else {
+            WallSecs::new(self.wall)
+        };
         Ok(RateLimitLayer {
             shared: Arc::new(Shared {
                 engine: Engine {
@@ -694,7 +706,7 @@ impl<B> RateLimitLayerBuilder<B> {
                     resolver: self.resolver.unwrap_or_default(),
                     mcp_path: self.mcp_path.into(),
                     clock: self.clock,
-                    wall: WallSecs::new(self.wall),
+                    wall,
                     legacy_headers: self.legacy_headers,
                     ietf_headers: self.ietf_headers,
                     needs_client,
@@ -936,7 +948,8 @@ pin_project! {
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     enum Kind<F, B> {
         Inner { #[pin] future: F },
-        Ready { response: Option<Response<GuardBody<B>>> },
+        // Boxed: refusals are rare, and the admitted path moves this future around.
+        Ready { response: Option<Box<Response<GuardBody<B>>>> },
         Remote { future: Pin<Box<dyn Future<Output = Step<F, B>> + Send>> },
     }
 }
@@ -952,7 +965,7 @@ impl<F, B> ResponseFuture<F, B> {
     fn ready(response: Response<GuardBody<B>>) -> Self {
         ResponseFuture {
             kind: Kind::Ready {
-                response: Some(response),
+                response: Some(Box::new(response)),
             },
             admitted: None,
         }
@@ -995,7 +1008,7 @@ where
                     return Poll::Ready(Ok(response.map(GuardBody::inner)));
                 }
                 KindProj::Ready { response } => {
-                    return Poll::Ready(Ok(response
+                    return Poll::Ready(Ok(*response
                         .take()
                         .expect("ResponseFuture polled after completion")));
                 }

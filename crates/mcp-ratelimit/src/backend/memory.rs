@@ -418,6 +418,7 @@ impl Memory {
                             prefix: counted == Counted::Prefix,
                             burst: bucket.gcra(counted).burst(),
                             degraded,
+                            at: now,
                         },
                     );
                     for rest in charges.iter().skip(n + 1) {
@@ -449,6 +450,7 @@ impl Memory {
                 prefix: a.counted == Counted::Prefix,
                 burst: gcra.burst(),
                 degraded,
+                at: now,
             };
             if report.tighter(tightest.as_ref()) {
                 tightest = Some(report);
@@ -513,6 +515,7 @@ impl Memory {
                 prefix: false,
                 burst: gcra.burst(),
                 degraded,
+                at: now,
             },
         ))
     }

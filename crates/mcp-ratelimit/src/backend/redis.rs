@@ -699,6 +699,7 @@ impl RedisBackend {
                         prefix: false,
                         burst,
                         degraded: false,
+                        at: now,
                     },
                 ));
             }
@@ -785,6 +786,7 @@ impl RedisBackend {
                     prefix: false,
                     burst: g.burst,
                     degraded: false,
+                    at: sent,
                 };
                 if report.tighter(tightest.as_ref()) {
                     tightest = Some(report);
@@ -814,6 +816,7 @@ impl RedisBackend {
                         prefix: false,
                         burst: g.burst,
                         degraded: false,
+                        at: sent,
                     },
                 ));
             }

@@ -1101,7 +1101,7 @@ proptest! {
 fn the_default_layer_asks_nothing_of_the_inner_service() {
     use futures_util::FutureExt;
 
-    struct NotCloneNotSend(std::rc::Rc<()>);
+    struct NotCloneNotSend(std::marker::PhantomData<std::rc::Rc<()>>);
     impl Service<Request<()>> for NotCloneNotSend {
         type Response = Response<()>;
         type Error = Infallible;
@@ -1114,7 +1114,8 @@ fn the_default_layer_asks_nothing_of_the_inner_service() {
         }
     }
     let layer: RateLimitLayer = per_ip(Quota::per_second(1)).build().unwrap();
-    let mut svc: RateLimit<NotCloneNotSend> = layer.layer(NotCloneNotSend(std::rc::Rc::new(())));
+    let mut svc: RateLimit<NotCloneNotSend> =
+        layer.layer(NotCloneNotSend(std::marker::PhantomData));
     let request = || {
         let mut req = Request::new(());
         req.extensions_mut().insert(PeerAddr(sock("192.0.2.3:1")));
