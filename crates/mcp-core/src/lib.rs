@@ -42,11 +42,11 @@ pub mod extract;
 pub mod facts;
 pub mod inspect;
 pub mod jsonrpc;
+pub mod mcp_headers;
 pub mod outcome;
 pub mod percent;
 pub mod principal;
 pub mod refusal;
-pub mod mcp_headers;
 pub mod rejection;
 pub mod response;
 
