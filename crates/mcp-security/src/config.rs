@@ -85,7 +85,7 @@ use mcp_core::BanList;
 use mcp_core::Scopes;
 use mcp_core::config::{ConfigError, Env, Environment, Secret};
 use mcp_core::inspect::DEFAULT_MAX_BODY_BYTES;
-use mcp_headers::{Preset, SecurityHeadersBuilder, SecurityHeadersLayer};
+use mcp_headers::{Preset, SecurityHeadersLayer, SecurityHeadersLayerBuilder};
 use mcp_prodcheck::{CheckInput, Report, RuntimeEnvironment, SecretInput};
 use mcp_ratelimit::resource::{DEFAULT_MAX_CONCURRENCY, DEFAULT_REQUEST_TIMEOUT};
 use mcp_ratelimit::{KeySelector, Limit, Quota, RateLimitLayer, RouteClass};
@@ -244,7 +244,7 @@ pub(crate) struct Settings {
     pub(crate) audit_hmac_key: Option<SecretSetting>,
     pub(crate) audit_fingerprint_key: Option<SecretSetting>,
     pub(crate) data_files: Vec<PathBuf>,
-    pub(crate) headers: SecurityHeadersBuilder,
+    pub(crate) headers: SecurityHeadersLayerBuilder,
     config_file: Option<(String, PathBuf)>,
     config_toml: Option<(String, String)>,
     pub(crate) ban_list: BanList,
@@ -880,7 +880,7 @@ impl SecurityConfigBuilder {
 
     /// The security headers (default [`SecurityHeadersLayer::api`]'s); the TOML `[headers]`
     /// table applies on top.
-    pub fn security_headers(mut self, headers: SecurityHeadersBuilder) -> Self {
+    pub fn security_headers(mut self, headers: SecurityHeadersLayerBuilder) -> Self {
         self.s.headers = headers;
         self
     }
