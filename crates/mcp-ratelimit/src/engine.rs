@@ -19,7 +19,7 @@ use mcp_core::{BanList, GuardBody, McpCall, Principal, RateLimitOutcome, Rejecti
 
 use crate::class::{Classifier, path_has_prefix};
 use crate::decision::{Charge, Charges, Decision, Report, merge};
-use crate::headers::{RATE_LIMITED_MESSAGE, Stamp, WallSecs, number_value};
+use crate::headers::{RATE_LIMITED_MESSAGE, Stamp, WallSecs};
 use crate::key::{KeyHasher, KeyParts, KeySelector, NetPrefix, Selected};
 use crate::quota::{Quota, ceil_secs};
 
@@ -44,10 +44,10 @@ pub(crate) struct LimitRt {
     pub(crate) per_message: bool,
     pub(crate) needs_class: bool,
     /// `RateLimit-Policy` is the same on every response of this limit: built once.
-    pub(crate) policy_header: HeaderValue,
+    pub(crate) policy_header: &'static HeaderValue,
     /// `X-RateLimit-Limit` of the limit's own and shared buckets: built once.
-    pub(crate) burst_header: HeaderValue,
-    pub(crate) overflow_burst_header: HeaderValue,
+    pub(crate) burst_header: &'static HeaderValue,
+    pub(crate) overflow_burst_header: &'static HeaderValue,
 }
 
 impl LimitRt {
@@ -288,14 +288,15 @@ impl Engine {
         let reset_secs = ceil_secs(report.reset);
         Some(Stamp {
             // Prebuilt unless a backend reports another burst (the fail-open fallback's share).
-            burst: if report.burst == limit.quota.burst() {
-                limit.burst_header.clone()
+            burst: report.burst,
+            burst_value: if report.burst == limit.quota.burst() {
+                Some(limit.burst_header)
             } else if report.burst == limit.overflow_quota.burst() {
-                limit.overflow_burst_header.clone()
+                Some(limit.overflow_burst_header)
             } else {
-                number_value(report.burst)
+                None
             },
-            policy: limit.policy_header.clone(),
+            policy: limit.policy_header,
             remaining: report.remaining,
             t: retry_after.unwrap_or(reset_secs),
             reset_at: if self.legacy_headers {

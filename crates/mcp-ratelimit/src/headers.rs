@@ -12,7 +12,7 @@
 //!   once.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -54,11 +54,28 @@ pub(crate) fn intern(s: &str) -> &'static str {
     leaked
 }
 
-/// A header value that is the same on many responses, built once: cloning it copies two
-/// pointers. `None` if `value` is not a valid header value.
-pub(crate) fn fixed_value(value: &str) -> Option<HeaderValue> {
+/// A header value that is the same on many responses, built once and interned: a reference
+/// is one pointer to carry, and cloning the value copies two. `None` if `value` is not a valid
+/// header value.
+pub(crate) fn fixed_value(value: &str) -> Option<&'static HeaderValue> {
     HeaderValue::from_str(value).ok()?;
-    Some(HeaderValue::from_static(intern(value)))
+    Some(interned_value(intern(value)))
+}
+
+/// `n` as an interned header value (digits are always valid).
+pub(crate) fn fixed_number(n: u64) -> &'static HeaderValue {
+    interned_value(intern(&n.to_string()))
+}
+
+/// The one `HeaderValue` of a valid interned string.
+fn interned_value(text: &'static str) -> &'static HeaderValue {
+    static POOL: OnceLock<Mutex<HashMap<&'static str, &'static HeaderValue>>> = OnceLock::new();
+    let mut pool = POOL
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    pool.entry(text)
+        .or_insert_with(|| Box::leak(Box::new(HeaderValue::from_static(text))))
 }
 
 /// The decimal digits of `n`, for `n` below [`SMALL`], as a `'static` string.
@@ -278,10 +295,12 @@ fn template(legacy: bool, ietf: bool) -> &'static HeaderMap {
 /// The numbers behind one response's rate-limit headers, formatted when applied.
 #[derive(Debug, Clone)]
 pub(crate) struct Stamp {
-    /// `X-RateLimit-Limit`: the bucket's burst (prebuilt for the limit's own quotas).
-    pub(crate) burst: HeaderValue,
+    /// `X-RateLimit-Limit`: the bucket's burst.
+    pub(crate) burst: u64,
+    /// `burst` prebuilt (the limit's own quotas), or `None` (the fail-open fallback's share).
+    pub(crate) burst_value: Option<&'static HeaderValue>,
     /// The limit's prebuilt `RateLimit-Policy` value.
-    pub(crate) policy: HeaderValue,
+    pub(crate) policy: &'static HeaderValue,
     pub(crate) remaining: u64,
     /// `t` of `RateLimit`: seconds until full, or the `Retry-After` of a refusal.
     pub(crate) t: u64,
@@ -316,13 +335,16 @@ impl Stamp {
             let filled = RECENT.try_with(|recent| {
                 let recent = &mut *recent.borrow_mut();
                 if self.legacy {
-                    set(self.burst.clone());
+                    set(match self.burst_value {
+                        Some(value) => value.clone(),
+                        None => number_value(self.burst),
+                    });
                     set(recent_number(&mut recent.remaining, self.remaining));
                     set(recent_number(&mut recent.reset, self.reset_at));
                 }
                 if self.ietf {
                     // Keyed by the limit's interned policy string (a name is in one policy).
-                    let limit = self.policy.as_bytes().as_ptr() as usize;
+                    let limit = std::ptr::from_ref(self.policy) as usize;
                     let value = match &recent.ratelimit {
                         Some((l, r, t, value))
                             if (*l, *r, *t) == (limit, self.remaining, self.t) =>
@@ -346,7 +368,10 @@ impl Stamp {
             if filled.is_err() {
                 // The thread is being torn down: format everything afresh.
                 if self.legacy {
-                    set(self.burst.clone());
+                    set(match self.burst_value {
+                        Some(value) => value.clone(),
+                        None => number_value(self.burst),
+                    });
                     set(number_value(self.remaining));
                     set(number_value(self.reset_at));
                 }
@@ -424,8 +449,9 @@ mod tests {
         headers.append(X_RATELIMIT_REMAINING, v("older"));
         headers.insert(RATELIMIT, v("inner"));
         let stamp = |legacy: bool, ietf: bool| Stamp {
-            burst: v("10"),
-            policy: v("\"ip\";q=10;w=60"),
+            burst: 10,
+            burst_value: fixed_value("10"),
+            policy: fixed_value("\"ip\";q=10;w=60").unwrap(),
             remaining: 9,
             t: 1,
             reset_at: 1_700_000_001,
@@ -490,7 +516,7 @@ mod tests {
         let a = fixed_value("\"ip\";q=10;w=60").unwrap();
         let b = fixed_value("\"ip\";q=10;w=60").unwrap();
         assert_eq!(a, b);
-        assert_eq!(a.as_bytes().as_ptr(), b.as_bytes().as_ptr());
+        assert!(std::ptr::eq(a, b));
         assert!(fixed_value("bad\nvalue").is_none());
     }
 }

@@ -85,7 +85,7 @@ use crate::backend::sealed::{LimitSpec, Spec};
 use crate::class::{Classifier, RouteClass, check_name};
 use crate::decision::Decision;
 use crate::engine::{Admitted, Concluded, Engine, LimitRt, Prepared, ScopeRt};
-use crate::headers::{WallSecs, fixed_value, intern, number_value};
+use crate::headers::{WallSecs, fixed_number, fixed_value, intern};
 use crate::key::{KeyHasher, KeySelector};
 use crate::quota::Quota;
 
@@ -652,8 +652,7 @@ impl<B> RateLimitLayerBuilder<B> {
                     .with_value(limit.name.to_string())
             })?;
             let overflow_quota = limit.overflow_quota.unwrap_or(limit.quota);
-            let burst_header =
-                |burst: u64| fixed_value(&burst.to_string()).unwrap_or_else(|| number_value(burst));
+            let burst_header = fixed_number;
             specs.push((gcra, overflow_gcra));
             limits.push(LimitRt {
                 policy_header,
