@@ -7,7 +7,9 @@
 //!   service that reads the whole body and answers 200, bare and behind the whole stack: API key,
 //!   audit on with the chained file sink + HMAC key, rate limits on (per client and per caller)
 //!   with a quota far above the load, CORS/Origin guard, security headers, resource limits,
-//!   session binding. Once with the API key, once with an HS256 JWT.
+//!   session binding. Once with the API key, once with an HS256 JWT, and once with the API key
+//!   and the audit records going to `tracing` only (no file sink), which prices the sink's
+//!   hand-off to its writer thread.
 //! - `auth_hs256_first_sight`: `AuthLayer` with an HS256 verifier around a trivial inner service
 //!   (there is no verified-token cache, so every call verifies the signature and the claims), the
 //!   bare service, and `jsonwebtoken::decode` of the same token with the `rust_crypto` backend
@@ -170,20 +172,27 @@ fn bench(c: &mut Criterion) {
     let audit_key = generate_key(DEFAULT_KEY_PREFIX).expect("audit key");
     // A random HS256 secret, likewise.
     let secret = generate_key("hs256_").expect("jwt secret");
-    let config = SecurityConfig::builder()
-        .environment(Environment::Production)
-        .bind_addr(BIND.parse().expect("bind"))
-        .mcp_path("/mcp")
-        .resource_url(RESOURCE)
-        .api_key(Secret::new(&key))
-        .jwt_secret(Secret::new(&secret))
-        .jwt_audience(RESOURCE)
-        .cors_origins(["https://app.example.com"])
-        .rate_limit_quota(1_000_000_000, Duration::from_secs(60), None)
+    let config = || {
+        SecurityConfig::builder()
+            .environment(Environment::Production)
+            .bind_addr(BIND.parse().expect("bind"))
+            .mcp_path("/mcp")
+            .resource_url(RESOURCE)
+            .api_key(Secret::new(&key))
+            .jwt_secret(Secret::new(&secret))
+            .jwt_audience(RESOURCE)
+            .cors_origins(["https://app.example.com"])
+            .rate_limit_quota(1_000_000_000, Duration::from_secs(60), None)
+    };
+    let security = config()
         .audit_log_file(dir.join("audit.jsonl"), Secret::new(&audit_key))
         .build()
-        .expect("config");
-    let security = config.layer().expect("stack");
+        .expect("config")
+        .layer()
+        .expect("stack");
+    // The same stack with the audit records going to `tracing` only (no subscriber here): what
+    // the file sink's hand-off to its writer thread costs the request.
+    let security_no_file = config().build().expect("config").layer().expect("stack");
     let verifier = JwtVerifier::builder()
         .secret(Secret::new(&secret))
         .audience(RESOURCE)
@@ -195,10 +204,15 @@ fn bench(c: &mut Criterion) {
 
     let bare = ReadBody;
     let stacked = security.layer(ReadBody);
+    let stacked_no_file = security_no_file.layer(ReadBody);
     for authorization in [&api_key, &bearer_jwt] {
         let res = call(&rt, &stacked, tools_call(authorization));
         assert_eq!(res.status(), StatusCode::OK, "{:?}", res.headers());
     }
+    assert_eq!(
+        call(&rt, &stacked_no_file, tools_call(&api_key)).status(),
+        StatusCode::OK
+    );
     assert_eq!(
         call(&rt, &bare, tools_call(&api_key)).status(),
         StatusCode::OK
@@ -219,6 +233,16 @@ fn bench(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    group.bench_function(
+        "SecurityLayer + API key, audit without the file sink",
+        |b| {
+            b.iter_batched(
+                || tools_call(&api_key),
+                |req| call(&rt, &stacked_no_file, req),
+                BatchSize::SmallInput,
+            )
+        },
+    );
     group.bench_function("SecurityLayer + HS256 JWT", |b| {
         b.iter_batched(
             || tools_call(&bearer_jwt),

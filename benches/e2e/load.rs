@@ -383,12 +383,20 @@ fn main() {
     println!("  load average after: {load_after}");
 
     rt.block_on(security.audit().close()).expect("audit close");
-    let audited = std::fs::read_to_string(dir.join("audit.jsonl"))
-        .map(|s| s.lines().count())
+    // The live file and the rotated ones.
+    let audited: usize = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("audit"))
+                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                .map(|s| s.lines().count())
+                .sum()
+        })
         .unwrap_or(0);
     let full_requests: u64 = runs.iter().filter_map(|r| r[1].map(|r| r.requests)).sum();
     println!(
-        "  audit trail: {audited} records written by the full stack ({full_requests} requests in the timed runs)"
+        "  audit trail: {audited} lines written by the full stack ({full_requests} requests in its timed runs, plus warm-up and checks)"
     );
     let _ = std::fs::remove_dir_all(&dir);
 
