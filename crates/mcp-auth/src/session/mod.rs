@@ -9,13 +9,15 @@
 //! | request | answer |
 //! |---|---|
 //! | no [`Principal`] (auth off, an exempt path) | passed through unchanged |
-//! | an `initialize` (no `Mcp-Session-Id`) from a principal holding [`max_sessions_per_principal`](SessionBindingLayerBuilder::max_sessions_per_principal) live sessions | 503 `too_many_sessions`, before the server sees it |
+//! | an `initialize` (no `Mcp-Session-Id`) from a principal holding [`max_sessions_per_principal`](SessionBindingLayerBuilder::max_sessions_per_principal) live sessions | its least-recently-used session's binding is evicted if idle longer than the [`eviction_grace`](SessionBindingLayerBuilder::eviction_grace), and the request passes; otherwise 503 `too_many_sessions`, before the server sees it |
 //! | no `Mcp-Session-Id`; the response issues one | passed through; the session is bound to the caller (kind + id) |
-//! | a session id bound to the caller | passed through; the binding's idle timer restarts |
+//! | more than one `Mcp-Session-Id` value | the unknown-session 404 below, before the server (it would read one value, this layer another) |
+//! | a session id bound to the caller | passed through; the binding's idle timer restarts when the answer is not a 404, and again (at most every eighth of the idle timeout) while the answer's body streams data |
 //! | a session id bound to another principal | 404, byte for byte the server's own unknown-session answer ([`UnknownSessionResponse`]) |
 //! | a session id this layer does not know (never bound, expired, deleted) | the same 404: never passed through |
 //! | `DELETE` by the owner, answered 2xx | the binding is forgotten |
-//! | the owner's request answered 404 | the binding is kept (it expires when idle): a 404 from some other route must not unbind a live session |
+//! | the owner's request answered with the [`UnknownSessionResponse`] (status and body) | the server dropped the session: the binding is forgotten |
+//! | the owner's request answered any other 404 | the binding is kept but its idle timer not restarted (it expires when idle): a 404 from some other route must not unbind a live session, nor retries keep a dead one |
 //!
 //! Refusing unknown ids is what lets a binding expire before the server's session does: a session
 //! whose binding is gone is unusable for everyone, its owner included (who, as the MCP transport
@@ -31,10 +33,25 @@
 //!
 //! # Limits
 //!
-//! - **Idle expiry**: a binding without a request naming its session for
+//! - **Idle expiry**: a binding without traffic on its session for
 //!   [`idle_timeout`](SessionBindingLayerBuilder::idle_timeout) expires (default
-//!   [`DEFAULT_IDLE_TIMEOUT`], rmcp's session keep-alive: five minutes).
-//! - **Per principal**: at most [`DEFAULT_MAX_SESSIONS_PER_PRINCIPAL`] live sessions each. With
+//!   [`DEFAULT_IDLE_TIMEOUT`], rmcp's session keep-alive: five minutes). Traffic is what the
+//!   server's keep-alive counts: the owner's requests the server answers (other than with a
+//!   404), and data the server streams on them (a tool's progress notifications, a GET stream's
+//!   messages). The streamed data restarts the timer at most every eighth of the idle timeout;
+//!   it is counted per data frame rather than by holding the binding while a stream is open, so
+//!   an open stream that stays silent (the server's session expires under it too) does not pin
+//!   a binding, and a stream whose client vanished without the body being dropped cannot keep
+//!   one forever.
+//! - **Per principal**: at most [`DEFAULT_MAX_SESSIONS_PER_PRINCIPAL`] live sessions each. One
+//!   credential shared by many clients (a single API key, the development bypass) shares that
+//!   cap, and clients that never end their sessions (some SDKs send no `DELETE` on close) leave
+//!   them open until they expire; so at the cap a new session evicts the principal's
+//!   least-recently-used binding when it has been idle for longer than
+//!   [`eviction_grace`](SessionBindingLayerBuilder::eviction_grace) (default
+//!   [`DEFAULT_EVICTION_GRACE`], one minute). The evicted id gets the unknown-session 404 from
+//!   then on (still failing closed: its holder starts a new session). Only when none of the
+//!   principal's sessions has been idle that long is the new one refused with the 503. With
 //!   [`McpInspectLayer`](mcp_core::inspect::McpInspectLayer) outside (as in the `mcp-security`
 //!   stack) an `initialize` over the cap is refused before it reaches the server, so no orphan
 //!   session is created; without it, the cap is applied when the server's answer issues the id,
@@ -68,8 +85,11 @@ use mcp_core::config::ConfigError;
 use mcp_core::rejection::ResponseFormat;
 use mcp_core::{GuardBody, McpCall, Principal, Rejection};
 
+mod body;
 mod table;
 
+pub use body::SessionBody;
+use body::Watch;
 use table::{Lookup, Owner, Reservation, SessionHash, Shared, Table};
 
 /// The header carrying a legacy MCP session id (`Mcp-Session-Id`).
@@ -80,6 +100,10 @@ pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
 
 /// The default bound on one principal's live sessions.
 pub const DEFAULT_MAX_SESSIONS_PER_PRINCIPAL: usize = 64;
+
+/// The default eviction grace: at the per-principal cap, a new session evicts the principal's
+/// least-recently-used one when that has been idle for longer than a minute.
+pub const DEFAULT_EVICTION_GRACE: Duration = Duration::from_secs(60);
 
 /// The default idle timeout of a binding: five minutes, rmcp 3.9's session keep-alive
 /// (`SessionConfig::DEFAULT_KEEP_ALIVE` of its `LocalSessionManager`: a session without any
@@ -256,6 +280,7 @@ impl SessionBindingLayer {
                 max_sessions: 0,
                 max_per_principal: 0,
                 idle_nanos: 0,
+                grace_nanos: 0,
                 unknown: UnknownSessionResponse::rmcp(),
                 clock: Arc::new(SystemMonotonicClock::new()),
                 table: Mutex::new(Table::default()),
@@ -281,6 +306,12 @@ impl SessionBindingLayer {
     /// How long a binding lives without a request naming its session.
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_nanos(self.shared.idle_nanos)
+    }
+
+    /// How long a principal's least-recently-used session must have been idle to be evicted
+    /// for a new one over the per-principal cap.
+    pub fn eviction_grace(&self) -> Duration {
+        Duration::from_nanos(self.shared.grace_nanos)
     }
 
     /// The most live sessions one principal may hold.
@@ -325,6 +356,7 @@ pub struct SessionBindingLayerBuilder {
     max_sessions: usize,
     max_per_principal: usize,
     idle_timeout: Duration,
+    eviction_grace: Duration,
     unknown: UnknownSessionResponse,
     clock: Arc<dyn MonotonicClock>,
     key: Option<Vec<u8>>,
@@ -336,6 +368,7 @@ impl Default for SessionBindingLayerBuilder {
             max_sessions: DEFAULT_MAX_SESSIONS,
             max_per_principal: DEFAULT_MAX_SESSIONS_PER_PRINCIPAL,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            eviction_grace: DEFAULT_EVICTION_GRACE,
             unknown: UnknownSessionResponse::rmcp(),
             clock: Arc::new(SystemMonotonicClock::new()),
             key: None,
@@ -349,6 +382,7 @@ impl fmt::Debug for SessionBindingLayerBuilder {
             .field("max_sessions", &self.max_sessions)
             .field("max_per_principal", &self.max_per_principal)
             .field("idle_timeout", &self.idle_timeout)
+            .field("eviction_grace", &self.eviction_grace)
             .field("unknown", &self.unknown)
             .finish_non_exhaustive()
     }
@@ -363,8 +397,10 @@ impl SessionBindingLayerBuilder {
     }
 
     /// The most live sessions one principal may hold (default
-    /// [`DEFAULT_MAX_SESSIONS_PER_PRINCIPAL`]); its next `initialize` is refused with a 503
-    /// until one ends or expires. Other principals are unaffected.
+    /// [`DEFAULT_MAX_SESSIONS_PER_PRINCIPAL`]). At the cap, its next `initialize` evicts its
+    /// least-recently-used session if that has been idle for longer than the
+    /// [`eviction_grace`](Self::eviction_grace), and is refused with a 503 otherwise (until one
+    /// ends, expires or idles past the grace). Other principals are unaffected.
     pub fn max_sessions_per_principal(mut self, max: usize) -> Self {
         self.max_per_principal = max;
         self
@@ -376,6 +412,17 @@ impl SessionBindingLayerBuilder {
     /// server's only ends sessions early; it never leaves one usable by others.
     pub fn idle_timeout(mut self, idle: Duration) -> Self {
         self.idle_timeout = idle;
+        self
+    }
+
+    /// How long a principal's least-recently-used session must have been idle before a new
+    /// `initialize` over [`max_sessions_per_principal`](Self::max_sessions_per_principal)
+    /// evicts its binding (default [`DEFAULT_EVICTION_GRACE`]); when none of its sessions is
+    /// that idle, the `initialize` gets the 503. The evicted id then gets the unknown-session
+    /// 404, like an expired one. A grace at least as long as
+    /// [`idle_timeout`](Self::idle_timeout) turns eviction off.
+    pub fn eviction_grace(mut self, grace: Duration) -> Self {
+        self.eviction_grace = grace;
         self
     }
 
@@ -436,6 +483,7 @@ impl SessionBindingLayerBuilder {
                 max_sessions: self.max_sessions,
                 max_per_principal: self.max_per_principal,
                 idle_nanos: u64::try_from(self.idle_timeout.as_nanos()).unwrap_or(u64::MAX),
+                grace_nanos: u64::try_from(self.eviction_grace.as_nanos()).unwrap_or(u64::MAX),
                 unknown: self.unknown,
                 clock: self.clock,
                 table: Mutex::new(Table::default()),
@@ -472,8 +520,10 @@ enum After {
     /// Bind a session id the response to an `initialize` issues, in the slot held for it.
     BindReserved(Reservation),
     /// The owner's request on a bound session: forget the binding when the owner's DELETE
-    /// succeeded. A 404 does not unbind: it may come from another route (the layer sees every
-    /// path), and an unbound live session could be used by anyone holding its id.
+    /// succeeded, or when the answer is the server's unknown-session response (status and
+    /// body: the server dropped the session); otherwise, unless the answer is a 404, restart
+    /// the idle timer, and again while the answer streams data. Any other 404 neither unbinds
+    /// (it may come from another route: the layer sees every path) nor keeps the binding alive.
     Owned { hash: SessionHash, delete: bool },
 }
 
@@ -490,7 +540,7 @@ impl<S, B, ResBody> Service<Request<B>> for SessionBinding<S>
 where
     S: Service<Request<B>, Response = Response<ResBody>>,
 {
-    type Response = Response<GuardBody<ResBody>>;
+    type Response = Response<GuardBody<SessionBody<ResBody>>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future, ResBody>;
 
@@ -504,8 +554,8 @@ where
             Some(p) if shared.enabled => p,
             _ => return ResponseFuture::inner(self.inner.call(req), After::Nothing, None),
         };
-        let mut values = req.headers().get_all(&SESSION_ID_HEADER).iter().peekable();
-        if values.peek().is_none() {
+        let mut values = req.headers().get_all(&SESSION_ID_HEADER).iter();
+        let Some(value) = values.next() else {
             let owner = Owner::of(principal);
             let initialize = req.method() == Method::POST
                 && req.extensions().get::<McpCall>().is_some_and(is_initialize);
@@ -528,31 +578,33 @@ where
                 after,
                 Some(Arc::clone(&self.shared)),
             );
-        }
-        let mut owned = None;
-        for value in values {
+        };
+        // The server reads one of several values (rmcp the first) and this layer could act on
+        // another (a DELETE forgetting the wrong binding): refuse them all, like an unknown id.
+        let detail = if values.next().is_some() {
+            "more than one Mcp-Session-Id value"
+        } else {
             let hash = shared.hash(value.as_bytes());
-            let detail = match shared.lookup(&hash, principal) {
+            match shared.lookup(&hash, principal) {
                 Lookup::Owner => {
-                    owned = Some(hash);
-                    continue;
+                    let after = After::Owned {
+                        hash,
+                        delete: req.method() == Method::DELETE,
+                    };
+                    return ResponseFuture::inner(
+                        self.inner.call(req),
+                        after,
+                        Some(Arc::clone(&self.shared)),
+                    );
                 }
                 Lookup::Foreign => "the session id is bound to another principal",
                 Lookup::Unknown => "the session id is not bound (never issued, expired or ended)",
-            };
-            let rejection = Rejection::new(shared.unknown.status, "session_not_found")
-                .message("Session not found")
-                .detail(detail);
-            return ResponseFuture::rejected(shared.unknown.to_response(rejection));
-        }
-        let after = match owned {
-            Some(hash) => After::Owned {
-                hash,
-                delete: req.method() == Method::DELETE,
-            },
-            None => After::Nothing,
+            }
         };
-        ResponseFuture::inner(self.inner.call(req), after, Some(Arc::clone(&self.shared)))
+        let rejection = Rejection::new(shared.unknown.status, "session_not_found")
+            .message("Session not found")
+            .detail(detail);
+        ResponseFuture::rejected(shared.unknown.to_response(rejection))
     }
 }
 
@@ -573,7 +625,7 @@ pin_project! {
             after: After,
             shared: Option<Arc<Shared>>,
         },
-        Ready { response: Option<Response<GuardBody<B>>> },
+        Ready { response: Option<Response<GuardBody<SessionBody<B>>>> },
     }
 }
 
@@ -588,7 +640,7 @@ impl<F, B> ResponseFuture<F, B> {
         }
     }
 
-    fn rejected(response: Response<GuardBody<B>>) -> Self {
+    fn rejected(response: Response<GuardBody<SessionBody<B>>>) -> Self {
         ResponseFuture {
             kind: Kind::Ready {
                 response: Some(response),
@@ -601,7 +653,7 @@ impl<F, B, E> Future for ResponseFuture<F, B>
 where
     F: Future<Output = Result<Response<B>, E>>,
 {
-    type Output = Result<Response<GuardBody<B>>, E>;
+    type Output = Result<Response<GuardBody<SessionBody<B>>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
@@ -625,7 +677,7 @@ where
                 };
                 let after = std::mem::replace(after, After::Nothing);
                 let Some(shared) = shared.take() else {
-                    return Poll::Ready(Ok(res.map(GuardBody::inner)));
+                    return Poll::Ready(Ok(res.map(|b| GuardBody::inner(SessionBody::plain(b)))));
                 };
                 Poll::Ready(Ok(settle(&shared, after, res)))
             }
@@ -633,27 +685,47 @@ where
     }
 }
 
-/// Record or forget a binding after the inner service answered.
-fn settle<B>(shared: &Shared, after: After, res: Response<B>) -> Response<GuardBody<B>> {
-    if let After::Owned { hash, delete } = &after {
-        if *delete && res.status().is_success() {
-            shared.forget(hash);
+/// Record, refresh or forget a binding after the inner service answered.
+fn settle<B>(
+    shared: &Arc<Shared>,
+    after: After,
+    res: Response<B>,
+) -> Response<GuardBody<SessionBody<B>>> {
+    if let After::Owned { hash, delete } = after {
+        let status = res.status();
+        if delete && status.is_success() {
+            shared.forget(&hash);
+            return res.map(|b| GuardBody::inner(SessionBody::plain(b)));
         }
-        return res.map(GuardBody::inner);
+        let watch = if status == shared.unknown.status {
+            Watch::unknown_session(Arc::clone(shared), hash)
+        } else if status == StatusCode::NOT_FOUND {
+            return res.map(|b| GuardBody::inner(SessionBody::plain(b)));
+        } else {
+            let now = shared.clock.now_nanos();
+            shared.refresh(&hash, now);
+            Watch::refreshing(Arc::clone(shared), hash, now)
+        };
+        return res.map(|b| GuardBody::inner(SessionBody::watched(b, watch)));
     }
     let issued = match res.headers().get(&SESSION_ID_HEADER) {
         Some(id) if res.status().is_success() => id,
         // Nothing to bind; a reservation is released as `after` drops.
-        _ => return res.map(GuardBody::inner),
+        _ => return res.map(|b| GuardBody::inner(SessionBody::plain(b))),
     };
     let hash = shared.hash(issued.as_bytes());
     let bound = match after {
         After::BindIssued(owner) => shared.bind(hash, owner, false),
         After::BindReserved(reservation) => shared.bind(hash, reservation.take(), true),
-        After::Nothing | After::Owned { .. } => Ok(()),
+        After::Nothing | After::Owned { .. } => {
+            return res.map(|b| GuardBody::inner(SessionBody::plain(b)));
+        }
     };
     match bound {
-        Ok(()) => res.map(GuardBody::inner),
+        Ok(now) => {
+            let watch = Watch::refreshing(Arc::clone(shared), hash, now);
+            res.map(|b| GuardBody::inner(SessionBody::watched(b, watch)))
+        }
         // The client never learns the session id, so the unbound session is useless and the
         // session manager expires it.
         Err(full) => full

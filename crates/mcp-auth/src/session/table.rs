@@ -99,6 +99,26 @@ impl Table {
             .map_or(0, |e| e.sessions.len() + e.pending)
     }
 
+    /// Forget `owner`'s least-recently-used binding if it has been idle longer than `grace`;
+    /// whether one was forgotten.
+    pub(super) fn evict_idlest(&mut self, owner: &Owner, now: u64, grace: u64) -> bool {
+        let Some(entry) = self.owners.get(owner) else {
+            return false;
+        };
+        let idlest = entry
+            .sessions
+            .iter()
+            .filter_map(|h| self.bindings.get(h).map(|b| (*h, b.last_seen)))
+            .min_by_key(|&(_, last_seen)| last_seen);
+        match idlest {
+            Some((hash, last_seen)) if now.saturating_sub(last_seen) > grace => {
+                self.remove(&hash);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Whether one more session fits in the table, sweeping expired bindings when full (at
     /// most every eighth of the idle timeout).
     pub(super) fn has_room(&mut self, max: usize, now: u64, idle: u64) -> bool {
@@ -175,6 +195,7 @@ pub(super) struct Shared {
     pub(super) max_sessions: usize,
     pub(super) max_per_principal: usize,
     pub(super) idle_nanos: u64,
+    pub(super) grace_nanos: u64,
     pub(super) unknown: UnknownSessionResponse,
     pub(super) clock: Arc<dyn MonotonicClock>,
     pub(super) table: Mutex<Table>,
@@ -187,6 +208,7 @@ impl fmt::Debug for Shared {
             .field("max_sessions", &self.max_sessions)
             .field("max_per_principal", &self.max_per_principal)
             .field("idle_nanos", &self.idle_nanos)
+            .field("grace_nanos", &self.grace_nanos)
             .field("unknown", &self.unknown)
             .finish_non_exhaustive()
     }
@@ -203,11 +225,13 @@ impl Shared {
         self.table.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Who owns `hash`, restarting the idle timer when it is the caller.
+    /// Who owns `hash`. The idle timer is not restarted here: that waits for the server's
+    /// answer ([`refresh`](Self::refresh)), so a session the server no longer knows (answered
+    /// 404) is not kept alive by its owner's retries.
     pub(super) fn lookup(&self, hash: &SessionHash, principal: &Principal) -> Lookup {
         let now = self.clock.now_nanos();
         let mut table = self.table();
-        let Some(binding) = table.bindings.get_mut(hash) else {
+        let Some(binding) = table.bindings.get(hash) else {
             return Lookup::Unknown;
         };
         if now.saturating_sub(binding.last_seen) > self.idle_nanos {
@@ -215,16 +239,26 @@ impl Shared {
             return Lookup::Unknown;
         }
         if binding.owner.is(principal) {
-            binding.last_seen = now;
             Lookup::Owner
         } else {
             Lookup::Foreign
         }
     }
 
-    /// Whether `owner` may open one more session now.
+    /// Restart the idle timer of `hash`'s binding, if it is still held (a request of its
+    /// owner's was answered, or the answer's stream yielded data).
+    pub(super) fn refresh(&self, hash: &SessionHash, now: u64) {
+        if let Some(binding) = self.table().bindings.get_mut(hash) {
+            binding.last_seen = binding.last_seen.max(now);
+        }
+    }
+
+    /// Whether `owner` may open one more session now: at the per-principal cap, the owner's
+    /// least-recently-used binding is forgotten when idle longer than the eviction grace.
     pub(super) fn room_for(&self, table: &mut Table, owner: &Owner, now: u64) -> Result<(), Full> {
-        if table.owner_load(owner, now, self.idle_nanos) >= self.max_per_principal {
+        if table.owner_load(owner, now, self.idle_nanos) >= self.max_per_principal
+            && !table.evict_idlest(owner, now, self.grace_nanos)
+        {
             return Err(Full::Principal);
         }
         if !table.has_room(self.max_sessions, now, self.idle_nanos) {
@@ -256,7 +290,13 @@ impl Shared {
 
     /// Bind `hash` to `owner`: with a reservation, always (the slot was held); without, when
     /// the limits allow.
-    pub(super) fn bind(&self, hash: SessionHash, owner: Owner, reserved: bool) -> Result<(), Full> {
+    /// The binding's time (`now`) on success.
+    pub(super) fn bind(
+        &self,
+        hash: SessionHash,
+        owner: Owner,
+        reserved: bool,
+    ) -> Result<u64, Full> {
         let now = self.clock.now_nanos();
         let mut table = self.table();
         if reserved {
@@ -265,7 +305,7 @@ impl Shared {
             self.room_for(&mut table, &owner, now)?;
         }
         table.insert(hash, owner, now);
-        Ok(())
+        Ok(now)
     }
 
     pub(super) fn forget(&self, hash: &SessionHash) {

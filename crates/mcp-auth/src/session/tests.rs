@@ -1,6 +1,7 @@
 use super::*;
 use mcp_core::PrincipalKind;
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
@@ -12,11 +13,12 @@ use mcp_core::jsonrpc::parse_envelope;
 use serde_json::{Value, json};
 use tower::{ServiceBuilder, ServiceExt};
 
-type Res = Response<GuardBody<Full<Bytes>>>;
+type Res = Response<GuardBody<SessionBody<Full<Bytes>>>>;
 
-/// An MCP server stand-in: issues `s-<n>` on a request without a session id (unless the
-/// body is `no-session`), answers 404 for a session id in `gone`, 202 for DELETE, 200
-/// otherwise; echoes the principal it saw. `calls` counts the requests it saw.
+/// An MCP server stand-in: issues `s-<n>` on a request without a session id (unless it has
+/// `x-no-session`), answers rmcp's unknown-session 404 for a session id in `gone`, a 404 of
+/// another route for a request with `x-other-404`, 202 for DELETE, 200 otherwise; echoes the
+/// principal it saw. `calls` counts the requests it saw.
 fn inner_counting<B: Send + 'static>(
     gone: &'static [&'static str],
     calls: Arc<AtomicUsize>,
@@ -31,6 +33,11 @@ fn inner_counting<B: Send + 'static>(
                 .get::<Principal>()
                 .map_or("-".to_owned(), |p| p.id().to_owned());
             let mut res = Response::new(Full::new(Bytes::from(who)));
+            if req.headers().contains_key("x-other-404") {
+                *res.status_mut() = StatusCode::NOT_FOUND;
+                *res.body_mut() = Full::new(Bytes::from_static(b"no such route"));
+                return Ok::<_, Infallible>(res);
+            }
             match req.headers().get("mcp-session-id") {
                 None if req.headers().contains_key("x-no-session") => {}
                 None => {
@@ -42,6 +49,8 @@ fn inner_counting<B: Send + 'static>(
                 }
                 Some(id) if gone.iter().any(|g| id == g) => {
                     *res.status_mut() = StatusCode::NOT_FOUND;
+                    *res.body_mut() =
+                        Full::new(Bytes::from_static(RMCP_UNKNOWN_SESSION_BODY.as_bytes()));
                 }
                 Some(_) if req.method() == Method::DELETE => {
                     *res.status_mut() = StatusCode::ACCEPTED;
@@ -333,21 +342,235 @@ async fn owner_delete_forgets_the_binding() {
 }
 
 #[tokio::test]
-async fn an_inner_404_keeps_the_binding() {
+async fn another_404_keeps_the_binding_without_restarting_its_timer() {
+    let clock = Arc::new(ManualMonotonicClock::new(0));
     let alice = principal("alice", PrincipalKind::Jwt);
     let bob = principal("bob", PrincipalKind::Jwt);
-    let layer = SessionBindingLayer::new();
-    // "s-0" is issued, then the owner gets a 404 (another route, or the session is gone).
-    let mut svc = layer.layer(inner(&["s-0"]));
+    let layer = layer_with_clock(Arc::clone(&clock), 10);
+    let mut svc = layer.layer(inner(&[]));
     call(&mut svc, request(Method::POST, None, Some(&alice))).await;
     assert_eq!(layer.len(), 1);
-    let res = call(&mut svc, request(Method::POST, Some("s-0"), Some(&alice))).await;
+    // The owner's request answered by some other route's 404: not the server's
+    // unknown-session answer, so the binding stays ...
+    clock.advance(Duration::from_secs(50));
+    let mut req = request(Method::POST, Some("s-0"), Some(&alice));
+    req.headers_mut()
+        .insert("x-other-404", HeaderValue::from_static("1"));
+    let res = call(&mut svc, req).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert!(res.extensions().get::<Rejection>().is_none());
+    assert_eq!(body(res).await, "no such route");
     assert_eq!(layer.len(), 1);
-    // The session is still bound: another principal gets our 404, not the inner service.
+    // ... still bound: another principal gets our 404, not the inner service ...
     let res = call(&mut svc, request(Method::POST, Some("s-0"), Some(&bob))).await;
     assert_not_found(res, FOREIGN).await;
+    // ... but the 404 did not restart the idle timer: 61 s after the last answered request
+    // the binding has expired.
+    clock.advance(Duration::from_secs(11));
+    let res = call(&mut svc, request(Method::POST, Some("s-0"), Some(&alice))).await;
+    assert_not_found(res, UNKNOWN).await;
+    assert!(layer.is_empty());
+}
+
+#[tokio::test]
+async fn the_servers_unknown_session_answer_forgets_the_binding() {
+    let clock = Arc::new(ManualMonotonicClock::new(0));
+    let alice = principal("alice", PrincipalKind::Jwt);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = layer_with_clock(Arc::clone(&clock), 10);
+    // The server issues "s-0", then drops it (answers its unknown-session 404).
+    let mut svc = layer.layer(inner_counting(&["s-0"], Arc::clone(&calls)));
+    call(&mut svc, request(Method::POST, None, Some(&alice))).await;
+    call(&mut svc, request(Method::POST, None, Some(&alice))).await;
+    assert_eq!(layer.len(), 2);
+    clock.advance(Duration::from_secs(30));
+    let res = call(&mut svc, request(Method::GET, Some("s-0"), Some(&alice))).await;
+    // The server's own answer reaches the client unchanged ...
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert!(res.extensions().get::<Rejection>().is_none());
+    assert!(res.headers().get("content-type").is_none());
+    assert_eq!(body(res).await, RMCP_UNKNOWN_SESSION_BODY);
+    // ... and the binding is gone: the owner's retries are refused here, the server unasked,
+    // however often they come (the retries never kept the dead binding alive).
+    assert_eq!(layer.len(), 1);
+    assert_eq!(calls.load(Ordering::Relaxed), 3);
+    for _ in 0..3 {
+        clock.advance(Duration::from_secs(30));
+        let res = call(&mut svc, request(Method::POST, Some("s-0"), Some(&alice))).await;
+        assert_not_found(res, UNKNOWN).await;
+    }
+    assert_eq!(calls.load(Ordering::Relaxed), 3);
+    // The other session was not touched (it expired on its own: 120 s idle).
+    let res = call(&mut svc, request(Method::POST, Some("s-1"), Some(&alice))).await;
+    assert_not_found(res, UNKNOWN).await;
+}
+
+/// A response body that streams `frames` data frames, advancing the clock by `step` before
+/// each: a tool's progress notifications, a GET stream's messages.
+struct TickingBody {
+    clock: Arc<ManualMonotonicClock>,
+    step: Duration,
+    frames: usize,
+}
+
+impl http_body::Body for TickingBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        if self.frames == 0 {
+            return Poll::Ready(None);
+        }
+        self.frames -= 1;
+        self.clock.advance(self.step);
+        Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from_static(
+            b"event: message\ndata: {}\n\n",
+        )))))
+    }
+}
+
+/// A streaming MCP server stand-in: issues `s-0` on a request without a session id; every
+/// answer streams `frames` frames, `step` apart.
+fn streaming(
+    clock: Arc<ManualMonotonicClock>,
+    step: Duration,
+    frames: usize,
+) -> impl Service<Request<Full<Bytes>>, Response = Response<TickingBody>, Error = Infallible> + Clone
+{
+    tower::service_fn(move |req: Request<Full<Bytes>>| {
+        let clock = Arc::clone(&clock);
+        async move {
+            let mut res = Response::new(TickingBody {
+                clock,
+                step,
+                frames,
+            });
+            if !req.headers().contains_key("mcp-session-id") {
+                res.headers_mut()
+                    .insert("mcp-session-id", HeaderValue::from_static("s-0"));
+            }
+            Ok::<_, Infallible>(res)
+        }
+    })
+}
+
+#[tokio::test]
+async fn streamed_data_keeps_the_binding_alive() {
+    let clock = Arc::new(ManualMonotonicClock::new(0));
+    let alice = principal("alice", PrincipalKind::Jwt);
+    let bob = principal("bob", PrincipalKind::Jwt);
+    let layer = layer_with_clock(Arc::clone(&clock), 10);
+    // Each answer streams for 400 s, a message every 40 s (the idle timeout is 60 s).
+    let mut svc = layer.layer(streaming(Arc::clone(&clock), Duration::from_secs(40), 10));
+    let mut plain = layer.layer(inner(&[]));
+    // The initialize's own stream ...
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(initialize(&alice))
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["mcp-session-id"], "s-0");
+    res.into_body().collect().await.unwrap();
+    assert_eq!(clock.now_nanos(), 400_000_000_000);
+    // ... kept the binding: still alice's.
+    let res = call(&mut plain, request(Method::POST, Some("s-0"), Some(&bob))).await;
+    assert_not_found(res, FOREIGN).await;
+    // A GET stream on the session (notifications for 400 s) keeps it too.
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(request(Method::GET, Some("s-0"), Some(&alice)))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.into_body().collect().await.unwrap();
+    assert_eq!(clock.now_nanos(), 800_000_000_000);
+    let res = call(&mut plain, request(Method::POST, Some("s-0"), Some(&alice))).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(body(res).await, "alice");
+    // A silent minute after that, it expires as usual.
+    clock.advance(Duration::from_secs(61));
+    let res = call(&mut plain, request(Method::POST, Some("s-0"), Some(&alice))).await;
+    assert_not_found(res, UNKNOWN).await;
+}
+
+#[tokio::test]
+async fn streamed_data_restarts_the_timer_at_most_every_eighth_of_the_idle_timeout() {
+    let clock = Arc::new(ManualMonotonicClock::new(0));
+    let alice = principal("alice", PrincipalKind::Jwt);
+    let layer = layer_with_clock(Arc::clone(&clock), 10);
+    // A message every second for 100 s; the idle timeout is 60 s, an eighth of it 7.5 s.
+    let mut svc = layer.layer(streaming(Arc::clone(&clock), Duration::from_secs(1), 100));
+    let res = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(initialize(&alice))
+        .await
+        .unwrap();
+    res.into_body().collect().await.unwrap();
+    let last_seen = layer.shared.table().bindings[&layer.shared.hash(b"s-0")].last_seen;
+    // Bound at 0 s; refreshed by the messages at 8, 16, ..., 96 s, not by every message.
+    assert_eq!(last_seen, 96_000_000_000);
+}
+
+#[tokio::test]
+async fn at_the_cap_the_idlest_session_past_the_grace_is_evicted() {
+    let clock = Arc::new(ManualMonotonicClock::new(0));
+    let alice = principal("alice", PrincipalKind::ApiKey);
+    let bob = principal("bob", PrincipalKind::ApiKey);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = SessionBindingLayer::builder()
+        .clock(Arc::clone(&clock) as Arc<dyn MonotonicClock>)
+        .max_sessions_per_principal(2)
+        .build()
+        .unwrap();
+    assert_eq!(layer.eviction_grace(), DEFAULT_EVICTION_GRACE);
+    assert_eq!(DEFAULT_EVICTION_GRACE, Duration::from_secs(60));
+    let mut svc = layer.layer(inner_counting(&[], Arc::clone(&calls)));
+    // Two clients of one key open a session each and never end it (no DELETE).
+    for expected in ["s-0", "s-1"] {
+        let res = call(&mut svc, initialize(&alice)).await;
+        assert_eq!(res.headers()["mcp-session-id"], expected);
+    }
+    clock.advance(Duration::from_secs(30));
+    let res = call(&mut svc, request(Method::POST, Some("s-1"), Some(&alice))).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // Nobody idle past the grace yet: the third is refused before the server.
+    clock.advance(Duration::from_secs(20));
+    let res = call(&mut svc, initialize(&alice)).await;
+    assert_too_many(
+            res,
+            json!({"jsonrpc": "2.0", "id": "init-1", "error": {"code": -32000,
+                "message": "Too many open sessions for this credential; end one (DELETE) or let one expire",
+                "data": {"status": 503, "code": "too_many_sessions", "max_sessions": 2}}}),
+        )
+        .await;
+    assert_eq!(calls.load(Ordering::Relaxed), 3);
+    // 61 s: "s-0" (idle since 0 s) is past the grace; the third evicts it, not "s-1".
+    clock.advance(Duration::from_secs(11));
+    let res = call(&mut svc, initialize(&alice)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["mcp-session-id"], "s-2");
+    assert_eq!(layer.len(), 2);
+    // The evicted id gets the unknown-session 404 (fail-closed), the server unasked.
+    let res = call(&mut svc, request(Method::POST, Some("s-0"), Some(&alice))).await;
+    assert_not_found(res, UNKNOWN).await;
+    assert_eq!(calls.load(Ordering::Relaxed), 4);
+    let res = call(&mut svc, request(Method::POST, Some("s-1"), Some(&alice))).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // Both sessions now active within the grace: the next is refused again.
+    let res = call(&mut svc, initialize(&alice)).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    // Another principal is unaffected throughout.
+    let res = call(&mut svc, initialize(&bob)).await;
+    assert_eq!(res.headers()["mcp-session-id"], "s-3");
 }
 
 #[tokio::test]
@@ -521,22 +744,43 @@ async fn per_principal_cap_without_an_envelope_applies_when_the_id_is_issued() {
 }
 
 #[tokio::test]
-async fn any_value_not_the_callers_among_several_session_headers_is_refused() {
+async fn more_than_one_session_id_value_is_refused_before_the_server() {
+    const SEVERAL: &str = "more than one Mcp-Session-Id value";
     let alice = principal("alice", PrincipalKind::Jwt);
     let bob = principal("bob", PrincipalKind::Jwt);
-    let mut svc = SessionBindingLayer::new().layer(inner(&[]));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let layer = SessionBindingLayer::new();
+    let mut svc = layer.layer(inner_counting(&[], Arc::clone(&calls)));
+    call(&mut svc, request(Method::POST, None, Some(&alice))).await;
     call(&mut svc, request(Method::POST, None, Some(&alice))).await;
     call(&mut svc, request(Method::POST, None, Some(&bob))).await;
-    let mut req = request(Method::POST, Some("s-1"), Some(&bob));
-    req.headers_mut()
-        .append("mcp-session-id", HeaderValue::from_static("s-0"));
-    let res = call(&mut svc, req).await;
-    assert_not_found(res, FOREIGN).await;
-    let mut req = request(Method::POST, Some("s-1"), Some(&bob));
-    req.headers_mut()
-        .append("mcp-session-id", HeaderValue::from_static("unknown"));
-    let res = call(&mut svc, req).await;
-    assert_not_found(res, UNKNOWN).await;
+    assert_eq!(calls.load(Ordering::Relaxed), 3);
+    // Both the caller's own: the server would read the first, a DELETE here might forget
+    // the other. Refused, whatever the method, and no binding is forgotten.
+    for method in [Method::DELETE, Method::POST, Method::GET] {
+        let mut req = request(method, Some("s-0"), Some(&alice));
+        req.headers_mut()
+            .append("mcp-session-id", HeaderValue::from_static("s-1"));
+        let res = call(&mut svc, req).await;
+        assert_not_found(res, SEVERAL).await;
+    }
+    assert_eq!(layer.len(), 3);
+    // Another's, or an unknown one, among them: the same.
+    for other in ["s-0", "unknown", "s-2"] {
+        let mut req = request(Method::POST, Some("s-2"), Some(&bob));
+        req.headers_mut()
+            .append("mcp-session-id", HeaderValue::from_static(other));
+        let res = call(&mut svc, req).await;
+        assert_not_found(res, SEVERAL).await;
+    }
+    assert_eq!(
+        calls.load(Ordering::Relaxed),
+        3,
+        "the server saw none of them"
+    );
+    let res = call(&mut svc, request(Method::DELETE, Some("s-1"), Some(&alice))).await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    assert_eq!(layer.len(), 2);
 }
 
 #[test]
