@@ -999,6 +999,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn whitespace_around_header_values_is_accepted() {
+        // ServerAcceptsWhitespaceHeaderValue: an HTTP/2 peer may pass values untrimmed.
+        let body = call_body("tools/call", r#"{"name":"read_note"}"#);
+        let req = post_with(
+            &body,
+            &[
+                ("mcp-protocol-version", b" 2026-07-28\t"),
+                ("mcp-method", b"\ttools/call "),
+                ("mcp-name", b" read_note "),
+            ],
+        );
+        let (status, headers, got) = run(McpInspectLayer::new(), req).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers["x-variant"], "buffered");
+        assert_eq!(&got[..], body.as_bytes());
+        // Trimmed, a value that names another tool is still refused.
+        let req = post_with(
+            &body,
+            &[
+                V_NEW,
+                ("mcp-method", b" tools/call "),
+                ("mcp-name", b" delete_note "),
+            ],
+        );
+        assert_header_rejection(req, "The Mcp-Name header does not match the request body").await;
+    }
+
+    #[tokio::test]
     async fn malformed_base64_mcp_name_is_400() {
         let body = call_body("tools/call", r#"{"name":"echo"}"#);
         for bad in [

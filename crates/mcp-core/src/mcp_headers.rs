@@ -20,6 +20,9 @@
 //! Before 2026-07-28 clients sent none of these headers, so absence is fine there; a header that
 //! is sent must still agree with the body in every era.
 //!
+//! Leading and trailing spaces and tabs of each header value are ignored ([`trim_ows`]):
+//! HTTP/2 and other transports may pass them through untrimmed.
+//!
 //! The era of a request is its `MCP-Protocol-Version` header. A body that names its version in
 //! `params._meta["io.modelcontextprotocol/protocolVersion"]` must carry the same version in the
 //! header.
@@ -306,8 +309,19 @@ fn single<'a>(
     Ok(Some(value))
 }
 
+/// A header value without its leading and trailing spaces and tabs (optional whitespace,
+/// RFC 9110 §5.5). HTTP/1 parsers drop it; HTTP/2 and other transports may pass it through,
+/// and a client must not be refused for it. A value whose own text begins or ends with
+/// whitespace travels in the `=?base64?…?=` form ([`encode_value`]), so trimming loses nothing.
+pub fn trim_ows(value: &str) -> &str {
+    value.trim_matches([' ', '\t'])
+}
+
 fn text<'a>(value: &'a HeaderValue, label: &'static str) -> Result<&'a str, HeaderProblem> {
-    value.to_str().map_err(|_| HeaderProblem::Mismatch(label))
+    value
+        .to_str()
+        .map(trim_ows)
+        .map_err(|_| HeaderProblem::Mismatch(label))
 }
 
 /// The field `Mcp-Name` mirrors in this message, when the method has one and the body holds it
@@ -360,7 +374,7 @@ pub fn check_headers<S: AsRef<str>>(
     let version = match single(headers, &MCP_PROTOCOL_VERSION, VERSION)? {
         None => None,
         Some(value) => {
-            let Ok(v) = value.to_str() else {
+            let Ok(v) = value.to_str().map(trim_ows) else {
                 return Err(HeaderProblem::UnsupportedVersion { requested: None });
             };
             if !supported.iter().any(|s| s.as_ref() == v) {
@@ -436,6 +450,70 @@ pub fn check_headers<S: AsRef<str>>(
 mod tests {
     use super::*;
     use crate::jsonrpc::parse_envelope;
+
+    #[test]
+    fn surrounding_spaces_and_tabs_are_ignored() {
+        // The conformance case ServerAcceptsWhitespaceHeaderValue: values as an HTTP/2 peer
+        // may pass them, untrimmed.
+        let call = parse_envelope(
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo",
+                "_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
+        )
+        .unwrap();
+        let headers = |version: &str, method: &str, name: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                &MCP_PROTOCOL_VERSION,
+                HeaderValue::from_str(version).unwrap(),
+            );
+            h.insert(&MCP_METHOD, HeaderValue::from_str(method).unwrap());
+            h.insert(&MCP_NAME, HeaderValue::from_str(name).unwrap());
+            h
+        };
+        for (version, method, name) in [
+            (" 2026-07-28", "tools/call ", "\techo"),
+            ("2026-07-28\t", " \ttools/call\t ", "echo  "),
+            ("  2026-07-28  ", "\ttools/call", " =?base64?ZWNobw==?=\t"),
+        ] {
+            assert_eq!(
+                check_headers(
+                    &headers(version, method, name),
+                    &call,
+                    DEFAULT_PROTOCOL_VERSIONS
+                ),
+                Ok(()),
+                "{version:?} {method:?} {name:?}"
+            );
+        }
+        // Only the edges: inner whitespace and other values still disagree.
+        let v = "2026-07-28";
+        for (h, problem) in [
+            (
+                headers(v, "tools/call", " ec ho "),
+                HeaderProblem::Mismatch("Mcp-Name"),
+            ),
+            (
+                headers(v, " tools/list ", "echo"),
+                HeaderProblem::Mismatch("Mcp-Method"),
+            ),
+            (
+                headers(" 2025-11-25 ", "tools/call", "echo"),
+                HeaderProblem::Mismatch("MCP-Protocol-Version"),
+            ),
+            (
+                headers(" 2099-01-01 ", "tools/call", "echo"),
+                HeaderProblem::UnsupportedVersion {
+                    requested: Some("2099-01-01".into()),
+                },
+            ),
+        ] {
+            assert_eq!(
+                check_headers(&h, &call, DEFAULT_PROTOCOL_VERSIONS),
+                Err(problem)
+            );
+        }
+        assert_eq!(trim_ows(" \t a b\t "), "a b");
+    }
 
     #[test]
     fn base64_decoding() {
