@@ -49,6 +49,7 @@ pub mod principal;
 pub mod refusal;
 pub mod rejection;
 pub mod response;
+pub mod url;
 
 pub use ban::BanList;
 pub use client_addr::{

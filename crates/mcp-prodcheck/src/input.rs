@@ -437,22 +437,41 @@ impl CheckInput {
     }
 }
 
-/// Whether `s` is an absolute `http://` or `https://` URL with a host.
+/// Whether `s` names a resource: the auth layer's own parser
+/// ([`mcp_core::url::ResourceUrl`]), so the check and the layer agree on which audience does.
 fn is_http_url(s: &str) -> bool {
-    let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
-    let rest = if lower.starts_with("https://") {
-        &s[8..]
-    } else if lower.starts_with("http://") {
-        &s[7..]
-    } else {
-        return false;
-    };
-    !rest.is_empty() && !rest.starts_with('/')
+    mcp_core::url::ResourceUrl::is_valid(s)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_resource_audience_is_what_the_auth_layer_accepts() {
+        let mut i = CheckInput {
+            jwks_url: Some("https://issuer.example.com/jwks.json".into()),
+            ..CheckInput::default()
+        };
+        for (audiences, expected) in [
+            (&["HTTPS://mcp.example.com/mcp"][..], None),
+            (&["https://mcp.example.com/mcp?v=1"], None),
+            (&["https://svc@mcp.example.com/mcp"], None),
+            (&["https://mcp.example.com/mcp#top"], None),
+            (&["https://mcp.example.com:0x1/mcp"], None),
+            (
+                &["api", "HTTPS://a.example", "https://mcp.example.com/mcp"],
+                Some("https://mcp.example.com/mcp"),
+            ),
+            (
+                &["http://127.0.0.1:8080/mcp"],
+                Some("http://127.0.0.1:8080/mcp"),
+            ),
+        ] {
+            i.jwt_audiences = audiences.iter().map(|a| (*a).to_owned()).collect();
+            assert_eq!(i.resource(), expected, "{audiences:?}");
+        }
+    }
 
     #[test]
     fn generated_keys_pass() {

@@ -345,8 +345,8 @@ mod tests {
         i.resource_url = Some("https://mcp.example.com/mcp".into());
         assert!(!run(&i).ids().contains(&"MCP-AUTH-005"));
         i.resource_url = None;
-        i.jwt_audiences = vec!["api".into(), "HTTPS://mcp.example.com".into()];
-        assert_eq!(i.resource(), Some("HTTPS://mcp.example.com"));
+        i.jwt_audiences = vec!["api".into(), "https://mcp.example.com".into()];
+        assert_eq!(i.resource(), Some("https://mcp.example.com"));
         // Without authentication there is no metadata to name it in.
         let mut open = clean();
         open.jwt_audiences.clear();

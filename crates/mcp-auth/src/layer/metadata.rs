@@ -8,6 +8,7 @@ use serde_json::json;
 
 use mcp_core::config::ConfigError;
 use mcp_core::rejection::{BearerChallenge, BearerError, ResponseFormat};
+use mcp_core::url::{is_authority_byte, split_host_port};
 use mcp_core::{AuthOutcome, GuardBody, Rejection};
 
 use super::{METADATA_PATH, Shared};
@@ -21,40 +22,21 @@ pub(super) struct ResourceUrl {
 }
 
 impl ResourceUrl {
+    /// With [`mcp_core::url::ResourceUrl`]'s rules, the one parser `mcp-security check` uses
+    /// too.
     pub(super) fn parse(url: &str) -> Result<Self, ConfigError> {
-        let err = |reason: &str| ConfigError::new("resource", reason.to_owned()).with_value(url);
-        let rest = url
-            .strip_prefix("https://")
-            .or_else(|| url.strip_prefix("http://"))
-            .ok_or_else(|| err("must be an absolute http(s) URL"))?;
-        if url.contains('#') {
-            return Err(err("must not contain a fragment (RFC 9728)"));
-        }
-        if url.contains('?') {
-            return Err(err("must not contain a query"));
-        }
-        let (authority, path) = match rest.find('/') {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
-        if authority.is_empty() || !authority.bytes().all(is_authority_byte) {
-            return Err(err("has no valid host"));
-        }
-        let origin_len = url.len() - rest.len() + authority.len();
+        let parsed = mcp_core::url::ResourceUrl::parse(url)
+            .map_err(|e| ConfigError::new("resource", e.reason()).with_value(url))?;
         Ok(ResourceUrl {
             url: url.to_owned(),
-            origin: url[..origin_len].to_owned(),
-            path: path.trim_end_matches('/').to_owned(),
+            origin: parsed.origin().to_owned(),
+            path: parsed.path().trim_end_matches('/').to_owned(),
         })
     }
 
     pub(super) fn metadata_url(&self) -> String {
         format!("{}{METADATA_PATH}{}", self.origin, self.path)
     }
-}
-
-pub(super) fn is_authority_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_')
 }
 
 /// The `Host` names a loopback-bound server answers to, the default of
@@ -94,29 +76,6 @@ impl HostRule {
     pub(super) fn allows(&self, host: &str, port: Option<u16>) -> bool {
         self.host.eq_ignore_ascii_case(host) && self.port.is_none_or(|p| Some(p) == port)
     }
-}
-
-/// Split `host[:port]` / `[v6][:port]`; `None` when malformed.
-pub(super) fn split_host_port(value: &str) -> Option<(&str, Option<u16>)> {
-    let (host, port) = if value.starts_with('[') {
-        let end = value.find(']')?;
-        let host = value.get(..=end)?;
-        match value.get(end + 1..)? {
-            "" => (host, None),
-            rest => (host, Some(rest.strip_prefix(':')?)),
-        }
-    } else {
-        match value.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (value, None),
-        }
-    };
-    let port = match port {
-        None => None,
-        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => Some(p.parse().ok()?),
-        Some(_) => return None,
-    };
-    Some((host, port))
 }
 
 /// Where a request's resource URL comes from.
@@ -334,5 +293,41 @@ impl Shared {
         cors(&mut res);
         res.extensions_mut().insert(AuthOutcome::Exempt);
         res
+    }
+}
+
+#[cfg(test)]
+mod resource_url_tests {
+    use super::*;
+
+    #[test]
+    fn resource_urls_follow_the_shared_parser() {
+        for (url, reason) in [
+            (
+                "HTTPS://mcp.example.com/mcp",
+                "must be an absolute http(s) URL (scheme in lower case)",
+            ),
+            (
+                "https://mcp.example.com/mcp?v=1",
+                "must not contain a query",
+            ),
+            (
+                "https://svc@mcp.example.com/mcp",
+                "must not contain user information",
+            ),
+            ("https://mcp.example.com:99999/mcp", "has no valid host"),
+        ] {
+            let e = ResourceUrl::parse(url).unwrap_err();
+            assert_eq!(e.setting(), "resource", "{url}");
+            assert!(e.to_string().contains(reason), "{url}: {e}");
+            assert!(!mcp_core::url::ResourceUrl::is_valid(url));
+        }
+        let r = ResourceUrl::parse("https://mcp.example.com:8443/mcp/").unwrap();
+        assert_eq!(r.origin, "https://mcp.example.com:8443");
+        assert_eq!(r.path, "/mcp");
+        assert_eq!(
+            r.metadata_url(),
+            "https://mcp.example.com:8443/.well-known/oauth-protected-resource/mcp"
+        );
     }
 }
