@@ -1,8 +1,9 @@
 //! Fuzz the JSON-RPC envelope parser of `McpInspectLayer`.
 //!
 //! Invariants: it never panics or overflows the stack, on any bytes; and whenever both it and
-//! serde_json's own `Value` parser accept a body, they agree on every message's `method`, tool
-//! name and id (no parser differential between what we police and what the server runs).
+//! serde_json's own `Value` parser accept a body, they agree on every message's `method`, id,
+//! `params.name`, `params.uri`, `params.taskId` and `params._meta` protocol version (no parser
+//! differential between what we police and what the server runs).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -38,10 +39,20 @@ fuzz_target!(|data: &[u8]| {
             _ => JsonRpcId::Null,
         });
         assert_eq!(message.id(), id.as_ref());
-        let name = object
+        let param = |key: &str| {
+            object
+                .get("params")
+                .and_then(|p| p.get(key))
+                .and_then(Value::as_str)
+        };
+        assert_eq!(message.param_name(), param("name"));
+        assert_eq!(message.param_uri(), param("uri"));
+        assert_eq!(message.param_task_id(), param("taskId"));
+        let meta_version = object
             .get("params")
-            .and_then(|p| p.get("name"))
+            .and_then(|p| p.get("_meta"))
+            .and_then(|m| m.get("io.modelcontextprotocol/protocolVersion"))
             .and_then(Value::as_str);
-        assert_eq!(message.param_name(), name);
+        assert_eq!(message.meta_protocol_version(), meta_version);
     }
 });
