@@ -125,6 +125,7 @@ const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 struct Shared {
     policy: AuthPolicy,
     max_list_bytes: usize,
+    enabled: bool,
 }
 
 /// Cuts MCP list results to what the caller may use; see the [module docs](self).
@@ -141,8 +142,27 @@ impl ListFilterLayer {
             shared: Arc::new(Shared {
                 policy,
                 max_list_bytes: DEFAULT_MAX_LIST_BYTES,
+                enabled: true,
             }),
         }
+    }
+
+    /// A layer that passes every response through untouched (lists included): for a stack
+    /// whose list filtering is switched off (`MCP_FILTER_LISTS=false` in the facade) while
+    /// keeping one service type.
+    pub fn disabled() -> Self {
+        ListFilterLayer {
+            shared: Arc::new(Shared {
+                policy: AuthPolicy::default(),
+                max_list_bytes: DEFAULT_MAX_LIST_BYTES,
+                enabled: false,
+            }),
+        }
+    }
+
+    /// Whether lists are filtered (`false` only for [`disabled`](Self::disabled)).
+    pub fn is_enabled(&self) -> bool {
+        self.shared.enabled
     }
 
     /// A builder, to set the cap.
@@ -204,6 +224,7 @@ impl ListFilterLayerBuilder {
             shared: Arc::new(Shared {
                 policy: self.policy,
                 max_list_bytes: self.max_list_bytes,
+                enabled: true,
             }),
         })
     }
@@ -305,7 +326,11 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let plan = plan(&req).map(|p| (p, Arc::clone(&self.shared)));
+        let plan = if self.shared.enabled {
+            plan(&req).map(|p| (p, Arc::clone(&self.shared)))
+        } else {
+            None
+        };
         ResponseFuture {
             inner: self.inner.call(req),
             plan,

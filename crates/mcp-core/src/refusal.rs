@@ -85,15 +85,32 @@ use crate::rejection::{GuardBody, Rejection};
 
 /// Converts `tools/call` scope and rate-limit refusals into tool results with `isError: true`;
 /// see the [module docs](self).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct ToolErrorsAsResultsLayer {
-    _private: (),
+    enabled: bool,
 }
 
 impl ToolErrorsAsResultsLayer {
     /// The layer.
     pub fn new() -> Self {
-        Self::default()
+        Self { enabled: true }
+    }
+
+    /// A layer that converts nothing: every refusal keeps its HTTP status (the default of the
+    /// specification), while the stack keeps one service type.
+    pub fn disabled() -> Self {
+        Self { enabled: false }
+    }
+
+    /// Whether refusals are converted (`false` only for [`disabled`](Self::disabled)).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+}
+
+impl Default for ToolErrorsAsResultsLayer {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -101,7 +118,10 @@ impl<S> Layer<S> for ToolErrorsAsResultsLayer {
     type Service = ToolErrorsAsResults<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        ToolErrorsAsResults { inner }
+        ToolErrorsAsResults {
+            inner,
+            enabled: self.enabled,
+        }
     }
 }
 
@@ -109,6 +129,7 @@ impl<S> Layer<S> for ToolErrorsAsResultsLayer {
 #[derive(Debug, Clone)]
 pub struct ToolErrorsAsResults<S> {
     inner: S,
+    enabled: bool,
 }
 
 crate::impl_inner_service!(ToolErrorsAsResults, inner);
@@ -127,6 +148,12 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
+        if !self.enabled {
+            return ResponseFuture {
+                inner: self.inner.call(req),
+                id: None,
+            };
+        }
         let id = req
             .extensions()
             .get::<McpCall>()

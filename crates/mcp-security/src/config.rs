@@ -34,9 +34,12 @@
 //! | `RATE_LIMIT_REDIS_URL` / `_FILE`, `_REDIS_PREFIX`, `_REDIS_FAILURE`, `_REDIS_TIMEOUT`, `RATE_LIMIT_REPLICAS` | limits shared by every replica through Redis, one connection for both limiters (feature `redis`, on by default; see `mcp_ratelimit::redis`) | — (in memory), `mcp:rl:`, `closed` (503), `20ms`, 1 |
 //! | `TRUSTED_PROXIES` | CIDRs whose forwarding headers are believed | none |
 //! | `MAX_BODY_BYTES`, `MAX_CONCURRENCY`, `REQUEST_TIMEOUT` | resource limits | 1 MiB, 1000, 30 s |
+//! | `FILTER_LISTS` | cut tools/prompts/resources lists to what the caller may use under the MCP scope rules (`ListFilterLayer`) | on when there are MCP rules |
+//! | `MAX_LIST_BYTES` | the largest list response (or SSE event) the list filter reads; larger fails closed | 4 MiB |
+//! | `TOOL_ERRORS_AS_RESULTS` | a `tools/call` refused for a scope or a per-caller limit answers 200 with an `isError` tool result | `false` |
 //! | `PROTOCOL_VERSIONS` | `MCP-Protocol-Version` values accepted, comma-separated; another is refused with 400 `-32022` | the versions the bundled rmcp speaks (2024-11-05 … 2026-07-28) |
 //! | `AUDIT_ENABLED`, `AUDIT_LOG_FILE`, `AUDIT_HMAC_KEY` / `_FILE` | audit trail (the other `AUDIT_*` knobs of `mcp-audit` are read too) | `true`, — (tracing only), — |
-//! | `DATA_FILES` | files holding user data (IQ-MCP's `memory.jsonl`), for the permission check | — |
+//! | `DATA_FILES` | files holding user data (a memory server's `memory.jsonl`, say), for the permission check | — |
 //! | `CONFIG_FILE` | the TOML file below | — |
 //!
 //! # TOML file
@@ -238,6 +241,12 @@ pub(crate) struct Settings {
     /// `PROTOCOL_VERSIONS`; `None` keeps `McpInspectLayer`'s default (the bundled rmcp's).
     pub(crate) protocol_versions: Option<Vec<String>>,
     pub(crate) max_concurrency: usize,
+    /// `FILTER_LISTS`; `None`: on whenever the auth policy has MCP rules.
+    pub(crate) filter_lists: Option<bool>,
+    /// `MAX_LIST_BYTES`.
+    pub(crate) max_list_bytes: usize,
+    /// `TOOL_ERRORS_AS_RESULTS`.
+    pub(crate) tool_errors_as_results: bool,
     pub(crate) request_timeout: Duration,
     pub(crate) audit_enabled: bool,
     pub(crate) audit_log_file: Option<PathBuf>,
@@ -321,6 +330,9 @@ impl Default for SecurityConfigBuilder {
                 caller_classes: Vec::new(),
                 max_body_bytes: DEFAULT_MAX_BODY_BYTES,
                 protocol_versions: None,
+                filter_lists: None,
+                max_list_bytes: mcp_auth::list_filter::DEFAULT_MAX_LIST_BYTES,
+                tool_errors_as_results: false,
                 max_concurrency: DEFAULT_MAX_CONCURRENCY,
                 request_timeout: DEFAULT_REQUEST_TIMEOUT,
                 audit_enabled: true,
@@ -474,6 +486,11 @@ impl SecurityConfigBuilder {
             s.protocol_versions = Some(versions);
         }
         s.max_concurrency = env.usize("MAX_CONCURRENCY", s.max_concurrency)?;
+        if env.string("FILTER_LISTS")?.is_some() {
+            s.filter_lists = Some(env.bool("FILTER_LISTS", true)?);
+        }
+        s.max_list_bytes = env.usize("MAX_LIST_BYTES", s.max_list_bytes)?;
+        s.tool_errors_as_results = env.bool("TOOL_ERRORS_AS_RESULTS", s.tool_errors_as_results)?;
         s.request_timeout = env.duration("REQUEST_TIMEOUT", s.request_timeout)?;
         s.audit_enabled = env.bool("AUDIT_ENABLED", s.audit_enabled)?;
         if let Some(file) = env.string("AUDIT_LOG_FILE")? {
@@ -846,6 +863,31 @@ impl SecurityConfigBuilder {
         self
     }
 
+    /// Cut `tools/list`, `prompts/list`, `resources/list` and `resources/templates/list`
+    /// results to what the caller may use under the MCP rules of the auth policy
+    /// (`FILTER_LISTS`; default: on whenever there are MCP rules, see
+    /// [`ListFilterLayer`](mcp_auth::ListFilterLayer)). `false` shows every caller every entry.
+    pub fn filter_lists(mut self, on: bool) -> Self {
+        self.s.filter_lists = Some(on);
+        self
+    }
+
+    /// The most bytes of a list response (or one SSE event) the list filter reads; a larger one
+    /// fails closed with a JSON-RPC error (`MAX_LIST_BYTES`, default 4 MiB).
+    pub fn max_list_bytes(mut self, bytes: usize) -> Self {
+        self.s.max_list_bytes = bytes;
+        self
+    }
+
+    /// Answer a `tools/call` refused for a missing scope or a per-caller/tool rate limit with
+    /// HTTP 200 and a tool result `isError: true` naming the scope or the wait, so an agent can
+    /// read it (`TOOL_ERRORS_AS_RESULTS`, default `false`: the specification's 403/429).
+    /// Authentication failures stay 401.
+    pub fn tool_errors_as_results(mut self, on: bool) -> Self {
+        self.s.tool_errors_as_results = on;
+        self
+    }
+
     /// Requests served at once (`MAX_CONCURRENCY`, default 1000).
     pub fn max_concurrency(mut self, max: usize) -> Self {
         self.s.max_concurrency = max;
@@ -1038,6 +1080,7 @@ fn validate(s: &Settings) -> Result<(), ConfigError> {
         at_least_one("RATE_LIMIT_MAX_KEYS", max as u64)?;
     }
     at_least_one("MAX_BODY_BYTES", s.max_body_bytes as u64)?;
+    at_least_one("MAX_LIST_BYTES", s.max_list_bytes as u64)?;
     if let Some(versions) = &s.protocol_versions {
         if versions.is_empty() {
             return Err(ConfigError::new(
@@ -1344,12 +1387,13 @@ fn strings(value: &Value, path: &str) -> Result<Vec<String>, ConfigError> {
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-/// // What an IQ-MCP deployment sets (a server reads the process environment with
-/// // `SecurityConfig::from_env_with_prefix("IQ")`).
+/// // What a deployment with the env prefix `IQ_` sets (a server reads the process
+/// // environment with `SecurityConfig::from_env_with_prefix("IQ")`).
 /// let key = "iqmcp-sk-q8Z0v3WmXr1bT5nJ7cK2yH9pL4sD6fG0aE8uR3wQ1tY";
 /// let env = Env::from_pairs("IQ", [
 ///     ("IQ_ENV", "production"),
 ///     ("IQ_API_KEY", key),
+///     ("IQ_RESOURCE_URL", "https://mcp.example.com/mcp"),
 ///     ("IQ_CORS_ORIGINS", "https://app.example.com"),
 /// ]);
 /// let config = SecurityConfig::builder_from_env(&env)?

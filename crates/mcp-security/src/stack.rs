@@ -11,11 +11,14 @@ use http::{Request, Response};
 use mcp_audit::{Audit, AuditLayer};
 use mcp_auth::layer::Auth;
 use mcp_auth::session::SessionBinding;
-use mcp_auth::{ApiKeyStore, AuthLayer, AuthPolicy, SessionBindingLayer};
+use mcp_auth::{
+    ApiKeyStore, AuthLayer, AuthPolicy, ListFilter, ListFilterLayer, SessionBindingLayer,
+};
 use mcp_core::BanList;
 use mcp_core::client_addr::ClientAddrResolver;
 use mcp_core::config::{ConfigError, Env, Environment};
 use mcp_core::inspect::{McpInspect, McpInspectLayer};
+use mcp_core::refusal::{ToolErrorsAsResults, ToolErrorsAsResultsLayer};
 use mcp_core::{GuardBody, Scopes};
 use mcp_headers::origin_guard::OriginGuard;
 use mcp_headers::security_headers::SecurityHeaders;
@@ -80,13 +83,18 @@ impl From<ConfigError> for SecurityError {
 
 /// The service [`SecurityLayer`] wraps around `S`, outermost first: audit, security headers,
 /// Origin guard + CORS, per-client rate limit, resource limits, MCP envelope inspection,
-/// authentication, legacy-session binding, per-caller rate limits.
+/// agent-readable refusals (when on), authentication, legacy-session binding, per-caller rate
+/// limits, list filtering.
 pub type SecurityService<S> = Audit<
     SecurityHeaders<
         OriginGuard<
             RateLimit<
                 ResourceLimit<
-                    McpInspect<MaybeAuth<SessionBinding<RateLimit<S, RateLimitBackend>>>>,
+                    McpInspect<
+                        ToolErrorsAsResults<
+                            MaybeAuth<SessionBinding<RateLimit<ListFilter<S>, RateLimitBackend>>>,
+                        >,
+                    >,
                 >,
                 RateLimitBackend,
             >,
@@ -109,6 +117,8 @@ pub struct SecurityLayer {
     auth: Option<AuthLayer>,
     sessions: SessionBindingLayer,
     per_caller: RateLimitLayer<RateLimitBackend>,
+    lists: ListFilterLayer,
+    tool_errors: ToolErrorsAsResultsLayer,
     bans: BanList,
     report: Report,
     summary: String,
@@ -166,7 +176,8 @@ impl<S> Layer<S> for SecurityLayer {
     type Service = SecurityService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let svc = self.per_caller.layer(inner);
+        let svc = self.lists.layer(inner);
+        let svc = self.per_caller.layer(svc);
         let svc = self.sessions.layer(svc);
         let svc = MaybeAuth {
             inner: match &self.auth {
@@ -174,6 +185,7 @@ impl<S> Layer<S> for SecurityLayer {
                 None => Either::Off(svc),
             },
         };
+        let svc = self.tool_errors.layer(svc);
         let svc = self.inspect.layer(svc);
         let svc = self.resources.layer(svc);
         let svc = self.per_client.layer(svc);
@@ -336,12 +348,29 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
         None => SessionBindingLayer::disabled(),
     };
 
+    // The list filter uses the very policy that guards calls, so lists and calls agree.
+    // Without authentication there is no principal to filter for.
+    let policy = build_policy(s)?;
+    let lists = if auth.is_some() && s.filter_lists.unwrap_or_else(|| policy.has_mcp_rules()) {
+        ListFilterLayer::builder(policy)
+            .max_list_bytes(s.max_list_bytes)
+            .build()
+            .map_err(|e| rename(e, var("MAX_LIST_BYTES")))?
+    } else {
+        ListFilterLayer::disabled()
+    };
+    let tool_errors = if s.tool_errors_as_results {
+        ToolErrorsAsResultsLayer::new()
+    } else {
+        ToolErrorsAsResultsLayer::disabled()
+    };
+
     let per_caller = build_per_caller(config)?;
     let audit = build_audit(s)?;
 
     let summary = format!(
         "{}, security headers, {}, rate limit per client ({}), resources (concurrency {}, \
-         timeout {:?}), mcp-inspect (max body {} bytes), auth ({}), {}, rate limit per caller ({})",
+         timeout {:?}), mcp-inspect (max body {} bytes), auth ({}){}, {}, rate limit per caller ({}), list filter {}",
         audit.summary(),
         guard.summary(),
         per_client.summary(),
@@ -350,8 +379,18 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
         s.max_body_bytes,
         auth.as_ref()
             .map_or_else(|| "off".to_owned(), AuthLayer::summary),
+        if tool_errors.is_enabled() {
+            ", tool refusals as results"
+        } else {
+            ""
+        },
         sessions.summary(),
         per_caller.summary(),
+        if lists.is_enabled() {
+            format!("on (max {} bytes)", lists.max_list_bytes())
+        } else {
+            "off".to_owned()
+        },
     );
     Ok(SecurityLayer {
         audit,
@@ -363,10 +402,31 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
         auth,
         sessions,
         per_caller,
+        lists,
+        tool_errors,
         bans: s.ban_list.clone(),
         report,
         summary,
     })
+}
+
+/// The one authorization policy: the auth layer guards calls with it, the list filter cuts lists
+/// with it.
+fn build_policy(s: &Settings) -> Result<AuthPolicy, ConfigError> {
+    let mut policy = AuthPolicy::builder();
+    if let Some(paths) = &s.exempt_paths {
+        policy = policy.exempt_paths(paths);
+    }
+    for prefix in &s.deny_prefixes {
+        policy = policy.deny_prefix(prefix);
+    }
+    for (key, scopes) in &s.mcp_scopes {
+        policy = policy.require_mcp(key, scopes);
+    }
+    for (prefix, methods, scopes) in &s.path_scopes {
+        policy = policy.require_path(prefix, methods.as_deref(), scopes);
+    }
+    policy.build()
 }
 
 fn build_auth(
@@ -384,25 +444,12 @@ fn build_auth(
     {
         return Ok(None);
     }
-    let mut policy = AuthPolicy::builder();
-    if let Some(paths) = &s.exempt_paths {
-        policy = policy.exempt_paths(paths);
-    }
-    for prefix in &s.deny_prefixes {
-        policy = policy.deny_prefix(prefix);
-    }
-    for (key, scopes) in &s.mcp_scopes {
-        policy = policy.require_mcp(key, scopes);
-    }
-    for (prefix, methods, scopes) in &s.path_scopes {
-        policy = policy.require_path(prefix, methods.as_deref(), scopes);
-    }
     let mut auth = AuthLayer::builder()
         .environment(environment)
         .mcp_path(&s.mcp_path)
         .url_auth(s.url_auth)
         .dev_bypass(s.dev_bypass)
-        .policy(policy.build()?);
+        .policy(build_policy(s)?);
     if let Some(bind) = s.bind {
         auth = auth.bind_addr(bind);
     }
@@ -822,6 +869,108 @@ mod tests {
         configure: impl FnOnce(crate::SecurityConfigBuilder) -> crate::SecurityConfigBuilder,
     ) -> Router {
         app(stack(configure))
+    }
+
+    const READER: &str = "mcp-sk-Rd7Qw2Ez9Xc4Vb1Nm8Lk3Jh6Gf5Ds0Ap2Zo9Iu4Yt1";
+    const TOOLS: &str = r#"{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"read_note","inputSchema":{"type":"object"}},{"name":"delete_note","inputSchema":{"type":"object"}}],"nextCursor":"c2"}}"#;
+    const DELETE_CALL: &str = r#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"delete_note","arguments":{}}}"#;
+
+    /// alice may do anything, the reader only read; `delete_note` needs `notes:delete`.
+    fn with_tool_rules(b: crate::SecurityConfigBuilder) -> crate::SecurityConfigBuilder {
+        with_keys(b)
+            .named_api_key("reader", Secret::new(READER), Scopes::new(["notes:read"]))
+            .require_mcp("tools/call:delete_note", ["notes:delete"])
+    }
+
+    /// An MCP server stand-in answering every POST with the two-tool list.
+    fn list_app(stack: SecurityLayer) -> Router {
+        Router::new()
+            .route(
+                "/mcp",
+                axum::routing::post(|| async { ([("content-type", "application/json")], TOOLS) }),
+            )
+            .layer(stack)
+    }
+
+    fn tool_names(body: &[u8]) -> Vec<String> {
+        let v: Value = serde_json::from_slice(body).unwrap();
+        v["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn lists_are_cut_to_what_the_caller_may_call_with_the_same_policy() {
+        let stack = stack(with_tool_rules);
+        assert!(
+            stack.summary().contains("list filter on"),
+            "{}",
+            stack.summary()
+        );
+        let app = list_app(stack);
+        let (status, _, body) = send_raw(&app, Some(READER), None, TOOLS_LIST).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(tool_names(&body), ["read_note"]);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["result"]["nextCursor"], "c2", "other fields kept");
+        let (_, _, body) = send_raw(&app, Some(ALICE), None, TOOLS_LIST).await;
+        assert_eq!(tool_names(&body), ["read_note", "delete_note"]);
+
+        // The call the list hid is refused by the same rule.
+        let (status, headers, body) = send_raw(&app, Some(READER), None, DELETE_CALL).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(
+            headers["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .contains("insufficient_scope")
+        );
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"], "insufficient_scope", "{v}");
+    }
+
+    #[tokio::test]
+    async fn list_filtering_can_be_switched_off_and_is_off_without_mcp_rules() {
+        for stack in [
+            stack(|b| with_tool_rules(b).filter_lists(false)),
+            stack(with_keys),
+        ] {
+            assert!(
+                stack.summary().contains("list filter off"),
+                "{}",
+                stack.summary()
+            );
+            let app = list_app(stack);
+            let (status, _, body) = send_raw(&app, Some(ALICE), None, TOOLS_LIST).await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(body, TOOLS.as_bytes(), "passed through byte for byte");
+        }
+        let err = SecurityConfig::builder()
+            .max_list_bytes(0)
+            .build()
+            .unwrap_err();
+        assert_eq!(err.setting(), "MCP_MAX_LIST_BYTES");
+    }
+
+    #[tokio::test]
+    async fn tool_refusals_become_results_only_when_switched_on() {
+        let app = list_app(stack(|b| with_tool_rules(b).tool_errors_as_results(true)));
+        let (status, headers, body) = send_raw(&app, Some(READER), None, DELETE_CALL).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers["content-type"], "application/json");
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["id"], 9);
+        assert_eq!(v["result"]["isError"], true);
+        let text = v["result"]["content"][0]["text"].as_str().unwrap();
+        assert!(text.contains("notes:delete"), "{text}");
+        // Authentication failures stay 401 with the challenge.
+        let (status, headers, _) =
+            send_raw(&app, Some("mcp-sk-not-a-real-key"), None, DELETE_CALL).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(headers.contains_key("www-authenticate"));
     }
 
     #[tokio::test]
