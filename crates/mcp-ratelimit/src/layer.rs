@@ -46,10 +46,16 @@
 //! The decision goes into the response extensions as a [`RateLimitOutcome`](mcp_core::RateLimitOutcome) (and refusals also
 //! as the [`Rejection`](mcp_core::Rejection)), for the audit layer.
 //!
-//! With a `RedisStore` (the `redis` feature, module `redis`), the limits are counted in Redis
-//! and shared by every replica; the answers are the same, plus, when Redis fails or exceeds its
-//! time budget, either `503` (`rate_limit_unavailable`, `Retry-After: 1`; outcome
+//! # Backends
+//!
+//! Where the counts live is the layer's type parameter ([`crate::backend`]):
+//! `RateLimitLayer` is `RateLimitLayer<Memory>`, the bounded in-memory store, whose service
+//! works around any inner service. With a `RedisStore` (the `redis` feature, module `redis`;
+//! `builder().redis(store)` gives a `RateLimitLayer<RedisBackend>`), the limits are counted in
+//! Redis and shared by every replica; the answers are the same, plus, when Redis fails or
+//! exceeds its time budget, either `503` (`rate_limit_unavailable`, `Retry-After: 1`; outcome
 //! `Unavailable`) or a decision by a local limiter at `limit / replicas` (outcome `Degraded`).
+//! Only that service needs the inner service to be `Clone + Send + 'static`.
 //!
 //! # Where to put it
 //!
@@ -163,8 +169,9 @@ impl Limit {
         self
     }
 
-    /// The quota of the shared bucket that keys the store cannot track are counted in (default:
-    /// the limit's own quota). See [`crate::store`]'s design notes in the crate docs.
+    /// The quota of the shared buckets that keys the store cannot track are counted in — the
+    /// network-prefix buckets and the overflow bucket (default: the limit's own quota). See
+    /// [`crate::backend::memory`].
     pub fn overflow_quota(mut self, quota: Quota) -> Self {
         self.overflow_quota = Some(quota);
         self
