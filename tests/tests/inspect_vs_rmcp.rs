@@ -89,6 +89,9 @@ enum Rmcp {
     Headers,
     /// Not refused for its headers (it may still answer an error for other reasons).
     Not,
+    /// Refused before its header stage, for a body it could not read as a message (its 415
+    /// "unrecognized JSON-RPC message"): the request never runs, whatever the headers say.
+    Body,
 }
 
 struct Case {
@@ -100,6 +103,9 @@ struct Case {
     /// `params._meta["io.modelcontextprotocol/protocolVersion"]` (with client capabilities).
     meta: Option<&'static str>,
     headers: Vec<(&'static str, &'static str)>,
+    /// The body as written, instead of one built from `method`, `params` and `meta` (escaped
+    /// or duplicate keys, batches).
+    raw: Option<&'static str>,
     /// Whether the request follows the specification.
     spec: bool,
     ours: Ours,
@@ -108,6 +114,9 @@ struct Case {
 
 impl Case {
     fn body(&self) -> Vec<u8> {
+        if let Some(raw) = self.raw {
+            return raw.as_bytes().to_vec();
+        }
         let mut params = self.params.clone();
         if let (Some(meta), Some(obj)) = (self.meta, params.as_object_mut()) {
             obj.insert(
@@ -157,6 +166,7 @@ fn c(
         version: era,
         meta: era.filter(|v| *v == NEW),
         headers: headers.to_vec(),
+        raw: None,
         spec: true,
         ours: Ours::Pass,
         rmcp: Rmcp::Not,
@@ -179,6 +189,251 @@ impl Case {
         self.meta = meta;
         self
     }
+}
+
+/// A case whose body is written out (`method` only labels it; a notification or a batch is
+/// answered with id `null`).
+fn raw(
+    what: &'static str,
+    method: &'static str,
+    body: &'static str,
+    headers: &[(&'static str, &'static str)],
+) -> Case {
+    Case {
+        raw: Some(body),
+        ..c(what, method, json!({}), Some(NEW), headers)
+    }
+}
+
+/// The `_meta` every 2026-07-28 request carries, for the written-out bodies.
+macro_rules! meta {
+    () => {
+        r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#
+    };
+}
+
+/// Parser differentials: bodies and headers that two parsers could read differently (escaped
+/// keys, duplicate keys, repeated header values, `Mcp-Name` on a notification, batches). What
+/// matters is that we never pass a request the server reads differently from us.
+fn differential_cases() -> Vec<Case> {
+    const CALL: &[(&str, &str)] = &[("mcp-method", "tools/call"), ("mcp-name", "echo")];
+    vec![
+        // Escaped keys and values are the same keys and values to every JSON parser.
+        raw(
+            "escaped keys",
+            "tools/call",
+            concat!(
+                r#"{"jsonrpc":"2.0","id":41,"method":"tools/call","params":{"name":"echo","arguments":{},"#,
+                meta!(),
+                "}}"
+            ),
+            CALL,
+        ),
+        raw(
+            "escaped tool name",
+            "tools/call",
+            concat!(
+                r#"{"jsonrpc":"2.0","id":41,"method":"tools/call","params":{"name":"echo","arguments":{},"#,
+                meta!(),
+                "}}"
+            ),
+            CALL,
+        ),
+        raw(
+            "escaped key, Mcp-Name names another",
+            "tools/call",
+            concat!(
+                r#"{"jsonrpc":"2.0","id":41,"method":"tools/call","params":{"name":"echo","arguments":{},"#,
+                meta!(),
+                "}}"
+            ),
+            &[("mcp-method", "tools/call"), ("mcp-name", "other")],
+        )
+        .refused(-32020),
+        raw(
+            "escaped method key, Mcp-Method names another",
+            "tools/call",
+            concat!(
+                r#"{"jsonrpc":"2.0","id":41,"method":"tools/call","params":{"name":"echo","arguments":{},"#,
+                meta!(),
+                "}}"
+            ),
+            &[("mcp-method", "tools/list"), ("mcp-name", "echo")],
+        )
+        .refused(-32020),
+        // Spaces and tabs around header values (HTTP/2 may pass them through): ignored, as the
+        // conformance suite's ServerAcceptsWhitespaceHeaderValue expects. rmcp 3.9 compares
+        // them untrimmed (over HTTP/1 hyper has trimmed them before either of us sees them).
+        c(
+            "spaces and tabs around header values",
+            "tools/call",
+            json!({"name": "echo", "arguments": {}}),
+            Some(NEW),
+            &[("mcp-method", " tools/call\t"), ("mcp-name", "\techo ")],
+        )
+        .rmcp(Rmcp::Headers),
+        // Duplicate keys: serde_json keeps the last, other parsers the first; we refuse them
+        // (-32600). rmcp cannot read a duplicate envelope key as a message (415); a duplicate
+        // `params.name` gets past its header stage and fails later (-32601), so no tool runs.
+        raw(
+            "duplicate params.name",
+            "tools/call",
+            concat!(
+                r#"{"jsonrpc":"2.0","id":41,"method":"tools/call","params":{"name":"other","name":"echo","arguments":{},"#,
+                meta!(),
+                "}}"
+            ),
+            CALL,
+        )
+        .refused(-32600)
+        .rmcp(Rmcp::Not),
+        raw(
+            "duplicate method",
+            "tools/call",
+            concat!(
+                r#"{"jsonrpc":"2.0","id":41,"method":"tools/list","method":"tools/call","params":{"name":"echo","arguments":{},"#,
+                meta!(),
+                "}}"
+            ),
+            CALL,
+        )
+        .refused(-32600)
+        .rmcp(Rmcp::Body),
+        raw(
+            "duplicate escaped method",
+            "tools/call",
+            concat!(
+                r#"{"jsonrpc":"2.0","id":41,"method":"tools/list","method":"tools/call","params":{"name":"echo","arguments":{},"#,
+                meta!(),
+                "}}"
+            ),
+            CALL,
+        )
+        .refused(-32600)
+        .rmcp(Rmcp::Body),
+        // Repeated header values: a proxy may read any of them or join them. rmcp refuses a
+        // repeated Mcp-Name / Mcp-Method, and reads the first MCP-Protocol-Version.
+        c(
+            "repeated Mcp-Name, first matches",
+            "tools/call",
+            json!({"name": "echo", "arguments": {}}),
+            Some(NEW),
+            &[
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "echo"),
+                ("mcp-name", "other"),
+            ],
+        )
+        .refused(-32020),
+        c(
+            "repeated Mcp-Name, same value",
+            "tools/call",
+            json!({"name": "echo", "arguments": {}}),
+            Some(NEW),
+            &[
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "echo"),
+                ("mcp-name", "echo"),
+            ],
+        )
+        .refused(-32020),
+        c(
+            "repeated Mcp-Method, first matches",
+            "tools/call",
+            json!({"name": "echo", "arguments": {}}),
+            Some(NEW),
+            &[
+                ("mcp-method", "tools/call"),
+                ("mcp-method", "tools/list"),
+                ("mcp-name", "echo"),
+            ],
+        )
+        .refused(-32020),
+        c(
+            "repeated MCP-Protocol-Version",
+            "tools/call",
+            json!({"name": "echo", "arguments": {}}),
+            Some(NEW),
+            &[
+                ("mcp-protocol-version", OLD),
+                ("mcp-method", "tools/call"),
+                ("mcp-name", "echo"),
+            ],
+        )
+        .refused(-32020)
+        .rmcp(Rmcp::Not),
+        // Mcp-Name on a notification: nothing for it to mirror. rmcp ignores it; a proxy would
+        // route on a name the server never sees.
+        c(
+            "Mcp-Name on a notification",
+            "notifications/initialized",
+            json!({}),
+            Some(NEW),
+            &[
+                ("mcp-method", "notifications/initialized"),
+                ("mcp-name", "echo"),
+            ],
+        )
+        .meta(None)
+        .refused(-32020)
+        .rmcp(Rmcp::Not),
+        c(
+            "Mcp-Name on a cancellation naming the request",
+            "notifications/cancelled",
+            json!({"requestId": 41, "name": "echo"}),
+            Some(NEW),
+            &[
+                ("mcp-method", "notifications/cancelled"),
+                ("mcp-name", "echo"),
+            ],
+        )
+        .meta(None)
+        .refused(-32020)
+        .rmcp(Rmcp::Not),
+        // Batches (gone from the protocol since 2025-06-18; rmcp cannot read them): every message
+        // must agree with the headers, and each gets its own refusal.
+        raw(
+            "batch, the second message names another tool",
+            "tools/call",
+            concat!(
+                r#"[{"jsonrpc":"2.0","id":41,"method":"tools/call","params":{"name":"echo","arguments":{},"#,
+                meta!(),
+                r#"}},{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"other","arguments":{},"#,
+                meta!(),
+                "}}]"
+            ),
+            CALL,
+        )
+        .refused(-32020)
+        .rmcp(Rmcp::Body),
+        raw(
+            "batch, the second message is another method",
+            "tools/call",
+            concat!(
+                r#"[{"jsonrpc":"2.0","id":41,"method":"tools/call","params":{"name":"echo","arguments":{},"#,
+                meta!(),
+                r#"}},{"jsonrpc":"2.0","id":42,"method":"tools/list","params":{"#,
+                meta!(),
+                "}}]"
+            ),
+            CALL,
+        )
+        .refused(-32020)
+        .rmcp(Rmcp::Body),
+        raw(
+            "batch, both agree",
+            "tools/call",
+            concat!(
+                r#"[{"jsonrpc":"2.0","id":41,"method":"tools/call","params":{"name":"echo","arguments":{},"#,
+                meta!(),
+                r#"}},{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"echo","arguments":{},"#,
+                meta!(),
+                "}}]"
+            ),
+            CALL,
+        )
+        .rmcp(Rmcp::Body),
+    ]
 }
 
 /// The methods of rmcp's `Mcp-Name` table, with the field each mirrors, a matching value, and
@@ -500,6 +755,7 @@ fn cases() -> Vec<Case> {
         .meta(Some(NEW))
         .refused(-32020),
     );
+    out.extend(differential_cases());
     for v in DEFAULT_PROTOCOL_VERSIONS.iter().filter(|v| **v < NEW) {
         out.push(c(
             "every older supported version",
@@ -544,20 +800,24 @@ async fn rmcp(req: Request<Full<Bytes>>) -> (Rmcp, String) {
     let res = rmcp_service().oneshot(req).await.unwrap();
     let status = res.status();
     // The request got past rmcp's transport checks (Host, Accept, Content-Type, size), so a
-    // "not refused for headers" is a real answer about the headers.
+    // "not refused for headers" is a real answer about the headers; a 415 here is rmcp
+    // refusing a body it could not read as a message.
     assert!(
-        !matches!(status.as_u16(), 403 | 406 | 413 | 415),
+        !matches!(status.as_u16(), 403 | 406 | 413),
         "rmcp refused the transport: {status}"
     );
-    if status != StatusCode::BAD_REQUEST {
+    if status != StatusCode::BAD_REQUEST && status != StatusCode::UNSUPPORTED_MEDIA_TYPE {
         return (Rmcp::Not, status.to_string());
     }
     let body = tokio::time::timeout(Duration::from_secs(10), res.into_body().collect())
         .await
-        .expect("rmcp's 400 body arrives")
+        .expect("rmcp's refusal body arrives")
         .unwrap()
         .to_bytes();
     let text = String::from_utf8_lossy(&body).into_owned();
+    if status != StatusCode::BAD_REQUEST {
+        return (Rmcp::Body, format!("{status} {text}"));
+    }
     let code = serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|v| v["error"]["code"].as_i64());
@@ -596,20 +856,37 @@ async fn our_layer_agrees_with_rmcp_on_every_case() {
                 }
             }
             Ours::Refuse(code) => {
-                let expected_id = if case.method.starts_with("notifications/") {
-                    Value::Null
-                } else {
-                    json!(41)
+                let refusal = |b: &Value, id: &Value| {
+                    b["jsonrpc"] == "2.0"
+                        && b["id"] == *id
+                        && b["error"]["code"] == code
+                        && b["error"]["data"]["status"] == 400
+                };
+                let answers = match body.as_ref() {
+                    // A batch: one refusal per message, answering its id.
+                    Some(Value::Array(items)) => {
+                        let ids: Vec<Value> = serde_json::from_slice::<Vec<Value>>(&sent)
+                            .unwrap()
+                            .iter()
+                            .map(|m| m["id"].clone())
+                            .collect();
+                        items.len() == ids.len()
+                            && items.iter().zip(&ids).all(|(b, id)| refusal(b, id))
+                    }
+                    Some(b) => {
+                        let expected_id = if case.method.starts_with("notifications/") {
+                            Value::Null
+                        } else {
+                            json!(41)
+                        };
+                        refusal(b, &expected_id)
+                    }
+                    None => false,
                 };
                 let ok = status == StatusCode::BAD_REQUEST
                     && content_type == "application/json"
                     && seen.is_none()
-                    && body.as_ref().is_some_and(|b| {
-                        b["jsonrpc"] == "2.0"
-                            && b["id"] == expected_id
-                            && b["error"]["code"] == code
-                            && b["error"]["data"]["status"] == 400
-                    });
+                    && answers;
                 if !ok {
                     failures.push(format!(
                         "{label}: expected our 400 {code}, got {status} {content_type} {body:?} (reached inner: {})",
