@@ -23,7 +23,8 @@
 //! `cargo bench -p benches --bench e2e_load -- --secs 5 --rounds 5 --connections 16`.
 //! Invoked by the plain criterion step (`cargo bench -p benches -- --measurement-time T`), it
 //! runs one brief round of max(T, 2) seconds per server.
-//! Environment: `E2E_SECS`, `E2E_ROUNDS`, `E2E_CONNECTIONS` (flags win).
+//! Environment: `E2E_SECS`, `E2E_ROUNDS`, `E2E_CONNECTIONS` (flags win). `--only full` (or
+//! `bare`, `peer`) drives one server, to profile it: `perf record -g -- <bench binary> --only full`.
 //!
 //! The process exits non-zero when any response is not a 2xx (a misconfigured server would
 //! otherwise "win" by answering 401s fast) or when wrk is missing.
@@ -59,6 +60,8 @@ struct Options {
     secs: u64,
     rounds: usize,
     connections: usize,
+    /// Drive only this server (`--only full`), e.g. under `perf record`.
+    only: Option<String>,
 }
 
 fn options() -> Options {
@@ -72,11 +75,17 @@ fn options() -> Options {
         secs: env("E2E_SECS", 5),
         rounds: env("E2E_ROUNDS", 3) as usize,
         connections: env("E2E_CONNECTIONS", 16) as usize,
+        only: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
         let value = args.get(i + 1).and_then(|v| v.parse::<f64>().ok());
+        if args[i] == "--only" {
+            o.only = args.get(i + 1).cloned();
+            i += 2;
+            continue;
+        }
         match (args[i].as_str(), value) {
             ("--secs", Some(v)) => o.secs = v.max(1.0) as u64,
             ("--rounds", Some(v)) => o.rounds = v.max(1.0) as usize,
@@ -324,8 +333,11 @@ fn main() {
         o.rounds,
         loadavg()
     );
-    for (_, addr) in servers {
-        wrk(addr, &script, 1, o.connections);
+    let driven = |name: &str| o.only.as_deref().is_none_or(|only| only == name);
+    for (name, addr) in servers {
+        if driven(name) {
+            wrk(addr, &script, 1, o.connections);
+        }
     }
 
     let mut runs: Vec<[Option<Run>; 3]> = Vec::new();
@@ -334,6 +346,9 @@ fn main() {
         for k in 0..3 {
             let i = (round + k) % 3;
             let (name, addr) = servers[i];
+            if !driven(name) {
+                continue;
+            }
             let run = wrk(addr, &script, o.secs, o.connections);
             println!(
                 "  round {}: {name:<4} {:>9.0} req/s  p50 {:>6.3} ms  p99 {:>6.3} ms  ({} requests, {} non-2xx)",
