@@ -254,7 +254,7 @@ pub struct SessionBindingLayer {
 impl SessionBindingLayer {
     /// The layer with the defaults: at most [`DEFAULT_MAX_SESSIONS`] bindings,
     /// [`DEFAULT_MAX_SESSIONS_PER_PRINCIPAL`] per principal, each expiring after
-    /// [`DEFAULT_IDLE_TIMEOUT`] without a request; rmcp's unknown-session 404.
+    /// [`DEFAULT_IDLE_TIMEOUT`] without traffic; rmcp's unknown-session 404.
     ///
     /// # Panics
     /// When the operating system has no random source for the hash key; use
@@ -303,7 +303,8 @@ impl SessionBindingLayer {
         self.len() == 0
     }
 
-    /// How long a binding lives without a request naming its session.
+    /// How long a binding lives without traffic on its session (see the
+    /// [module docs](self#limits)).
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_nanos(self.shared.idle_nanos)
     }
@@ -406,7 +407,7 @@ impl SessionBindingLayerBuilder {
         self
     }
 
-    /// How long a binding lives without a request naming its session (default
+    /// How long a binding lives without traffic on its session (default
     /// [`DEFAULT_IDLE_TIMEOUT`], rmcp's session keep-alive). Once it expires the session id is
     /// refused like an unknown one, its owner's requests included, so a shorter timeout than the
     /// server's only ends sessions early; it never leaves one usable by others.
