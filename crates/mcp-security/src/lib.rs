@@ -56,7 +56,9 @@ pub mod config;
 pub mod stack;
 
 pub use config::{EnvironmentSource, SecurityConfig, SecurityConfigBuilder};
-pub use stack::{MaybeAuth, MaybeAuthFuture, SecurityError, SecurityLayer, SecurityService};
+#[allow(deprecated)]
+pub use stack::{MaybeAuth, MaybeAuthFuture};
+pub use stack::{SecurityError, SecurityLayer, SecurityService};
 
 pub use mcp_audit as audit;
 pub use mcp_auth as auth;

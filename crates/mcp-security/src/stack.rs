@@ -2,12 +2,8 @@
 //! every layer of the workspace in the order of the crate docs, as one tower `Layer`.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
 
-use http::{Request, Response};
 use mcp_audit::{Audit, AuditLayer};
 use mcp_auth::layer::Auth;
 use mcp_auth::session::SessionBinding;
@@ -15,19 +11,17 @@ use mcp_auth::{
     ApiKeyStore, AuthLayer, AuthPolicy, ListFilter, ListFilterLayer, SessionBindingLayer,
 };
 use mcp_core::BanList;
+use mcp_core::Scopes;
 use mcp_core::client_addr::ClientAddrResolver;
 use mcp_core::config::{ConfigError, Env, Environment};
 use mcp_core::inspect::{McpInspect, McpInspectLayer};
 use mcp_core::refusal::{ToolErrorsAsResults, ToolErrorsAsResultsLayer};
-use mcp_core::{GuardBody, Scopes};
 use mcp_headers::origin_guard::OriginGuard;
 use mcp_headers::security_headers::SecurityHeaders;
 use mcp_headers::{CorsPolicy, OriginGuardLayer, SecurityHeadersLayer};
 use mcp_prodcheck::{Report, RuntimeEnvironment, Severity};
 use mcp_ratelimit::{RateLimit, RateLimitLayer, ResourceLimit, ResourceLimitLayer};
-use pin_project_lite::pin_project;
 use tower_layer::Layer;
-use tower_service::Service;
 
 use crate::config::{SecurityConfig, Settings, per_client_limit, rename};
 
@@ -92,7 +86,7 @@ pub type SecurityService<S> = Audit<
                 ResourceLimit<
                     McpInspect<
                         ToolErrorsAsResults<
-                            MaybeAuth<SessionBinding<RateLimit<ListFilter<S>, RateLimitBackend>>>,
+                            Auth<SessionBinding<RateLimit<ListFilter<S>, RateLimitBackend>>>,
                         >,
                     >,
                 >,
@@ -114,7 +108,7 @@ pub struct SecurityLayer {
     per_client: RateLimitLayer<RateLimitBackend>,
     resources: ResourceLimitLayer,
     inspect: McpInspectLayer,
-    auth: Option<AuthLayer>,
+    auth: AuthLayer,
     sessions: SessionBindingLayer,
     per_caller: RateLimitLayer<RateLimitBackend>,
     lists: ListFilterLayer,
@@ -145,7 +139,7 @@ impl SecurityLayer {
     /// Whether requests are authenticated (`false` only with `REQUIRE_AUTH=false` and no
     /// credential source).
     pub fn authenticates(&self) -> bool {
-        self.auth.is_some()
+        self.auth.is_enabled()
     }
 
     /// A one-line summary of every layer, for the start-up log line (never a secret).
@@ -164,10 +158,35 @@ impl SecurityLayer {
     /// off (only for a server that binds sessions itself), a built one changes its bounds.
     #[must_use]
     pub fn with_session_binding(mut self, sessions: SessionBindingLayer) -> Self {
-        self.summary = self
-            .summary
-            .replace(&self.sessions.summary(), &sessions.summary());
         self.sessions = sessions;
+        self.summarized()
+    }
+
+    /// The layer with [`summary`](Self::summary) computed from its layers.
+    fn summarized(mut self) -> Self {
+        self.summary = format!(
+            "{}, security headers, {}, rate limit per client ({}), resources (concurrency {}, \
+             timeout {:?}), mcp-inspect (max body {} bytes), auth ({}){}, {}, rate limit per caller ({}), list filter {}",
+            self.audit.summary(),
+            self.guard.summary(),
+            self.per_client.summary(),
+            self.resources.max_concurrency(),
+            self.resources.request_timeout(),
+            self.inspect.max_body_bytes(),
+            self.auth.summary(),
+            if self.tool_errors.is_enabled() {
+                ", tool refusals as results"
+            } else {
+                ""
+            },
+            self.sessions.summary(),
+            self.per_caller.summary(),
+            if self.lists.is_enabled() {
+                format!("on (max {} bytes)", self.lists.max_list_bytes())
+            } else {
+                "off".to_owned()
+            },
+        );
         self
     }
 }
@@ -179,12 +198,7 @@ impl<S> Layer<S> for SecurityLayer {
         let svc = self.lists.layer(inner);
         let svc = self.per_caller.layer(svc);
         let svc = self.sessions.layer(svc);
-        let svc = MaybeAuth {
-            inner: match &self.auth {
-                Some(auth) => Either::On(auth.layer(svc)),
-                None => Either::Off(svc),
-            },
-        };
+        let svc = self.auth.layer(svc);
         let svc = self.tool_errors.layer(svc);
         let svc = self.inspect.layer(svc);
         let svc = self.resources.layer(svc);
@@ -330,13 +344,13 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
         _ => e,
     })?;
 
-    // None only with REQUIRE_AUTH=false and no credential source (MCP-AUTH-001 says so). The
+    // Disabled only with REQUIRE_AUTH=false and no credential source (MCP-AUTH-001 says so). The
     // Origin guard's Host allowlist is the one the resource URL may be derived from.
     let auth = build_auth(s, environment, guard.allowed_hosts())?;
 
     // Without authentication there is no principal to bind a session to.
-    let sessions = match auth {
-        Some(_) => SessionBindingLayer::builder()
+    let sessions = if auth.is_enabled() {
+        SessionBindingLayer::builder()
             .idle_timeout(s.session_idle_timeout)
             .max_sessions_per_principal(s.session_max_per_principal)
             .build()
@@ -344,14 +358,15 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
                 "idle_timeout" => rename(e, var("SESSION_IDLE_TIMEOUT")),
                 "max_sessions_per_principal" => rename(e, var("SESSION_MAX_PER_PRINCIPAL")),
                 _ => e,
-            })?,
-        None => SessionBindingLayer::disabled(),
+            })?
+    } else {
+        SessionBindingLayer::disabled()
     };
 
     // The list filter uses the very policy that guards calls, so lists and calls agree.
     // Without authentication there is no principal to filter for.
     let policy = build_policy(s)?;
-    let lists = if auth.is_some() && s.filter_lists.unwrap_or_else(|| policy.has_mcp_rules()) {
+    let lists = if auth.is_enabled() && s.filter_lists.unwrap_or_else(|| policy.has_mcp_rules()) {
         ListFilterLayer::builder(policy)
             .max_list_bytes(s.max_list_bytes)
             .build()
@@ -368,30 +383,6 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
     let per_caller = build_per_caller(config)?;
     let audit = build_audit(s)?;
 
-    let summary = format!(
-        "{}, security headers, {}, rate limit per client ({}), resources (concurrency {}, \
-         timeout {:?}), mcp-inspect (max body {} bytes), auth ({}){}, {}, rate limit per caller ({}), list filter {}",
-        audit.summary(),
-        guard.summary(),
-        per_client.summary(),
-        s.max_concurrency,
-        s.request_timeout,
-        s.max_body_bytes,
-        auth.as_ref()
-            .map_or_else(|| "off".to_owned(), AuthLayer::summary),
-        if tool_errors.is_enabled() {
-            ", tool refusals as results"
-        } else {
-            ""
-        },
-        sessions.summary(),
-        per_caller.summary(),
-        if lists.is_enabled() {
-            format!("on (max {} bytes)", lists.max_list_bytes())
-        } else {
-            "off".to_owned()
-        },
-    );
     Ok(SecurityLayer {
         audit,
         headers,
@@ -406,8 +397,9 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
         tool_errors,
         bans: s.ban_list.clone(),
         report,
-        summary,
-    })
+        summary: String::new(),
+    }
+    .summarized())
 }
 
 /// The one authorization policy: the auth layer guards calls with it, the list filter cuts lists
@@ -433,7 +425,7 @@ fn build_auth(
     s: &Settings,
     environment: Environment,
     allowed_hosts: Option<Vec<String>>,
-) -> Result<Option<AuthLayer>, ConfigError> {
+) -> Result<AuthLayer, ConfigError> {
     let var = |name: &str| s.var(name);
     let has_keys = s.api_key.is_some() || s.api_keys_file.is_some() || !s.named_keys.is_empty();
     if !has_keys
@@ -442,7 +434,7 @@ fn build_auth(
         && !s.dev_bypass
         && !s.require_auth
     {
-        return Ok(None);
+        return Ok(AuthLayer::disabled());
     }
     let mut auth = AuthLayer::builder()
         .environment(environment)
@@ -512,7 +504,7 @@ fn build_auth(
         ),
         _ => e,
     })?;
-    Ok(Some(layer))
+    Ok(layer)
 }
 
 fn build_per_caller(
@@ -607,82 +599,13 @@ fn build_audit(s: &Settings) -> Result<AuditLayer, ConfigError> {
         .build()
 }
 
-/// Authentication, or (with `REQUIRE_AUTH=false` and no credential source) none; the response
-/// body is a [`GuardBody`] either way, so the stack has one type.
-#[derive(Debug, Clone)]
-pub struct MaybeAuth<S> {
-    inner: Either<Auth<S>, S>,
-}
+/// The authentication service of the stack; [`AuthLayer::disabled`] passes requests through.
+#[deprecated(note = "the stack uses `mcp_auth::Auth` (with `AuthLayer::disabled`) directly")]
+pub type MaybeAuth<S> = Auth<S>;
 
-#[derive(Debug, Clone)]
-enum Either<A, B> {
-    On(A),
-    Off(B),
-}
-
-impl<S, B, ResBody> Service<Request<B>> for MaybeAuth<S>
-where
-    S: Service<Request<B>, Response = Response<ResBody>>,
-{
-    type Response = Response<GuardBody<ResBody>>;
-    type Error = S::Error;
-    type Future = MaybeAuthFuture<<Auth<S> as Service<Request<B>>>::Future, S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        match &mut self.inner {
-            Either::On(auth) => auth.poll_ready(cx),
-            Either::Off(svc) => svc.poll_ready(cx),
-        }
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        match &mut self.inner {
-            Either::On(auth) => MaybeAuthFuture {
-                inner: FutureKind::On {
-                    future: auth.call(req),
-                },
-            },
-            Either::Off(svc) => MaybeAuthFuture {
-                inner: FutureKind::Off {
-                    future: svc.call(req),
-                },
-            },
-        }
-    }
-}
-
-pin_project! {
-    /// The response future of [`MaybeAuth`].
-    pub struct MaybeAuthFuture<A, F> {
-        #[pin]
-        inner: FutureKind<A, F>,
-    }
-}
-
-pin_project! {
-    #[project = FutureKindProj]
-    enum FutureKind<A, F> {
-        On { #[pin] future: A },
-        Off { #[pin] future: F },
-    }
-}
-
-impl<A, F, ResBody, E> Future for MaybeAuthFuture<A, F>
-where
-    A: Future<Output = Result<Response<GuardBody<ResBody>>, E>>,
-    F: Future<Output = Result<Response<ResBody>, E>>,
-{
-    type Output = Result<Response<GuardBody<ResBody>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().inner.project() {
-            FutureKindProj::On { future } => future.poll(cx),
-            FutureKindProj::Off { future } => future
-                .poll(cx)
-                .map(|r| r.map(|res| res.map(GuardBody::inner))),
-        }
-    }
-}
+/// The response future of [`Auth`]; its parameters are the inner future and the response body.
+#[deprecated(note = "the stack uses `mcp_auth::layer::ResponseFuture` directly")]
+pub type MaybeAuthFuture<F, B> = mcp_auth::layer::ResponseFuture<F, B>;
 
 #[cfg(test)]
 mod tests {

@@ -35,6 +35,14 @@ impl<F, B> ResponseFuture<F, B> {
         }
     }
 
+    /// A disabled layer's future: the inner response, no outcome.
+    pub(super) fn pass_through(future: F) -> Self {
+        ResponseFuture {
+            kind: Kind::Inner { future },
+            outcome: None,
+        }
+    }
+
     pub(super) fn ready(response: Response<GuardBody<B>>) -> Self {
         ResponseFuture {
             kind: Kind::Ready {

@@ -137,7 +137,8 @@ impl fmt::Debug for Shared {
 /// ```
 #[derive(Debug, Clone)]
 pub struct AuthLayer {
-    shared: Arc<Shared>,
+    /// `None` for [`AuthLayer::disabled`].
+    shared: Option<Arc<Shared>>,
 }
 
 impl AuthLayer {
@@ -147,9 +148,26 @@ impl AuthLayer {
         AuthLayerBuilder::default()
     }
 
-    /// A one-line summary of what is on, for start-up logs (never any secret).
+    /// A layer that authenticates nothing: requests pass through untouched (no [`Principal`],
+    /// no [`AuthOutcome`](mcp_core::AuthOutcome)), responses are wrapped in the same
+    /// [`GuardBody`](mcp_core::GuardBody), so a stack has one type whether auth is on or off.
+    ///
+    /// [`Principal`]: mcp_core::Principal
+    pub fn disabled() -> Self {
+        AuthLayer { shared: None }
+    }
+
+    /// Whether this layer authenticates requests (`false` only for [`AuthLayer::disabled`]).
+    pub fn is_enabled(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// A one-line summary of what is on, for start-up logs (never any secret); `off` for a
+    /// [disabled](AuthLayer::disabled) layer.
     pub fn summary(&self) -> String {
-        let s = &self.shared;
+        let Some(s) = &self.shared else {
+            return "off".to_owned();
+        };
         let on = |b: bool| if b { "on" } else { "off" };
         format!(
             "api keys: {}, jwt: {}, jwks: {}, api key header: {}, url auth: {}, dev bypass: {}",
@@ -166,13 +184,17 @@ impl AuthLayer {
     /// [`resource`](AuthLayerBuilder::resource), or the JWT verifier's first http(s) audience);
     /// `None` when it is derived per request from an allowed `Host`, or not known at all.
     pub fn resource(&self) -> Option<&str> {
-        self.shared.resource.as_ref().map(|r| r.url.as_str())
+        self.shared
+            .as_ref()?
+            .resource
+            .as_ref()
+            .map(|r| r.url.as_str())
     }
 
     /// The `Host` values the resource URL may be derived from (normalised), or `None` when no
     /// `Host` is trusted to name it ([`any_host`](AuthLayerBuilder::any_host)).
     pub fn resource_hosts(&self) -> Option<Vec<String>> {
-        self.shared.resource_hosts.as_ref().map(|rules| {
+        self.shared.as_ref()?.resource_hosts.as_ref().map(|rules| {
             rules
                 .iter()
                 .map(|r| match r.port {
@@ -531,7 +553,7 @@ impl AuthLayerBuilder {
                 .collect()
         });
         Ok(AuthLayer {
-            shared: Arc::new(Shared {
+            shared: Some(Arc::new(Shared {
                 api_keys: self.api_keys,
                 jwt: self.jwt,
                 api_key_header,
@@ -547,7 +569,7 @@ impl AuthLayerBuilder {
                 dev_bypass: self.dev_bypass,
                 clock: self.clock,
                 fingerprinter,
-            }),
+            })),
         })
     }
 }

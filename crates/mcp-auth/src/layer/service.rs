@@ -20,7 +20,7 @@ impl<S> Layer<S> for AuthLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Auth {
             inner,
-            shared: Arc::clone(&self.shared),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -29,7 +29,7 @@ impl<S> Layer<S> for AuthLayer {
 #[derive(Debug, Clone)]
 pub struct Auth<S> {
     inner: S,
-    shared: Arc<Shared>,
+    shared: Option<Arc<Shared>>,
 }
 
 mcp_core::impl_inner_service!(Auth, inner);
@@ -47,7 +47,9 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let shared = Arc::clone(&self.shared);
+        let Some(shared) = self.shared.clone() else {
+            return ResponseFuture::pass_through(self.inner.call(req));
+        };
         let path = req.uri().path();
         if shared.is_metadata_path(path) {
             return ResponseFuture::ready(shared.metadata_response(&req));

@@ -304,3 +304,36 @@ mod resource_url {
         }
     }
 }
+
+#[tokio::test]
+async fn a_disabled_layer_passes_requests_through_untouched() {
+    use http_body_util::{BodyExt, Full};
+    use mcp_core::{AuthOutcome, Principal};
+    use tower::ServiceExt;
+
+    let layer = AuthLayer::disabled();
+    assert!(!layer.is_enabled());
+    assert_eq!(layer.summary(), "off");
+    assert_eq!(layer.resource(), None);
+    assert_eq!(layer.resource_hosts(), None);
+    let svc = layer.layer(tower::service_fn(|req: Request<Full<Bytes>>| async move {
+        assert!(req.extensions().get::<Principal>().is_none());
+        let auth = req.headers().get(header::AUTHORIZATION).cloned();
+        Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(
+            auth.map(|v| v.as_bytes().to_vec()).unwrap_or_default(),
+        ))))
+    }));
+    let res = svc
+        .oneshot(
+            Request::post("/.well-known/oauth-protected-resource/mcp")
+                .header(header::AUTHORIZATION, "Bearer anything")
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.extensions().get::<AuthOutcome>().is_none());
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"Bearer anything");
+}
