@@ -7,6 +7,7 @@
 //! path, a query, userinfo, a non-ASCII host, a port out of range — is not an origin: refused at
 //! build time in configuration, never allowed at request time.
 
+use mcp_core::url::split_host_port;
 use std::fmt;
 use std::net::Ipv6Addr;
 
@@ -340,28 +341,6 @@ impl HostSet {
             rule.host.eq_ignore_ascii_case(host) && rule.port.is_none_or(|p| Some(p) == port)
         })
     }
-}
-
-/// Split `host[:port]` / `[v6][:port]`; `None` when malformed.
-fn split_host_port(value: &str) -> Option<(&str, Option<u16>)> {
-    let (host, port) = if value.starts_with('[') {
-        let end = value.find(']')?;
-        let host = value.get(..=end)?;
-        match value.get(end + 1..)? {
-            "" => (host, None),
-            rest => (host, Some(rest.strip_prefix(':')?)),
-        }
-    } else {
-        match value.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (value, None),
-        }
-    };
-    let port = match port {
-        None => None,
-        Some(p) => Some(parse_port(p)?),
-    };
-    Some((host, port))
 }
 
 fn parse_config_host(entry: &str) -> Result<HostRule, &'static str> {
