@@ -40,7 +40,8 @@
 //!
 //! # Environment
 //!
-//! [`AuditLayer::builder_from_env`] reads, with the [`Env`]'s prefix (`MCP_` in the facade):
+//! [`AuditLayer::builder_from_env`] reads into [`AuditSettings`], with the
+//! [`Env`](mcp_core::config::Env)'s prefix (`MCP_` in the facade):
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
@@ -80,7 +81,7 @@ use http::{HeaderName, HeaderValue, Method, Request, Response, Uri, Version};
 use http_body::Body;
 use mcp_core::client_addr::{ClientAddr, ClientAddrResolver};
 use mcp_core::clock::{Clock, MonotonicClock, SystemClock, SystemMonotonicClock};
-use mcp_core::config::{ConfigError, Env, Secret};
+use mcp_core::config::{ConfigError, Secret};
 use mcp_core::facts::{BodyFacts, FactRecorder, ResponseFacts};
 use mcp_core::inspect::{MCP_METHOD, MCP_NAME};
 use mcp_core::{AuthFailure, AuthOutcome, BanList, McpCall, RateLimitOutcome, Rejection};
@@ -88,16 +89,8 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::chain::AuditKey;
-use crate::detect::{
-    DEFAULT_AUTH_FAILURE_RULE, DEFAULT_BAN_DURATION, DEFAULT_FLOOD_RULE,
-    DEFAULT_GLOBAL_AUTH_FAILURE_RULE, DEFAULT_MAX_CLIENTS, DEFAULT_TOKEN_WARNING, DetectorSettings,
-    Detectors, Observation, Rule,
-};
-use crate::file::{
-    DEFAULT_CHANNEL_CAPACITY, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_MAX_FILE_BYTES, FileSink,
-    OverflowPolicy, SyncPolicy,
-};
+use crate::detect::{DetectorSettings, Detectors, Observation, Rule};
+use crate::file::FileSink;
 use crate::mask::{
     Credential, CredentialSource, DEFAULT_KEY_PREFIXES, DEFAULT_SENSITIVE_PARAMS, Fingerprinter,
     Masker, find_credential,
@@ -194,172 +187,6 @@ impl AuditLayer {
             .enabled(false)
             .build()
             .unwrap_or_else(|_| unreachable!("the default settings are valid"))
-    }
-
-    /// A layer configured from the environment; see [`builder_from_env`](Self::builder_from_env).
-    ///
-    /// # Errors
-    /// As [`builder_from_env`](Self::builder_from_env).
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Self::builder_from_env(env)?.build()
-    }
-
-    /// A builder filled from the environment (the table in the [module docs](self)); add a ban
-    /// list or sinks in code before building. With `AUDIT_LOG_FILE` set this opens the file and
-    /// starts its writer thread.
-    ///
-    /// # Errors
-    /// A [`ConfigError`] naming the variable: a malformed value, `AUDIT_LOG_FILE` without
-    /// `AUDIT_HMAC_KEY(_FILE)`, a key that is too short, a file that cannot be opened.
-    pub fn builder_from_env(env: &Env) -> Result<AuditLayerBuilder, ConfigError> {
-        let var = |name: &str| env.var_name(name);
-        let rename = |name: &str| {
-            let full = var(name);
-            move |e: ConfigError| {
-                let err = ConfigError::new(full.clone(), e.reason());
-                match e.value() {
-                    Some(v) => err.with_value(v),
-                    None => err,
-                }
-            }
-        };
-        let mut b = AuditLayer::builder().enabled(env.bool("AUDIT_ENABLED", true)?);
-        b = b.metrics(env.bool("AUDIT_METRICS", true)?);
-        let hmac_key = env
-            .secret("AUDIT_HMAC_KEY")?
-            .map(|s| AuditKey::new(&s).map_err(rename("AUDIT_HMAC_KEY")))
-            .transpose()?;
-        match env.secret("AUDIT_FINGERPRINT_KEY")? {
-            Some(k) => b = b.fingerprint_key(k),
-            None => {
-                if let Some(key) = &hmac_key {
-                    b.fingerprinter = Some(Fingerprinter::new(
-                        &key.derive(b"mcp-audit fingerprint key v1"),
-                    ));
-                }
-            }
-        }
-        if let Some(prefixes) = env.list("AUDIT_MASK_PREFIXES")? {
-            for p in prefixes {
-                b = b.mask_prefix(p);
-            }
-        }
-        if let Some(params) = env.list("AUDIT_MASK_PARAMS")? {
-            for p in params {
-                b = b.mask_param(p);
-            }
-        }
-        if let Some(h) = env.string("API_KEY_HEADER")? {
-            HeaderName::try_from(h.trim()).map_err(|_| {
-                ConfigError::new(var("API_KEY_HEADER"), "not a valid header name").with_value(&h)
-            })?;
-            b = b.api_key_header(h.trim());
-        }
-        let proxies = env.cidrs("TRUSTED_PROXIES")?;
-        let resolver = ClientAddrResolver::builder()
-            .trusted_proxy_nets(proxies)
-            .build()
-            .map_err(rename("TRUSTED_PROXIES"))?;
-        b = b.client_addr_resolver(resolver);
-
-        let rule = |threshold: &str, default: Rule, window: &str, ban: &str, ban_default: bool| {
-            let n = env.u64(threshold, default.threshold())?;
-            let w = env.duration(window, default.window())?;
-            let ban = env.bool(ban, ban_default)?;
-            if n == 0 {
-                return Ok(None);
-            }
-            if w < Duration::from_secs(1) {
-                return Err(ConfigError::new(var(window), "must be at least 1 s")
-                    .with_value(format!("{w:?}")));
-            }
-            Ok::<_, ConfigError>(Some(Rule::new(n, w).ban(ban)))
-        };
-        b = b.detect_auth_failures(rule(
-            "AUDIT_AUTH_FAILURE_THRESHOLD",
-            DEFAULT_AUTH_FAILURE_RULE,
-            "AUDIT_AUTH_FAILURE_WINDOW",
-            "AUDIT_BAN_ON_AUTH_FAILURES",
-            true,
-        )?);
-        let global = env.u64(
-            "AUDIT_GLOBAL_AUTH_FAILURE_THRESHOLD",
-            DEFAULT_GLOBAL_AUTH_FAILURE_RULE.threshold(),
-        )?;
-        let window = env.duration(
-            "AUDIT_AUTH_FAILURE_WINDOW",
-            DEFAULT_GLOBAL_AUTH_FAILURE_RULE.window(),
-        )?;
-        b = b.detect_global_auth_failures((global > 0).then(|| Rule::new(global, window)));
-        b = b.detect_floods(rule(
-            "AUDIT_FLOOD_THRESHOLD",
-            DEFAULT_FLOOD_RULE,
-            "AUDIT_FLOOD_WINDOW",
-            "AUDIT_BAN_ON_FLOOD",
-            false,
-        )?);
-        let warning = env.duration("AUDIT_TOKEN_EXPIRY_WARNING", DEFAULT_TOKEN_WARNING)?;
-        b = b.detect_expiring_tokens((!warning.is_zero()).then_some(warning));
-        let ban_for = env.duration("AUDIT_BAN_DURATION", DEFAULT_BAN_DURATION)?;
-        if ban_for.is_zero() {
-            return Err(
-                ConfigError::new(var("AUDIT_BAN_DURATION"), "must be more than 0").with_value("0"),
-            );
-        }
-        b = b.ban_duration(ban_for);
-        let max_clients = env.usize("AUDIT_DETECTOR_MAX_CLIENTS", DEFAULT_MAX_CLIENTS)?;
-        if max_clients == 0 {
-            return Err(
-                ConfigError::new(var("AUDIT_DETECTOR_MAX_CLIENTS"), "must be at least 1")
-                    .with_value("0"),
-            );
-        }
-        b = b.detector_max_clients(max_clients);
-
-        let tracing = env.bool("AUDIT_TRACING", true)?;
-        b = b.tracing(tracing);
-        if let Some(path) = env.string("AUDIT_LOG_FILE")?
-            && b.enabled
-        {
-            let key = hmac_key.ok_or_else(|| {
-                ConfigError::new(
-                    var("AUDIT_HMAC_KEY"),
-                    format!(
-                        "is required with {} (or set {}_FILE); generate one with `openssl rand -hex 32`",
-                        var("AUDIT_LOG_FILE"),
-                        var("AUDIT_HMAC_KEY")
-                    ),
-                )
-            })?;
-            let overflow = match env.string("AUDIT_OVERFLOW")? {
-                Some(v) => OverflowPolicy::parse(&var("AUDIT_OVERFLOW"), &v)?,
-                None => OverflowPolicy::Block,
-            };
-            let sync = match env.string("AUDIT_FSYNC")? {
-                Some(v) => SyncPolicy::parse(&var("AUDIT_FSYNC"), &v)?,
-                None => SyncPolicy::Checkpoint,
-            };
-            let sink = FileSink::builder(&path, key)
-                .channel_capacity(env.usize("AUDIT_CHANNEL_CAPACITY", DEFAULT_CHANNEL_CAPACITY)?)
-                .overflow(overflow)
-                .max_file_bytes(env.u64("AUDIT_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES)?)
-                .checkpoint_interval(
-                    env.duration("AUDIT_CHECKPOINT_INTERVAL", DEFAULT_CHECKPOINT_INTERVAL)?,
-                )
-                .sync(sync)
-                .build()
-                .map_err(|e| {
-                    let name = match e.setting() {
-                        "channel_capacity" => "AUDIT_CHANNEL_CAPACITY",
-                        "max_file_bytes" => "AUDIT_MAX_FILE_BYTES",
-                        "checkpoint_interval" => "AUDIT_CHECKPOINT_INTERVAL",
-                        _ => "AUDIT_LOG_FILE",
-                    };
-                    rename(name)(e)
-                })?;
-            b = b.file_sink(sink);
-        }
-        Ok(b)
     }
 
     /// The file sink, when one is configured: close it on shutdown, read its drop counter.
@@ -1120,6 +947,10 @@ where
         Poll::Pending
     }
 }
+
+mod env;
+
+pub use env::AuditSettings;
 
 #[cfg(test)]
 mod tests;

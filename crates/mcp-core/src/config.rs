@@ -52,6 +52,14 @@ impl ConfigError {
         self
     }
 
+    /// The same error about another name for the setting: a builder's `max_body_bytes` becomes
+    /// the variable `MCP_MAX_BODY_BYTES` it was read from. Value and reason are kept.
+    #[must_use]
+    pub fn renamed(mut self, setting: impl Into<String>) -> Self {
+        self.setting = setting.into();
+        self
+    }
+
     /// The setting or environment variable that was refused.
     pub fn setting(&self) -> &str {
         &self.setting

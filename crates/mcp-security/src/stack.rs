@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::atomic::Ordering;
 
-use mcp_audit::{Audit, AuditLayer};
+use mcp_audit::{Audit, AuditLayer, AuditSettings};
 use mcp_auth::layer::Auth;
 use mcp_auth::session::SessionBinding;
 use mcp_auth::{
@@ -381,7 +381,7 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
     };
 
     let per_caller = build_per_caller(config)?;
-    let audit = build_audit(s)?;
+    let audit = build_audit(s, &resolver)?;
 
     Ok(SecurityLayer {
         audit,
@@ -534,37 +534,22 @@ fn build_per_caller(
     b.build()
 }
 
-/// The audit layer from the `AUDIT_*` variables, with the checked settings (enabled, file,
-/// keys, API-key header, trusted proxies) taken from the configuration.
-fn build_audit(s: &Settings) -> Result<AuditLayer, ConfigError> {
-    let mut fixed: Vec<(String, String)> = vec![
-        (s.var("AUDIT_ENABLED"), s.audit_enabled.to_string()),
-        (
-            s.var("TRUSTED_PROXIES"),
-            s.trusted_proxies
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-    ];
-    if let Some(file) = &s.audit_log_file {
-        fixed.push((s.var("AUDIT_LOG_FILE"), file.display().to_string()));
-    }
-    if let Some(key) = &s.audit_hmac_key {
-        fixed.push((s.var("AUDIT_HMAC_KEY"), key.require()?.expose().to_owned()));
-    }
-    if let Some(key) = &s.audit_fingerprint_key {
-        fixed.push((
-            s.var("AUDIT_FINGERPRINT_KEY"),
-            key.require()?.expose().to_owned(),
-        ));
-    }
-    if let Some(header) = &s.api_key_header {
-        fixed.push((s.var("API_KEY_HEADER"), header.clone()));
-    }
-    // Variables the configuration owns are answered from it (and their `*_FILE` forms hidden);
-    // the other `AUDIT_*` knobs come from the environment that was read, if any.
+/// The audit layer: the settings the configuration owns (enabled, file, keys, API-key header,
+/// trusted proxies) filled in typed, the other `AUDIT_*` knobs from the environment that was
+/// read, if any.
+fn build_audit(s: &Settings, resolver: &ClientAddrResolver) -> Result<AuditLayer, ConfigError> {
+    let hmac_key = s
+        .audit_hmac_key
+        .as_ref()
+        .map(|k| k.require().cloned())
+        .transpose()?;
+    let fingerprint_key = s
+        .audit_fingerprint_key
+        .as_ref()
+        .map(|k| k.require().cloned())
+        .transpose()?;
+    // Variables the configuration owns are hidden (their `*_FILE` forms too); so is everything
+    // that is not an `AUDIT_*` knob.
     let owned: Vec<String> = [
         "AUDIT_ENABLED",
         "AUDIT_LOG_FILE",
@@ -572,8 +557,6 @@ fn build_audit(s: &Settings) -> Result<AuditLayer, ConfigError> {
         "AUDIT_HMAC_KEY_FILE",
         "AUDIT_FINGERPRINT_KEY",
         "AUDIT_FINGERPRINT_KEY_FILE",
-        "API_KEY_HEADER",
-        "TRUSTED_PROXIES",
     ]
     .iter()
     .map(|n| s.var(n))
@@ -581,10 +564,7 @@ fn build_audit(s: &Settings) -> Result<AuditLayer, ConfigError> {
     let audit_prefix = s.var("AUDIT_");
     let source = s.source.clone();
     let var_prefix = s.var("");
-    let env = Env::with_lookup(&s.prefix, move |name| {
-        if let Some((_, v)) = fixed.iter().find(|(k, _)| k == name) {
-            return Some(v.into());
-        }
+    let knobs = Env::with_lookup(&s.prefix, move |name| {
         if owned.iter().any(|o| o == name) || !name.starts_with(&audit_prefix) {
             return None;
         }
@@ -594,9 +574,17 @@ fn build_audit(s: &Settings) -> Result<AuditLayer, ConfigError> {
             .and_then(|env| env.string(short).ok().flatten())
             .map(Into::into)
     });
-    AuditLayer::builder_from_env(&env)?
-        .ban_list(s.ban_list.clone())
-        .build()
+    let mut audit = AuditSettings::from_env(&knobs)?;
+    audit.enabled = s.audit_enabled;
+    audit.log_file.clone_from(&s.audit_log_file);
+    audit.hmac_key = hmac_key;
+    audit.fingerprint_key = fingerprint_key;
+    audit.api_key_header.clone_from(&s.api_key_header);
+    audit.client_addr_resolver = resolver.clone();
+    if audit.enabled && audit.log_file.is_some() {
+        audit.file_from_env(&knobs)?;
+    }
+    audit.into_builder()?.ban_list(s.ban_list.clone()).build()
 }
 
 /// The authentication service of the stack; [`AuthLayer::disabled`] passes requests through.

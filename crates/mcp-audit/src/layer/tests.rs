@@ -10,6 +10,7 @@ use http::StatusCode;
 use http_body_util::Full;
 use mcp_core::client_addr::PeerAddr;
 use mcp_core::clock::ManualClock;
+use mcp_core::config::Env;
 use mcp_core::jsonrpc::parse_envelope;
 use mcp_core::rejection::{BearerChallenge, BearerError, ResponseFormat};
 use mcp_core::{GuardBody, Principal, PrincipalKind};
