@@ -1125,7 +1125,7 @@ fn validate(s: &Settings) -> Result<(), ConfigError> {
                 "limit.ip.burst" => "RATE_LIMIT_BURST",
                 _ => "RATE_LIMIT_REQUESTS",
             };
-            rename(e, s.var(name))
+            e.renamed(s.var(name))
         })?;
     let path_ok = |p: &str| p.starts_with('/') && (p.len() == 1 || !p.ends_with('/'));
     if !path_ok(&s.mcp_path) {
@@ -1191,7 +1191,7 @@ impl Settings {
         match (&self.jwt_secret, verifier) {
             // A secret given as a file is named by its own variable.
             (Some(secret), Err(e)) if e.setting() == self.var("JWT_SECRET") => {
-                Err(rename(e, secret.setting.clone()))
+                Err(e.renamed(secret.setting.clone()))
             }
             (_, result) => result,
         }
@@ -1210,14 +1210,6 @@ fn without_userinfo(url: &str) -> String {
         .rsplit_once('@')
         .map_or(authority, |(_, host)| host);
     format!("{scheme}://{host}{path}")
-}
-
-pub(crate) fn rename(e: ConfigError, setting: String) -> ConfigError {
-    let err = ConfigError::new(setting, e.reason());
-    match e.value() {
-        Some(v) => err.with_value(v),
-        None => err,
-    }
 }
 
 fn apply_toml(s: &mut Settings, doc: &Table) -> Result<(), ConfigError> {

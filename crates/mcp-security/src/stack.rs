@@ -23,7 +23,7 @@ use mcp_prodcheck::{Report, RuntimeEnvironment, Severity};
 use mcp_ratelimit::{RateLimit, RateLimitLayer, ResourceLimit, ResourceLimitLayer};
 use tower_layer::Layer;
 
-use crate::config::{SecurityConfig, Settings, per_client_limit, rename};
+use crate::config::{SecurityConfig, Settings, per_client_limit};
 
 /// The rate limiters' backend: with the `redis` feature, Redis when a store is configured (in
 /// memory otherwise); without it, in memory.
@@ -268,7 +268,7 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
     let resolver = ClientAddrResolver::builder()
         .trusted_proxy_nets(s.trusted_proxies.iter().copied())
         .build()
-        .map_err(|e| rename(e, var("TRUSTED_PROXIES")))?;
+        .map_err(|e| e.renamed(var("TRUSTED_PROXIES")))?;
 
     let headers = s
         .headers
@@ -283,7 +283,7 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
         cors = cors.origins(origins.iter().cloned());
     }
     let cors = cors.build().map_err(|e| match e.setting() {
-        "cors_origins" => rename(e, var("CORS_ORIGINS")),
+        "cors_origins" => e.renamed(var("CORS_ORIGINS")),
         _ => e,
     })?;
     let mut guard = OriginGuardLayer::builder(&cors).mcp_path(&s.mcp_path);
@@ -294,7 +294,7 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
         Some(hosts) => guard.allowed_hosts(hosts.iter().cloned()),
         None => guard.any_host(),
     };
-    let guard = guard.build().map_err(|e| rename(e, var("ALLOWED_HOSTS")))?;
+    let guard = guard.build().map_err(|e| e.renamed(var("ALLOWED_HOSTS")))?;
     if let Some(bind) = s.bind
         && bind.ip().is_unspecified()
         && matches!(config.allowed_hosts(), Some(h) if h.iter().any(|h| h == "localhost"))
@@ -328,8 +328,8 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
         .mcp_path(&s.mcp_path)
         .build()
         .map_err(|e| match e.setting() {
-            "max_concurrency" => rename(e, var("MAX_CONCURRENCY")),
-            "request_timeout" => rename(e, var("REQUEST_TIMEOUT")),
+            "max_concurrency" => e.renamed(var("MAX_CONCURRENCY")),
+            "request_timeout" => e.renamed(var("REQUEST_TIMEOUT")),
             _ => e,
         })?;
     let mut inspect = McpInspectLayer::builder()
@@ -339,8 +339,8 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
         inspect = inspect.protocol_versions(versions.iter().cloned());
     }
     let inspect = inspect.build().map_err(|e| match e.setting() {
-        "max_body_bytes" => rename(e, var("MAX_BODY_BYTES")),
-        "protocol_versions" => rename(e, var("PROTOCOL_VERSIONS")),
+        "max_body_bytes" => e.renamed(var("MAX_BODY_BYTES")),
+        "protocol_versions" => e.renamed(var("PROTOCOL_VERSIONS")),
         _ => e,
     })?;
 
@@ -355,8 +355,8 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
             .max_sessions_per_principal(s.session_max_per_principal)
             .build()
             .map_err(|e| match e.setting() {
-                "idle_timeout" => rename(e, var("SESSION_IDLE_TIMEOUT")),
-                "max_sessions_per_principal" => rename(e, var("SESSION_MAX_PER_PRINCIPAL")),
+                "idle_timeout" => e.renamed(var("SESSION_IDLE_TIMEOUT")),
+                "max_sessions_per_principal" => e.renamed(var("SESSION_MAX_PER_PRINCIPAL")),
                 _ => e,
             })?
     } else {
@@ -370,7 +370,7 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
         ListFilterLayer::builder(policy)
             .max_list_bytes(s.max_list_bytes)
             .build()
-            .map_err(|e| rename(e, var("MAX_LIST_BYTES")))?
+            .map_err(|e| e.renamed(var("MAX_LIST_BYTES")))?
     } else {
         ListFilterLayer::disabled()
     };
@@ -460,9 +460,9 @@ fn build_auth(
             store = store.file(file);
         }
         let store = store.build().map_err(|e| match e.setting() {
-            "api_key" => rename(e, var("API_KEY")),
-            "api_key_pepper" => rename(e, var("API_KEY_PEPPER")),
-            "api_keys_file" => rename(e, var("API_KEYS_FILE")),
+            "api_key" => e.renamed(var("API_KEY")),
+            "api_key_pepper" => e.renamed(var("API_KEY_PEPPER")),
+            "api_keys_file" => e.renamed(var("API_KEYS_FILE")),
             _ => e,
         })?;
         auth = auth.api_keys(store);
@@ -484,11 +484,11 @@ fn build_auth(
         auth = auth.authorization_servers(s.authorization_servers.iter().cloned());
     }
     let layer = auth.build().map_err(|e| match e.setting() {
-        "dev_bypass" => rename(e, var("DEV_BYPASS")),
-        "api_key_header" => rename(e, var("API_KEY_HEADER")),
-        "resource" => rename(e, var("RESOURCE_URL")),
-        "allowed_hosts" => rename(e, var("ALLOWED_HOSTS")),
-        "authorization_servers" => rename(e, var("AUTHORIZATION_SERVERS")),
+        "dev_bypass" => e.renamed(var("DEV_BYPASS")),
+        "api_key_header" => e.renamed(var("API_KEY_HEADER")),
+        "resource" => e.renamed(var("RESOURCE_URL")),
+        "allowed_hosts" => e.renamed(var("ALLOWED_HOSTS")),
+        "authorization_servers" => e.renamed(var("AUTHORIZATION_SERVERS")),
         "credentials" => ConfigError::new(
             var("API_KEY"),
             format!(
