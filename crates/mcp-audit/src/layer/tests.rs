@@ -3,7 +3,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Mutex;
-use std::task::Waker;
+use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -11,11 +11,14 @@ use http_body_util::Full;
 use mcp_core::client_addr::PeerAddr;
 use mcp_core::clock::ManualClock;
 use mcp_core::config::Env;
+use mcp_core::facts::ResponseFacts;
 use mcp_core::jsonrpc::parse_envelope;
 use mcp_core::rejection::{BearerChallenge, BearerError, ResponseFormat};
 use mcp_core::{GuardBody, Principal, PrincipalKind};
 use serde_json::Value;
 use tower::{ServiceBuilder, ServiceExt};
+use tower_layer::Layer;
+use tower_service::Service;
 
 use super::*;
 use crate::detect::Rule;
