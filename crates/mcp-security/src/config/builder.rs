@@ -1,0 +1,592 @@
+//! [`SecurityConfigBuilder`]: the settings in code, and [`build`](SecurityConfigBuilder::build).
+
+use super::*;
+
+impl Default for SecurityConfigBuilder {
+    fn default() -> Self {
+        SecurityConfigBuilder {
+            s: Settings {
+                prefix: "MCP".to_owned(),
+                source: None,
+                defer_unreadable: false,
+                explicit_environment: None,
+                default_environment: Environment::Production,
+                require_auth: true,
+                debug: false,
+                bind: None,
+                mcp_path: DEFAULT_MCP_PATH.to_owned(),
+                hosts: HostSetting::Default,
+                api_key: None,
+                named_keys: Vec::new(),
+                api_keys_file: None,
+                api_key_pepper: None,
+                api_key_header: None,
+                url_auth: false,
+                jwt_secret: None,
+                jwt_audiences: Vec::new(),
+                jwt_issuer: None,
+                jwt_leeway: None,
+                jwks_url: None,
+                jwt_algorithms: None,
+                dev_bypass: false,
+                exempt_paths: None,
+                deny_prefixes: Vec::new(),
+                mcp_scopes: Vec::new(),
+                path_scopes: Vec::new(),
+                resource_url: None,
+                authorization_servers: Vec::new(),
+                session_idle_timeout: mcp_auth::session::DEFAULT_IDLE_TIMEOUT,
+                session_max_per_principal: mcp_auth::session::DEFAULT_MAX_SESSIONS_PER_PRINCIPAL,
+                cors_origins: None,
+                cors_allow_credentials: false,
+                trusted_proxies: Vec::new(),
+                rate_limit_enabled: true,
+                rate_limit_requests: DEFAULT_RATE_REQUESTS,
+                rate_limit_window: DEFAULT_RATE_WINDOW,
+                rate_limit_burst: None,
+                rate_limit_max_keys: None,
+                rate_limit_redis_url: None,
+                rate_limit_redis_fail_open: false,
+                #[cfg(feature = "redis")]
+                rate_limit_redis: None,
+                caller_limits: Vec::new(),
+                caller_classes: Vec::new(),
+                max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+                protocol_versions: None,
+                filter_lists: None,
+                max_list_bytes: mcp_auth::list_filter::DEFAULT_MAX_LIST_BYTES,
+                tool_errors_as_results: false,
+                max_concurrency: DEFAULT_MAX_CONCURRENCY,
+                request_timeout: DEFAULT_REQUEST_TIMEOUT,
+                audit_enabled: true,
+                audit_log_file: None,
+                audit_hmac_key: None,
+                audit_fingerprint_key: None,
+                data_files: Vec::new(),
+                headers: SecurityHeadersLayer::builder(),
+                config_file: None,
+                config_toml: None,
+                ban_list: BanList::new(),
+                error: None,
+            },
+        }
+    }
+}
+
+impl SecurityConfigBuilder {
+    /// For offline checks (`mcp-security check` in CI): a `*_FILE` secret whose file cannot be
+    /// read here is recorded as unchecked (finding `MCP-FILE-004`) instead of failing
+    /// [`read_env`](Self::read_env). Call it before `read_env`. A stack built from such a
+    /// configuration fails, naming the file.
+    pub fn defer_unreadable_secret_files(mut self, on: bool) -> Self {
+        self.s.defer_unreadable = on;
+        self
+    }
+
+    /// Name settings in findings and errors with this prefix (`IQ` gives `IQ_API_KEY`; set by
+    /// [`read_env`](Self::read_env); default `MCP`).
+    pub fn prefix(mut self, prefix: &str) -> Self {
+        self.s.prefix = prefix.trim_end_matches('_').to_owned();
+        self
+    }
+
+    /// Production or development, overriding `ENV`.
+    pub fn environment(mut self, environment: Environment) -> Self {
+        self.s.explicit_environment = Some((environment, EnvironmentSource::Code));
+        self
+    }
+
+    /// The environment when neither `ENV` nor [`environment`](Self::environment) says
+    /// (default production; a local demo may choose development).
+    pub fn default_environment(mut self, environment: Environment) -> Self {
+        self.s.default_environment = environment;
+        self
+    }
+
+    /// The environment as configured so far.
+    pub fn current_environment(&self) -> Environment {
+        self.s
+            .explicit_environment
+            .as_ref()
+            .map_or(self.s.default_environment, |(e, _)| *e)
+    }
+
+    /// Refuse to start without a credential source (default `true`). With `false` and no
+    /// credential, the stack has no authentication at all (`MCP-AUTH-001`, an error in
+    /// production).
+    pub fn require_auth(mut self, on: bool) -> Self {
+        self.s.require_auth = on;
+        self
+    }
+
+    /// Whether authentication is required, as configured so far.
+    pub fn requires_auth(&self) -> bool {
+        self.s.require_auth
+    }
+
+    /// Verbose errors, for the application to read ([`SecurityConfig::debug`]); refused in
+    /// production (`MCP-DEBUG-001`).
+    pub fn debug(mut self, on: bool) -> Self {
+        self.s.debug = on;
+        self
+    }
+
+    /// The address the server listens on (`BIND`): the checks and the development bypass need
+    /// to know whether it is loopback, and the default Host allowlist follows it.
+    pub fn bind_addr(mut self, addr: SocketAddr) -> Self {
+        self.s.bind = Some(addr);
+        self
+    }
+
+    /// The MCP endpoint path (default `/mcp`).
+    pub fn mcp_path(mut self, path: impl Into<String>) -> Self {
+        self.s.mcp_path = path.into();
+        self
+    }
+
+    /// Accept only these `Host` values on the MCP endpoint (`ALLOWED_HOSTS`).
+    pub fn allowed_hosts<I, S>(mut self, hosts: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.s.hosts = HostSetting::List(hosts.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Accept any `Host` (`ALLOWED_HOSTS=*`; finding `MCP-NET-002`).
+    pub fn any_host(mut self) -> Self {
+        self.s.hosts = HostSetting::Any;
+        self
+    }
+
+    /// The one API key with every scope (principal `env`), like `API_KEY`.
+    pub fn api_key(mut self, key: Secret) -> Self {
+        self.s.api_key = Some(SecretSetting::code(self.s.var("API_KEY"), key));
+        self
+    }
+
+    /// One more API key, with its own principal name and scopes (a generated development key,
+    /// for example).
+    pub fn named_api_key(mut self, name: impl Into<String>, key: Secret, scopes: Scopes) -> Self {
+        self.s.named_keys.push((name.into(), key, scopes));
+        self
+    }
+
+    /// A hashed key file (`API_KEYS_FILE`), reloaded on change.
+    pub fn api_keys_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.s.api_keys_file = Some(path.into());
+        self
+    }
+
+    /// The HMAC pepper for key digests (`API_KEY_PEPPER`).
+    pub fn api_key_pepper(mut self, pepper: Secret) -> Self {
+        self.s.api_key_pepper = Some(SecretSetting::code(self.s.var("API_KEY_PEPPER"), pepper));
+        self
+    }
+
+    /// Also accept a key in this header (`API_KEY_HEADER`, e.g. `X-API-Key`).
+    pub fn api_key_header(mut self, name: impl Into<String>) -> Self {
+        self.s.api_key_header = Some(name.into());
+        self
+    }
+
+    /// Also accept `?token=` (`URL_AUTH`; finding `MCP-AUTH-004`).
+    pub fn url_auth(mut self, on: bool) -> Self {
+        self.s.url_auth = on;
+        self
+    }
+
+    /// HS256 secrets (`JWT_SECRET`): comma-separated, the first signs, all verify.
+    pub fn jwt_secret(mut self, secrets: Secret) -> Self {
+        self.s.jwt_secret = Some(SecretSetting::code(self.s.var("JWT_SECRET"), secrets));
+        self
+    }
+
+    /// Add an accepted token audience (`JWT_AUDIENCE`).
+    pub fn jwt_audience(mut self, audience: impl Into<String>) -> Self {
+        self.s.jwt_audiences.push(audience.into());
+        self
+    }
+
+    /// The required token issuer (`JWT_ISSUER`).
+    pub fn jwt_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.s.jwt_issuer = Some(issuer.into());
+        self
+    }
+
+    /// The clock-skew allowance for tokens (`JWT_LEEWAY`, default 30 s).
+    pub fn jwt_leeway(mut self, leeway: Duration) -> Self {
+        self.s.jwt_leeway = Some(leeway);
+        self
+    }
+
+    /// Share the rate limits of every replica through this Redis store (what
+    /// `RATE_LIMIT_REDIS_URL` and the other `RATE_LIMIT_REDIS_*` variables configure). Both
+    /// the per-client and the per-caller limiter use it, over one connection. Needs the `redis`
+    /// feature (on by default).
+    #[cfg(feature = "redis")]
+    pub fn rate_limit_redis(mut self, store: mcp_ratelimit::redis::RedisStore) -> Self {
+        self.s.rate_limit_redis_fail_open =
+            store.failure_policy() == mcp_ratelimit::redis::FailurePolicy::Open;
+        self.s.rate_limit_redis = Some(store);
+        self
+    }
+
+    /// Verify asymmetric JWTs with the keys of this JWK Set (`JWKS_URL`; `https://`, or
+    /// `http://` on loopback). Without it, a [`jwt_issuer`](Self::jwt_issuer) and no secret
+    /// discovers the set from the issuer's metadata. Needs the `jwks` feature (on by default).
+    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.s.jwks_url = Some(url.into());
+        self
+    }
+
+    /// The accepted JWT algorithms (`JWT_ALGORITHMS`): `HS256` exactly when a secret is set,
+    /// asymmetric ones (`RS256`, `PS256`, `ES256`, `EdDSA`…) exactly when a JWKS is.
+    pub fn jwt_algorithms<I, S>(mut self, algorithms: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.s.jwt_algorithms = Some(algorithms.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Let requests without a credential through as a development principal (`DEV_BYPASS`):
+    /// refused unless development and a loopback bind.
+    pub fn dev_bypass(mut self, on: bool) -> Self {
+        self.s.dev_bypass = on;
+        self
+    }
+
+    /// Whether any credential source is configured so far: an API key, a key file, a named key,
+    /// a JWT secret or an issuer's JWKS.
+    pub fn has_credential_source(&self) -> bool {
+        self.s.api_key.is_some()
+            || self.s.api_keys_file.is_some()
+            || !self.s.named_keys.is_empty()
+            || self.s.jwt_secret.is_some()
+            || self.s.jwks_configured()
+    }
+
+    /// Exact paths served without authentication (`AUTH_EXEMPT_PATHS`; default `/health`).
+    pub fn exempt_paths<I, S>(mut self, paths: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.s.exempt_paths = Some(paths.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Refuse every request under this prefix (`AUTH_DENY_PREFIXES`), e.g. `/internal/`.
+    pub fn deny_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.s.deny_prefixes.push(prefix.into());
+        self
+    }
+
+    /// Require `scopes` for an MCP method (`tools/list`) or tool (`tools/call:delete_note`).
+    pub fn require_mcp<I, S>(mut self, key: impl Into<String>, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.s
+            .mcp_scopes
+            .push((key.into(), scopes.into_iter().map(Into::into).collect()));
+        self
+    }
+
+    /// Require `scopes` for HTTP requests under `prefix` (with one of `methods`, or any).
+    pub fn require_path<I, S>(
+        mut self,
+        prefix: impl Into<String>,
+        methods: Option<&[Method]>,
+        scopes: I,
+    ) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.s.path_scopes.push((
+            prefix.into(),
+            methods.map(<[Method]>::to_vec),
+            scopes.into_iter().map(Into::into).collect(),
+        ));
+        self
+    }
+
+    /// The protected resource's URL in RFC 9728 metadata and in the 401 challenge's
+    /// `resource_metadata` (`RESOURCE_URL`; finding `MCP-AUTH-005` without it or a URL
+    /// audience).
+    pub fn resource_url(mut self, url: impl Into<String>) -> Self {
+        self.s.resource_url = Some(url.into());
+        self
+    }
+
+    /// The authorization servers in RFC 9728 metadata (`AUTHORIZATION_SERVERS`).
+    pub fn authorization_servers<I, S>(mut self, servers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.s.authorization_servers = servers.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// How long a legacy session's binding to its principal lives without a request
+    /// (`SESSION_IDLE_TIMEOUT`, default [`mcp_auth::session::DEFAULT_IDLE_TIMEOUT`], rmcp's
+    /// session keep-alive). An expired binding's session id is refused with the server's own
+    /// 404, its owner's requests included (the client then starts a new session).
+    pub fn session_idle_timeout(mut self, idle: Duration) -> Self {
+        self.s.session_idle_timeout = idle;
+        self
+    }
+
+    /// The most live legacy sessions one principal may hold (`SESSION_MAX_PER_PRINCIPAL`,
+    /// default [`mcp_auth::session::DEFAULT_MAX_SESSIONS_PER_PRINCIPAL`]); its next
+    /// `initialize` is refused with 503 before it reaches the server.
+    pub fn session_max_per_principal(mut self, max: usize) -> Self {
+        self.s.session_max_per_principal = max;
+        self
+    }
+
+    /// The browser origins allowed (`CORS_ORIGINS`).
+    pub fn cors_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.s.cors_origins = Some(origins.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Allow credentialed CORS requests (TOML `cors.allow_credentials`; bearer tokens do not
+    /// need it).
+    pub fn cors_allow_credentials(mut self, on: bool) -> Self {
+        self.s.cors_allow_credentials = on;
+        self
+    }
+
+    /// The proxies whose forwarding headers are believed (`TRUSTED_PROXIES`).
+    pub fn trusted_proxies<I>(mut self, nets: I) -> Self
+    where
+        I: IntoIterator<Item = IpNet>,
+    {
+        self.s.trusted_proxies = nets.into_iter().collect();
+        self
+    }
+
+    /// Rate limiting on or off (`RATE_LIMIT_ENABLED`; off also turns the per-caller limits off,
+    /// while the ban list still applies).
+    pub fn rate_limit(mut self, on: bool) -> Self {
+        self.s.rate_limit_enabled = on;
+        self
+    }
+
+    /// The per-client quota (`RATE_LIMIT_REQUESTS` per `RATE_LIMIT_WINDOW`, burst
+    /// `RATE_LIMIT_BURST`, default = requests).
+    pub fn rate_limit_quota(mut self, requests: u64, window: Duration, burst: Option<u64>) -> Self {
+        self.s.rate_limit_requests = requests;
+        self.s.rate_limit_window = window;
+        self.s.rate_limit_burst = burst;
+        self
+    }
+
+    /// A limit of the per-caller layer (after authentication), such as per principal, per
+    /// route class or per tool. Used when the TOML file's `[rate_limit]` section has none.
+    pub fn caller_limit(mut self, limit: Limit) -> Self {
+        self.s.caller_limits.push(limit);
+        self
+    }
+
+    /// A route class for [`caller_limit`](Self::caller_limit)s.
+    pub fn caller_route_class(mut self, class: RouteClass) -> Self {
+        self.s.caller_classes.push(class);
+        self
+    }
+
+    /// The largest request body read by `McpInspectLayer` (`MAX_BODY_BYTES`, default 1 MiB).
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.s.max_body_bytes = bytes;
+        self
+    }
+
+    /// The `MCP-Protocol-Version` values `McpInspectLayer` accepts (`PROTOCOL_VERSIONS`,
+    /// comma-separated; default [`DEFAULT_PROTOCOL_VERSIONS`](mcp_core::mcp_headers::DEFAULT_PROTOCOL_VERSIONS),
+    /// the versions the bundled rmcp speaks). Another version is refused with 400 `-32022`
+    /// naming the supported ones; set this when the server behind speaks other versions.
+    pub fn protocol_versions<I, S>(mut self, versions: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.s.protocol_versions = Some(versions.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Cut `tools/list`, `prompts/list`, `resources/list` and `resources/templates/list`
+    /// results to what the caller may use under the MCP rules of the auth policy
+    /// (`FILTER_LISTS`; default: on whenever there are MCP rules, see
+    /// [`ListFilterLayer`](mcp_auth::ListFilterLayer)). `false` shows every caller every entry.
+    pub fn filter_lists(mut self, on: bool) -> Self {
+        self.s.filter_lists = Some(on);
+        self
+    }
+
+    /// The most bytes of a list response (or one SSE event) the list filter reads; a larger one
+    /// fails closed with a JSON-RPC error (`MAX_LIST_BYTES`, default 4 MiB).
+    pub fn max_list_bytes(mut self, bytes: usize) -> Self {
+        self.s.max_list_bytes = bytes;
+        self
+    }
+
+    /// Answer a `tools/call` refused for a missing scope or a per-caller/tool rate limit with
+    /// HTTP 200 and a tool result `isError: true` naming the scope or the wait, so an agent can
+    /// read it (`TOOL_ERRORS_AS_RESULTS`, default `false`: the specification's 403/429).
+    /// Authentication failures stay 401.
+    pub fn tool_errors_as_results(mut self, on: bool) -> Self {
+        self.s.tool_errors_as_results = on;
+        self
+    }
+
+    /// Requests served at once (`MAX_CONCURRENCY`, default 1000).
+    pub fn max_concurrency(mut self, max: usize) -> Self {
+        self.s.max_concurrency = max;
+        self
+    }
+
+    /// Time allowed per request, SSE streams exempt (`REQUEST_TIMEOUT`, default 30 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.s.request_timeout = timeout;
+        self
+    }
+
+    /// The audit trail on or off (`AUDIT_ENABLED`).
+    pub fn audit(mut self, on: bool) -> Self {
+        self.s.audit_enabled = on;
+        self
+    }
+
+    /// A tamper-evident audit file (`AUDIT_LOG_FILE`) and its HMAC chain key
+    /// (`AUDIT_HMAC_KEY`, at least 32 bytes).
+    pub fn audit_log_file(mut self, path: impl Into<PathBuf>, hmac_key: Secret) -> Self {
+        self.s.audit_log_file = Some(path.into());
+        self.s.audit_hmac_key = Some(SecretSetting::code(self.s.var("AUDIT_HMAC_KEY"), hmac_key));
+        self
+    }
+
+    /// A file holding user data, checked for permissions (`DATA_FILES`).
+    pub fn data_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.s.data_files.push(path.into());
+        self
+    }
+
+    /// The security headers (default [`SecurityHeadersLayer::api`]'s); the TOML `[headers]`
+    /// table applies on top.
+    pub fn security_headers(mut self, headers: SecurityHeadersLayerBuilder) -> Self {
+        self.s.headers = headers;
+        self
+    }
+
+    /// The ban list the per-client limiter checks and the audit detectors add to (default: a
+    /// new one). Pass a clone of your own to ban clients from elsewhere.
+    pub fn ban_list(mut self, bans: BanList) -> Self {
+        self.s.ban_list = bans;
+        self
+    }
+
+    /// Read this TOML file (see the [module docs](super)) at build, replacing `CONFIG_FILE`.
+    pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.s.config_file = Some(("config_file".to_owned(), path.into()));
+        self.s.config_toml = None;
+        self
+    }
+
+    /// Use this TOML text (see the [module docs](super)) instead of a file.
+    pub fn config_toml(mut self, text: impl Into<String>) -> Self {
+        self.s.config_toml = Some(("config_toml".to_owned(), text.into()));
+        self.s.config_file = None;
+        self
+    }
+
+    /// Validate everything that does not depend on the production checks, read the TOML file,
+    /// and resolve the environment and the Host allowlist. Secrets are kept for
+    /// [`SecurityConfig::layer`], which runs the checks and builds the stack.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the setting: the TOML file (unreadable, invalid, an unknown
+    /// key, with its path), a refused value such as a zero quota or an invalid header.
+    pub fn build(self) -> Result<SecurityConfig, ConfigError> {
+        let mut s = self.s;
+        if let Some(err) = s.error.take() {
+            return Err(err);
+        }
+        let (environment, environment_source) = s
+            .explicit_environment
+            .clone()
+            .unwrap_or((s.default_environment, EnvironmentSource::Default));
+        let toml = match (&s.config_toml, &s.config_file) {
+            (Some((setting, text)), _) => Some((setting.clone(), text.clone(), None)),
+            (None, Some((setting, path))) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    ConfigError::new(setting, format!("cannot read the file: {e}"))
+                        .with_value(path.display().to_string())
+                })?;
+                Some((setting.clone(), text, Some(path.clone())))
+            }
+            (None, None) => None,
+        };
+        let mut rate_limit_toml = None;
+        if let Some((setting, text, path)) = toml {
+            let shown = path.map_or_else(|| "TOML".to_owned(), |p| p.display().to_string());
+            let doc: Table = text.parse().map_err(|e: ::toml::de::Error| {
+                ConfigError::new(&setting, format!("invalid TOML: {}", e.message()))
+                    .with_value(&shown)
+            })?;
+            apply_toml(&mut s, &doc)?;
+            if doc.contains_key("rate_limit") {
+                // Validate it now, so a typo fails the build rather than the first request.
+                let limits = RateLimitLayer::builder().toml(&text)?;
+                if !limits.limits().is_empty() {
+                    limits.build()?;
+                }
+                rate_limit_toml = Some(text);
+            }
+        }
+        validate(&s)?;
+        let probe = s.headers.clone().build()?;
+        let response_headers = probe
+            .headers()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let allowed_hosts = match (&s.hosts, s.bind) {
+            (HostSetting::Any, _) => None,
+            (HostSetting::List(list), _) => Some(list.clone()),
+            (HostSetting::Default, Some(addr)) if addr.ip().is_unspecified() => {
+                Some(LOOPBACK_HOSTS.map(str::to_owned).to_vec())
+            }
+            (HostSetting::Default, Some(addr)) if !addr.ip().is_loopback() => {
+                Some(vec![match addr.ip() {
+                    std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                    ip => ip.to_string(),
+                }])
+            }
+            (HostSetting::Default, _) => Some(LOOPBACK_HOSTS.map(str::to_owned).to_vec()),
+        };
+        Ok(SecurityConfig {
+            s,
+            environment,
+            environment_source,
+            allowed_hosts,
+            response_headers,
+            rate_limit_toml,
+            warned: Arc::new(AtomicBool::new(false)),
+        })
+    }
+}

@@ -1,0 +1,151 @@
+//! The TOML file (`CONFIG_FILE`): what variables cannot say well.
+
+use super::*;
+
+pub(super) fn apply_toml(s: &mut Settings, doc: &Table) -> Result<(), ConfigError> {
+    for (key, value) in doc {
+        match key.as_str() {
+            "auth" => toml_auth(s, table(value, "auth")?)?,
+            "cors" => {
+                for (k, v) in table(value, "cors")? {
+                    match k.as_str() {
+                        "allow_credentials" => {
+                            s.cors_allow_credentials = boolean(v, "cors.allow_credentials")?;
+                        }
+                        _ => return Err(unknown(&format!("cors.{k}"))),
+                    }
+                }
+            }
+            "headers" => toml_headers(s, table(value, "headers")?)?,
+            "rate_limit" => {}
+            _ => return Err(unknown(key)),
+        }
+    }
+    Ok(())
+}
+
+fn toml_auth(s: &mut Settings, auth: &Table) -> Result<(), ConfigError> {
+    for (key, value) in auth {
+        let path = format!("auth.{key}");
+        match key.as_str() {
+            "exempt_paths" => s.exempt_paths = Some(strings(value, &path)?),
+            "deny_prefixes" => s.deny_prefixes.extend(strings(value, &path)?),
+            "mcp_scopes" => {
+                for (k, v) in table(value, &path)? {
+                    s.mcp_scopes
+                        .push((k.clone(), strings(v, &format!("{path}.{k}"))?));
+                }
+            }
+            "path_scopes" => {
+                let Value::Array(rules) = value else {
+                    return Err(ConfigError::new(&path, "must be an array of tables"));
+                };
+                for (i, rule) in rules.iter().enumerate() {
+                    let path = format!("{path}[{i}]");
+                    let rule = table(rule, &path)?;
+                    let mut prefix = None;
+                    let mut methods = None;
+                    let mut scopes = Vec::new();
+                    for (k, v) in rule {
+                        let path = format!("{path}.{k}");
+                        match k.as_str() {
+                            "prefix" => prefix = Some(string(v, &path)?),
+                            "scopes" => scopes = strings(v, &path)?,
+                            "methods" => {
+                                let parsed = strings(v, &path)?
+                                    .into_iter()
+                                    .map(|m| {
+                                        Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                                            .map_err(|_| {
+                                                ConfigError::new(&path, "not an HTTP method")
+                                                    .with_value(m)
+                                            })
+                                    })
+                                    .collect::<Result<Vec<_>, _>>()?;
+                                methods = Some(parsed);
+                            }
+                            _ => return Err(unknown(&path)),
+                        }
+                    }
+                    let prefix = prefix
+                        .ok_or_else(|| ConfigError::new(format!("{path}.prefix"), "is required"))?;
+                    s.path_scopes.push((prefix, methods, scopes));
+                }
+            }
+            _ => return Err(unknown(&path)),
+        }
+    }
+    Ok(())
+}
+
+fn toml_headers(s: &mut Settings, headers: &Table) -> Result<(), ConfigError> {
+    if let Some(preset) = headers.get("preset") {
+        let preset = match string(preset, "headers.preset")?.as_str() {
+            "api" => Preset::Api,
+            "web" => Preset::Web,
+            other => {
+                return Err(
+                    ConfigError::new("headers.preset", "expected \"api\" or \"web\"")
+                        .with_value(other),
+                );
+            }
+        };
+        s.headers = s.headers.clone().preset(preset);
+    }
+    for (key, value) in headers {
+        let path = format!("headers.{key}");
+        match key.as_str() {
+            "preset" => {}
+            "omit" => {
+                for name in strings(value, &path)? {
+                    s.headers = s.headers.clone().omit(&name);
+                }
+            }
+            "set" => {
+                for (name, v) in table(value, &path)? {
+                    let v = string(v, &format!("{path}.{name}"))?;
+                    s.headers = s.headers.clone().header(name, &v);
+                }
+            }
+            _ => return Err(unknown(&path)),
+        }
+    }
+    Ok(())
+}
+
+fn unknown(path: &str) -> ConfigError {
+    ConfigError::new(
+        path,
+        "unknown key (see the mcp-security configuration docs)",
+    )
+}
+
+fn table<'a>(value: &'a Value, path: &str) -> Result<&'a Table, ConfigError> {
+    value
+        .as_table()
+        .ok_or_else(|| ConfigError::new(path, "must be a table"))
+}
+
+fn boolean(value: &Value, path: &str) -> Result<bool, ConfigError> {
+    value
+        .as_bool()
+        .ok_or_else(|| ConfigError::new(path, "must be true or false"))
+}
+
+fn string(value: &Value, path: &str) -> Result<String, ConfigError> {
+    value
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| ConfigError::new(path, "must be a string"))
+}
+
+fn strings(value: &Value, path: &str) -> Result<Vec<String>, ConfigError> {
+    match value {
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| string(v, &format!("{path}[{i}]")))
+            .collect(),
+        _ => Err(ConfigError::new(path, "must be an array of strings")),
+    }
+}

@@ -1,0 +1,150 @@
+//! The checks [`build`](super::SecurityConfigBuilder::build) runs over the settings.
+
+use super::*;
+
+pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
+    let at_least_one = |name: &str, value: u64| {
+        if value == 0 {
+            Err(ConfigError::new(s.var(name), "must be at least 1").with_value("0"))
+        } else {
+            Ok(())
+        }
+    };
+    at_least_one("RATE_LIMIT_REQUESTS", s.rate_limit_requests)?;
+    if let Some(burst) = s.rate_limit_burst {
+        at_least_one("RATE_LIMIT_BURST", burst)?;
+    }
+    if let Some(max) = s.rate_limit_max_keys {
+        at_least_one("RATE_LIMIT_MAX_KEYS", max as u64)?;
+    }
+    at_least_one("MAX_BODY_BYTES", s.max_body_bytes as u64)?;
+    at_least_one("MAX_LIST_BYTES", s.max_list_bytes as u64)?;
+    if let Some(versions) = &s.protocol_versions {
+        if versions.is_empty() {
+            return Err(ConfigError::new(
+                s.var("PROTOCOL_VERSIONS"),
+                "must list at least one protocol version",
+            ));
+        }
+        if let Some(bad) = versions
+            .iter()
+            .find(|v| !mcp_core::mcp_headers::is_version_shaped(v))
+        {
+            return Err(ConfigError::new(
+                s.var("PROTOCOL_VERSIONS"),
+                "each protocol version must look like YYYY-MM-DD",
+            )
+            .with_value(bad.clone()));
+        }
+    }
+    at_least_one(
+        "SESSION_MAX_PER_PRINCIPAL",
+        s.session_max_per_principal as u64,
+    )?;
+    if s.session_idle_timeout.is_zero() {
+        return Err(
+            ConfigError::new(s.var("SESSION_IDLE_TIMEOUT"), "must be longer than zero")
+                .with_value("0"),
+        );
+    }
+    at_least_one("MAX_CONCURRENCY", s.max_concurrency as u64)?;
+    if s.request_timeout.is_zero() {
+        return Err(
+            ConfigError::new(s.var("REQUEST_TIMEOUT"), "must be longer than zero").with_value("0"),
+        );
+    }
+    // The per-client quota, validated as the layer will build it.
+    RateLimitLayer::builder()
+        .limit(per_client_limit(s))
+        .build()
+        .map_err(|e| {
+            let name = match e.setting() {
+                "limit.ip.window" => "RATE_LIMIT_WINDOW",
+                "limit.ip.burst" => "RATE_LIMIT_BURST",
+                _ => "RATE_LIMIT_REQUESTS",
+            };
+            e.renamed(s.var(name))
+        })?;
+    let path_ok = |p: &str| p.starts_with('/') && (p.len() == 1 || !p.ends_with('/'));
+    if !path_ok(&s.mcp_path) {
+        return Err(
+            ConfigError::new("mcp_path", "must start with '/' and not end with '/'")
+                .with_value(&s.mcp_path),
+        );
+    }
+    Ok(())
+}
+
+/// The per-client limit: `RATE_LIMIT_REQUESTS` per `RATE_LIMIT_WINDOW`, named `ip`.
+pub(crate) fn per_client_limit(s: &Settings) -> Limit {
+    let burst = s.rate_limit_burst.unwrap_or(s.rate_limit_requests);
+    Limit::new(
+        "ip",
+        Quota::new(s.rate_limit_requests, s.rate_limit_window).with_burst(burst),
+        KeySelector::client_addr(),
+    )
+}
+
+impl Settings {
+    /// Whether asymmetric JWTs from a JWKS are configured: `JWKS_URL`, or `JWT_ISSUER` with
+    /// neither a secret nor `JWKS_URL` (discovery).
+    pub(crate) fn jwks_configured(&self) -> bool {
+        self.jwks_url.is_some() || (self.jwt_issuer.is_some() && self.jwt_secret.is_none())
+    }
+
+    /// The JWT verifier these settings describe (HS256 secrets, an issuer's JWKS, or both), or
+    /// `None` without either. Built by mcp-auth's own environment reader, so code, environment and
+    /// TOML settings follow exactly the same rules; errors name the prefixed variables. A JWKS is
+    /// fetched in the background, not here (see `mcp_auth::jwks`).
+    ///
+    /// # Errors
+    /// As `mcp_auth::layer::AuthLayer::jwt_from_env`: an invalid secret, URL, issuer, audience or
+    /// algorithm list, or a JWKS without the `jwks` feature.
+    pub(crate) fn jwt_verifier(&self) -> Result<Option<mcp_auth::JwtVerifier>, ConfigError> {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        if let Some(secret) = &self.jwt_secret {
+            pairs.push((
+                self.var("JWT_SECRET"),
+                secret.require()?.expose().to_owned(),
+            ));
+        }
+        if let Some(url) = &self.jwks_url {
+            pairs.push((self.var("JWKS_URL"), url.clone()));
+        }
+        if let Some(issuer) = &self.jwt_issuer {
+            pairs.push((self.var("JWT_ISSUER"), issuer.clone()));
+        }
+        if !self.jwt_audiences.is_empty() {
+            pairs.push((self.var("JWT_AUDIENCE"), self.jwt_audiences.join(",")));
+        }
+        if let Some(algorithms) = &self.jwt_algorithms {
+            pairs.push((self.var("JWT_ALGORITHMS"), algorithms.join(",")));
+        }
+        if let Some(leeway) = self.jwt_leeway {
+            pairs.push((self.var("JWT_LEEWAY"), format!("{}ms", leeway.as_millis())));
+        }
+        let env = Env::from_pairs(&self.prefix, pairs);
+        let verifier = mcp_auth::AuthLayer::jwt_from_env(&env);
+        match (&self.jwt_secret, verifier) {
+            // A secret given as a file is named by its own variable.
+            (Some(secret), Err(e)) if e.setting() == self.var("JWT_SECRET") => {
+                Err(e.renamed(secret.setting.clone()))
+            }
+            (_, result) => result,
+        }
+    }
+}
+
+/// `url` without the `user:password@` part, for reports.
+pub(super) fn without_userinfo(url: &str) -> String {
+    let url = url.trim();
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "[not a URL]".to_owned();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    format!("{scheme}://{host}{path}")
+}
