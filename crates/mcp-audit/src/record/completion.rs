@@ -1,0 +1,85 @@
+//! [`CompletionRecord`]: what response-side layers learned from a body.
+
+use super::*;
+
+/// What response-side layers learned from one request's body (see the
+/// [module docs](super#completion-records)); linked to the request record by `request_id`.
+#[derive(Debug, Clone)]
+pub struct CompletionRecord {
+    pub(crate) time: SystemTime,
+    pub(crate) request_id: RequestId,
+    pub(crate) facts: BodyFacts,
+    pub(crate) masker: Masker,
+}
+
+impl CompletionRecord {
+    /// When the body ended or was dropped.
+    pub fn time(&self) -> SystemTime {
+        self.time
+    }
+
+    /// The id of the request record it completes.
+    pub fn request_id(&self) -> Cow<'_, str> {
+        self.request_id.to_text(&self.masker)
+    }
+
+    /// Every fact recorded, in order.
+    pub fn facts(&self) -> &[ResponseFact] {
+        &self.facts.facts
+    }
+
+    /// Whether the body was read to its end (`false`: the client dropped it first).
+    pub fn body_complete(&self) -> bool {
+        self.facts.body_complete
+    }
+
+    /// The list method filtered, if any (the first, when several).
+    pub fn list_method(&self) -> Option<&'static str> {
+        self.facts().iter().find_map(|f| match f {
+            ResponseFact::ListFiltered { method, .. } => Some(*method),
+            _ => None,
+        })
+    }
+
+    /// Entries kept and hidden over every filtered list, if any was filtered.
+    pub fn list_entries(&self) -> Option<(u64, u64)> {
+        let mut out: Option<(u64, u64)> = None;
+        for f in self.facts() {
+            if let ResponseFact::ListFiltered { kept, hidden, .. } = f {
+                let (k, h) = out.get_or_insert((0, 0));
+                *k += u64::from(*kept);
+                *h += u64::from(*hidden);
+            }
+        }
+        out
+    }
+
+    /// Why a response was replaced by a JSON-RPC error, and by which layer (the first).
+    pub fn failed_closed(&self) -> Option<(&'static str, &'static str)> {
+        self.facts().iter().find_map(|f| match f {
+            ResponseFact::FailedClosed { layer, reason } => Some((*layer, reason.as_str())),
+            _ => None,
+        })
+    }
+
+    pub(crate) fn write_body(&self, buf: &mut Vec<u8>, seq: u64) {
+        let mut o = JsonObject::begin(buf, seq, RecordKind::Completion, self.time);
+        o.str("request_id", Some(&self.request_id()));
+        o.str(
+            "body",
+            Some(if self.body_complete() {
+                "complete"
+            } else {
+                "dropped"
+            }),
+        );
+        o.str("list_method", self.list_method());
+        let entries = self.list_entries();
+        o.u64("entries_kept", entries.map(|e| e.0));
+        o.u64("entries_hidden", entries.map(|e| e.1));
+        let failed = self.failed_closed();
+        o.str("failed_closed", failed.map(|f| f.1));
+        o.str("failed_closed_by", failed.map(|f| f.0));
+        o.u64("facts_dropped", Some(u64::from(self.facts.dropped)));
+    }
+}
