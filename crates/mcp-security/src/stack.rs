@@ -353,10 +353,12 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
         SessionBindingLayer::builder()
             .idle_timeout(s.session_idle_timeout)
             .max_sessions_per_principal(s.session_max_per_principal)
+            .eviction_grace(s.session_eviction_grace)
             .build()
             .map_err(|e| match e.setting() {
                 "idle_timeout" => e.renamed(var("SESSION_IDLE_TIMEOUT")),
                 "max_sessions_per_principal" => e.renamed(var("SESSION_MAX_PER_PRINCIPAL")),
+                "eviction_grace" => e.renamed(var("SESSION_EVICTION_GRACE")),
                 _ => e,
             })?
     } else {

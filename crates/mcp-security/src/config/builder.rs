@@ -37,6 +37,7 @@ impl Default for SecurityConfigBuilder {
                 authorization_servers: Vec::new(),
                 session_idle_timeout: mcp_auth::session::DEFAULT_IDLE_TIMEOUT,
                 session_max_per_principal: mcp_auth::session::DEFAULT_MAX_SESSIONS_PER_PRINCIPAL,
+                session_eviction_grace: mcp_auth::session::DEFAULT_EVICTION_GRACE,
                 cors_origins: None,
                 cors_allow_credentials: false,
                 trusted_proxies: Vec::new(),
@@ -343,9 +344,19 @@ impl SecurityConfigBuilder {
         self
     }
 
+    /// How long a session must have been idle before the per-principal cap may evict it to
+    /// admit the principal's next `initialize` (`SESSION_EVICTION_GRACE`, default
+    /// [`mcp_auth::session::DEFAULT_EVICTION_GRACE`]); the evicted id then gets the server's own
+    /// unknown-session 404. At least the idle timeout turns eviction off.
+    pub fn session_eviction_grace(mut self, grace: Duration) -> Self {
+        self.s.session_eviction_grace = grace;
+        self
+    }
+
     /// The most live legacy sessions one principal may hold (`SESSION_MAX_PER_PRINCIPAL`,
-    /// default [`mcp_auth::session::DEFAULT_MAX_SESSIONS_PER_PRINCIPAL`]); its next
-    /// `initialize` is refused with 503 before it reaches the server.
+    /// default [`mcp_auth::session::DEFAULT_MAX_SESSIONS_PER_PRINCIPAL`]); at the cap its
+    /// least-recently-used session idle longer than the eviction grace is evicted, else its
+    /// next `initialize` is refused with 503 before it reaches the server.
     pub fn session_max_per_principal(mut self, max: usize) -> Self {
         self.s.session_max_per_principal = max;
         self

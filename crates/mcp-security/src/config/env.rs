@@ -118,6 +118,8 @@ impl SecurityConfigBuilder {
         s.session_idle_timeout = env.duration("SESSION_IDLE_TIMEOUT", s.session_idle_timeout)?;
         s.session_max_per_principal =
             env.usize("SESSION_MAX_PER_PRINCIPAL", s.session_max_per_principal)?;
+        s.session_eviction_grace =
+            env.duration("SESSION_EVICTION_GRACE", s.session_eviction_grace)?;
         if let Some(origins) = env.list("CORS_ORIGINS")? {
             s.cors_origins = Some(origins);
         }

@@ -27,8 +27,9 @@
 //! | `AUTH_EXEMPT_PATHS`, `AUTH_DENY_PREFIXES` | exact paths served without auth; prefixes always refused | `/health`, — |
 //! | `RESOURCE_URL` | the protected resource's URL (RFC 9728 `resource`) in the OAuth metadata and the 401 challenge's `resource_metadata`; unset, the first http(s) `JWT_AUDIENCE`, else derived from a `Host` on `ALLOWED_HOSTS` (with `ALLOWED_HOSTS=*`: not served, 404). Finding `MCP-AUTH-005` when neither it nor a URL audience is set | — |
 //! | `AUTHORIZATION_SERVERS` | RFC 9728 `authorization_servers` | the JWKS issuer, if any |
-//! | `SESSION_IDLE_TIMEOUT` | a legacy session (`Mcp-Session-Id`) binding unused this long expires; its id is then refused with the server's own 404 | `300s` (rmcp's session keep-alive) |
-//! | `SESSION_MAX_PER_PRINCIPAL` | live sessions one principal may hold; its next `initialize` is refused with 503 before it reaches the server | 64 |
+//! | `SESSION_IDLE_TIMEOUT` | a legacy session (`Mcp-Session-Id`) binding without traffic this long (requests the server answers other than with a 404, and data it streams) expires; its id is then refused with the server's own 404 | `300s` (rmcp's session keep-alive) |
+//! | `SESSION_MAX_PER_PRINCIPAL` | live sessions one principal may hold; at the cap its least-recently-used session idle longer than `SESSION_EVICTION_GRACE` is evicted, else its next `initialize` is refused with 503 before it reaches the server | 64 |
+//! | `SESSION_EVICTION_GRACE` | how long a session must have been idle before the cap may evict it for a new one (at least the idle timeout: never evict) | `60s` |
 //! | `CORS_ORIGINS` | allowed browser origins, comma-separated; `*` refused in production | development: the localhost set; production: none |
 //! | `RATE_LIMIT_ENABLED`, `_REQUESTS`, `_WINDOW`, `_BURST`, `_MAX_KEYS` | per-client limit (off also turns the per-caller limits off; bans still apply) | `true`, 100, 60 s, = requests, 100000 |
 //! | `RATE_LIMIT_REDIS_URL` / `_FILE`, `_REDIS_PREFIX`, `_REDIS_FAILURE`, `_REDIS_TIMEOUT`, `RATE_LIMIT_REPLICAS` | limits shared by every replica through Redis, one connection for both limiters (feature `redis`, on by default; see `mcp_ratelimit::redis`) | — (in memory), `mcp:rl:`, `closed` (503), `20ms`, 1 |
@@ -230,6 +231,7 @@ pub(crate) struct Settings {
     pub(crate) authorization_servers: Vec<String>,
     pub(crate) session_idle_timeout: Duration,
     pub(crate) session_max_per_principal: usize,
+    pub(crate) session_eviction_grace: Duration,
     pub(crate) cors_origins: Option<Vec<String>>,
     pub(crate) cors_allow_credentials: bool,
     pub(crate) trusted_proxies: Vec<IpNet>,
@@ -542,6 +544,12 @@ impl SecurityConfig {
         self.s.session_idle_timeout
     }
 
+    /// How long a session must be idle before the per-principal cap may evict it
+    /// (`SESSION_EVICTION_GRACE`).
+    pub fn session_eviction_grace(&self) -> Duration {
+        self.s.session_eviction_grace
+    }
+
     /// The most live legacy sessions per principal (`SESSION_MAX_PER_PRINCIPAL`).
     pub fn session_max_per_principal(&self) -> usize {
         self.s.session_max_per_principal
@@ -793,6 +801,7 @@ mod tests {
             ("MCP_SESSION_IDLE_TIMEOUT", "soon"),
             ("MCP_SESSION_MAX_PER_PRINCIPAL", "0"),
             ("MCP_SESSION_MAX_PER_PRINCIPAL", "-1"),
+            ("MCP_SESSION_EVICTION_GRACE", "later"),
         ] {
             let err = SecurityConfig::builder_from_env(&env(&[(var, value)]))
                 .and_then(SecurityConfigBuilder::build)
@@ -818,6 +827,7 @@ mod tests {
         let config = SecurityConfig::builder_from_env(&env(&[
             ("MCP_SESSION_IDLE_TIMEOUT", "90s"),
             ("MCP_SESSION_MAX_PER_PRINCIPAL", "8"),
+            ("MCP_SESSION_EVICTION_GRACE", "2m"),
             ("MCP_RESOURCE_URL", "https://mcp.example.com/mcp"),
         ]))
         .unwrap()
@@ -825,6 +835,7 @@ mod tests {
         .unwrap();
         assert_eq!(config.session_idle_timeout(), Duration::from_secs(90));
         assert_eq!(config.session_max_per_principal(), 8);
+        assert_eq!(config.session_eviction_grace(), Duration::from_secs(120));
         assert_eq!(config.resource_url(), Some("https://mcp.example.com/mcp"));
         assert_eq!(
             config.check_input().resource_url.as_deref(),
