@@ -77,6 +77,11 @@ use crate::decision::{Charge, Charges, Decision, Report};
 use crate::key::{KeyHasher, PassThrough, StoreKey};
 use crate::quota::{Gcra, ceil_secs};
 
+mod builder;
+mod deny_cache;
+pub use builder::RedisStoreBuilder;
+use deny_cache::DenyCache;
+
 /// The default time budget of one decision: 20 ms.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(20);
 /// The default key prefix.
@@ -174,118 +179,6 @@ pub struct RedisStats {
     pub degraded: bool,
     /// Keys in the local deny cache now.
     pub deny_cache_len: u64,
-}
-
-/// Builds a [`RedisStore`]; see [`RedisStore::builder`].
-#[must_use]
-pub struct RedisStoreBuilder {
-    url: Secret,
-    prefix: String,
-    failure: FailurePolicy,
-    timeout: Duration,
-    replicas: u64,
-    deny_cache: usize,
-}
-
-impl std::fmt::Debug for RedisStoreBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisStoreBuilder")
-            .field("prefix", &self.prefix)
-            .field("failure", &self.failure)
-            .field("timeout", &self.timeout)
-            .field("replicas", &self.replicas)
-            .field("deny_cache", &self.deny_cache)
-            .finish_non_exhaustive()
-    }
-}
-
-impl RedisStoreBuilder {
-    /// The key prefix (default [`DEFAULT_PREFIX`]): printable ASCII without spaces, at most
-    /// [`MAX_PREFIX_LEN`] bytes. Give each deployment (and each layer) its own.
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// What to do when Redis fails or is too slow (default [`FailurePolicy::Closed`]).
-    pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
-        self.failure = policy;
-        self
-    }
-
-    /// The time budget of one decision (default [`DEFAULT_TIMEOUT`]), after which the failure
-    /// policy applies.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// How many replicas share the limits (default 1): the fail-open fallback limits each
-    /// replica to `limit / replicas`.
-    pub fn replicas(mut self, replicas: u64) -> Self {
-        self.replicas = replicas;
-        self
-    }
-
-    /// The bound on the local deny cache (default [`DEFAULT_DENY_CACHE`]); 0 turns it off.
-    pub fn deny_cache(mut self, capacity: usize) -> Self {
-        self.deny_cache = capacity;
-        self
-    }
-
-    /// Validate and build. No connection is made here (nor a runtime needed): the first request
-    /// connects.
-    ///
-    /// # Errors
-    /// A [`ConfigError`] naming `redis.url` (not a `redis://` or `unix://` URL — `rediss://` is
-    /// not supported yet; the value is never echoed), `redis.prefix`, `redis.timeout` (zero) or
-    /// `redis.replicas` (zero).
-    pub fn build(self) -> Result<RedisStore, ConfigError> {
-        if self.url.expose().trim_start().starts_with("rediss://") {
-            return Err(ConfigError::new(
-                "redis.url",
-                "rediss:// (TLS) is not supported by this build yet; use redis:// on loopback or \
-                 a private network, or a TLS-terminating sidecar",
-            ));
-        }
-        let client = ::redis::Client::open(self.url.expose()).map_err(|e| {
-            ConfigError::new(
-                "redis.url",
-                format!("not a usable Redis URL ({:?})", e.kind()),
-            )
-        })?;
-        if self.prefix.is_empty()
-            || self.prefix.len() > MAX_PREFIX_LEN
-            || !self.prefix.bytes().all(|b| b.is_ascii_graphic())
-        {
-            return Err(ConfigError::new(
-                "redis.prefix",
-                "must be 1 to 64 printable ASCII characters without spaces",
-            )
-            .with_value(self.prefix.escape_debug().to_string()));
-        }
-        if self.timeout.is_zero() {
-            return Err(
-                ConfigError::new("redis.timeout", "must be longer than zero").with_value("0"),
-            );
-        }
-        if self.replicas == 0 {
-            return Err(ConfigError::new("redis.replicas", "must be at least 1").with_value("0"));
-        }
-        Ok(RedisStore {
-            inner: Arc::new(Inner {
-                client,
-                conn: OnceLock::new(),
-                script: ::redis::Script::new(SCRIPT),
-                prefix: self.prefix,
-                failure: self.failure,
-                timeout: self.timeout,
-                replicas: self.replicas,
-                deny: DenyCache::new(self.deny_cache),
-                stats: Counters::default(),
-            }),
-        })
-    }
 }
 
 /// Limits shared by every replica through Redis; see the [module docs](self). Cheap to clone.
@@ -848,75 +741,5 @@ impl RedisBackend {
             });
         }
         out
-    }
-}
-
-type DenyMap = IndexMap<StoreKey, (u64, u64), BuildHasherDefault<PassThrough>>;
-
-/// Keys Redis refused, until when (local monotonic nanoseconds), bounded.
-struct DenyCache {
-    cap: usize,
-    map: Mutex<(DenyMap, usize)>,
-}
-
-impl DenyCache {
-    fn new(cap: usize) -> Self {
-        DenyCache {
-            cap,
-            map: Mutex::new((DenyMap::default(), 0)),
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.map
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .0
-            .len()
-    }
-
-    /// `(refused until, full at)` if `key` is refused at `now`.
-    fn get(&self, key: StoreKey, now: u64) -> Option<(u64, u64)> {
-        let mut guard = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        let (until, full) = *guard.0.get(&key)?;
-        if until > now {
-            Some((until, full))
-        } else {
-            guard.0.swap_remove(&key);
-            None
-        }
-    }
-
-    fn insert(&self, key: StoreKey, until: u64, full: u64, now: u64) {
-        if self.cap == 0 {
-            return;
-        }
-        let mut guard = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        let (map, cursor) = &mut *guard;
-        if map.len() >= self.cap && !map.contains_key(&key) {
-            // Drop expired entries first; if none, the one at the cursor (forgetting a refusal
-            // only costs a round trip).
-            for _ in 0..16 {
-                if map.is_empty() {
-                    break;
-                }
-                if *cursor >= map.len() {
-                    *cursor = 0;
-                }
-                let expired = map.get_index(*cursor).is_some_and(|(_, (u, _))| *u <= now);
-                if expired {
-                    map.swap_remove_index(*cursor);
-                } else {
-                    *cursor += 1;
-                }
-            }
-            if map.len() >= self.cap {
-                if *cursor >= map.len() {
-                    *cursor = 0;
-                }
-                map.swap_remove_index(*cursor);
-            }
-        }
-        map.insert(key, (until, full));
     }
 }
