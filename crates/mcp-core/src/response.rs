@@ -259,8 +259,11 @@ struct Probe {
 }
 
 impl Probe {
+    /// A message that carries `result` or `error` is read as a response even when it also has
+    /// a `method`: such a message is malformed, and a client may take it for either, so the
+    /// rewriter treats it as the answer it might be read as (fail closed).
     fn is_response(&self) -> bool {
-        self.method.is_none() && (self.result.is_some() || self.error.is_some())
+        self.result.is_some() || self.error.is_some()
     }
 }
 

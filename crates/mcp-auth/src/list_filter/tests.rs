@@ -266,6 +266,43 @@ async fn sse_only_the_list_event_is_rewritten() {
     assert!(!second.contains("delete_note") && !second.contains("read_note"));
 }
 
+/// Found by the response_rewriter fuzz target: a message with `method`, `id` and `result`
+/// is malformed, and a client that reads it as the answer to `tools/list` must not see a
+/// hidden tool in it.
+#[tokio::test]
+async fn a_response_that_also_names_a_method_is_still_filtered() {
+    let odd = r#"{"jsonrpc":"2.0","method":"notifications","id":1,"result":{"tools":[{"name":"echo"},{"name":"delete_note"}]}}"#;
+    for (content_type, body) in [
+        ("application/json", odd.to_owned()),
+        (
+            "text/event-stream",
+            format!("event: message\ndata: {odd}\n\n"),
+        ),
+    ] {
+        let r = serve(
+            ListFilterLayer::new(policy()),
+            LIST_REQ,
+            Some(who(&[])),
+            content_type,
+            body,
+            &[],
+            None,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{content_type}");
+        assert!(
+            r.body.contains(r#"{"name":"echo"}"#),
+            "{content_type}: {}",
+            r.body
+        );
+        assert!(
+            !r.body.contains("delete_note"),
+            "{content_type}: {}",
+            r.body
+        );
+    }
+}
+
 #[tokio::test]
 async fn oversize_and_invalid_fail_closed_with_facts() {
     let seen: Arc<Mutex<Vec<BodyFacts>>> = Arc::default();
