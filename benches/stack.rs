@@ -1,5 +1,5 @@
 //! The whole stack in process: what `mcp_security::SecurityLayer` (every layer `SecurityConfig`
-//! builds, in the order of DESIGN.md §3) adds to one allowed MCP request, and what `AuthLayer`'s
+//! builds, in the order ARCHITECTURE.md gives) adds to one allowed MCP request, and what `AuthLayer`'s
 //! HS256 path costs next to a raw `jsonwebtoken` decode of the same token.
 //!
 //! - `whole_stack_tools_call_200B`: a stateless 2026-07-28 `tools/call` of ~200 bytes (with the

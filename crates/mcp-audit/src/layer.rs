@@ -172,7 +172,7 @@ pub struct AuditLayer {
 
 impl AuditLayer {
     /// A builder with the defaults: the `tracing` sink (unless other sinks are added), the
-    /// default masking, the seeds' detector thresholds, metrics on.
+    /// default masking, the default detector thresholds, metrics on.
     pub fn builder() -> AuditLayerBuilder {
         AuditLayerBuilder::default()
     }

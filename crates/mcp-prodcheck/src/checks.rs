@@ -712,7 +712,7 @@ impl Checker<'_> {
 /// Why a secret is a known value: a placeholder marker or a published example.
 fn known_value(facts: &SecretFacts) -> Option<String> {
     if facts.is_published_example() {
-        Some("is a key published in the seed guides or this project's docs".to_owned())
+        Some("is a key published in common MCP security guides or this project's docs".to_owned())
     } else {
         facts
             .placeholder()

@@ -215,7 +215,7 @@ rules! {
     /// The audit log or a data file is readable or writable beyond its owner and group.
     DATA_FILE_MODE = "MCP-FILE-002", "DataFilePermissions", Warning, WARNING,
         "an audit or data file is accessible to other users",
-        "chmod 600 (or 640) the file, as the IQ-MCP guide asks for memory.jsonl.";
+        "chmod 600 (or 640) the file, as for any file that holds secrets or audit records.";
     /// A `.env` file that git would commit.
     DOTENV_NOT_IGNORED = "MCP-FILE-003", "DotenvNotIgnored", Warning, WARNING,
         "a .env file is present and not git-ignored",

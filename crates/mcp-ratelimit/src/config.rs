@@ -451,7 +451,7 @@ mod tests {
         assert_eq!(e.setting(), "MCP_RATE_LIMIT_BURST");
     }
 
-    const SEED_CLASSES: &str = r#"
+    const EXAMPLE_CLASSES: &str = r#"
         [other_section]
         ignored = true
 
@@ -492,7 +492,7 @@ mod tests {
     #[test]
     fn toml_classes_and_tools() {
         let layer = RateLimitLayer::builder()
-            .toml(SEED_CLASSES)
+            .toml(EXAMPLE_CLASSES)
             .unwrap()
             .build()
             .unwrap();
@@ -633,7 +633,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mcp-ratelimit-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("mcp.toml");
-        std::fs::write(&path, SEED_CLASSES).unwrap();
+        std::fs::write(&path, EXAMPLE_CLASSES).unwrap();
         let e = env(&[("MCP_CONFIG_FILE", path.to_str().unwrap())]);
         let b = RateLimitLayer::builder().config_file_from_env(&e).unwrap();
         assert_eq!(b.limits().len(), 6);

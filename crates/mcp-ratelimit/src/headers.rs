@@ -33,7 +33,7 @@ pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 /// `RateLimit-Policy` (draft-ietf-httpapi-ratelimit-headers-11).
 pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
-/// The public message of every `429`, as the seed words it.
+/// The public message of every `429`, in the wording clients of common MCP deployments expect.
 pub const RATE_LIMITED_MESSAGE: &str = "Rate limit exceeded. Please try again later.";
 
 /// Numbers below this come from a static table.

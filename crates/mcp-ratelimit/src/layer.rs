@@ -31,7 +31,7 @@
 //! | `Retry-After` | — | seconds until the request would be admitted, rounded up, at least 1 |
 //!
 //! `RateLimit` and `RateLimit-Policy` follow the structured-field form of
-//! draft-ietf-httpapi-ratelimit-headers-11 (May 2026); `X-RateLimit-*` follow the seed's
+//! draft-ietf-httpapi-ratelimit-headers-11 (May 2026); `X-RateLimit-*` follow the common
 //! convention (GitHub-style, `Reset` as a Unix timestamp). Both sets can be switched off
 //! ([`RateLimitLayerBuilder::legacy_headers`], [`RateLimitLayerBuilder::ietf_headers`]).
 //!
@@ -39,7 +39,7 @@
 //!
 //! | caller | body |
 //! |---|---|
-//! | plain HTTP | `{"error":"rate_limited","message":"Rate limit exceeded. Please try again later.","detail":"Rate limit exceeded. Please try again later.","retry_after":N}` — the seed's `detail` + `retry_after`, plus the house `error` + `message` |
+//! | plain HTTP | `{"error":"rate_limited","message":"Rate limit exceeded. Please try again later.","detail":"Rate limit exceeded. Please try again later.","retry_after":N}` — the common `detail` + `retry_after`, plus the house `error` + `message` |
 //! | MCP (JSON-RPC) | `{"jsonrpc":"2.0","id":<the request's id>,"error":{"code":-32000,"message":"Rate limit exceeded. Please try again later.","data":{"status":429,"code":"rate_limited","retry_after":N}}}`; before [`McpInspectLayer`](mcp_core::inspect::McpInspectLayer) has read the body, a POST to the MCP path gets the same with `id: null` |
 //! | gRPC | trailers-only, `grpc-status: 8` (resource exhausted), the same headers |
 //!
@@ -59,7 +59,7 @@
 //!
 //! # Where to put it
 //!
-//! Twice, as DESIGN.md's request path has it: a per-client layer before authentication (cheap,
+//! Twice, as the stack's request path has it (see ARCHITECTURE.md): a per-client layer before authentication (cheap,
 //! before any crypto or body read), and a per-principal / per-class / per-tool layer after
 //! [`McpInspectLayer`](mcp_core::inspect::McpInspectLayer) and authentication, where
 //! [`McpCall`](mcp_core::McpCall) and [`Principal`](mcp_core::Principal) are in the request extensions. The client address comes from a

@@ -9,7 +9,7 @@
 //!   request; the tightest is reported in `X-RateLimit-*` and the IETF `RateLimit` /
 //!   `RateLimit-Policy` headers (draft-ietf-httpapi-ratelimit-headers-11); refusals are `429`
 //!   with an exact `Retry-After` (whole seconds, rounded up, never 0) in the caller's format
-//!   (JSON with the seed's `detail` / `retry_after`, JSON-RPC with the request id, gRPC status
+//!   (JSON with the common `detail` / `retry_after`, JSON-RPC with the request id, gRPC status
 //!   8). A [`BanList`](mcp_core::BanList) is checked first. See [`layer`].
 //! - [`quota`]: the GCRA, in integer nanoseconds: over any window `W` at most
 //!   `burst + ⌊W × requests / window⌋` requests are admitted — proven in the module docs, and

@@ -2,7 +2,7 @@
 //! timeout that spares long-lived SSE streams — tower's and tower-http's middleware, answering in
 //! the house format.
 //!
-//! The seed asks for 1000 concurrent connections at most, 1 MB bodies and timeouts. This layer
+//! A production MCP deployment caps concurrency (1000 connections by default), body size (1 MB) and time. This layer
 //! composes, rather than re-writes:
 //!
 //! - tower's [`ConcurrencyLimit`] on one semaphore shared by every
@@ -52,7 +52,7 @@ use mcp_core::{GuardBody, Rejection};
 use crate::class::path_has_prefix;
 use crate::layer::DEFAULT_MCP_PATH;
 
-/// The default cap on concurrent requests (the seed's 1000).
+/// The default cap on concurrent requests (1000).
 pub const DEFAULT_MAX_CONCURRENCY: usize = 1000;
 /// The default request timeout.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

@@ -11,7 +11,7 @@
 //! # Fields
 //!
 //! The JSON-lines file sink writes every field of a request record, `null` when unknown, in this
-//! order (the first ten are the seed's audit fields):
+//! order (the first ten are the fields audit pipelines commonly expect):
 //!
 //! | field | meaning |
 //! |---|---|

@@ -155,7 +155,7 @@ async fn answers_in_all_three_formats() {
         assert_eq!(rejection.internal_detail(), Some("limit ip exceeded"));
     };
 
-    // plain HTTP: the seed's body (plus the house's error/message)
+    // plain HTTP: the common `detail`/`retry_after` body (plus the house's error/message)
     let res = send(&layer, get("/api", peer)).await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(header(&res, "content-type"), "application/json");
