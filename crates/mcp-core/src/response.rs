@@ -251,8 +251,6 @@ struct Probe {
     #[serde(default)]
     id: Option<Value>,
     #[serde(default)]
-    method: Option<IgnoredAny>,
-    #[serde(default)]
     result: Option<IgnoredAny>,
     #[serde(default)]
     error: Option<IgnoredAny>,
