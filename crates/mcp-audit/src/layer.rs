@@ -54,6 +54,7 @@
 //! | `AUDIT_MAX_FILE_BYTES` | rotate at this size (`0`: never) | `67108864` |
 //! | `AUDIT_CHECKPOINT_INTERVAL` | signed checkpoint period | `60s` |
 //! | `AUDIT_FSYNC` | `checkpoint` or `batch` | `checkpoint` |
+//! | `AUDIT_BATCH_DELAY` | how long the file writer lets records gather before writing them (at most `1s`; `0`: wake it per record) | `2ms` |
 //! | `AUDIT_FINGERPRINT_KEY` / `AUDIT_FINGERPRINT_KEY_FILE` | credential fingerprint key (give `mcp-auth` the same) | derived from the HMAC key, else random per process |
 //! | `AUDIT_MASK_PREFIXES` | more key prefixes to mask, comma-separated | (`mcp-sk-` always) |
 //! | `AUDIT_MASK_PARAMS` | more query parameters to mask | (see [`crate::mask`]) |

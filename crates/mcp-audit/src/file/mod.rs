@@ -22,15 +22,28 @@
 //! also when no request came in, and emitted as a `tracing` event (target `mcp_audit`) so the
 //! head also lives outside the file.
 //!
-//! # Flush and fsync
+//! # Batches, flush and fsync
 //!
-//! The writer takes whatever is queued (up to 1024 events), writes it with one `write(2)`, and
-//! then goes back to waiting: a line reaches the operating system within one batch of being
-//! queued. With [`SyncPolicy::Checkpoint`] (the default) the file is `fdatasync`ed at every
+//! The writer takes whatever is queued (up to 1024 events) and writes it with one `write(2)`.
+//! Submitting a record does not wake the writer: after a batch, the writer lets the next records
+//! gather for the [`batch_delay`](FileSinkBuilder::batch_delay) (default 2 ms) and then takes
+//! them all, so a burst of requests costs the writer one wake-up instead of one per record, and
+//! the request path no system call. The wait ends early when the queue reaches its high-water
+//! mark (half the channel capacity, at most one batch) and for [`flush`](FileSink::flush),
+//! [`checkpoint`](FileSink::checkpoint) and [`close`](FileSink::close). When a wait finds the
+//! queue empty the writer sleeps until the next record arrives, which it writes at once.
+//!
+//! **Worst-case delay.** A record sits in memory at most one `batch_delay` plus the time the
+//! writer takes for the batch ahead of it before its line reaches the operating system (with a
+//! full queue under the `block` policy, also the time the submitter waited for room). A
+//! `batch_delay` of zero wakes the writer for every record.
+//!
+//! With [`SyncPolicy::Checkpoint`] (the default) the file is `fdatasync`ed at every
 //! checkpoint, rotation and close, so a power loss loses at most one checkpoint interval; with
 //! [`SyncPolicy::EveryBatch`] after every batch as well. A crash of the process loses what was
-//! queued but not yet written, and leaves at most one torn last line, which the verifier reports
-//! and the next start acknowledges (below).
+//! queued but not yet written (about one `batch_delay` of traffic), and leaves at most one torn
+//! last line, which the verifier reports and the next start acknowledges (below). Every record
+//! accepted before [`close`](FileSink::close), or before the last clone is dropped, is written.
 //!
 //! # Rotation
 //!
@@ -84,6 +97,9 @@ pub const DEFAULT_CHANNEL_CAPACITY: usize = 8192;
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 /// The default checkpoint interval: 60 s.
 pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The default time the writer lets records gather after a batch: 2 ms.
+pub const DEFAULT_BATCH_DELAY: Duration = Duration::from_millis(2);
 
 /// The most events written per batch.
 const MAX_BATCH: usize = 1024;
@@ -165,9 +181,30 @@ struct Shared {
     /// Signalled by the writer after it took a batch off the channel: blocked submitters retry
     /// then, once per batch rather than once per freed slot.
     room: tokio::sync::Notify,
+    /// Ends the writer's batch delay early: the queue reached `high_water`, a submitter found
+    /// it full, or a flush, checkpoint or close was asked for.
+    wake: tokio::sync::Notify,
+    /// Queued events from which a submission wakes the writer.
+    high_water: usize,
+    /// Batches the writer took off the channel (a wake-up each).
+    batches: AtomicU64,
 }
 
 impl Shared {
+    fn new(path: PathBuf, policy: OverflowPolicy, key_id: String, capacity: usize) -> Self {
+        Shared {
+            path,
+            policy,
+            dropped: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            key_id,
+            room: tokio::sync::Notify::new(),
+            wake: tokio::sync::Notify::new(),
+            high_water: (capacity / 2).clamp(1, MAX_BATCH),
+            batches: AtomicU64::new(0),
+        }
+    }
+
     fn count_drop(&self) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
         m::record_dropped();
@@ -214,6 +251,7 @@ impl FileSink {
             overflow: OverflowPolicy::Block,
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+            batch_delay: DEFAULT_BATCH_DELAY,
             sync: SyncPolicy::Checkpoint,
             clock: Arc::new(SystemClock),
         }
@@ -251,6 +289,8 @@ impl FileSink {
             .send(make(reply))
             .await
             .map_err(|_| io::Error::other("the audit writer has stopped"))?;
+        // The writer may be letting records gather: the request ends its wait.
+        self.shared.wake.notify_one();
         answer
             .await
             .map_err(|_| io::Error::other("the audit writer has stopped"))?
@@ -291,14 +331,12 @@ impl FileSink {
         policy: OverflowPolicy,
     ) -> (FileSink, mpsc::Receiver<Msg>) {
         let (tx, rx) = mpsc::channel(capacity);
-        let shared = Arc::new(Shared {
-            path: PathBuf::from("detached"),
+        let shared = Arc::new(Shared::new(
+            PathBuf::from("detached"),
             policy,
-            dropped: AtomicU64::new(0),
-            written: AtomicU64::new(0),
-            key_id: String::new(),
-            room: tokio::sync::Notify::new(),
-        });
+            String::new(),
+            capacity,
+        ));
         (FileSink { tx, shared }, rx)
     }
 }
@@ -306,9 +344,18 @@ impl FileSink {
 impl AuditSink for FileSink {
     fn submit(&self, event: &Arc<AuditEvent>) -> Submit {
         match self.tx.try_send(Msg::Event(Arc::clone(event))) {
-            Ok(()) => Submit::Done,
+            Ok(()) => {
+                // Below the high-water mark the writer picks the record up after its batch
+                // delay; no wake-up (no system call) on the request path.
+                let queued = self.tx.max_capacity() - self.tx.capacity();
+                if queued >= self.shared.high_water {
+                    self.shared.wake.notify_one();
+                }
+                Submit::Done
+            }
             Err(mpsc::error::TrySendError::Full(msg)) => match self.shared.policy {
                 OverflowPolicy::Block => {
+                    self.shared.wake.notify_one();
                     let tx = self.tx.clone();
                     let shared = Arc::clone(&self.shared);
                     Submit::Wait(Box::pin(async move {
@@ -331,6 +378,7 @@ impl AuditSink for FileSink {
                     }))
                 }
                 OverflowPolicy::Drop => {
+                    self.shared.wake.notify_one();
                     self.shared.count_drop();
                     Submit::Done
                 }
@@ -352,6 +400,7 @@ pub struct FileSinkBuilder {
     overflow: OverflowPolicy,
     max_file_bytes: u64,
     checkpoint_interval: Duration,
+    batch_delay: Duration,
     sync: SyncPolicy,
     clock: Arc<dyn Clock>,
 }
@@ -365,6 +414,7 @@ impl std::fmt::Debug for FileSinkBuilder {
             .field("overflow", &self.overflow)
             .field("max_file_bytes", &self.max_file_bytes)
             .field("checkpoint_interval", &self.checkpoint_interval)
+            .field("batch_delay", &self.batch_delay)
             .field("sync", &self.sync)
             .finish_non_exhaustive()
     }
@@ -395,6 +445,14 @@ impl FileSinkBuilder {
         self
     }
 
+    /// How long the writer lets records gather after a batch before it takes the next one
+    /// (default 2 ms; at most 1 s). This bounds how long a record sits in memory; see the
+    /// [module docs](self#batches-flush-and-fsync). Zero wakes the writer for every record.
+    pub fn batch_delay(mut self, delay: Duration) -> Self {
+        self.batch_delay = delay;
+        self
+    }
+
     /// When to `fdatasync` (default [`SyncPolicy::Checkpoint`]).
     pub fn sync(mut self, policy: SyncPolicy) -> Self {
         self.sync = policy;
@@ -412,8 +470,8 @@ impl FileSinkBuilder {
     ///
     /// # Errors
     /// `channel_capacity` when 0, `max_file_bytes` when below 4 KiB (and not 0),
-    /// `checkpoint_interval` when below 1 s, `log_file` when the file cannot be opened, read or
-    /// written, or the writer thread cannot start.
+    /// `checkpoint_interval` when below 1 s, `batch_delay` when above 1 s, `log_file` when the
+    /// file cannot be opened, read or written, or the writer thread cannot start.
     pub fn build(self) -> Result<FileSink, ConfigError> {
         if self.capacity == 0 {
             return Err(ConfigError::new("channel_capacity", "must be at least 1").with_value("0"));
@@ -430,6 +488,10 @@ impl FileSinkBuilder {
                 ConfigError::new("checkpoint_interval", "must be at least 1 s")
                     .with_value(format!("{:?}", self.checkpoint_interval)),
             );
+        }
+        if self.batch_delay > TICK {
+            return Err(ConfigError::new("batch_delay", "must be at most 1 s")
+                .with_value(format!("{:?}", self.batch_delay)));
         }
         let shown = self.path.display().to_string();
         let log_err =
@@ -448,14 +510,12 @@ impl FileSinkBuilder {
         };
         std::fs::create_dir_all(&dir).map_err(log_err)?;
         let (stem, ext) = split_name(&name);
-        let shared = Arc::new(Shared {
-            path: self.path.clone(),
-            policy: self.overflow,
-            dropped: AtomicU64::new(0),
-            written: AtomicU64::new(0),
-            key_id: self.key.id(),
-            room: tokio::sync::Notify::new(),
-        });
+        let shared = Arc::new(Shared::new(
+            self.path.clone(),
+            self.overflow,
+            self.key.id(),
+            self.capacity,
+        ));
         let now = self.clock.now();
         let mut writer = Writer {
             key: self.key,
@@ -472,6 +532,7 @@ impl FileSinkBuilder {
             last_checkpoint: now,
             since_checkpoint: 0,
             interval: self.checkpoint_interval,
+            batch_delay: self.batch_delay,
             max_file_bytes: self.max_file_bytes,
             sync: self.sync,
             clock: self.clock,

@@ -355,6 +355,61 @@ async fn checkpoints_are_written_on_time_even_when_idle() {
     sink.close().await.unwrap();
 }
 
+#[tokio::test]
+async fn a_burst_costs_the_writer_one_wake_up() {
+    let dir = TempDir::new("burst");
+    let path = dir.join("audit.jsonl");
+    let sink = sink_at(&path, &manual())
+        .batch_delay(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    // Records arriving one by one, as requests do; below the high-water mark none of them wakes
+    // the writer while it lets records gather (1 s here, far longer than the burst).
+    for i in 0..50 {
+        submit(&sink, &record(i)).await;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    sink.flush().await.unwrap();
+    // The first record (the writer was idle), then everything else with the flush.
+    let batches = sink.shared.batches.load(Ordering::Relaxed);
+    assert!(batches <= 3, "{batches} batches for one burst");
+    assert_eq!(sink.written(), 50);
+    sink.close().await.unwrap();
+    let report = verify_files(&[&path], &key(), &VerifyOptions::new().now(t0())).unwrap();
+    assert_eq!(report.requests, 50);
+    assert!(report.closed);
+}
+
+#[test]
+fn submissions_wake_the_writer_only_from_the_high_water_mark() {
+    fn woken(sink: &FileSink) -> bool {
+        let notified = pin!(sink.shared.wake.notified());
+        notified
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_ready()
+    }
+    let (sink, mut rx) = FileSink::detached(64, OverflowPolicy::Block);
+    assert_eq!(sink.shared.high_water, 32);
+    for i in 0..31 {
+        assert!(matches!(sink.submit(&record(i)), Submit::Done));
+    }
+    assert!(!woken(&sink));
+    assert!(matches!(sink.submit(&record(31)), Submit::Done));
+    assert!(woken(&sink));
+    // A flush, checkpoint or close request wakes it too.
+    while rx.try_recv().is_ok() {}
+    let mut flush = pin!(sink.flush());
+    assert!(
+        flush
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_pending()
+    );
+    assert!(matches!(rx.try_recv(), Ok(Msg::Flush(_))));
+    assert!(woken(&sink));
+    assert!(!woken(&sink));
+}
+
 #[test]
 fn drop_policy_counts_what_it_drops() {
     let (sink, _rx) = FileSink::detached(2, OverflowPolicy::Drop);
@@ -400,6 +455,8 @@ fn builder_errors_name_the_setting() {
         .build()
         .unwrap_err();
     assert_eq!(e.setting(), "checkpoint_interval");
+    let e = b().batch_delay(Duration::from_secs(2)).build().unwrap_err();
+    assert_eq!(e.setting(), "batch_delay");
     let e = FileSink::builder(dir.path(), key()).build().unwrap_err();
     assert_eq!(e.setting(), "log_file");
     assert_eq!(

@@ -33,6 +33,7 @@ pub(super) struct Writer {
     pub(super) last_checkpoint: SystemTime,
     pub(super) since_checkpoint: u64,
     pub(super) interval: Duration,
+    pub(super) batch_delay: Duration,
     pub(super) max_file_bytes: u64,
     pub(super) sync: SyncPolicy,
     pub(super) clock: Arc<dyn Clock>,
@@ -359,15 +360,42 @@ impl Writer {
         result
     }
 
-    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
-        let mut replies: Vec<(oneshot::Sender<io::Result<()>>, bool)> = Vec::new();
-        loop {
-            let wait = self.until_checkpoint().min(TICK);
-            let (first, disconnected) = match tokio::time::timeout(wait, rx.recv()).await {
+    /// The next message: after a batch, once records had the batch delay to gather (or at once
+    /// when the last batch was full); when idle, as soon as one arrives. `None` when the wait
+    /// ended without one; the flag says whether every sender is gone.
+    async fn next_message(
+        &self,
+        rx: &mut mpsc::Receiver<Msg>,
+        after: Round,
+    ) -> (Option<Msg>, bool) {
+        let wait = self.until_checkpoint().min(TICK);
+        match after {
+            Round::Idle => match tokio::time::timeout(wait, rx.recv()).await {
                 Ok(Some(msg)) => (Some(msg), false),
                 Ok(None) => (None, true),
                 Err(_) => (None, false),
-            };
+            },
+            Round::Busy | Round::Full => {
+                if after == Round::Busy {
+                    // Submitters do not wake the writer below the high-water mark: a burst
+                    // costs one wake-up here, not one per record.
+                    let delay = self.batch_delay.min(wait);
+                    let _ = tokio::time::timeout(delay, self.shared.wake.notified()).await;
+                }
+                match rx.try_recv() {
+                    Ok(msg) => (Some(msg), false),
+                    Err(mpsc::error::TryRecvError::Empty) => (None, false),
+                    Err(mpsc::error::TryRecvError::Disconnected) => (None, true),
+                }
+            }
+        }
+    }
+
+    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        let mut replies: Vec<(oneshot::Sender<io::Result<()>>, bool)> = Vec::new();
+        let mut after = Round::Idle;
+        loop {
+            let (first, disconnected) = self.next_message(&mut rx, after).await;
             let mut closing: Option<oneshot::Sender<io::Result<()>>> = None;
             let mut force_checkpoint = false;
             let mut next = first;
@@ -391,8 +419,16 @@ impl Writer {
                 }
             }
             if taken > 0 {
+                self.shared.batches.fetch_add(1, Ordering::Relaxed);
                 self.shared.room.notify_waiters();
             }
+            after = if taken >= MAX_BATCH {
+                Round::Full
+            } else if taken > 0 && !self.batch_delay.is_zero() {
+                Round::Busy
+            } else {
+                Round::Idle
+            };
             let result = self.finish_batch(force_checkpoint);
             for (reply, _) in replies.drain(..) {
                 let _ = reply.send(match &result {
@@ -424,6 +460,17 @@ impl Writer {
             }
         }
     }
+}
+
+/// What the writer's last round took, which decides how it waits for the next one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Round {
+    /// Nothing (or the batch delay is zero): wait for the next message.
+    Idle,
+    /// A batch: let the next records gather for the batch delay.
+    Busy,
+    /// A full batch: more is probably queued; take it at once.
+    Full,
 }
 
 /// New audit files are readable by their owner only (0600 on Unix): the trail names principals

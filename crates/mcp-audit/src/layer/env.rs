@@ -15,8 +15,8 @@ use crate::detect::{
     DEFAULT_GLOBAL_AUTH_FAILURE_RULE, DEFAULT_MAX_CLIENTS, DEFAULT_TOKEN_WARNING, Rule,
 };
 use crate::file::{
-    DEFAULT_CHANNEL_CAPACITY, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_MAX_FILE_BYTES, FileSink,
-    OverflowPolicy, SyncPolicy,
+    DEFAULT_BATCH_DELAY, DEFAULT_CHANNEL_CAPACITY, DEFAULT_CHECKPOINT_INTERVAL,
+    DEFAULT_MAX_FILE_BYTES, FileSink, OverflowPolicy, SyncPolicy,
 };
 use crate::mask::Fingerprinter;
 
@@ -71,6 +71,8 @@ pub struct AuditSettings {
     pub max_file_bytes: u64,
     /// `AUDIT_CHECKPOINT_INTERVAL`.
     pub checkpoint_interval: Duration,
+    /// `AUDIT_BATCH_DELAY`: how long the file writer lets records gather (at most 1 s).
+    pub batch_delay: Duration,
     /// Names the variables in errors (`MCP_AUDIT_HMAC_KEY`).
     names: Env,
 }
@@ -123,6 +125,7 @@ impl AuditSettings {
             channel_capacity: DEFAULT_CHANNEL_CAPACITY,
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+            batch_delay: DEFAULT_BATCH_DELAY,
             names: Env::with_lookup(prefix, |_| None),
         }
     }
@@ -209,7 +212,7 @@ impl AuditSettings {
     }
 
     /// Read the file sink's knobs (`AUDIT_OVERFLOW`, `AUDIT_FSYNC`, `AUDIT_CHANNEL_CAPACITY`,
-    /// `AUDIT_MAX_FILE_BYTES`, `AUDIT_CHECKPOINT_INTERVAL`) from `env`.
+    /// `AUDIT_MAX_FILE_BYTES`, `AUDIT_CHECKPOINT_INTERVAL`, `AUDIT_BATCH_DELAY`) from `env`.
     /// [`from_env`](Self::from_env) does when [`log_file`](Self::log_file) is set and the layer
     /// enabled; code that sets those itself calls this after.
     ///
@@ -227,6 +230,7 @@ impl AuditSettings {
         self.max_file_bytes = env.u64("AUDIT_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES)?;
         self.checkpoint_interval =
             env.duration("AUDIT_CHECKPOINT_INTERVAL", DEFAULT_CHECKPOINT_INTERVAL)?;
+        self.batch_delay = env.duration("AUDIT_BATCH_DELAY", DEFAULT_BATCH_DELAY)?;
         Ok(())
     }
 
@@ -295,6 +299,7 @@ impl AuditSettings {
                 .overflow(self.overflow)
                 .max_file_bytes(self.max_file_bytes)
                 .checkpoint_interval(self.checkpoint_interval)
+                .batch_delay(self.batch_delay)
                 .sync(self.fsync)
                 .build()
                 .map_err(|e| {
@@ -302,6 +307,7 @@ impl AuditSettings {
                         "channel_capacity" => "AUDIT_CHANNEL_CAPACITY",
                         "max_file_bytes" => "AUDIT_MAX_FILE_BYTES",
                         "checkpoint_interval" => "AUDIT_CHECKPOINT_INTERVAL",
+                        "batch_delay" => "AUDIT_BATCH_DELAY",
                         _ => "AUDIT_LOG_FILE",
                     };
                     e.renamed(var(name))
