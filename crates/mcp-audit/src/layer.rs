@@ -649,10 +649,20 @@ impl Shared {
         }
         let fingerprint = match auth_fingerprint {
             Some(f) => Some(FingerprintText::FromAuth(f)),
-            None => p
-                .credential
-                .as_ref()
-                .map(|(_, c)| FingerprintText::Own(c.fingerprint(&self.fingerprinter))),
+            None => p.credential.as_ref().map(|(source, c)| {
+                let compute = || c.fingerprint(&self.fingerprinter);
+                FingerprintText::Own(match (source, &auth, &principal) {
+                    // The one credential, in `Authorization: Bearer`, which authentication always
+                    // reads: it is the credential that authenticated the principal, so an API
+                    // key's principal may remember its fingerprint (one HMAC per key, not per
+                    // request). From another source it might not be (authentication may read
+                    // another header), so it is computed.
+                    (CredentialSource::Bearer, Some(AuthSummary::Authenticated), Some(who)) => {
+                        who.credential_fingerprint(&self.fingerprinter, compute)
+                    }
+                    _ => compute(),
+                })
+            }),
         };
         let auth_failed =
             matches!(auth, Some(AuthSummary::Rejected(f)) if f != AuthFailure::InsufficientScope);

@@ -8,7 +8,9 @@
 //!   HMAC-SHA256(fingerprint key, credential) shown as 16 hex digits. Authentication puts it into
 //!   `AuthOutcome::Rejected`, the audit layer into its records; with the same key on both, one
 //!   credential's requests correlate across successes and failures without the credential ever
-//!   being stored.
+//!   being stored. A principal that one credential alone authenticates (an API key) remembers
+//!   its fingerprint ([`Principal::credential_fingerprint`](crate::Principal::credential_fingerprint)),
+//!   so the HMAC runs once per key and fingerprinter, not once per request.
 //!
 //! ```
 //! use mcp_core::credential::{Fingerprinter, KEY_PREFIX, QUERY_CREDENTIAL_PARAMS};
@@ -37,7 +39,10 @@ pub const QUERY_CREDENTIAL_PARAMS: [&str; 2] = ["token", "access_token"];
 /// `Debug` never shows the key.
 #[derive(Clone)]
 pub struct Fingerprinter {
+    /// HMAC-SHA256 after the key block: cloned per fingerprint, never keyed again.
     keyed: Hmac<Sha256>,
+    /// Tells fingerprints of this key from another key's where they are remembered.
+    id: u64,
 }
 
 impl fmt::Debug for Fingerprinter {
@@ -51,7 +56,17 @@ impl Fingerprinter {
     pub fn new(key: &[u8]) -> Self {
         let keyed = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
             .unwrap_or_else(|_| <Hmac<Sha256> as KeyInit>::new(&Default::default()));
-        Fingerprinter { keyed }
+        let mut f = Fingerprinter { keyed, id: 0 };
+        // A keyed label, not the key: two fingerprinters share an id only when they share a key
+        // (or, with odds of 2^-64, by chance).
+        f.id = u64::from_be_bytes(f.fingerprint(b"\0mcp-security fingerprinter id").0);
+        f
+    }
+
+    /// An identifier of the key (a keyed hash of a fixed label; it reveals nothing of the key):
+    /// equal for fingerprinters with the same key.
+    pub fn key_id(&self) -> u64 {
+        self.id
     }
 
     /// A fingerprinter with a random key: fingerprints correlate within this process only.
@@ -115,6 +130,15 @@ mod tests {
     }
 
     const VECTOR: &str = "26f2bccaba374771";
+
+    #[test]
+    fn the_key_id_tells_keys_apart() {
+        let f = Fingerprinter::new(b"fingerprint-key");
+        assert_eq!(f.key_id(), Fingerprinter::new(b"fingerprint-key").key_id());
+        assert_ne!(f.key_id(), Fingerprinter::new(b"another-key").key_id());
+        // Not a fingerprint of any plausible credential: the label starts with a NUL byte.
+        assert_ne!(f.key_id().to_be_bytes(), f.fingerprint(b"").0);
+    }
 
     #[test]
     fn debug_hides_the_key() {

@@ -1,8 +1,10 @@
 //! Who is calling: the [`Principal`] that authentication inserts into request extensions.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
+
+use crate::credential::{Fingerprint, Fingerprinter};
 
 /// How a [`Principal`] proved who it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -121,7 +123,22 @@ struct Inner {
     scopes: Scopes,
     audience: Box<[Box<str>]>,
     expires_at: Option<SystemTime>,
+    /// `Some` for a principal one credential alone authenticates.
+    fingerprint: Option<RememberedFingerprint>,
 }
+
+/// The fingerprint of a single-credential principal's credential, once computed: the id of the
+/// fingerprinter's key, and the fingerprint. A cache, so not part of the principal's identity.
+#[derive(Debug, Default)]
+struct RememberedFingerprint(OnceLock<(u64, Fingerprint)>);
+
+impl PartialEq for RememberedFingerprint {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for RememberedFingerprint {}
 
 /// Who is calling: inserted into request extensions by authentication and read by every layer and
 /// handler after it. Cloning is cheap (one `Arc`).
@@ -149,6 +166,7 @@ impl Principal {
                 scopes: Scopes::default(),
                 audience: Box::default(),
                 expires_at: None,
+                fingerprint: None,
             },
         }
     }
@@ -181,6 +199,46 @@ impl Principal {
     /// When the credential expires, if it does.
     pub fn expires_at(&self) -> Option<SystemTime> {
         self.0.expires_at
+    }
+
+    /// Whether one credential alone authenticates this principal (an API key; see
+    /// [`PrincipalBuilder::single_credential`]).
+    pub fn is_single_credential(&self) -> bool {
+        self.0.fingerprint.is_some()
+    }
+
+    /// The keyed fingerprint of the credential that authenticated this principal: `compute`'s
+    /// result, remembered on a [single-credential](PrincipalBuilder::single_credential)
+    /// principal for the first fingerprinter that asks, so later requests of the same API key
+    /// skip the HMAC. `compute` must fingerprint, with `fingerprinter`, the credential that
+    /// authenticated this principal on this request; the value is the same either way.
+    ///
+    /// ```
+    /// use mcp_core::credential::Fingerprinter;
+    /// use mcp_core::{Principal, PrincipalKind};
+    ///
+    /// let key = Principal::builder("ci-bot", PrincipalKind::ApiKey).single_credential().build();
+    /// let f = Fingerprinter::new(b"a key shared by auth and audit");
+    /// let first = key.credential_fingerprint(&f, || f.fingerprint(b"mcp-sk-secret"));
+    /// // Remembered: the second request does not compute it.
+    /// let again = key.clone().credential_fingerprint(&f, || unreachable!());
+    /// assert_eq!(first, again);
+    /// ```
+    pub fn credential_fingerprint(
+        &self,
+        fingerprinter: &Fingerprinter,
+        compute: impl FnOnce() -> Fingerprint,
+    ) -> Fingerprint {
+        let Some(remembered) = &self.0.fingerprint else {
+            return compute();
+        };
+        let key = fingerprinter.key_id();
+        match remembered.0.get() {
+            Some((id, fingerprint)) if *id == key => *fingerprint,
+            // Another key's fingerprint is remembered: compute this one each time.
+            Some(_) => compute(),
+            None => remembered.0.get_or_init(|| (key, compute())).1,
+        }
     }
 }
 
@@ -221,6 +279,16 @@ impl PrincipalBuilder {
     /// When the credential expires.
     pub fn expires_at(mut self, at: SystemTime) -> Self {
         self.inner.expires_at = Some(at);
+        self
+    }
+
+    /// One credential alone authenticates this principal, as an API key does: the principal
+    /// may then remember the credential's fingerprint
+    /// ([`Principal::credential_fingerprint`]). Never set it on a principal that several
+    /// credentials map to (a shared service account, a JWT `sub`): the first credential's
+    /// fingerprint would be reported for the others.
+    pub fn single_credential(mut self) -> Self {
+        self.inner.fingerprint = Some(RememberedFingerprint::default());
         self
     }
 
@@ -272,6 +340,45 @@ mod tests {
         assert!(s.allows_all(["notes:read", "notes:write"]));
         assert!(!s.allows_all(["notes:read", "notes:delete"]));
         assert!(Scopes::from_space_separated("").is_empty());
+    }
+
+    #[test]
+    fn a_single_credential_principal_remembers_one_fingerprint_per_key() {
+        use std::cell::Cell;
+        let f = Fingerprinter::new(b"fingerprint-key");
+        let g = Fingerprinter::new(b"another-key");
+        let computed = Cell::new(0);
+        let compute = |fp: &Fingerprinter| {
+            computed.set(computed.get() + 1);
+            fp.fingerprint(b"mcp-sk-secret")
+        };
+        let key = Principal::builder("ci-bot", PrincipalKind::ApiKey)
+            .single_credential()
+            .build();
+        assert!(key.is_single_credential());
+        let first = key.credential_fingerprint(&f, || compute(&f));
+        assert_eq!(first.to_string(), "26f2bccaba374771");
+        assert_eq!(
+            key.clone().credential_fingerprint(&f, || compute(&f)),
+            first
+        );
+        assert_eq!(computed.get(), 1);
+        // Another key: its own fingerprint, every time.
+        let other = key.credential_fingerprint(&g, || compute(&g));
+        assert_ne!(other, first);
+        key.credential_fingerprint(&g, || compute(&g));
+        assert_eq!(computed.get(), 3);
+        // Not part of the principal's identity.
+        let fresh = Principal::builder("ci-bot", PrincipalKind::ApiKey)
+            .single_credential()
+            .build();
+        assert_eq!(fresh, key);
+        // Any other principal computes every time.
+        let jwt = Principal::builder("alice", PrincipalKind::Jwt).build();
+        assert!(!jwt.is_single_credential());
+        jwt.credential_fingerprint(&f, || compute(&f));
+        jwt.credential_fingerprint(&f, || compute(&f));
+        assert_eq!(computed.get(), 5);
     }
 
     #[test]

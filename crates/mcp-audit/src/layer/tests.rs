@@ -1082,3 +1082,87 @@ async fn body_facts_become_a_completion_record_after_the_request_record() {
     let report = verify_files(&[&path], &key(), &VerifyOptions::new().now(clock.now())).unwrap();
     assert_eq!(report.requests, 3);
 }
+
+#[tokio::test]
+async fn an_api_keys_fingerprint_is_remembered_and_stays_the_same() {
+    // One API key's principal, as the key store hands it out for every request of that key.
+    let principal = Principal::builder("ci-bot", PrincipalKind::ApiKey)
+        .single_credential()
+        .build();
+    let authenticated = {
+        let principal = principal.clone();
+        tower::service_fn(move |_req: Request<Full<Bytes>>| {
+            let principal = principal.clone();
+            async move {
+                let mut res = Response::new(Full::new(Bytes::from_static(b"{}")));
+                res.extensions_mut()
+                    .insert(AuthOutcome::Authenticated { principal });
+                Ok::<_, Infallible>(res)
+            }
+        })
+    };
+    let request = |header: &str, value: &str| {
+        Request::post("/mcp")
+            .header(header, value)
+            .body(Full::default())
+            .unwrap()
+    };
+    let sink = MemorySink::new();
+    let layer = AuditLayer::builder()
+        .fingerprint_key(Secret::new("fingerprint-key"))
+        .api_key_header("x-api-key")
+        .sink(sink.clone())
+        .build()
+        .unwrap();
+    let svc = layer.layer(authenticated.clone());
+    for _ in 0..2 {
+        svc.clone()
+            .oneshot(request("authorization", "Bearer mcp-sk-secret"))
+            .await
+            .unwrap();
+    }
+    // HMAC-SHA256("fingerprint-key", "mcp-sk-secret"), first 8 bytes: the value records had
+    // before fingerprints were remembered, so older trails correlate with newer ones.
+    const PINNED: &str = "26f2bccaba374771";
+    let f = Fingerprinter::new(b"fingerprint-key");
+    assert_eq!(
+        principal
+            .credential_fingerprint(&f, || unreachable!("remembered by the first request"))
+            .to_string(),
+        PINNED
+    );
+    // A credential from another header is fingerprinted itself: authentication may not have
+    // read that header, so it may not be the key that authenticated.
+    svc.clone()
+        .oneshot(request("x-api-key", "mcp-sk-other"))
+        .await
+        .unwrap();
+    // Another fingerprint key: its own value, not the remembered one.
+    let other_sink = MemorySink::new();
+    AuditLayer::builder()
+        .fingerprint_key(Secret::new("another-key"))
+        .sink(other_sink.clone())
+        .build()
+        .unwrap()
+        .layer(authenticated)
+        .oneshot(request("authorization", "Bearer mcp-sk-secret"))
+        .await
+        .unwrap();
+    let fps: Vec<String> = sink
+        .requests()
+        .iter()
+        .chain(&other_sink.requests())
+        .map(|r| r.credential_fingerprint().unwrap().into_owned())
+        .collect();
+    assert_eq!(
+        fps,
+        [
+            PINNED.to_owned(),
+            PINNED.to_owned(),
+            f.fingerprint(b"mcp-sk-other").to_string(),
+            Fingerprinter::new(b"another-key")
+                .fingerprint(b"mcp-sk-secret")
+                .to_string(),
+        ]
+    );
+}

@@ -150,7 +150,8 @@ pub(super) fn parse_key_file(
             return Err(refuse(&format!("the same hash as keys[{j}]")));
         }
         let mut principal = Principal::builder(raw.name.as_str(), PrincipalKind::ApiKey)
-            .scope_set(Scopes::new(&raw.scopes));
+            .scope_set(Scopes::new(&raw.scopes))
+            .single_credential();
         if let Some(at) = expires_at {
             principal = principal.expires_at(at);
         }

@@ -100,7 +100,8 @@ const KEY_SETTING: &str = "api_key";
 const PEPPER_SETTING: &str = "api_key_pepper";
 
 /// One key the store accepts. The principal is built once, so a successful verification only
-/// clones an `Arc`.
+/// clones an `Arc`; it is a single-credential principal (each key has its own entry, no two
+/// entries share a digest), so it remembers the key's audit fingerprint once computed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
     principal: Principal,
@@ -460,6 +461,7 @@ impl ApiKeyStoreBuilder {
             fixed.push(Entry {
                 principal: Principal::builder(name.as_str(), PrincipalKind::ApiKey)
                     .scope_set(code_key.scopes.clone())
+                    .single_credential()
                     .build(),
                 enabled: true,
                 kind,
