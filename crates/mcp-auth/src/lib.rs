@@ -26,6 +26,7 @@ pub mod layer;
 pub mod list_filter;
 pub mod policy;
 pub mod session;
+pub mod token_endpoint;
 
 pub use api_key::{ApiKeyStore, ApiKeyStoreBuilder};
 #[cfg(feature = "jwks")]
@@ -35,6 +36,7 @@ pub use layer::{Auth, AuthLayer, AuthLayerBuilder};
 pub use list_filter::{ListFilter, ListFilterLayer, ListFilterLayerBuilder};
 pub use policy::{AuthPolicy, AuthPolicyBuilder};
 pub use session::{SessionBinding, SessionBindingLayer, SessionBindingLayerBuilder};
+pub use token_endpoint::{TokenEndpoint, TokenEndpointLayer, TokenEndpointLayerBuilder};
 
 /// The [`mcp_core`] crate this layer builds on, re-exported for convenience.
 pub use mcp_core;
