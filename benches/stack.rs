@@ -25,6 +25,14 @@
 //!
 //! Run: `cargo bench -p benches --bench stack` (short: add
 //! `-- --warm-up-time 1 --measurement-time 3`)
+//!
+//! For instruction and allocation counts, `MCP_STACK_PROFILE=<row>:<n>` makes the bench binary
+//! send `n` requests through one row (`bare`, `api_key`, `api_key_no_file` or `jwt`) and exit
+//! before criterion starts; run it under valgrind twice with different `n` and divide the
+//! difference, e.g. (the binary is the path `cargo bench --no-run` prints):
+//! `MCP_STACK_PROFILE=api_key:2000 valgrind --tool=callgrind --callgrind-out-file=/dev/null <binary>`
+//! (the total `Collected` line) and the same under `--tool=memcheck` (the heap summary's
+//! allocation count).
 use std::convert::Infallible;
 use std::future::Future;
 use std::hint::black_box;
@@ -217,6 +225,27 @@ fn bench(c: &mut Criterion) {
         call(&rt, &bare, tools_call(&api_key)).status(),
         StatusCode::OK
     );
+
+    if let Ok(spec) = std::env::var("MCP_STACK_PROFILE") {
+        let (row, n) = spec.split_once(':').expect("MCP_STACK_PROFILE=<row>:<n>");
+        let n: u64 = n.parse().expect("a request count");
+        for _ in 0..n {
+            let req = match row {
+                "jwt" => tools_call(&bearer_jwt),
+                _ => tools_call(&api_key),
+            };
+            let status = match row {
+                "bare" => call(&rt, &bare, req).status(),
+                "api_key" | "jwt" => call(&rt, &stacked, req).status(),
+                "api_key_no_file" => call(&rt, &stacked_no_file, req).status(),
+                other => panic!("unknown row {other}"),
+            };
+            assert_eq!(status, StatusCode::OK);
+        }
+        rt.block_on(security.audit().close()).expect("audit close");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::process::exit(0);
+    }
 
     let mut group = c.benchmark_group("whole_stack_tools_call_200B");
     group.bench_function("bare service (reads the body)", |b| {
