@@ -40,18 +40,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body::Body;
-use http_body_util::combinators::Collect;
-use http_body_util::{BodyExt, Either, Full, LengthLimitError, Limited};
+use http_body_util::{Either, Full};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::config::ConfigError;
-use crate::jsonrpc::{self, EnvelopeError, McpCall, parse_envelope};
+use crate::jsonrpc::{self, EnvelopeError, McpCall, parse_envelope_bytes};
 use crate::mcp_headers::{DEFAULT_PROTOCOL_VERSIONS, HeaderProblem, check_headers};
 use crate::rejection::{GuardBody, Rejection, ResponseFormat, is_grpc};
 
@@ -334,7 +333,8 @@ where
         let (parts, body) = req.into_parts();
         ResponseFuture {
             state: State::Reading {
-                collect: Limited::new(body, limit).collect(),
+                body,
+                read: Read::Empty,
                 pending: Some((parts, inner)),
                 config: Arc::clone(&self.config),
             },
@@ -365,7 +365,8 @@ pin_project! {
     {
         Reading {
             #[pin]
-            collect: Collect<Limited<B>>,
+            body: B,
+            read: Read,
             pending: Option<(Parts, S)>,
             config: Arc<Config>,
         },
@@ -408,11 +409,12 @@ where
                     return Poll::Ready(Ok(response));
                 }
                 StateProj::Reading {
-                    collect,
+                    mut body,
+                    read,
                     pending,
                     config,
                 } => {
-                    let read = ready!(collect.poll(cx));
+                    let read = ready!(read_body(body.as_mut(), read, config.max_body_bytes, cx));
                     let (mut parts, mut inner) = pending
                         .take()
                         .expect("ResponseFuture polled after completion");
@@ -450,20 +452,103 @@ where
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The body read so far. A body that arrives in one frame (the usual case) is kept as that
+/// frame's `Bytes`, without a copy; later frames are gathered into one buffer.
+enum Read {
+    Empty,
+    One(Bytes),
+    Many(BytesMut),
+}
+
+impl Read {
+    fn len(&self) -> usize {
+        match self {
+            Read::Empty => 0,
+            Read::One(b) => b.len(),
+            Read::Many(b) => b.len(),
+        }
+    }
+
+    fn push(&mut self, data: Bytes) {
+        match std::mem::replace(self, Read::Empty) {
+            Read::Empty => *self = Read::One(data),
+            Read::One(first) => {
+                let mut buf = BytesMut::with_capacity(first.len() + data.len());
+                buf.extend_from_slice(&first);
+                buf.extend_from_slice(&data);
+                *self = Read::Many(buf);
+            }
+            Read::Many(mut buf) => {
+                buf.extend_from_slice(&data);
+                *self = Read::Many(buf);
+            }
+        }
+    }
+
+    fn take(&mut self) -> Bytes {
+        match std::mem::replace(self, Read::Empty) {
+            Read::Empty => Bytes::new(),
+            Read::One(b) => b,
+            Read::Many(b) => b.freeze(),
+        }
+    }
+}
+
+/// Why the body was not read whole.
+enum ReadError {
+    /// More than the limit arrived (or was coming).
+    TooLarge,
+    /// The body failed.
+    Body(BoxError),
+}
+
+/// Read the body to its end within `limit` bytes: the bytes, in order, as one `Bytes`. Stops
+/// at the frame that crosses the limit; trailers are ignored.
+fn read_body<B>(
+    mut body: Pin<&mut B>,
+    read: &mut Read,
+    limit: usize,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Bytes, ReadError>>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    loop {
+        match ready!(body.as_mut().poll_frame(cx)) {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    if data.len() > limit - read.len() {
+                        return Poll::Ready(Err(ReadError::TooLarge));
+                    }
+                    if !data.is_empty() {
+                        read.push(data);
+                    }
+                }
+                if body.is_end_stream() {
+                    return Poll::Ready(Ok(read.take()));
+                }
+            }
+            Some(Err(e)) => return Poll::Ready(Err(ReadError::Body(e.into()))),
+            None => return Poll::Ready(Ok(read.take())),
+        }
+    }
+}
+
 /// Turn the read body into the bytes to forward and the envelope, or a rejection (with the
 /// envelope when one was parsed, so the error can carry the request's id).
 fn inspect(
-    read: Result<http_body_util::Collected<Bytes>, BoxError>,
+    read: Result<Bytes, ReadError>,
     headers: &HeaderMap,
     config: &Config,
 ) -> Result<(Bytes, McpCall), Box<(Rejection, ResponseFormat)>> {
     let limit = config.max_body_bytes;
     let bytes = match read {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<LengthLimitError>() => {
+        Ok(bytes) => bytes,
+        Err(ReadError::TooLarge) => {
             return Err(Box::new((too_large(limit), ResponseFormat::JsonRpc(None))));
         }
-        Err(e) => {
+        Err(ReadError::Body(e)) => {
             let rejection = Rejection::new(StatusCode::BAD_REQUEST, "body_read_error")
                 .message("The request body could not be read")
                 .jsonrpc_code(jsonrpc::INVALID_REQUEST)
@@ -471,7 +556,7 @@ fn inspect(
             return Err(Box::new((rejection, ResponseFormat::JsonRpc(None))));
         }
     };
-    let call = match parse_envelope(&bytes) {
+    let call = match parse_envelope_bytes(&bytes) {
         Ok(call) => call,
         Err(EnvelopeError::Parse(e)) => {
             let rejection = Rejection::new(StatusCode::BAD_REQUEST, "parse_error")
@@ -533,6 +618,7 @@ mod tests {
     use super::*;
     use crate::jsonrpc::JsonRpcId;
     use http_body::Frame;
+    use http_body_util::BodyExt;
     use http_body_util::StreamBody;
     use serde_json::{Value, json};
     use std::convert::Infallible;

@@ -7,11 +7,18 @@
 //! walks nested arrays and objects iteratively, so a deeply nested body cannot overflow the stack.
 //! Duplicate envelope keys are refused: a JSON parser that keeps the first and one that keeps the
 //! last would otherwise disagree about which tool is being called.
+//!
+//! The body is read once, in place: [`parse_envelope_bytes`] keeps a handle on the body's
+//! [`Bytes`] and the string fields (`method`, `params.name`, `params.uri`, `params.taskId`) as
+//! ranges of it, so those fields cost no allocation unless they hold JSON escapes; well-known
+//! method names and protocol versions are interned. The messages are shared by every clone of the
+//! [`McpCall`].
 
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// A JSON-RPC request id: a string, a number, or `null`.
@@ -57,19 +64,130 @@ pub enum MessageKind {
     Response,
 }
 
+/// A string field of a message: a well-known value, a range of the body (a JSON string without
+/// escapes, borrowed), or an owned copy (a JSON string with escapes, decoded).
+#[derive(Clone)]
+enum Text {
+    Static(&'static str),
+    Span(u32, u32),
+    Owned(Box<str>),
+}
+
+impl Text {
+    /// `value`, read from `body`: interned when `intern` knows it, a range of `body` when it lies
+    /// within it (serde_json lends unescaped strings from the input), owned otherwise.
+    fn new(body: &[u8], value: Cow<'_, str>, intern: fn(&str) -> Option<&'static str>) -> Text {
+        if let Some(known) = intern(&value) {
+            return Text::Static(known);
+        }
+        match value {
+            Cow::Borrowed(v) => {
+                let start = (v.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
+                let end = start.wrapping_add(v.len());
+                match (u32::try_from(start), u32::try_from(end)) {
+                    (Ok(s), Ok(e)) if start <= end && end <= body.len() => Text::Span(s, e),
+                    _ => Text::Owned(v.into()),
+                }
+            }
+            Cow::Owned(v) => Text::Owned(v.into_boxed_str()),
+        }
+    }
+
+    fn get<'a>(&'a self, body: &'a Bytes) -> Option<&'a str> {
+        match self {
+            Text::Static(s) => Some(s),
+            Text::Owned(s) => Some(s),
+            // The range was a `&str` of these very bytes when it was recorded.
+            Text::Span(start, end) => {
+                std::str::from_utf8(body.get(*start as usize..*end as usize)?).ok()
+            }
+        }
+    }
+}
+
+/// Interns the MCP method names, so the common ones are never copied or re-validated.
+fn known_method(method: &str) -> Option<&'static str> {
+    Some(match method {
+        "tools/call" => "tools/call",
+        "tools/list" => "tools/list",
+        "initialize" => "initialize",
+        "ping" => "ping",
+        "notifications/initialized" => "notifications/initialized",
+        "notifications/cancelled" => "notifications/cancelled",
+        "notifications/progress" => "notifications/progress",
+        "notifications/roots/list_changed" => "notifications/roots/list_changed",
+        "resources/list" => "resources/list",
+        "resources/templates/list" => "resources/templates/list",
+        "resources/read" => "resources/read",
+        "resources/subscribe" => "resources/subscribe",
+        "resources/unsubscribe" => "resources/unsubscribe",
+        "prompts/list" => "prompts/list",
+        "prompts/get" => "prompts/get",
+        "completion/complete" => "completion/complete",
+        "logging/setLevel" => "logging/setLevel",
+        "tasks/get" => "tasks/get",
+        "tasks/list" => "tasks/list",
+        "tasks/update" => "tasks/update",
+        "tasks/cancel" => "tasks/cancel",
+        "tasks/result" => "tasks/result",
+        _ => return None,
+    })
+}
+
+fn not_interned(_: &str) -> Option<&'static str> {
+    None
+}
+
 /// The envelope of one JSON-RPC message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its string fields are ranges of the body it was read from (a cheap [`Bytes`] handle, shared
+/// with the request), so cloning one copies no text unless a field had JSON escapes.
+#[derive(Clone)]
 pub struct JsonRpcMessage {
     kind: MessageKind,
     id: Option<JsonRpcId>,
-    method: Option<Box<str>>,
-    name: Option<Box<str>>,
-    uri: Option<Box<str>>,
-    task_id: Option<Box<str>>,
+    method: Option<Text>,
+    name: Option<Text>,
+    uri: Option<Text>,
+    task_id: Option<Text>,
     protocol_version: Option<Cow<'static, str>>,
+    /// The body the `Text::Span` fields index.
+    body: Bytes,
 }
 
+impl fmt::Debug for JsonRpcMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JsonRpcMessage")
+            .field("kind", &self.kind)
+            .field("id", &self.id)
+            .field("method", &self.method())
+            .field("name", &self.param_name())
+            .field("uri", &self.param_uri())
+            .field("task_id", &self.param_task_id())
+            .field("protocol_version", &self.meta_protocol_version())
+            .finish()
+    }
+}
+
+impl PartialEq for JsonRpcMessage {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind
+            && self.id == other.id
+            && self.method() == other.method()
+            && self.param_name() == other.param_name()
+            && self.param_uri() == other.param_uri()
+            && self.param_task_id() == other.param_task_id()
+            && self.meta_protocol_version() == other.meta_protocol_version()
+    }
+}
+
+impl Eq for JsonRpcMessage {}
+
 impl JsonRpcMessage {
+    fn text<'a>(&'a self, field: &'a Option<Text>) -> Option<&'a str> {
+        field.as_ref()?.get(&self.body)
+    }
+
     /// Request, notification or response.
     pub fn kind(&self) -> MessageKind {
         self.kind
@@ -82,23 +200,23 @@ impl JsonRpcMessage {
 
     /// The `method`, absent for responses.
     pub fn method(&self) -> Option<&str> {
-        self.method.as_deref()
+        self.text(&self.method)
     }
 
     /// `params.name` when it is a string (the tool of `tools/call`, the prompt of `prompts/get`).
     pub fn param_name(&self) -> Option<&str> {
-        self.name.as_deref()
+        self.text(&self.name)
     }
 
     /// `params.uri` when it is a string (the resource of `resources/read`).
     pub fn param_uri(&self) -> Option<&str> {
-        self.uri.as_deref()
+        self.text(&self.uri)
     }
 
     /// `params.taskId` when it is a string (the task of `tasks/get`, `tasks/update`,
     /// `tasks/cancel`).
     pub fn param_task_id(&self) -> Option<&str> {
-        self.task_id.as_deref()
+        self.text(&self.task_id)
     }
 
     /// The protocol version the message names in
@@ -131,7 +249,8 @@ impl JsonRpcMessage {
 }
 
 /// The envelope of an MCP POST body: one message or a batch. Inserted into request extensions by
-/// [`McpInspectLayer`](crate::inspect::McpInspectLayer); cloning is cheap.
+/// [`McpInspectLayer`](crate::inspect::McpInspectLayer); cloning is cheap (the messages are
+/// shared, and their text is shared with the body).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct McpCall {
     messages: Arc<[JsonRpcMessage]>,
@@ -222,7 +341,8 @@ pub const UNSUPPORTED_PROTOCOL_VERSION: i32 = -32022;
 /// JSON-RPC implementation-defined server error, used for rejections that have no better code.
 pub const SERVER_ERROR: i32 = -32000;
 
-/// Parse the envelope of an MCP POST body.
+/// Parse the envelope of an MCP POST body (copying it; [`parse_envelope_bytes`] reads a body
+/// already held as [`Bytes`] in place).
 ///
 /// ```
 /// use mcp_core::jsonrpc::{parse_envelope, MessageKind};
@@ -234,11 +354,34 @@ pub const SERVER_ERROR: i32 = -32000;
 /// assert_eq!(call.messages()[0].kind(), MessageKind::Request);
 /// # Ok::<(), mcp_core::jsonrpc::EnvelopeError>(())
 /// ```
+///
+/// # Errors
+/// [`EnvelopeError::Parse`] for a body that is not JSON, [`EnvelopeError::InvalidRequest`] for
+/// JSON that is not a JSON-RPC 2.0 message or batch.
 pub fn parse_envelope(body: &[u8]) -> Result<McpCall, EnvelopeError> {
-    let top: Top = serde_json::from_slice(body).map_err(|e| EnvelopeError::Parse(e.to_string()))?;
+    parse_envelope_bytes(&Bytes::copy_from_slice(body))
+}
+
+/// [`parse_envelope`] of a body held as [`Bytes`], without copying it: the [`McpCall`] keeps a
+/// handle on `body` and reads its string fields from it.
+///
+/// ```
+/// use bytes::Bytes;
+/// use mcp_core::jsonrpc::parse_envelope_bytes;
+///
+/// let body = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#);
+/// assert_eq!(parse_envelope_bytes(&body)?.tool(), Some("echo"));
+/// # Ok::<(), mcp_core::jsonrpc::EnvelopeError>(())
+/// ```
+///
+/// # Errors
+/// As for [`parse_envelope`].
+pub fn parse_envelope_bytes(body: &Bytes) -> Result<McpCall, EnvelopeError> {
+    let top: Top<'_> =
+        serde_json::from_slice(body).map_err(|e| EnvelopeError::Parse(e.to_string()))?;
     match top {
         Top::Single(Ok(message)) => Ok(McpCall {
-            messages: Arc::from([message]),
+            messages: Arc::from([message.finish(body)]),
             batch: false,
         }),
         Top::Single(Err(invalid)) => Err(invalid.into_error()),
@@ -247,7 +390,7 @@ pub fn parse_envelope(body: &[u8]) -> Result<McpCall, EnvelopeError> {
             id: None,
         }),
         Top::Batch(Ok(messages)) => Ok(McpCall {
-            messages: messages.into(),
+            messages: messages.into_iter().map(|m| m.finish(body)).collect(),
             batch: true,
         }),
         Top::Batch(Err(invalid)) => Err(EnvelopeError::InvalidRequest {
@@ -258,6 +401,33 @@ pub fn parse_envelope(body: &[u8]) -> Result<McpCall, EnvelopeError> {
             reason: "the body must be a JSON object or an array of them",
             id: None,
         }),
+    }
+}
+
+/// A message as read, its strings borrowed from the body where they had no escapes.
+struct RawMessage<'de> {
+    kind: MessageKind,
+    id: Option<JsonRpcId>,
+    method: Option<Cow<'de, str>>,
+    name: Option<Cow<'de, str>>,
+    uri: Option<Cow<'de, str>>,
+    task_id: Option<Cow<'de, str>>,
+    protocol_version: Option<Cow<'static, str>>,
+}
+
+impl RawMessage<'_> {
+    fn finish(self, body: &Bytes) -> JsonRpcMessage {
+        let text = |v: Option<Cow<'_, str>>, intern| v.map(|v| Text::new(body, v, intern));
+        JsonRpcMessage {
+            kind: self.kind,
+            id: self.id,
+            method: text(self.method, known_method),
+            name: text(self.name, not_interned),
+            uri: text(self.uri, not_interned),
+            task_id: text(self.task_id, not_interned),
+            protocol_version: self.protocol_version,
+            body: body.clone(),
+        }
     }
 }
 
@@ -277,27 +447,27 @@ impl Invalid {
     }
 }
 
-enum Top {
-    Single(Result<JsonRpcMessage, Invalid>),
-    Batch(Result<Vec<JsonRpcMessage>, Invalid>),
+enum Top<'de> {
+    Single(Result<RawMessage<'de>, Invalid>),
+    Batch(Result<Vec<RawMessage<'de>>, Invalid>),
     Other,
 }
 
-impl<'de> Deserialize<'de> for Top {
+impl<'de> Deserialize<'de> for Top<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Top;
+            type Value = Top<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON-RPC message or batch")
             }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Top, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Top<'de>, A::Error> {
                 Ok(Top::Single(visit_message(map)?))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Top, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Top<'de>, A::Error> {
                 let mut messages = Vec::new();
                 let mut invalid = None;
-                while let Some(element) = seq.next_element::<Element>()? {
+                while let Some(element) = seq.next_element::<Element<'de>>()? {
                     match (element.0, &invalid) {
                         (Ok(m), None) => messages.push(m),
                         (Err(e), None) => invalid = Some(e),
@@ -309,22 +479,22 @@ impl<'de> Deserialize<'de> for Top {
                     None => Ok(messages),
                 }))
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Top, E> {
+            fn visit_bool<E>(self, _: bool) -> Result<Top<'de>, E> {
                 Ok(Top::Other)
             }
-            fn visit_i64<E>(self, _: i64) -> Result<Top, E> {
+            fn visit_i64<E>(self, _: i64) -> Result<Top<'de>, E> {
                 Ok(Top::Other)
             }
-            fn visit_u64<E>(self, _: u64) -> Result<Top, E> {
+            fn visit_u64<E>(self, _: u64) -> Result<Top<'de>, E> {
                 Ok(Top::Other)
             }
-            fn visit_f64<E>(self, _: f64) -> Result<Top, E> {
+            fn visit_f64<E>(self, _: f64) -> Result<Top<'de>, E> {
                 Ok(Top::Other)
             }
-            fn visit_str<E>(self, _: &str) -> Result<Top, E> {
+            fn visit_str<E>(self, _: &str) -> Result<Top<'de>, E> {
                 Ok(Top::Other)
             }
-            fn visit_unit<E>(self) -> Result<Top, E> {
+            fn visit_unit<E>(self) -> Result<Top<'de>, E> {
                 Ok(Top::Other)
             }
         }
@@ -333,9 +503,9 @@ impl<'de> Deserialize<'de> for Top {
 }
 
 /// One element of a batch: a message, or anything else (consumed without recursion).
-struct Element(Result<JsonRpcMessage, Invalid>);
+struct Element<'de>(Result<RawMessage<'de>, Invalid>);
 
-impl<'de> Deserialize<'de> for Element {
+impl<'de> Deserialize<'de> for Element<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         const NOT_OBJECT: Invalid = Invalid {
@@ -343,33 +513,33 @@ impl<'de> Deserialize<'de> for Element {
             id: None,
         };
         impl<'de> Visitor<'de> for V {
-            type Value = Element;
+            type Value = Element<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON-RPC message")
             }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Element, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Element<'de>, A::Error> {
                 Ok(Element(visit_message(map)?))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Element, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Element<'de>, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(Element(Err(NOT_OBJECT)))
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Element, E> {
+            fn visit_bool<E>(self, _: bool) -> Result<Element<'de>, E> {
                 Ok(Element(Err(NOT_OBJECT)))
             }
-            fn visit_i64<E>(self, _: i64) -> Result<Element, E> {
+            fn visit_i64<E>(self, _: i64) -> Result<Element<'de>, E> {
                 Ok(Element(Err(NOT_OBJECT)))
             }
-            fn visit_u64<E>(self, _: u64) -> Result<Element, E> {
+            fn visit_u64<E>(self, _: u64) -> Result<Element<'de>, E> {
                 Ok(Element(Err(NOT_OBJECT)))
             }
-            fn visit_f64<E>(self, _: f64) -> Result<Element, E> {
+            fn visit_f64<E>(self, _: f64) -> Result<Element<'de>, E> {
                 Ok(Element(Err(NOT_OBJECT)))
             }
-            fn visit_str<E>(self, _: &str) -> Result<Element, E> {
+            fn visit_str<E>(self, _: &str) -> Result<Element<'de>, E> {
                 Ok(Element(Err(NOT_OBJECT)))
             }
-            fn visit_unit<E>(self) -> Result<Element, E> {
+            fn visit_unit<E>(self) -> Result<Element<'de>, E> {
                 Ok(Element(Err(NOT_OBJECT)))
             }
         }
@@ -377,15 +547,16 @@ impl<'de> Deserialize<'de> for Element {
     }
 }
 
-/// A JSON value of which only strings, numbers and null are kept.
-enum Scalar {
-    Str(Box<str>),
+/// A JSON value of which only strings (borrowed from the body when they have no escapes),
+/// numbers and null are kept.
+enum Scalar<'de> {
+    Str(Cow<'de, str>),
     Num(serde_json::Number),
     Null,
     Other,
 }
 
-impl Scalar {
+impl Scalar<'_> {
     /// Read a string through `keep`, or skip any other value (without recursion) as `None`.
     fn deserialize_with<'de, D, T>(d: D, keep: fn(&str) -> T) -> Result<Option<T>, D::Error>
     where
@@ -428,37 +599,40 @@ impl Scalar {
     }
 }
 
-impl<'de> Deserialize<'de> for Scalar {
+impl<'de> Deserialize<'de> for Scalar<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = Scalar;
+            type Value = Scalar<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("any JSON value")
             }
-            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
-                Ok(Scalar::Str(v.into()))
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Str(Cow::Borrowed(v)))
             }
-            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+            fn visit_str<E>(self, v: &str) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar<'de>, E> {
                 Ok(Scalar::Num(v.into()))
             }
-            fn visit_u64<E>(self, v: u64) -> Result<Scalar, E> {
+            fn visit_u64<E>(self, v: u64) -> Result<Scalar<'de>, E> {
                 Ok(Scalar::Num(v.into()))
             }
-            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar<'de>, E> {
                 Ok(serde_json::Number::from_f64(v).map_or(Scalar::Other, Scalar::Num))
             }
-            fn visit_unit<E>(self) -> Result<Scalar, E> {
+            fn visit_unit<E>(self) -> Result<Scalar<'de>, E> {
                 Ok(Scalar::Null)
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Scalar, E> {
+            fn visit_bool<E>(self, _: bool) -> Result<Scalar<'de>, E> {
                 Ok(Scalar::Other)
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar<'de>, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(Scalar::Other)
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar<'de>, A::Error> {
                 while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
                 Ok(Scalar::Other)
             }
@@ -515,10 +689,10 @@ impl<'de> Deserialize<'de> for Key {
 /// `params`: an object (whose `name`, `uri`, `taskId` and `_meta` protocol version we keep), an
 /// array, or something invalid.
 #[derive(Default)]
-struct Params {
-    name: Option<Box<str>>,
-    uri: Option<Box<str>>,
-    task_id: Option<Box<str>>,
+struct Params<'de> {
+    name: Option<Cow<'de, str>>,
+    uri: Option<Cow<'de, str>>,
+    task_id: Option<Cow<'de, str>>,
     protocol_version: Option<Cow<'static, str>>,
     invalid: Option<&'static str>,
 }
@@ -595,10 +769,10 @@ impl<'de> Deserialize<'de> for VersionValue {
     }
 }
 
-impl<'de> Deserialize<'de> for Params {
+impl<'de> Deserialize<'de> for Params<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
-        const NOT_STRUCTURED: Params = Params {
+        const NOT_STRUCTURED: Params<'static> = Params {
             name: None,
             uri: None,
             task_id: None,
@@ -606,11 +780,11 @@ impl<'de> Deserialize<'de> for Params {
             invalid: Some("`params` must be an object or an array"),
         };
         impl<'de> Visitor<'de> for V {
-            type Value = Params;
+            type Value = Params<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("params")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Params, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Params<'de>, A::Error> {
                 let mut params = Params::default();
                 let (mut seen_name, mut seen_uri, mut seen_task, mut seen_meta) =
                     (false, false, false, false);
@@ -646,26 +820,26 @@ impl<'de> Deserialize<'de> for Params {
                 }
                 Ok(params)
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Params, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Params<'de>, A::Error> {
                 while seq.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(Params::default())
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Params, E> {
+            fn visit_bool<E>(self, _: bool) -> Result<Params<'de>, E> {
                 Ok(NOT_STRUCTURED)
             }
-            fn visit_i64<E>(self, _: i64) -> Result<Params, E> {
+            fn visit_i64<E>(self, _: i64) -> Result<Params<'de>, E> {
                 Ok(NOT_STRUCTURED)
             }
-            fn visit_u64<E>(self, _: u64) -> Result<Params, E> {
+            fn visit_u64<E>(self, _: u64) -> Result<Params<'de>, E> {
                 Ok(NOT_STRUCTURED)
             }
-            fn visit_f64<E>(self, _: f64) -> Result<Params, E> {
+            fn visit_f64<E>(self, _: f64) -> Result<Params<'de>, E> {
                 Ok(NOT_STRUCTURED)
             }
-            fn visit_str<E>(self, _: &str) -> Result<Params, E> {
+            fn visit_str<E>(self, _: &str) -> Result<Params<'de>, E> {
                 Ok(NOT_STRUCTURED)
             }
-            fn visit_unit<E>(self) -> Result<Params, E> {
+            fn visit_unit<E>(self) -> Result<Params<'de>, E> {
                 Ok(NOT_STRUCTURED)
             }
         }
@@ -675,11 +849,11 @@ impl<'de> Deserialize<'de> for Params {
 
 fn visit_message<'de, A: MapAccess<'de>>(
     mut map: A,
-) -> Result<Result<JsonRpcMessage, Invalid>, A::Error> {
+) -> Result<Result<RawMessage<'de>, Invalid>, A::Error> {
     let mut jsonrpc = None;
     let mut id = None;
     let mut method = None;
-    let mut params: Option<Params> = None;
+    let mut params: Option<Params<'de>> = None;
     let mut has_result = false;
     let mut has_error = false;
     let mut duplicate = false;
@@ -707,7 +881,7 @@ fn visit_message<'de, A: MapAccess<'de>>(
 
     let id = match id {
         None => None,
-        Some(Scalar::Str(s)) => Some(JsonRpcId::String(s)),
+        Some(Scalar::Str(s)) => Some(JsonRpcId::String(s.into())),
         Some(Scalar::Num(n)) => Some(JsonRpcId::Number(n)),
         Some(Scalar::Null) => Some(JsonRpcId::Null),
         Some(Scalar::Other) => {
@@ -726,7 +900,7 @@ fn visit_message<'de, A: MapAccess<'de>>(
     if duplicate {
         return invalid("a duplicate key in the message");
     }
-    if !matches!(&jsonrpc, Some(Scalar::Str(v)) if &**v == "2.0") {
+    if !matches!(&jsonrpc, Some(Scalar::Str(v)) if v == "2.0") {
         return invalid("`jsonrpc` must be \"2.0\"");
     }
     let params = params.unwrap_or_default();
@@ -749,7 +923,7 @@ fn visit_message<'de, A: MapAccess<'de>>(
         None if id.is_none() => return invalid("a response needs an `id`"),
         None => (MessageKind::Response, None),
     };
-    Ok(Ok(JsonRpcMessage {
+    Ok(Ok(RawMessage {
         kind,
         id,
         method,
@@ -928,6 +1102,10 @@ mod tests {
         assert_eq!(m.meta_protocol_version(), Some("2026-07-28"));
         // Known versions are interned; others kept as sent; non-strings and non-objects ignored.
         assert!(matches!(m.protocol_version, Some(Cow::Borrowed(_))));
+        // Unescaped strings are ranges of the body, escaped ones decoded copies; known methods
+        // are interned.
+        assert!(matches!(m.task_id, Some(Text::Span(..))));
+        assert!(matches!(m.method, Some(Text::Static("tasks/get"))));
         let odd = parse_envelope(
             br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2031-01-01"}}}"#,
         )
