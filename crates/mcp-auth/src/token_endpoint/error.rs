@@ -16,7 +16,8 @@ pub(super) struct Refusal {
     status: StatusCode,
     error: &'static str,
     description: Cow<'static, str>,
-    outcome: Option<AuthOutcome>,
+    // Boxed: the outcome carries a principal, and the refusal travels in `Result::Err`.
+    outcome: Option<Box<AuthOutcome>>,
     detail: Option<Cow<'static, str>>,
     allow: Option<&'static str>,
 }
@@ -151,7 +152,7 @@ impl Refusal {
     }
 
     fn outcome(mut self, outcome: AuthOutcome) -> Self {
-        self.outcome = Some(outcome);
+        self.outcome = Some(Box::new(outcome));
         self
     }
 
@@ -179,7 +180,7 @@ impl Refusal {
         }
         res.extensions_mut().insert(rejection);
         if let Some(outcome) = self.outcome {
-            res.extensions_mut().insert(outcome);
+            res.extensions_mut().insert(*outcome);
         }
         res
     }

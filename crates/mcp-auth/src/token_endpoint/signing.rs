@@ -48,7 +48,7 @@ impl Signer {
     /// `setting` and never contain key material.
     pub(super) fn from_pem(pem: &str, setting: &str) -> Result<Signer, ConfigError> {
         let refuse = |why: &str| ConfigError::new(setting, why.to_owned());
-        let der = pem_private_key(pem).map_err(|why| refuse(why))?;
+        let der = pem_private_key(pem).map_err(refuse)?;
         let (alg, key) = match key_algorithm(&der) {
             Some(KeyKind::Ed25519) => {
                 let seed = ed25519_seed(&der).ok_or_else(|| {
