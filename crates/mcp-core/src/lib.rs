@@ -49,6 +49,8 @@ pub mod principal;
 pub mod refusal;
 pub mod rejection;
 pub mod response;
+#[cfg(feature = "toml")]
+pub mod toml;
 pub mod url;
 
 pub use ban::BanList;

@@ -57,8 +57,8 @@
 use std::time::Duration;
 
 use mcp_core::client_addr::ClientAddrResolver;
-use mcp_core::config::{ConfigError, Env, parse_duration};
-use toml::{Table, Value};
+use mcp_core::config::{ConfigError, Env};
+use mcp_core::toml::{self, Table, Value, integer, table};
 
 use crate::class::RouteClass;
 use crate::key::KeySelector;
@@ -223,9 +223,7 @@ impl<B> RateLimitLayerBuilder<B> {
     /// Invalid TOML (setting `rate_limit`), or an invalid entry, naming its path
     /// (`rate_limit.classes.read.window`).
     pub fn toml(mut self, text: &str) -> Result<Self, ConfigError> {
-        let doc: Table = text.parse().map_err(|e: toml::de::Error| {
-            ConfigError::new("rate_limit", format!("invalid TOML: {}", e.message()))
-        })?;
+        let doc = toml::parse(text, "rate_limit")?;
         let Some(section) = doc.get("rate_limit") else {
             return Ok(self);
         };
@@ -279,9 +277,9 @@ impl<B> RateLimitLayerBuilder<B> {
                     }
                 }
                 _ => {
-                    return Err(ConfigError::new(
-                        path,
-                        "unknown key (expected max_keys, classes or tools)",
+                    return Err(toml::unknown_key(
+                        &path,
+                        "expected max_keys, classes or tools",
                     ));
                 }
             }
@@ -298,28 +296,8 @@ impl<B> RateLimitLayerBuilder<B> {
         let Some(path) = env.string("CONFIG_FILE")? else {
             return Ok(self);
         };
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            ConfigError::new(
-                env.var_name("CONFIG_FILE"),
-                format!("cannot read the file: {e}"),
-            )
-            .with_value(&path)
-        })?;
+        let text = toml::read_file(std::path::Path::new(&path), &env.var_name("CONFIG_FILE"))?;
         self.toml(&text)
-    }
-}
-
-fn table<'a>(value: &'a Value, path: &str) -> Result<&'a Table, ConfigError> {
-    value
-        .as_table()
-        .ok_or_else(|| ConfigError::new(path, "must be a table"))
-}
-
-fn integer(value: &Value, path: &str) -> Result<u64, ConfigError> {
-    match value {
-        Value::Integer(n) => u64::try_from(*n)
-            .map_err(|_| ConfigError::new(path, "must not be negative").with_value(n.to_string())),
-        other => Err(ConfigError::new(path, "must be an integer").with_value(other.to_string())),
     }
 }
 
@@ -333,9 +311,9 @@ fn limit_entry(
         if !["requests", "window", "burst", "per"].contains(&key.as_str())
             && !extra.contains(&key.as_str())
         {
-            return Err(ConfigError::new(
-                format!("{path}.{key}"),
-                "unknown key (expected requests, window, burst or per)",
+            return Err(toml::unknown_key(
+                &format!("{path}.{key}"),
+                "expected requests, window, burst or per",
             ));
         }
     }
@@ -346,21 +324,7 @@ fn limit_entry(
     };
     let window = match entry.get("window") {
         None => DEFAULT_WINDOW,
-        Some(v @ Value::Integer(_)) => Duration::from_secs(integer(v, &field("window"))?),
-        Some(Value::String(s)) => parse_duration(s).ok_or_else(|| {
-            ConfigError::new(
-                field("window"),
-                "expected a duration such as 60, \"60s\", \"1m\" or \"500ms\"",
-            )
-            .with_value(s.as_str())
-        })?,
-        Some(other) => {
-            return Err(ConfigError::new(
-                field("window"),
-                "expected a duration such as 60 or \"1m\"",
-            )
-            .with_value(other.to_string()));
-        }
+        Some(v) => toml::duration(v, &field("window"))?,
     };
     let burst = match entry.get("burst") {
         Some(v) => integer(v, &field("burst"))?,

@@ -540,10 +540,7 @@ impl SecurityConfigBuilder {
         let toml = match (&s.config_toml, &s.config_file) {
             (Some((setting, text)), _) => Some((setting.clone(), text.clone(), None)),
             (None, Some((setting, path))) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    ConfigError::new(setting, format!("cannot read the file: {e}"))
-                        .with_value(path.display().to_string())
-                })?;
+                let text = mcp_core::toml::read_file(path, setting)?;
                 Some((setting.clone(), text, Some(path.clone())))
             }
             (None, None) => None,
@@ -551,10 +548,7 @@ impl SecurityConfigBuilder {
         let mut rate_limit_toml = None;
         if let Some((setting, text, path)) = toml {
             let shown = path.map_or_else(|| "TOML".to_owned(), |p| p.display().to_string());
-            let doc: Table = text.parse().map_err(|e: ::toml::de::Error| {
-                ConfigError::new(&setting, format!("invalid TOML: {}", e.message()))
-                    .with_value(&shown)
-            })?;
+            let doc = mcp_core::toml::parse(&text, &setting).map_err(|e| e.with_value(shown))?;
             apply_toml(&mut s, &doc)?;
             if doc.contains_key("rate_limit") {
                 // Validate it now, so a typo fails the build rather than the first request.

@@ -83,13 +83,13 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use ::toml::{Table, Value};
 use http::Method;
 use ipnet::IpNet;
 use mcp_core::BanList;
 use mcp_core::Scopes;
 use mcp_core::config::{ConfigError, Env, Environment, Secret};
 use mcp_core::inspect::DEFAULT_MAX_BODY_BYTES;
+use mcp_core::toml::{Table, Value};
 use mcp_headers::{Preset, SecurityHeadersLayer, SecurityHeadersLayerBuilder};
 use mcp_prodcheck::{CheckInput, Report, RuntimeEnvironment, SecretInput};
 use mcp_ratelimit::resource::{DEFAULT_MAX_CONCURRENCY, DEFAULT_REQUEST_TIMEOUT};

@@ -1,5 +1,7 @@
 //! The TOML file (`CONFIG_FILE`): what variables cannot say well.
 
+use mcp_core::toml::{boolean, string, strings, table, unknown_key};
+
 use super::*;
 
 pub(super) fn apply_toml(s: &mut Settings, doc: &Table) -> Result<(), ConfigError> {
@@ -114,38 +116,5 @@ fn toml_headers(s: &mut Settings, headers: &Table) -> Result<(), ConfigError> {
 }
 
 fn unknown(path: &str) -> ConfigError {
-    ConfigError::new(
-        path,
-        "unknown key (see the mcp-security configuration docs)",
-    )
-}
-
-fn table<'a>(value: &'a Value, path: &str) -> Result<&'a Table, ConfigError> {
-    value
-        .as_table()
-        .ok_or_else(|| ConfigError::new(path, "must be a table"))
-}
-
-fn boolean(value: &Value, path: &str) -> Result<bool, ConfigError> {
-    value
-        .as_bool()
-        .ok_or_else(|| ConfigError::new(path, "must be true or false"))
-}
-
-fn string(value: &Value, path: &str) -> Result<String, ConfigError> {
-    value
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| ConfigError::new(path, "must be a string"))
-}
-
-fn strings(value: &Value, path: &str) -> Result<Vec<String>, ConfigError> {
-    match value {
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| string(v, &format!("{path}[{i}]")))
-            .collect(),
-        _ => Err(ConfigError::new(path, "must be an array of strings")),
-    }
+    unknown_key(path, "see the mcp-security configuration docs")
 }
