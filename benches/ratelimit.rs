@@ -231,7 +231,88 @@ where
     start.elapsed()
 }
 
+/// `RATELIMIT_BENCH_PROFILE=<row>`: run that row a fixed number of times
+/// (`RATELIMIT_BENCH_ITERS`, default 100 000) and exit, without criterion, for an instruction
+/// count that does not depend on the machine's load:
+///
+/// ```sh
+/// RATELIMIT_BENCH_PROFILE=mcp_ratelimit/1key/1thread valgrind --tool=callgrind \
+///     --toggle-collect='ratelimit::run*' target/release/deps/ratelimit-<hash>
+/// ```
+///
+/// Rows: `{mcp_ratelimit,tower_governor}/{1key,10k_keys}/{1,2}thread`,
+/// `{mcp_ratelimit,tower_governor}/refused/1key/1thread`, `baseline_no_layer/1key/1thread`,
+/// `mcp_ratelimit_x_headers_only/1key/1thread`. Prints the row and the iterations run.
+fn profile(row: &str) {
+    let iters: u64 = std::env::var("RATELIMIT_BENCH_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let parts: Vec<&str> = row.split('/').collect();
+    let (who, rest) = parts.split_first().expect("row");
+    let refused = rest.first() == Some(&"refused");
+    let rest = if refused { &rest[1..] } else { rest };
+    let keys: Vec<SocketAddr> = match rest.first() {
+        Some(&"10k_keys") => (0..KEYS as u32).map(peer).collect(),
+        _ => vec![peer(1)],
+    };
+    let threads = if rest.get(1) == Some(&"2thread") {
+        2
+    } else {
+        1
+    };
+    let expect = if refused {
+        StatusCode::TOO_MANY_REQUESTS
+    } else {
+        StatusCode::OK
+    };
+    let elapsed = match (*who, refused) {
+        ("mcp_ratelimit", false) => {
+            let svc = ours(Quota::per_second(1_000_000_000), 100_000).layer(tower::service_fn(ok));
+            run(&svc, threads, &keys, iters, expect)
+        }
+        ("mcp_ratelimit", true) => {
+            let svc = ours(Quota::per_hour(1), 100_000).layer(tower::service_fn(ok));
+            call(&mut svc.clone(), request(peer(1)));
+            run(&svc, threads, &keys, iters, expect)
+        }
+        ("tower_governor", false) => {
+            let svc = theirs(Duration::from_nanos(1), 1_000_000_000).layer(tower::service_fn(ok));
+            run(&svc, threads, &keys, iters, expect)
+        }
+        ("tower_governor", true) => {
+            let svc = theirs(Duration::from_secs(3600), 1).layer(tower::service_fn(ok));
+            call(&mut svc.clone(), request(peer(1)));
+            run(&svc, threads, &keys, iters, expect)
+        }
+        ("baseline_no_layer", _) => run(&tower::service_fn(ok), threads, &keys, iters, expect),
+        ("mcp_ratelimit_x_headers_only", _) => {
+            let svc = lean().layer(tower::service_fn(ok));
+            run(&svc, threads, &keys, iters, expect)
+        }
+        _ => panic!("unknown row {row}"),
+    };
+    println!("{row}: {iters} requests in {elapsed:?}");
+}
+
+/// Ours with only the `X-RateLimit-*` headers.
+fn lean() -> RateLimitLayer {
+    RateLimitLayer::builder()
+        .limit(Limit::new(
+            "ip",
+            Quota::per_second(1_000_000_000),
+            KeySelector::client_addr(),
+        ))
+        .ietf_headers(false)
+        .build()
+        .expect("layer")
+}
+
 fn bench(c: &mut Criterion) {
+    if let Ok(row) = std::env::var("RATELIMIT_BENCH_PROFILE") {
+        profile(&row);
+        std::process::exit(0);
+    }
     // `RATELIMIT_BENCH_MEMORY=0` skips the memory report (e.g. when profiling one bench).
     if std::env::var_os("RATELIMIT_BENCH_MEMORY").is_none_or(|v| v != "0") {
         memory_per_key();
@@ -271,16 +352,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("baseline_no_layer/1key/1thread", |b| {
         b.iter_custom(|iters| run(&baseline, 1, &one_key, iters, StatusCode::OK))
     });
-    let lean = RateLimitLayer::builder()
-        .limit(Limit::new(
-            "ip",
-            Quota::per_second(1_000_000_000),
-            KeySelector::client_addr(),
-        ))
-        .ietf_headers(false)
-        .build()
-        .expect("layer")
-        .layer(tower::service_fn(ok));
+    let lean = lean().layer(tower::service_fn(ok));
     group.bench_function("mcp_ratelimit_x_headers_only/1key/1thread", |b| {
         b.iter_custom(|iters| run(&lean, 1, &one_key, iters, StatusCode::OK))
     });
