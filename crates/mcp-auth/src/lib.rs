@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod api_key;
+pub mod dpop;
 #[cfg(feature = "jwks")]
 pub mod jwks;
 pub mod jwt;

@@ -49,7 +49,6 @@ mod header;
 mod sign;
 
 use claims::{ClaimSet, Claims, decode_with};
-#[cfg(feature = "jwks")]
 pub(crate) use header::algorithm_by_name;
 use header::parse_header;
 pub use header::{looks_like_jwt, preparse};
