@@ -3,7 +3,8 @@
 //!
 //! For a `POST` to the MCP path (the path itself or anything under it), the layer reads at most
 //! `max_body_bytes` of the body — enforced while the body streams, and up front from
-//! `Content-Length` — parses the envelope with [`parse_envelope`], checks the MCP transport
+//! `Content-Length` — parses the envelope with
+//! [`parse_envelope_bytes`], checks the MCP transport
 //! headers (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`) against it with [`check_headers`],
 //! inserts the [`McpCall`] into the request extensions and hands the inner service the identical
 //! bytes. The `McpCall` is also put into the
