@@ -48,6 +48,20 @@ pub enum AuthFailure {
     InsufficientScope,
     /// The path is deny-listed.
     DeniedPath,
+    /// The DPoP proof (RFC 9449) is missing, malformed, signed badly, or names another request,
+    /// time or token (`htm`, `htu`, `iat`, `ath`), or was already used.
+    InvalidDpopProof,
+    /// Server nonces are on and the DPoP proof carries none, or a stale one: the client is sent
+    /// a fresh one to retry with (`use_dpop_nonce`).
+    DpopNonceRequired,
+    /// The DPoP proof is not signed with the key the token is bound to (`cnf.jkt`), or a token
+    /// that is not bound to any key was sent as `Authorization: DPoP`.
+    DpopBindingMismatch,
+    /// A token bound to a key (`cnf.jkt`) was sent as a bearer token, without a proof
+    /// (RFC 9449 §7.1).
+    BoundTokenAsBearer,
+    /// DPoP is required and the token was sent as a bearer token, or is not bound to a key.
+    DpopRequired,
 }
 
 impl AuthFailure {
@@ -72,6 +86,11 @@ impl AuthFailure {
             AuthFailure::InvalidClaims => "invalid_claims",
             AuthFailure::InsufficientScope => "insufficient_scope",
             AuthFailure::DeniedPath => "denied_path",
+            AuthFailure::InvalidDpopProof => "invalid_dpop_proof",
+            AuthFailure::DpopNonceRequired => "dpop_nonce_required",
+            AuthFailure::DpopBindingMismatch => "dpop_binding_mismatch",
+            AuthFailure::BoundTokenAsBearer => "bound_token_as_bearer",
+            AuthFailure::DpopRequired => "dpop_required",
         }
     }
 }

@@ -123,6 +123,8 @@ struct Inner {
     scopes: Scopes,
     audience: Box<[Box<str>]>,
     expires_at: Option<SystemTime>,
+    /// The RFC 7638 thumbprint of the key the credential is bound to (a JWT's `cnf.jkt`).
+    confirmation_jkt: Option<Box<str>>,
     /// `Some` for a principal one credential alone authenticates.
     fingerprint: Option<RememberedFingerprint>,
 }
@@ -166,6 +168,7 @@ impl Principal {
                 scopes: Scopes::default(),
                 audience: Box::default(),
                 expires_at: None,
+                confirmation_jkt: None,
                 fingerprint: None,
             },
         }
@@ -199,6 +202,24 @@ impl Principal {
     /// When the credential expires, if it does.
     pub fn expires_at(&self) -> Option<SystemTime> {
         self.0.expires_at
+    }
+
+    /// The SHA-256 JWK thumbprint (RFC 7638) of the key the credential is bound to: a JWT's
+    /// `cnf.jkt` (RFC 7800, RFC 9449). A bound credential is only good together with a proof of
+    /// possession of that key (a DPoP proof), checked on every request; `None` for a bearer
+    /// credential.
+    ///
+    /// ```
+    /// use mcp_core::{Principal, PrincipalKind};
+    ///
+    /// let p = Principal::builder("agent", PrincipalKind::Jwt)
+    ///     .confirmation_jkt("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")
+    ///     .build();
+    /// assert_eq!(p.confirmation_jkt(), Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"));
+    /// assert_eq!(Principal::builder("bot", PrincipalKind::ApiKey).build().confirmation_jkt(), None);
+    /// ```
+    pub fn confirmation_jkt(&self) -> Option<&str> {
+        self.0.confirmation_jkt.as_deref()
     }
 
     /// Whether one credential alone authenticates this principal (an API key; see
@@ -279,6 +300,13 @@ impl PrincipalBuilder {
     /// When the credential expires.
     pub fn expires_at(mut self, at: SystemTime) -> Self {
         self.inner.expires_at = Some(at);
+        self
+    }
+
+    /// The thumbprint of the key the credential is bound to (a JWT's `cnf.jkt`); see
+    /// [`Principal::confirmation_jkt`].
+    pub fn confirmation_jkt(mut self, jkt: impl Into<String>) -> Self {
+        self.inner.confirmation_jkt = Some(jkt.into().into_boxed_str());
         self
     }
 
