@@ -81,6 +81,15 @@ pub(super) struct ClaimSet {
     pub(super) scope: Option<String>,
     pub(super) scopes: Option<Vec<String>>,
     pub(super) permissions: Option<Vec<String>>,
+    /// `cnf` (RFC 7800): the key the token is bound to.
+    pub(super) cnf: Option<Confirmation>,
+}
+
+/// `cnf` (RFC 7800 §3.1): of its members only `jkt` (RFC 9449 §6.1, the SHA-256 JWK thumbprint
+/// of a DPoP key) is read; a `jkt` of the wrong type or duplicated refuses the token.
+#[derive(Deserialize)]
+pub(super) struct Confirmation {
+    pub(super) jkt: Option<String>,
 }
 
 /// A NumericDate (RFC 7519 §2) restricted to a non-negative JSON integer: strings, fractions and

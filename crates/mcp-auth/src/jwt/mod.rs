@@ -492,11 +492,21 @@ impl JwtVerifier {
             .filter(|s| !s.is_empty() && seen.insert(s.clone()))
             .collect();
 
-        Ok(Principal::builder(sub, PrincipalKind::Jwt)
+        // A key-bound token (RFC 9449 §6.1): the layer asks for a proof of that key.
+        let jkt = match claims.cnf.map(|cnf| cnf.jkt) {
+            Some(Some(jkt)) if jkt.is_empty() => return Err(AuthFailure::InvalidClaims),
+            Some(jkt) => jkt,
+            None => None,
+        };
+        let principal = Principal::builder(sub, PrincipalKind::Jwt)
             .scope_set(Scopes::new(granted))
             .audience(audience)
-            .expires_at(expires_at)
-            .build())
+            .expires_at(expires_at);
+        Ok(match jkt {
+            Some(jkt) => principal.confirmation_jkt(jkt),
+            None => principal,
+        }
+        .build())
     }
 }
 
