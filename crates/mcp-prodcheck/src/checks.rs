@@ -11,6 +11,8 @@ use crate::report::{Finding, Report};
 use crate::rules::{self, Rule};
 use crate::runtime::{RuntimeEnvironment, file_mode, git_root, is_git_ignored, mode_too_open};
 
+mod token;
+
 /// Check a configuration snapshot against every rule; see the [crate docs](crate) for the list.
 ///
 /// Rules that do not apply in the input's environment are skipped; the others get their
@@ -29,6 +31,7 @@ pub fn check(input: &CheckInput, runtime: &RuntimeEnvironment) -> Report {
     c.debug();
     c.cors();
     c.network();
+    c.token_endpoint();
     c.rate_limit_and_audit();
     c.files(runtime);
     c.process(runtime);

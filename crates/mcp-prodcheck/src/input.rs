@@ -26,6 +26,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use ipnet::IpNet;
 use mcp_core::config::Environment;
@@ -342,6 +343,10 @@ pub struct CheckInput {
     pub data_files: Vec<PathBuf>,
     /// The security headers set on every response, as (lower-case name, value).
     pub response_headers: Vec<(String, String)>,
+    /// The built-in token endpoint (`TOKEN_ENDPOINT`) is on.
+    pub token_endpoint: bool,
+    /// The lifetime of the tokens it issues (`TOKEN_TTL`).
+    pub token_ttl: Option<Duration>,
 }
 
 impl Default for CheckInput {
@@ -377,6 +382,8 @@ impl Default for CheckInput {
             other_secrets: Vec::new(),
             data_files: Vec::new(),
             response_headers: Vec::new(),
+            token_endpoint: false,
+            token_ttl: None,
         }
     }
 }

@@ -124,6 +124,14 @@ rules! {
     NO_RESOURCE_URL = "MCP-AUTH-005", "NoResourceUrl", Error, WARNING,
         "the protected resource's URL is not configured",
         "Set MCP_RESOURCE_URL to the URL clients use for the MCP endpoint (https://mcp.example.com/mcp); MCP_JWT_AUDIENCE set to that URL also names it. Without either, the OAuth protected-resource metadata and the 401 challenge's resource_metadata are derived from the request's Host when it is on MCP_ALLOWED_HOSTS, and are not served at all with MCP_ALLOWED_HOSTS=*.";
+    /// The token endpoint is reachable beyond loopback without TLS in front of it.
+    TOKEN_ENDPOINT_PLAINTEXT = "MCP-TOKEN-001", "TokenEndpointWithoutTls", Error, WARNING,
+        "the token endpoint is reachable beyond this machine without TLS",
+        "Terminate TLS in front of the server and set MCP_RESOURCE_URL to its https:// URL (with MCP_TRUSTED_PROXIES naming the proxy), or bind to 127.0.0.1.";
+    /// Tokens that live longer than an hour.
+    TOKEN_TTL_LONG = "MCP-TOKEN-002", "TokenTtlTooLong", Error, ERROR,
+        "the token endpoint issues tokens that live longer than an hour",
+        "Set MCP_TOKEN_TTL to 1h or less (default 15m): an issued token cannot be revoked before it expires.";
     /// The API key is shorter than 32 bytes.
     API_KEY_SHORT = "MCP-KEY-001", "ApiKeyTooShort", Error, WARNING,
         "the API key is shorter than 32 bytes",
