@@ -7,7 +7,9 @@
 //! Setup: `bash .ci/e2e-setup.sh` (or `MCP_E2E_PYTHON=/path/to/python` with `mcp` 2.x).
 
 use serde_json::Value;
-use tests::e2e_support::{API_KEY_NAME, ClientRun, TestServer, run_python};
+use tests::e2e_support::{
+    API_KEY_NAME, ClientRun, ServerOptions, TestServer, run_python, run_python_script,
+};
 
 const LEGACY: &str = "2025-11-25";
 const STATELESS: &str = "2026-07-28";
@@ -121,5 +123,85 @@ async fn python_without_a_credential_is_refused_in_both_eras() {
         assert_refused(&run, mode);
         let run = run_python(&server.url, mode, Some("mcp-sk-not-a-real-key")).await;
         assert_refused(&run, mode);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_client_credentials_against_the_server_alone_in_both_eras() {
+    // No authorization server: the stack's own token endpoint (TOKEN_ENDPOINT) exchanges the API
+    // key (the client secret) for a token; the SDK's ClientCredentialsOAuthProvider is given only
+    // the key's name, the key and the issuer.
+    let server =
+        TestServer::start_configured(ServerOptions::default(), |b| b.token_endpoint(true)).await;
+    let origin = format!("http://{}", server.addr);
+    for mode in ["legacy", "auto"] {
+        let run = run_python_script(
+            "e2e_client.py",
+            &[
+                &server.url,
+                "--mode",
+                mode,
+                "--oauth-client-id",
+                API_KEY_NAME,
+                "--oauth-client-secret",
+                &server.api_key,
+                "--oauth-issuer",
+                &origin,
+            ],
+        )
+        .await;
+        let r = &run.report;
+        assert_eq!(run.code, Some(0), "{}", run.describe());
+        assert_eq!(r["ok"], true, "{}", run.describe());
+        assert_eq!(r["whoami"]["principal"]["id"], API_KEY_NAME);
+        assert_eq!(
+            r["whoami"]["principal"]["kind"],
+            "jwt",
+            "{}",
+            run.describe()
+        );
+        assert_eq!(r["echo"]["got"], r["echo"]["sent"]);
+        assert_eq!(r["oauth"]["token_type"], "Bearer", "{}", run.describe());
+        assert_eq!(r["oauth"]["got_token"], true);
+        assert_eq!(r["oauth"]["scope"], "*");
+
+        // Our 401 first; one token request to our endpoint; after it, only MCP requests, all
+        // served.
+        let seen: Vec<(String, String, u64)> = requests(&run)
+            .iter()
+            .map(|q| {
+                (
+                    q["method"].as_str().unwrap_or_default().to_owned(),
+                    q["path"].as_str().unwrap_or_default().to_owned(),
+                    q["status"].as_u64().unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen[0],
+            ("POST".to_owned(), "/mcp".to_owned(), 401),
+            "{seen:#?}"
+        );
+        let token_requests: Vec<usize> = seen
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, path, _))| path == "/oauth/token")
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(token_requests.len(), 1, "{seen:#?}");
+        let at = token_requests[0];
+        assert_eq!(seen[at].2, 200, "{seen:#?}");
+        assert!(
+            seen[..at].iter().any(|(m, path, status)| m == "GET"
+                && path == "/.well-known/oauth-authorization-server"
+                && *status == 200),
+            "the SDK read our RFC 8414 metadata: {seen:#?}"
+        );
+        assert!(
+            seen[at + 1..]
+                .iter()
+                .all(|(_, path, status)| path == "/mcp" && (200..300).contains(status)),
+            "{seen:#?}"
+        );
     }
 }

@@ -190,3 +190,80 @@ async fn typescript_oauth_discovery_with_client_credentials() {
     assert_eq!(call.resource.as_deref(), Some(server.url.as_str()));
     assert_eq!(call.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typescript_client_credentials_against_the_server_alone() {
+    // No authorization server: the stack's own token endpoint (TOKEN_ENDPOINT) exchanges the
+    // API key for a token. The SDK is configured with only a client id (the key's name) and
+    // secret (the key).
+    let server =
+        TestServer::start_configured(ServerOptions::default(), |b| b.token_endpoint(true)).await;
+    let origin = format!("http://{}", server.addr);
+
+    let run = run_typescript(&[
+        "--url",
+        &server.url,
+        "--oauth-client-id",
+        API_KEY_NAME,
+        "--oauth-client-secret",
+        &server.api_key,
+        "--oauth-issuer",
+        &origin,
+    ])
+    .await;
+    assert_served(&run, API_KEY_NAME, "jwt");
+    let r = &run.report;
+    assert_eq!(
+        r["oauth"]["resource"],
+        server.url.as_str(),
+        "{}",
+        run.describe()
+    );
+    assert_eq!(
+        r["oauth"]["authorization_server"]
+            .as_str()
+            .map(|s| s.trim_end_matches('/')),
+        Some(origin.as_str()),
+        "{}",
+        run.describe()
+    );
+    assert_eq!(r["oauth"]["token_type"], "Bearer");
+    assert_eq!(r["oauth"]["got_token"], true);
+
+    // Our 401, our RFC 9728 document, our RFC 8414 document, our token endpoint, the MCP POST.
+    let seen: Vec<(String, String, u64)> = r["requests"]
+        .as_array()
+        .expect("requests")
+        .iter()
+        .map(|q| {
+            (
+                q["method"].as_str().unwrap_or_default().to_owned(),
+                q["url"].as_str().unwrap_or_default().to_owned(),
+                q["status"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let expected_start = [
+        ("POST".to_owned(), server.url.clone(), 401),
+        ("GET".to_owned(), server.resource_metadata_url(), 200),
+        (
+            "GET".to_owned(),
+            format!("{origin}/.well-known/oauth-authorization-server"),
+            200,
+        ),
+        ("POST".to_owned(), format!("{origin}/oauth/token"), 200),
+        ("POST".to_owned(), server.url.clone(), 200),
+    ];
+    assert!(
+        seen.len() > expected_start.len(),
+        "{seen:#?}\n{}",
+        run.describe()
+    );
+    assert_eq!(seen[..expected_start.len()], expected_start, "{seen:#?}");
+    assert!(
+        seen[expected_start.len()..]
+            .iter()
+            .all(|(_, url, status)| url == &server.url && (200..300).contains(status)),
+        "{seen:#?}"
+    );
+}

@@ -12,6 +12,7 @@
 //! RateLimitLayer (ip)   cheap, before any crypto; checks the shared BanList
 //! ResourceLimitLayer    concurrency cap and timeouts (SSE streams exempt)
 //! McpInspectLayer       bounded body read; McpCall into extensions
+//! TokenEndpointLayer    (TOKEN_ENDPOINT) POST /oauth/token: an API key buys a short-lived JWT
 //! AuthLayer             Principal into extensions, or 401/403 with a proper challenge
 //! SessionBindingLayer   a legacy Mcp-Session-Id belongs to the principal that opened it;
 //!                       any other id gets the server's own unknown-session 404
@@ -54,6 +55,7 @@
 
 pub mod config;
 pub mod stack;
+mod tokens;
 
 pub use config::{EnvironmentSource, SecurityConfig, SecurityConfigBuilder};
 #[allow(deprecated)]

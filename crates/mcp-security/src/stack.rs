@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use mcp_audit::{Audit, AuditLayer, AuditSettings};
 use mcp_auth::layer::Auth;
 use mcp_auth::session::SessionBinding;
+use mcp_auth::token_endpoint::{TokenEndpoint, TokenEndpointLayer};
 use mcp_auth::{
     ApiKeyStore, AuthLayer, AuthPolicy, ListFilter, ListFilterLayer, SessionBindingLayer,
 };
@@ -77,8 +78,8 @@ impl From<ConfigError> for SecurityError {
 
 /// The service [`SecurityLayer`] wraps around `S`, outermost first: audit, security headers,
 /// Origin guard + CORS, per-client rate limit, resource limits, MCP envelope inspection,
-/// agent-readable refusals (when on), authentication, legacy-session binding, per-caller rate
-/// limits, list filtering.
+/// agent-readable refusals (when on), the token endpoint (when on), authentication,
+/// legacy-session binding, per-caller rate limits, list filtering.
 pub type SecurityService<S> = Audit<
     SecurityHeaders<
         OriginGuard<
@@ -86,7 +87,9 @@ pub type SecurityService<S> = Audit<
                 ResourceLimit<
                     McpInspect<
                         ToolErrorsAsResults<
-                            Auth<SessionBinding<RateLimit<ListFilter<S>, RateLimitBackend>>>,
+                            TokenEndpoint<
+                                Auth<SessionBinding<RateLimit<ListFilter<S>, RateLimitBackend>>>,
+                            >,
                         >,
                     >,
                 >,
@@ -108,6 +111,7 @@ pub struct SecurityLayer {
     per_client: RateLimitLayer<RateLimitBackend>,
     resources: ResourceLimitLayer,
     inspect: McpInspectLayer,
+    tokens: TokenEndpointLayer,
     auth: AuthLayer,
     sessions: SessionBindingLayer,
     per_caller: RateLimitLayer<RateLimitBackend>,
@@ -142,6 +146,13 @@ impl SecurityLayer {
         self.auth.is_enabled()
     }
 
+    /// The built-in OAuth token endpoint (`TOKEN_ENDPOINT`), just before authentication:
+    /// [`TokenEndpointLayer::disabled`] when off. Its [issuer](TokenEndpointLayer::issuer) is
+    /// listed in the protected-resource metadata and its tokens are accepted by the stack.
+    pub fn token_endpoint(&self) -> &TokenEndpointLayer {
+        &self.tokens
+    }
+
     /// A one-line summary of every layer, for the start-up log line (never a secret).
     pub fn summary(&self) -> &str {
         &self.summary
@@ -166,13 +177,15 @@ impl SecurityLayer {
     fn summarized(mut self) -> Self {
         self.summary = format!(
             "{}, security headers, {}, rate limit per client ({}), resources (concurrency {}, \
-             timeout {:?}), mcp-inspect (max body {} bytes), auth ({}){}, {}, rate limit per caller ({}), list filter {}",
+             timeout {:?}), mcp-inspect (max body {} bytes), token endpoint ({}), auth ({}){}, {}, \
+             rate limit per caller ({}), list filter {}",
             self.audit.summary(),
             self.guard.summary(),
             self.per_client.summary(),
             self.resources.max_concurrency(),
             self.resources.request_timeout(),
             self.inspect.max_body_bytes(),
+            self.tokens.summary(),
             self.auth.summary(),
             if self.tool_errors.is_enabled() {
                 ", tool refusals as results"
@@ -199,6 +212,7 @@ impl<S> Layer<S> for SecurityLayer {
         let svc = self.per_caller.layer(svc);
         let svc = self.sessions.layer(svc);
         let svc = self.auth.layer(svc);
+        let svc = self.tokens.layer(svc);
         let svc = self.tool_errors.layer(svc);
         let svc = self.inspect.layer(svc);
         let svc = self.resources.layer(svc);
@@ -346,7 +360,9 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
 
     // Disabled only with REQUIRE_AUTH=false and no credential source (MCP-AUTH-001 says so). The
     // Origin guard's Host allowlist is the one the resource URL may be derived from.
-    let auth = build_auth(s, environment, guard.allowed_hosts())?;
+    let store = build_key_store(s)?;
+    let tokens = crate::tokens::build_token_endpoint(s, store.as_ref())?;
+    let auth = build_auth(s, environment, guard.allowed_hosts(), store, &tokens)?;
 
     // Without authentication there is no principal to bind a session to.
     let sessions = if auth.is_enabled() {
@@ -392,6 +408,7 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
         per_client,
         resources,
         inspect,
+        tokens,
         auth,
         sessions,
         per_caller,
@@ -423,13 +440,45 @@ fn build_policy(s: &Settings) -> Result<AuthPolicy, ConfigError> {
     policy.build()
 }
 
+/// The API key store of `API_KEY`, the named keys and `API_KEYS_FILE`, or `None` without keys;
+/// the auth layer and the token endpoint share it.
+fn build_key_store(s: &Settings) -> Result<Option<ApiKeyStore>, ConfigError> {
+    let var = |name: &str| s.var(name);
+    let has_keys = s.api_key.is_some() || s.api_keys_file.is_some() || !s.named_keys.is_empty();
+    if !has_keys {
+        return Ok(None);
+    }
+    let mut store = ApiKeyStore::builder();
+    if let Some(pepper) = &s.api_key_pepper {
+        store = store.pepper(pepper.require()?.clone());
+    }
+    if let Some(key) = &s.api_key {
+        store = store.key("env", key.require()?.expose(), Scopes::new(["*"]));
+    }
+    for (name, key, scopes) in &s.named_keys {
+        store = store.key(name.clone(), key.expose(), scopes.clone());
+    }
+    if let Some(file) = &s.api_keys_file {
+        store = store.file(file);
+    }
+    let store = store.build().map_err(|e| match e.setting() {
+        "api_key" => e.renamed(var("API_KEY")),
+        "api_key_pepper" => e.renamed(var("API_KEY_PEPPER")),
+        "api_keys_file" => e.renamed(var("API_KEYS_FILE")),
+        _ => e,
+    })?;
+    Ok(Some(store))
+}
+
 fn build_auth(
     s: &Settings,
     environment: Environment,
     allowed_hosts: Option<Vec<String>>,
+    store: Option<ApiKeyStore>,
+    tokens: &TokenEndpointLayer,
 ) -> Result<AuthLayer, ConfigError> {
     let var = |name: &str| s.var(name);
-    let has_keys = s.api_key.is_some() || s.api_keys_file.is_some() || !s.named_keys.is_empty();
+    let has_keys = store.is_some();
     if !has_keys
         && s.jwt_secret.is_none()
         && !s.jwks_configured()
@@ -447,29 +496,11 @@ fn build_auth(
     if let Some(bind) = s.bind {
         auth = auth.bind_addr(bind);
     }
-    if has_keys {
-        let mut store = ApiKeyStore::builder();
-        if let Some(pepper) = &s.api_key_pepper {
-            store = store.pepper(pepper.require()?.clone());
-        }
-        if let Some(key) = &s.api_key {
-            store = store.key("env", key.require()?.expose(), Scopes::new(["*"]));
-        }
-        for (name, key, scopes) in &s.named_keys {
-            store = store.key(name.clone(), key.expose(), scopes.clone());
-        }
-        if let Some(file) = &s.api_keys_file {
-            store = store.file(file);
-        }
-        let store = store.build().map_err(|e| match e.setting() {
-            "api_key" => e.renamed(var("API_KEY")),
-            "api_key_pepper" => e.renamed(var("API_KEY_PEPPER")),
-            "api_keys_file" => e.renamed(var("API_KEYS_FILE")),
-            _ => e,
-        })?;
+    if let Some(store) = store {
         auth = auth.api_keys(store);
     }
-    if let Some(verifier) = s.jwt_verifier()? {
+    let trust = crate::tokens::token_trust(s, tokens)?;
+    if let Some(verifier) = s.jwt_verifier_trusting(trust.as_ref())? {
         auth = auth.jwt(verifier);
     }
     if let Some(header) = &s.api_key_header {
@@ -482,8 +513,9 @@ fn build_auth(
         Some(hosts) => auth.allowed_hosts(hosts),
         None => auth.any_host(),
     };
-    if !s.authorization_servers.is_empty() {
-        auth = auth.authorization_servers(s.authorization_servers.iter().cloned());
+    let servers = crate::tokens::authorization_servers(s, tokens);
+    if !servers.is_empty() {
+        auth = auth.authorization_servers(servers);
     }
     let layer = auth.build().map_err(|e| match e.setting() {
         "dev_bypass" => e.renamed(var("DEV_BYPASS")),

@@ -116,6 +116,20 @@ fn one_case_per_finding() {
         set("MCP-AUTH-003", &[("MCP_DEV_BYPASS", Some("true"))]),
         set("MCP-AUTH-004", &[("MCP_URL_AUTH", Some("true"))]),
         set("MCP-AUTH-005", &[("MCP_JWT_AUDIENCE", Some("filesystem"))]),
+        set(
+            "MCP-TOKEN-001",
+            &[
+                ("MCP_TOKEN_ENDPOINT", Some("true")),
+                ("MCP_JWT_AUDIENCE", Some("http://mcp.example.com/mcp")),
+            ],
+        ),
+        set(
+            "MCP-TOKEN-002",
+            &[
+                ("MCP_TOKEN_ENDPOINT", Some("true")),
+                ("MCP_TOKEN_TTL", Some("2h")),
+            ],
+        ),
         set("MCP-KEY-001", &[("MCP_API_KEY", Some("mcp-sk-Q2w9Zr4"))]),
         set("MCP-KEY-002", &[("MCP_API_KEY", Some(&"k3y!".repeat(10)))]),
         set(

@@ -5,10 +5,16 @@ client saw.
 
 Usage:
     python e2e_client.py URL --mode legacy|auto [--token TOKEN]
+    python e2e_client.py URL --mode legacy|auto --oauth-client-id ID --oauth-client-secret SECRET --oauth-issuer AS_URL
 
 `--mode legacy` forces the 2025-11-25 initialize handshake and Mcp-Session-Id sessions;
 `--mode auto` negotiates the stateless 2026-07-28 era (server/discover) with servers that speak
-it, such as rmcp. `--token` sends `Authorization: Bearer TOKEN` on every request.
+it, such as rmcp. `--token` sends `Authorization: Bearer TOKEN` on every request. The
+`--oauth-*` options use the SDK's `ClientCredentialsOAuthProvider` instead: on the server's 401
+it discovers the protected-resource and authorization-server metadata, gets a token with the
+client_credentials grant (client_secret_basic) and retries; the report then has `oauth`
+(`token_type`, `got_token`, `scope`). Request entries then also carry the `path` of the
+discovery and token requests.
 
 The JSON line has `ok`, `mode`, `protocol`, `tools` (sorted names), `whoami` (the tool's JSON),
 `echo` ({sent, got, is_error}), `requests` (one entry per HTTP exchange: method, status, and the
@@ -73,9 +79,22 @@ async def drive(args: argparse.Namespace, report: dict) -> None:
         )
 
     headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
+    auth = None
+    storage = None
+    if args.oauth_client_id:
+        from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider
+
+        storage = _MemoryStorage()
+        auth = ClientCredentialsOAuthProvider(
+            server_url=args.url,
+            storage=storage,
+            client_id=args.oauth_client_id,
+            client_secret=args.oauth_client_secret,
+            issuer=args.oauth_issuer,
+        )
     timeout = httpx2.Timeout(10.0, read=30.0)
     async with httpx2.AsyncClient(
-        timeout=timeout, headers=headers, event_hooks={"response": [on_response]}
+        timeout=timeout, headers=headers, auth=auth, event_hooks={"response": [on_response]}
     ) as http:
         async with Client(streamable_http_client(args.url, http_client=http), mode=args.mode) as client:
             report["connected"] = True
@@ -87,7 +106,34 @@ async def drive(args: argparse.Namespace, report: dict) -> None:
             sent = f"py-{args.mode}-{uuid.uuid4().hex}"
             echoed = await client.call_tool("echo", {"text": sent})
             report["echo"] = {"sent": sent, "got": text_of(echoed), "is_error": bool(echoed.is_error)}
+            if storage is not None:
+                tokens = storage.tokens
+                report["oauth"] = {
+                    "token_type": tokens.token_type if tokens else None,
+                    "got_token": bool(tokens and tokens.access_token),
+                    "scope": tokens.scope if tokens else None,
+                }
             report["ok"] = True
+
+
+class _MemoryStorage:
+    """The SDK's TokenStorage, in memory: what the provider got is read back for the report."""
+
+    def __init__(self) -> None:
+        self.tokens = None
+        self.client_info = None
+
+    async def get_tokens(self):
+        return self.tokens
+
+    async def set_tokens(self, tokens) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self):
+        return self.client_info
+
+    async def set_client_info(self, client_info) -> None:
+        self.client_info = client_info
 
 
 def main() -> int:
@@ -95,6 +141,9 @@ def main() -> int:
     parser.add_argument("url")
     parser.add_argument("--mode", choices=["legacy", "auto"], required=True)
     parser.add_argument("--token")
+    parser.add_argument("--oauth-client-id")
+    parser.add_argument("--oauth-client-secret")
+    parser.add_argument("--oauth-issuer")
     try:
         args = parser.parse_args()
     except SystemExit:

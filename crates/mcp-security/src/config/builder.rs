@@ -35,6 +35,7 @@ impl Default for SecurityConfigBuilder {
                 path_scopes: Vec::new(),
                 resource_url: None,
                 authorization_servers: Vec::new(),
+                token: crate::tokens::TokenSettings::default(),
                 session_idle_timeout: mcp_auth::session::DEFAULT_IDLE_TIMEOUT,
                 session_max_per_principal: mcp_auth::session::DEFAULT_MAX_SESSIONS_PER_PRINCIPAL,
                 session_eviction_grace: mcp_auth::session::DEFAULT_EVICTION_GRACE,
@@ -322,6 +323,48 @@ impl SecurityConfigBuilder {
     /// audience).
     pub fn resource_url(mut self, url: impl Into<String>) -> Self {
         self.s.resource_url = Some(url.into());
+        self
+    }
+
+    /// Turn the built-in OAuth token endpoint on or off (`TOKEN_ENDPOINT`, default off): `POST
+    /// /oauth/token` exchanges an API key (`client_id` = the key's name, `client_secret` = the
+    /// key) for a short-lived JWT that this stack accepts, and RFC 8414 metadata is served, so
+    /// MCP clients configured with a client id and secret work against the server alone. It
+    /// needs API keys, a [resource URL](Self::resource_url) (the tokens' audience) and a
+    /// signing key: the first [JWT secret](Self::jwt_secret) (HS256) or
+    /// [`token_signing_key_file`](Self::token_signing_key_file). See
+    /// `mcp_auth::token_endpoint`.
+    pub fn token_endpoint(mut self, on: bool) -> Self {
+        self.s.token.enabled = on;
+        self
+    }
+
+    /// The token endpoint's issuer, the `iss` of its tokens (`TOKEN_ISSUER`; default the
+    /// resource URL's origin).
+    pub fn token_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.s.token.issuer = Some(issuer.into());
+        self
+    }
+
+    /// The lifetime of the tokens the endpoint issues (`TOKEN_TTL`; default 15 minutes, at most
+    /// one hour: an issued token cannot be revoked before it expires).
+    pub fn token_ttl(mut self, ttl: Duration) -> Self {
+        self.s.token.ttl = ttl;
+        self
+    }
+
+    /// An Ed25519 or P-256 private key (PKCS#8 PEM) the endpoint signs with (EdDSA / ES256)
+    /// instead of the HS256 secret (`TOKEN_SIGNING_KEY_FILE`); its public half is served at
+    /// `/.well-known/jwks.json` and verified by this stack without a fetch.
+    pub fn token_signing_key_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.s.token.signing_key_file = Some(path.into());
+        self
+    }
+
+    /// Also answer `POST /auth/api-key-login` with `{"api_key": "…"}` (`TOKEN_API_KEY_LOGIN`,
+    /// default off).
+    pub fn token_api_key_login(mut self, on: bool) -> Self {
+        self.s.token.api_key_login = on;
         self
     }
 

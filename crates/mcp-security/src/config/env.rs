@@ -115,6 +115,7 @@ impl SecurityConfigBuilder {
         if let Some(servers) = env.list("AUTHORIZATION_SERVERS")? {
             s.authorization_servers = servers;
         }
+        s.token.read_env(env)?;
         s.session_idle_timeout = env.duration("SESSION_IDLE_TIMEOUT", s.session_idle_timeout)?;
         s.session_max_per_principal =
             env.usize("SESSION_MAX_PER_PRINCIPAL", s.session_max_per_principal)?;

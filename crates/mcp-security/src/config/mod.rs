@@ -26,7 +26,11 @@
 //! | `DEV_BYPASS` | skip auth; refused unless development and a loopback bind | `false` |
 //! | `AUTH_EXEMPT_PATHS`, `AUTH_DENY_PREFIXES` | exact paths served without auth; prefixes always refused | `/health`, — |
 //! | `RESOURCE_URL` | the protected resource's URL (RFC 9728 `resource`) in the OAuth metadata and the 401 challenge's `resource_metadata`; unset, the first http(s) `JWT_AUDIENCE`, else derived from a `Host` on `ALLOWED_HOSTS` (with `ALLOWED_HOSTS=*`: not served, 404). Finding `MCP-AUTH-005` when neither it nor a URL audience is set | — |
-//! | `AUTHORIZATION_SERVERS` | RFC 9728 `authorization_servers` | the JWKS issuer, if any |
+//! | `AUTHORIZATION_SERVERS` | RFC 9728 `authorization_servers` | the JWKS issuer, if any, and the token endpoint's issuer when it is on |
+//! | `TOKEN_ENDPOINT` | the built-in OAuth token endpoint (`mcp_auth::token_endpoint`): `POST /oauth/token` exchanges an API key (`client_id` = the key's name, `client_secret` = the key) for a short-lived JWT the stack accepts; needs API keys, a resource URL and `JWT_SECRET` or `TOKEN_SIGNING_KEY_FILE` | `false` |
+//! | `TOKEN_ISSUER`, `TOKEN_TTL` | the tokens' `iss` (also listed in `authorization_servers`); their lifetime, at most `1h` | the resource URL's origin, `15m` |
+//! | `TOKEN_SIGNING_KEY_FILE` | an Ed25519 or P-256 private key (PKCS#8 PEM) signing the tokens (EdDSA / ES256), published at `/.well-known/jwks.json`; without it, HS256 with the first `JWT_SECRET` | — |
+//! | `TOKEN_API_KEY_LOGIN` | also answer `POST /auth/api-key-login` with `{"api_key": "…"}` | `false` |
 //! | `SESSION_IDLE_TIMEOUT` | a legacy session (`Mcp-Session-Id`) binding without traffic this long (requests the server answers other than with a 404, and data it streams) expires; its id is then refused with the server's own 404 | `300s` (rmcp's session keep-alive) |
 //! | `SESSION_MAX_PER_PRINCIPAL` | live sessions one principal may hold; at the cap its least-recently-used session idle longer than `SESSION_EVICTION_GRACE` is evicted, else its next `initialize` is refused with 503 before it reaches the server | 64 |
 //! | `SESSION_EVICTION_GRACE` | how long a session must have been idle before the cap may evict it for a new one (at least the idle timeout: never evict) | `60s` |
@@ -229,6 +233,7 @@ pub(crate) struct Settings {
     pub(crate) path_scopes: Vec<(String, Option<Vec<Method>>, Vec<String>)>,
     pub(crate) resource_url: Option<String>,
     pub(crate) authorization_servers: Vec<String>,
+    pub(crate) token: crate::tokens::TokenSettings,
     pub(crate) session_idle_timeout: Duration,
     pub(crate) session_max_per_principal: usize,
     pub(crate) session_eviction_grace: Duration,
@@ -483,6 +488,8 @@ impl SecurityConfig {
             .collect();
         i.data_files = s.data_files.clone();
         i.response_headers = self.response_headers.clone();
+        i.token_endpoint = s.token.enabled;
+        i.token_ttl = s.token.enabled.then_some(s.token.ttl);
         i
     }
 

@@ -100,7 +100,23 @@ impl Settings {
     /// # Errors
     /// As `mcp_auth::layer::AuthLayer::jwt_from_env`: an invalid secret, URL, issuer, audience or
     /// algorithm list, or a JWKS without the `jwks` feature.
+    #[cfg(test)]
     pub(crate) fn jwt_verifier(&self) -> Result<Option<mcp_auth::JwtVerifier>, ConfigError> {
+        self.jwt_verifier_trusting(None)
+    }
+
+    /// [`jwt_verifier`](Self::jwt_verifier), completed so it also accepts the tokens of the
+    /// built-in token endpoint (`trust`): its audience where `JWT_AUDIENCE` leaves it open, and
+    /// its public key and issuer when it signs asymmetrically.
+    pub(crate) fn jwt_verifier_trusting(
+        &self,
+        trust: Option<&crate::tokens::TokenTrust<'_>>,
+    ) -> Result<Option<mcp_auth::JwtVerifier>, ConfigError> {
+        if let Some(trust) = trust
+            && let Some((jwks, alg)) = trust.jwks
+        {
+            return crate::tokens::verifier_with_jwks(self, trust, jwks, alg).map(Some);
+        }
         let mut pairs: Vec<(String, String)> = Vec::new();
         if let Some(secret) = &self.jwt_secret {
             pairs.push((
@@ -111,11 +127,16 @@ impl Settings {
         if let Some(url) = &self.jwks_url {
             pairs.push((self.var("JWKS_URL"), url.clone()));
         }
+        // HS256: the secret is what the endpoint's tokens are trusted by; requiring its `iss`
+        // too would refuse tokens minted elsewhere with the same secret (`mcp-security token`).
         if let Some(issuer) = &self.jwt_issuer {
             pairs.push((self.var("JWT_ISSUER"), issuer.clone()));
         }
+        let trusted_audience = trust.and_then(|t| t.audience);
         if !self.jwt_audiences.is_empty() {
             pairs.push((self.var("JWT_AUDIENCE"), self.jwt_audiences.join(",")));
+        } else if let Some(audience) = trusted_audience {
+            pairs.push((self.var("JWT_AUDIENCE"), audience.to_owned()));
         }
         if let Some(algorithms) = &self.jwt_algorithms {
             pairs.push((self.var("JWT_ALGORITHMS"), algorithms.join(",")));
