@@ -240,6 +240,47 @@ rules! {
     XSS_PROTECTION = "MCP-HDR-001", "XssProtectionNotZero", Info, INFO,
         "X-XSS-Protection is not `0`",
         "Send `X-XSS-Protection: 0` (the default): the filter `1; mode=block` enables is itself exploitable and gone from current browsers (OWASP).";
+    /// `check --online`: no issuer or JWK Set URL, or one the server never fetches from.
+    ONLINE_NOTHING_TO_CHECK = "MCP-ONLINE-001", "OnlineNothingToCheck", Info, INFO,
+        "no identity provider is fetched from, so the online checks had nothing to check",
+        "Nothing to fix; when tokens come from an authorization server, set MCP_JWT_ISSUER (and MCP_JWKS_URL if its keys are not listed in its metadata).";
+    /// `check --online`: the issuer's RFC 8414 / OpenID Connect metadata cannot be fetched.
+    ONLINE_METADATA_UNREACHABLE = "MCP-ONLINE-002", "IssuerMetadataUnreachable", Error, ERROR,
+        "the issuer's authorization-server metadata cannot be fetched",
+        "Make {MCP_JWT_ISSUER}/.well-known/oauth-authorization-server (RFC 8414) or {MCP_JWT_ISSUER}/.well-known/openid-configuration answer 200 with a JSON object over https from where the server runs; MCP clients and the server's key discovery read it.";
+    /// `check --online`: the metadata's `issuer` is not the configured issuer (RFC 8414 §3.3).
+    ONLINE_ISSUER_MISMATCH = "MCP-ONLINE-003", "IssuerMismatch", Error, ERROR,
+        "the metadata's issuer is not the configured issuer",
+        "Set MCP_JWT_ISSUER to the metadata's `issuer`, character for character (scheme, host, path, trailing slash): RFC 8414 section 3.3 requires them to be identical, the server refuses to discover keys otherwise, and tokens carry that value as `iss`.";
+    /// `check --online`: the JWK Set cannot be fetched or read.
+    ONLINE_JWKS_UNREACHABLE = "MCP-ONLINE-004", "JwksUnreachable", Error, ERROR,
+        "the issuer's JWK Set cannot be fetched",
+        "Make the metadata's jwks_uri (or MCP_JWKS_URL) answer 200 with a JWK Set (RFC 7517) over https from where the server runs; until it does, every token from the issuer is refused with 401.";
+    /// `check --online`: no key of the JWK Set is usable with the allowed algorithms.
+    ONLINE_NO_USABLE_KEY = "MCP-ONLINE-005", "NoUsableJwk", Error, ERROR,
+        "the JWK Set has no key usable with the allowed algorithms",
+        "Publish a signing key the server accepts (RSA of 2048 bits or more for RS256..PS512, EC P-256 for ES256, P-384 for ES384, Ed25519 for EdDSA), or allow its algorithm in MCP_JWT_ALGORITHMS.";
+    /// `check --online`: the JWK Set publishes an RSA key shorter than 2048 bits.
+    ONLINE_WEAK_KEY = "MCP-ONLINE-006", "WeakJwk", Error, WARNING,
+        "the JWK Set publishes an RSA key shorter than 2048 bits",
+        "Rotate the identity provider's signing key to RSA 2048 bits or more (or EC P-256, Ed25519): such a key can be factored, and the server ignores it, so tokens it signs are refused.";
+    /// `check --online`: the protected resource's URL is not an accepted audience.
+    ONLINE_RESOURCE_NOT_AUDIENCE = "MCP-ONLINE-007", "ResourceNotAnAudience", Warning, WARNING,
+        "the protected resource's URL is not an accepted token audience",
+        "Add MCP_RESOURCE_URL to MCP_JWT_AUDIENCE (or make them the same URL): MCP clients ask for tokens for the resource the protected-resource metadata names (RFC 8707), and a token whose aud is that URL is refused otherwise.";
+    /// `check --online`: the protected-resource metadata lists authorization servers other than
+    /// the issuer.
+    ONLINE_ISSUER_NOT_LISTED = "MCP-ONLINE-008", "IssuerNotAnAuthorizationServer", Warning, WARNING,
+        "the protected-resource metadata does not list the issuer as an authorization server",
+        "Add MCP_JWT_ISSUER to MCP_AUTHORIZATION_SERVERS (or unset it: the issuer is then listed): clients get their tokens from the servers listed there, and only tokens whose iss is MCP_JWT_ISSUER are accepted.";
+    /// `check --online`: the issuer's `scopes_supported` lacks scopes the policy requires.
+    ONLINE_SCOPES_NOT_SUPPORTED = "MCP-ONLINE-009", "ScopesNotSupportedByIssuer", Warning, WARNING,
+        "the issuer does not list scopes the policy requires",
+        "Define the scopes in the identity provider, or correct their names in auth.mcp_scopes / auth.path_scopes of the config file: calls needing a scope the issuer cannot grant are refused with 403 insufficient_scope.";
+    /// `check --online`: the issuer advertises only algorithms the server does not allow.
+    ONLINE_ALGORITHMS_NOT_ALLOWED = "MCP-ONLINE-010", "IssuerAlgorithmsNotAllowed", Warning, WARNING,
+        "the issuer advertises only signing algorithms that are not allowed",
+        "Allow one of the issuer's asymmetric algorithms in MCP_JWT_ALGORITHMS (RS256, PS256, ES256, EdDSA...), or have the identity provider sign with an allowed one.";
 }
 
 /// The rule with this id.

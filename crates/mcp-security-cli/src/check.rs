@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! mcp-security check [--env-prefix MCP] [--env-file FILE] [--config FILE]
-//!                    [--format human|json|sarif] [--strict]
+//!                    [--format human|json|sarif] [--strict] [--online]
 //! ```
 //!
 //! Reads the configuration the server would read — the process environment with the prefix, or
@@ -11,6 +11,10 @@
 //! `*_FILE` secrets that cannot be read here are reported as `MCP-FILE-004` (info) and not
 //! checked; the server checks them when it starts. Relative paths are relative to the working
 //! directory, which is also where `.env` is looked for.
+//!
+//! With `--online`, the issuer's metadata and JWK Set are then fetched as the server would, and
+//! what would go wrong is reported as `MCP-ONLINE-*` findings (see `online/mod.rs`); the human
+//! and JSON formats also list every online check with its status.
 //!
 //! Exit codes: 0 no error; 1 errors; 2 warnings with `--strict` (and usage errors).
 
@@ -21,7 +25,9 @@ use std::process::ExitCode;
 use crate::args::Flags;
 use mcp_security::SecurityConfig;
 use mcp_security::core::config::Env;
-use mcp_security::prodcheck::{RuntimeEnvironment, SarifLocation};
+use mcp_security::prodcheck::{Report, RuntimeEnvironment, SarifLocation};
+
+use crate::online::{self, OnlineSettings};
 
 /// The output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,8 +39,15 @@ enum Format {
 
 /// Run `check` with the arguments after the command name.
 pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
-    let flags = Flags::parse(args, &["strict"])?;
-    flags.only(&["env-prefix", "env-file", "config", "format", "strict"])?;
+    let flags = Flags::parse(args, &["strict", "online"])?;
+    flags.only(&[
+        "env-prefix",
+        "env-file",
+        "config",
+        "format",
+        "strict",
+        "online",
+    ])?;
     if let Some(other) = flags.positional().first() {
         return Err(format!("check: unexpected argument {other:?}\n{USAGE}"));
     }
@@ -43,6 +56,7 @@ pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
     let config = flags.one("config")?.map(str::to_owned);
     let format = flags.one("format")?.map(str::to_owned);
     let strict = flags.has("strict");
+    let online = flags.has("online");
     let format = match format.as_deref() {
         None | Some("human") => Format::Human,
         Some("json") => Format::Json,
@@ -80,27 +94,48 @@ pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
             Env::new(prefix)
         }
     };
-    let report = SecurityConfig::check_env(
+    let mut report = SecurityConfig::check_env(
         &env,
         config.as_deref().map(Path::new),
         &RuntimeEnvironment::current(),
     );
+    let online = if online {
+        let settings = OnlineSettings::read(&env, prefix, config.as_deref().map(Path::new));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("--online: cannot start the async runtime: {e}"))?;
+        let found = runtime.block_on(online::run(&settings));
+        let mut findings = report.findings().to_vec();
+        findings.extend(found.findings.iter().cloned());
+        report = Report::new(report.environment(), findings);
+        Some(found)
+    } else {
+        None
+    };
     let text = match format {
         Format::Human => {
             let source = env_file.as_deref().map_or_else(
                 || format!("the environment ({prefix}_*)"),
                 |f| format!("{f} ({prefix}_*)"),
             );
+            let checks = online.as_ref().map(|o| o.human()).unwrap_or_default();
             if report.findings().is_empty() {
                 format!(
-                    "mcp-security check: {source}, {}: no findings\n",
+                    "mcp-security check: {source}, {}: no findings\n{checks}",
                     report.environment().as_str()
                 )
             } else {
-                format!("mcp-security check: {source}\n{report}\n")
+                format!("mcp-security check: {source}\n{checks}{report}\n")
             }
         }
-        Format::Json => pretty(&report.to_json())?,
+        Format::Json => {
+            let mut json = report.to_json();
+            if let Some(o) = &online {
+                json["online"] = o.json();
+            }
+            pretty(&json)?
+        }
         Format::Sarif => pretty(&report.to_sarif(location.as_ref()))?,
     };
     crate::emit(&text)?;
@@ -108,7 +143,7 @@ pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
 }
 
 const USAGE: &str = "usage: mcp-security check [--env-prefix MCP] [--env-file FILE] \
-                     [--config FILE] [--format human|json|sarif] [--strict]";
+                     [--config FILE] [--format human|json|sarif] [--strict] [--online]";
 
 fn pretty(value: &serde_json::Value) -> Result<String, String> {
     serde_json::to_string_pretty(value)

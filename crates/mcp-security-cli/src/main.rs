@@ -7,7 +7,7 @@
 //! mcp-security hash-key [--pepper-file PATH]        (reads the key from standard input)
 //! mcp-security audit verify <file>... [--key-file PATH] [--allow-rotated-end] [--env-prefix MCP]
 //! mcp-security check [--env-prefix MCP] [--env-file FILE] [--config FILE]
-//!                    [--format human|json|sarif] [--strict]
+//!                    [--format human|json|sarif] [--strict] [--online]
 //! ```
 //!
 //! `token` signs an HS256 JWT with the first secret of `MCP_JWT_SECRET` (or `MCP_JWT_SECRET_FILE`,
@@ -19,12 +19,14 @@
 //! exits 1 (2 for usage errors).
 //! `check` runs the production checks against the configuration (the environment, or one env
 //! file) and prints the findings as text, JSON or SARIF 2.1.0; it exits 1 on errors, 2 on
-//! warnings with `--strict`, else 0 (see `check.rs`).
+//! warnings with `--strict`, else 0 (see `check.rs`). With `--online` it also fetches the
+//! identity provider's metadata and JWK Set as the server would (see `online/mod.rs`).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod args;
 mod check;
+mod online;
 
 use args::Flags;
 
@@ -45,7 +47,7 @@ pub(crate) const USAGE: &str = "usage:
   mcp-security hash-key [--pepper-file PATH]   (the key is read from standard input)
   mcp-security audit verify FILE... [--key-file PATH] [--allow-rotated-end] [--env-prefix MCP]
   mcp-security check [--env-prefix MCP] [--env-file FILE] [--config FILE]
-                     [--format human|json|sarif] [--strict]
+                     [--format human|json|sarif] [--strict] [--online]
   mcp-security --version";
 
 fn main() -> ExitCode {

@@ -231,8 +231,9 @@ fn one_case_per_finding() {
         },
         set("MCP-HDR-001", &[("MCP_CONFIG_FILE", Some(&xss))]),
     ];
-    // Every rule has a case.
-    for rule in RULES {
+    // Every rule has a case; `MCP-ONLINE-*` findings come from `mcp-security check --online`
+    // (fetching the identity provider), tested in mcp-security-cli's tests/check_online.rs.
+    for rule in RULES.iter().filter(|r| !r.id.starts_with("MCP-ONLINE-")) {
         assert!(
             cases.iter().any(|c| c.id == rule.id),
             "no case for {}",
