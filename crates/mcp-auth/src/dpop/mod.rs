@@ -45,6 +45,7 @@
 //! # Ok::<(), mcp_core::config::ConfigError>(())
 //! ```
 
+mod env;
 mod htu;
 mod nonce;
 mod replay;

@@ -1,5 +1,6 @@
-//! Finding the one credential a request carries (`Authorization`, an API-key header, or the
-//! query when URL auth is on), verifying it, and its fingerprint for the audit trail.
+//! Finding the one credential a request carries (`Authorization: Bearer`, `Authorization: DPoP`
+//! when DPoP is on, an API-key header, or the query when URL auth is on), verifying it, and its
+//! fingerprint for the audit trail.
 
 use http::header::{AUTHORIZATION, HeaderValue};
 use http::{Request, Uri};
@@ -16,6 +17,8 @@ use super::Shared;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Source {
     Bearer,
+    /// `Authorization: DPoP` (RFC 9449 §7.1), only when DPoP is on.
+    Dpop,
     ApiKeyHeader,
     Query,
 }
@@ -40,7 +43,12 @@ impl Shared {
             count += 1 + authorization.count();
             match parse_bearer(value) {
                 Some(token) => found = Some((token.to_owned(), Source::Bearer)),
-                None => malformed = true,
+                None => match parse_scheme(value, "dpop") {
+                    Some(token) if self.accepts_dpop_scheme() => {
+                        found = Some((token.to_owned(), Source::Dpop));
+                    }
+                    _ => malformed = true,
+                },
             }
         }
         if let Some(name) = &self.api_key_header {
@@ -89,6 +97,9 @@ impl Shared {
 
     pub(super) fn strip_credential_headers(&self, headers: &mut http::HeaderMap) {
         headers.remove(AUTHORIZATION);
+        if self.dpop.is_some() {
+            headers.remove(&super::dpop::DPOP);
+        }
         if let Some(name) = &self.api_key_header {
             headers.remove(name);
         }
@@ -104,9 +115,15 @@ impl Shared {
 /// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, token68
 /// characters only), or `None`.
 pub fn parse_bearer(value: &HeaderValue) -> Option<&str> {
+    parse_scheme(value, "bearer")
+}
+
+/// The token68 of an `Authorization: <scheme> <token>` header, `scheme` in lower case and
+/// matched case-insensitively.
+fn parse_scheme<'a>(value: &'a HeaderValue, scheme: &str) -> Option<&'a str> {
     let value = value.to_str().ok()?.trim();
-    let (scheme, token) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let (name, token) = value.split_once(' ')?;
+    if !name.eq_ignore_ascii_case(scheme) {
         return None;
     }
     let token = token.trim_start_matches(' ');

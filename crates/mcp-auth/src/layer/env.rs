@@ -145,8 +145,9 @@ impl AuthLayer {
     /// change), `API_KEY_PEPPER(_FILE)`, `API_KEY_HEADER`, `URL_AUTH`, `JWT_SECRET(_FILE)`
     /// (comma-separated; the first signs), `JWKS_URL`, `JWT_AUDIENCE` (comma-separated),
     /// `JWT_ISSUER`, `JWT_ALGORITHMS`, `JWT_LEEWAY`, `DEV_BYPASS`, `ENV`, `AUTH_EXEMPT_PATHS`,
-    /// `AUTH_DENY_PREFIXES`, `RESOURCE_URL`, `AUTHORIZATION_SERVERS`. Refine the builder (policy,
-    /// bind address) before building.
+    /// `AUTH_DENY_PREFIXES`, `RESOURCE_URL`, `AUTHORIZATION_SERVERS`, `DPOP`, `DPOP_NONCE`,
+    /// `DPOP_NONCE_KEY(_FILE)` (see [`DpopVerifier::from_env`](crate::dpop::DpopVerifier::from_env)).
+    /// Refine the builder (policy, bind address) before building.
     ///
     /// JWTs, in short (see [`jwt_from_env`](Self::jwt_from_env)): `JWT_SECRET` enables HS256;
     /// `JWKS_URL` enables asymmetric tokens from that JWK Set; `JWT_ISSUER` alone (neither of the
@@ -187,6 +188,9 @@ impl AuthLayer {
         }
         if let Some(servers) = env.list("AUTHORIZATION_SERVERS")? {
             b = b.authorization_servers(servers);
+        }
+        if let Some((mode, verifier)) = crate::dpop::DpopVerifier::from_env(env)? {
+            b = b.dpop(verifier).dpop_mode(mode);
         }
         Ok(b)
     }

@@ -1,5 +1,7 @@
 //! The protected resource: its URL (fixed, or derived from an allowed `Host`), the
-//! `WWW-Authenticate` challenge that points at it, and the RFC 9728 metadata document.
+//! `WWW-Authenticate` challenge that points at it, and the RFC 9728 metadata document (with
+//! `dpop_signing_alg_values_supported` when DPoP is on, and `dpop_bound_access_tokens_required`
+//! when it is required).
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -272,6 +274,15 @@ impl Shared {
             methods.push("query");
         }
         doc.insert("bearer_methods_supported".into(), json!(methods));
+        if let Some(dpop) = &self.dpop {
+            doc.insert(
+                "dpop_signing_alg_values_supported".into(),
+                json!(dpop.verifier.algorithms().collect::<Vec<_>>()),
+            );
+            if dpop.mode == crate::dpop::DpopMode::Required {
+                doc.insert("dpop_bound_access_tokens_required".into(), true.into());
+            }
+        }
         let body = if req.method() == Method::HEAD {
             Bytes::new()
         } else {

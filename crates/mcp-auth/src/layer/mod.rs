@@ -29,6 +29,103 @@
 //! | else an http(s) JWT audience | the first such audience | the same | the same |
 //! | else a `Host` on [`allowed_hosts`](AuthLayerBuilder::allowed_hosts) (default: `localhost`, `127.0.0.1`, `[::1]`, any port) | `http://<Host><mcp path>` | 200, cacheable, `Vary: Host` | `resource_metadata`, `Vary: Host` |
 //! | else (another `Host`, or [`any_host`](AuthLayerBuilder::any_host)) | none | 404, `Cache-Control: no-store` (`Vary: Host` unless `any_host`) | no `resource_metadata` (`Vary: Host` unless `any_host`) |
+//!
+//! # DPoP
+//!
+//! With [`dpop`](AuthLayerBuilder::dpop) (or `MCP_DPOP=allowed|required`) the layer accepts
+//! access tokens bound to a client's key (RFC 9449, as the MCP authorization specification
+//! allows): a JWT whose `cnf.jkt` names the key's thumbprint, sent as `Authorization: DPoP
+//! <token>` (scheme in any case) with exactly one `DPoP` header holding a proof signed by that key
+//! ([`DpopVerifier`] checks it: `typ`, `alg`, signature, `htm`, `htu`, `iat`, `ath`, `jti` replay,
+//! server nonce). The proof is checked on every request, after the token, so a token the
+//! verifier remembers still needs a fresh proof each time.
+//!
+//! The `htu` a proof must name is the configured [`resource`](AuthLayerBuilder::resource)'s
+//! origin with the request's path (the resource URL itself when a proxy rewrote its path to the
+//! [`mcp_path`](AuthLayerBuilder::mcp_path)): behind a proxy the `Host` the server sees is not
+//! what the client signed, so configure the resource there. Without one, the origin derived from
+//! an allowed `Host` (`http://`), else the request's own scheme and `Host`.
+//!
+//! | request | [`DpopMode::Off`] (default) | [`DpopMode::Allowed`] | [`DpopMode::Required`] |
+//! |---|---|---|---|
+//! | `Bearer`, unbound token or API key | accepted | accepted | API key accepted; a JWT 401 `invalid_token` ([`DpopRequired`](mcp_core::AuthFailure::DpopRequired)) |
+//! | `Bearer`, token with `cnf.jkt` | 401 `invalid_token` ([`BoundTokenAsBearer`](mcp_core::AuthFailure::BoundTokenAsBearer)) | the same | the same |
+//! | `DPoP`, bound token, valid proof | 401 `invalid_token` (malformed credential) | accepted | accepted |
+//! | `DPoP`, bad, replayed or missing proof | — | 401 `invalid_dpop_proof` ([`InvalidDpopProof`](mcp_core::AuthFailure::InvalidDpopProof)) | the same |
+//! | `DPoP`, proof by another key | — | 401 `invalid_dpop_proof` ([`DpopBindingMismatch`](mcp_core::AuthFailure::DpopBindingMismatch)) | the same |
+//! | `DPoP`, token without `cnf.jkt` | — | 401 `invalid_token` (`DpopBindingMismatch`) | the same |
+//! | `DPoP`, server nonces on, proof without a current nonce | — | 401 `use_dpop_nonce` and a `DPoP-Nonce` header ([`DpopNonceRequired`](mcp_core::AuthFailure::DpopNonceRequired)) | the same |
+//!
+//! With DPoP on, every challenged refusal carries `WWW-Authenticate: DPoP algs="ES256 EdDSA
+//! RS256 PS256"` next to the `Bearer` challenge; the `error` goes on the challenge of the scheme
+//! the client used, and errors of the proof (`invalid_dpop_proof`, `use_dpop_nonce`) always on
+//! the `DPoP` one. In required mode without API keys no bearer credential can succeed, so the
+//! `Bearer` challenge is left out and the `DPoP` one carries `resource_metadata` and `scope`. The
+//! body is the OAuth JSON `{"error":…,"error_description":…}` as for any refusal. The
+//! protected-resource metadata lists `dpop_signing_alg_values_supported`, and
+//! `dpop_bound_access_tokens_required: true` in required mode. The `DPoP` header is removed with
+//! the credential before the inner service (see
+//! [`strip_credentials`](AuthLayerBuilder::strip_credentials)).
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use bytes::Bytes;
+//! use http::{Request, Response, StatusCode};
+//! use http_body_util::{BodyExt, Full};
+//! use mcp_auth::dpop::{DpopMode, DpopVerifier};
+//! use mcp_auth::jwt::JwtVerifier;
+//! use mcp_auth::layer::AuthLayer;
+//! use mcp_core::config::Secret;
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let jwt = JwtVerifier::builder()
+//!     .secret(Secret::new("0123456789abcdef0123456789abcdef"))
+//!     .audience("https://mcp.example.com/mcp")
+//!     .build()?;
+//! let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+//! // A token bound to a client key by its thumbprint.
+//! let token = jwt.sign_claims(&serde_json::json!({
+//!     "sub": "agent", "aud": "https://mcp.example.com/mcp", "exp": now + 300,
+//!     "cnf": { "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" },
+//! }))?;
+//! let auth = AuthLayer::builder()
+//!     .jwt(jwt)
+//!     .dpop(DpopVerifier::builder().build()?)
+//!     .dpop_mode(DpopMode::Allowed)
+//!     .resource("https://mcp.example.com/mcp")
+//!     .build()?;
+//! let svc = ServiceBuilder::new().layer(auth).service_fn(|_req: Request<Full<Bytes>>| async {
+//!     Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"hello"))))
+//! });
+//!
+//! // A bound token sent as a bearer token is refused: whoever holds it must prove the key.
+//! let res = svc.clone().oneshot(
+//!     Request::post("/mcp").header("authorization", format!("Bearer {token}")).body(Full::default())?,
+//! ).await?;
+//! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+//! let challenges: Vec<_> = res.headers().get_all("www-authenticate").iter().collect();
+//! assert_eq!(challenges[1], r#"DPoP algs="ES256 EdDSA RS256 PS256""#);
+//!
+//! // With the DPoP scheme, a proof is needed.
+//! let res = svc.oneshot(
+//!     Request::post("/mcp").header("authorization", format!("DPoP {token}")).body(Full::default())?,
+//! ).await?;
+//! assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+//! let challenges: Vec<_> = res.headers().get_all("www-authenticate").iter().collect();
+//! assert_eq!(
+//!     challenges[1],
+//!     r#"DPoP algs="ES256 EdDSA RS256 PS256", error="invalid_dpop_proof""#
+//! );
+//! let body = res.into_body().collect().await?.to_bytes();
+//! assert_eq!(
+//!     body,
+//!     r#"{"error":"invalid_dpop_proof","error_description":"The DPoP proof is invalid"}"#
+//! );
+//! # Ok(())
+//! # }
+//! ```
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -42,10 +139,12 @@ use mcp_core::config::{ConfigError, Environment, Secret};
 use mcp_core::credential::Fingerprinter;
 
 use crate::api_key::ApiKeyStore;
+use crate::dpop::{DpopMode, DpopVerifier};
 use crate::jwt::JwtVerifier;
 use crate::policy::AuthPolicy;
 
 mod credentials;
+mod dpop;
 mod env;
 mod future;
 mod metadata;
@@ -80,6 +179,8 @@ struct Shared {
     dev_bypass: bool,
     clock: Arc<dyn Clock>,
     fingerprinter: Fingerprinter,
+    /// `None`: DPoP off.
+    dpop: Option<dpop::DpopSettings>,
 }
 
 impl fmt::Debug for Shared {
@@ -91,6 +192,7 @@ impl fmt::Debug for Shared {
             .field("url_auth", &self.url_auth)
             .field("resource", &self.resource.as_ref().map(|r| &r.url))
             .field("dev_bypass", &self.dev_bypass)
+            .field("dpop", &self.dpop.as_ref().map(|d| d.mode))
             .finish_non_exhaustive()
     }
 }
@@ -170,14 +272,25 @@ impl AuthLayer {
         };
         let on = |b: bool| if b { "on" } else { "off" };
         format!(
-            "api keys: {}, jwt: {}, jwks: {}, api key header: {}, url auth: {}, dev bypass: {}",
+            "api keys: {}, jwt: {}, jwks: {}, api key header: {}, url auth: {}, dev bypass: {}, \
+             dpop: {}",
             s.api_keys.as_ref().map_or(0, ApiKeyStore::len),
             on(s.jwt.as_ref().is_some_and(JwtVerifier::has_secrets)),
             on(s.jwt.as_ref().is_some_and(JwtVerifier::has_jwks)),
             s.api_key_header.as_ref().map_or("none", HeaderName::as_str),
             on(s.url_auth),
             on(s.dev_bypass),
+            self.dpop_mode(),
         )
+    }
+
+    /// How DPoP-bound tokens are treated ([`DpopMode::Off`] for a layer built without
+    /// [`dpop`](AuthLayerBuilder::dpop) and for a disabled one).
+    pub fn dpop_mode(&self) -> DpopMode {
+        self.shared
+            .as_ref()
+            .and_then(|s| s.dpop.as_ref())
+            .map_or(DpopMode::Off, |d| d.mode)
     }
 
     /// The protected resource's URL when it is the same for every request (configured with
@@ -227,6 +340,8 @@ pub struct AuthLayerBuilder {
     clock: Arc<dyn Clock>,
     fingerprint_key: Option<Secret>,
     key_reload_interval: Duration,
+    dpop: Option<DpopVerifier>,
+    dpop_mode: Option<DpopMode>,
 }
 
 impl Default for AuthLayerBuilder {
@@ -250,6 +365,8 @@ impl Default for AuthLayerBuilder {
             clock: Arc::new(SystemClock),
             fingerprint_key: None,
             key_reload_interval: DEFAULT_KEY_RELOAD_INTERVAL,
+            dpop: None,
+            dpop_mode: None,
         }
     }
 }
@@ -415,12 +532,29 @@ impl AuthLayerBuilder {
         self
     }
 
+    /// Accept DPoP-bound access tokens (RFC 9449), their proofs checked by `verifier`; the mode
+    /// is [`DpopMode::Allowed`] unless [`dpop_mode`](Self::dpop_mode) says otherwise. See the
+    /// [module docs](self#dpop).
+    pub fn dpop(mut self, verifier: DpopVerifier) -> Self {
+        self.dpop = Some(verifier);
+        self
+    }
+
+    /// How DPoP is treated: [`DpopMode::Off`] (the default without [`dpop`](Self::dpop)),
+    /// [`DpopMode::Allowed`] or [`DpopMode::Required`]. A mode other than off without a
+    /// verifier uses [`DpopVerifier::builder`]'s defaults.
+    pub fn dpop_mode(mut self, mode: DpopMode) -> Self {
+        self.dpop_mode = Some(mode);
+        self
+    }
+
     /// Validate and build. When the API key store has a file and a tokio runtime is running, a
     /// task that reloads the file on change is spawned.
     ///
     /// # Errors
     /// Names the setting: `credentials` (no source), `dev_bypass`, `api_key_header`, `resource`,
-    /// `allowed_hosts`, `mcp_path`, `authorization_servers`, `key_reload_interval`.
+    /// `allowed_hosts`, `mcp_path`, `authorization_servers`, `key_reload_interval`, `dpop` (DPoP
+    /// on without a JWT verifier: only JWTs can be bound to a key).
     pub fn build(self) -> Result<AuthLayer, ConfigError> {
         if self.dev_bypass {
             if self.environment != Environment::Development {
@@ -545,6 +679,33 @@ impl AuthLayerBuilder {
         {
             authorization_servers.push(issuer.to_owned());
         }
+        let dpop_mode = self.dpop_mode.unwrap_or(if self.dpop.is_some() {
+            DpopMode::Allowed
+        } else {
+            DpopMode::Off
+        });
+        let dpop = match (dpop_mode, self.dpop) {
+            (DpopMode::Off, _) => None,
+            _ if self.jwt.is_none() => {
+                return Err(ConfigError::new(
+                    "dpop",
+                    "DPoP binds JWTs to a key: configure a JWT verifier too",
+                )
+                .with_value(dpop_mode.as_str()));
+            }
+            (mode, verifier) => {
+                let verifier = match verifier {
+                    Some(v) => v,
+                    None => DpopVerifier::builder().build()?,
+                };
+                Some(dpop::DpopSettings {
+                    algs: verifier.algs_value(),
+                    verifier,
+                    mode,
+                    bearer_allowed: mode != DpopMode::Required || self.api_keys.is_some(),
+                })
+            }
+        };
         let scopes_supported = self.scopes_supported.unwrap_or_else(|| {
             self.policy
                 .all_scopes()
@@ -569,6 +730,7 @@ impl AuthLayerBuilder {
                 dev_bypass: self.dev_bypass,
                 clock: self.clock,
                 fingerprinter,
+                dpop,
             })),
         })
     }

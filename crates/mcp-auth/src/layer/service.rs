@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use http::header::WWW_AUTHENTICATE;
 use http::{Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -12,6 +13,7 @@ use mcp_core::rejection::{BearerError, ResponseFormat};
 use mcp_core::{AuthFailure, AuthOutcome, GuardBody, McpCall, Principal, PrincipalKind, Rejection};
 
 use super::credentials::{Extracted, Source, strip_query_tokens};
+use super::dpop::DpopChallengeError;
 use super::{AuthLayer, ResponseFuture, Shared};
 
 impl<S> Layer<S> for AuthLayer {
@@ -58,7 +60,11 @@ where
             let rejection = Rejection::new(StatusCode::FORBIDDEN, "forbidden")
                 .message("Forbidden")
                 .detail("deny-listed path");
-            return Box::new(Refusal::new(rejection, AuthFailure::DeniedPath)).respond(&req);
+            return Box::new(Refusal::new(rejection, AuthFailure::DeniedPath)).respond(
+                &shared,
+                &req,
+                &[],
+            );
         }
         if shared.policy.is_exempt(path) {
             if shared.strip_credentials {
@@ -76,7 +82,7 @@ where
             .and_then(|(principal, source)| shared.authorize(&req, principal, source, &required))
         {
             Ok(authorized) => authorized,
-            Err(refusal) => return refusal.respond(&req),
+            Err(refusal) => return refusal.respond(&shared, &req, &required),
         };
 
         if let Some((source, _)) = source {
@@ -96,28 +102,61 @@ where
 }
 
 /// Why a request is refused: the answer, and what the audit record gets in `AuthOutcome`.
-struct Refusal {
-    rejection: Rejection,
+pub(super) struct Refusal {
+    pub(super) rejection: Rejection,
     failure: AuthFailure,
     principal: Option<Principal>,
-    fingerprint: Option<String>,
+    pub(super) fingerprint: Option<String>,
+    /// The error for the `DPoP` challenge (the client used that scheme, or the error is
+    /// DPoP's own); `None`: the `Bearer` challenge carries it.
+    pub(super) dpop_error: Option<DpopChallengeError>,
 }
 
 impl Refusal {
-    fn new(rejection: Rejection, failure: AuthFailure) -> Self {
+    pub(super) fn new(rejection: Rejection, failure: AuthFailure) -> Self {
         Refusal {
             rejection,
             failure,
             principal: None,
             fingerprint: None,
+            dpop_error: None,
         }
     }
 
-    /// The refusal in the request's format, with its outcome in the response extensions.
-    fn respond<B, F, ResBody>(self: Box<Self>, req: &Request<B>) -> ResponseFuture<F, ResBody> {
+    /// The refusal in the request's format, with its outcome in the response extensions. With
+    /// DPoP on, a challenged refusal also gets the `WWW-Authenticate: DPoP` challenge (instead
+    /// of the `Bearer` one when bearer tokens cannot be accepted at all).
+    fn respond<B, F, ResBody>(
+        self: Box<Self>,
+        shared: &Shared,
+        req: &Request<B>,
+        required: &[&str],
+    ) -> ResponseFuture<F, ResBody> {
         let format = ResponseFormat::for_request(req.headers(), req.extensions());
+        let bearer_error = self
+            .rejection
+            .bearer_challenge()
+            .map(|c| c.error_code().map(DpopChallengeError::from_bearer));
+        let mut response = self.rejection.into_response(&format);
+        if let (Some(dpop), Some(bearer_error)) = (&shared.dpop, bearer_error) {
+            let headers = response.headers_mut();
+            let value = if dpop.bearer_allowed {
+                dpop.challenge(shared.realm.as_deref(), self.dpop_error, None, None)
+            } else {
+                headers.remove(WWW_AUTHENTICATE);
+                let metadata = shared.resource_url(req).url().map(|r| r.metadata_url());
+                let scope = (!required.is_empty()).then(|| required.join(" "));
+                dpop.challenge(
+                    shared.realm.as_deref(),
+                    self.dpop_error.or(bearer_error),
+                    metadata.as_deref(),
+                    scope.as_deref(),
+                )
+            };
+            headers.append(WWW_AUTHENTICATE, value);
+        }
         ResponseFuture::rejected(
-            self.rejection.into_response(&format),
+            response,
             AuthOutcome::Rejected {
                 failure: self.failure,
                 principal: self.principal,
@@ -177,20 +216,25 @@ impl Shared {
                 AuthFailure::MalformedCredential,
             ))),
             Extracted::One(credential, source) => match self.verify(&credential) {
-                Ok(principal) => Ok((principal, Some((source, credential)))),
+                Ok(principal) => {
+                    self.check_dpop(req, &principal, &credential, source, required)?;
+                    Ok((principal, Some((source, credential))))
+                }
                 Err(failure) => {
                     let rejection = Rejection::new(StatusCode::UNAUTHORIZED, "invalid_token")
                         .message("The credential is invalid, expired or revoked")
                         .detail(failure.as_str());
+                    let dpop = source == Source::Dpop;
                     let rejection = self.challenge(
                         req,
                         rejection,
-                        Some(BearerError::InvalidToken),
-                        Some("The credential is invalid, expired or revoked"),
+                        (!dpop).then_some(BearerError::InvalidToken),
+                        (!dpop).then_some("The credential is invalid, expired or revoked"),
                         required,
                     );
                     Err(Box::new(Refusal {
                         fingerprint: Some(self.fingerprint(&credential)),
+                        dpop_error: dpop.then_some(DpopChallengeError::InvalidToken),
                         ..Refusal::new(rejection, failure)
                     }))
                 }
@@ -212,16 +256,18 @@ impl Shared {
         let rejection = Rejection::new(StatusCode::FORBIDDEN, "insufficient_scope")
             .message("The credential lacks a scope this request needs")
             .field("required_scopes", required.to_vec());
+        let dpop = matches!(source, Some((Source::Dpop, _)));
         let rejection = self.challenge(
             req,
             rejection,
-            Some(BearerError::InsufficientScope),
-            Some("The credential lacks a scope this request needs"),
+            (!dpop).then_some(BearerError::InsufficientScope),
+            (!dpop).then_some("The credential lacks a scope this request needs"),
             required,
         );
         Err(Box::new(Refusal {
             principal: Some(principal),
             fingerprint: source.as_ref().map(|(_, c)| self.fingerprint(c)),
+            dpop_error: dpop.then_some(DpopChallengeError::InsufficientScope),
             ..Refusal::new(rejection, AuthFailure::InsufficientScope)
         }))
     }
