@@ -460,3 +460,37 @@ fn nothing_to_check_is_one_info_finding() {
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(json.get("online").is_none());
 }
+
+#[test]
+fn findings_name_the_deployment_variables() {
+    let (base, _) = stub(
+        |base| {
+            let mut m = metadata_for(base);
+            m["issuer"] = json!(format!("{base}/"));
+            m
+        },
+        good_keys(),
+    );
+    let env = [
+        ("IQ_ENV", "development"),
+        ("IQ_JWT_ISSUER", base.as_str()),
+        ("IQ_JWT_AUDIENCE", RESOURCE),
+    ];
+    let (code, out, err) = run(&["--env-prefix", "IQ", "--format", "json"], &env);
+    assert_eq!(code, 1, "{out}{err}");
+    let json: Value = serde_json::from_str(&out).unwrap();
+    let (findings, _) = online_parts(&json);
+    let f = finding(&findings, "MCP-ONLINE-003");
+    assert_eq!(f["setting"], "IQ_JWT_ISSUER");
+    let fix = f["fix"].as_str().unwrap();
+    assert!(fix.starts_with("Set IQ_JWT_ISSUER to"), "{fix}");
+    assert!(!fix.contains("MCP_"), "{fix}");
+    // A trailing slash is a different issuer.
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("says issuer \"{base}/\"")),
+        "{f}"
+    );
+}
