@@ -120,7 +120,16 @@ pub(super) async fn fetch(shared: &Shared, remote: &Remote) -> Result<(Duration,
         }
     };
     let count = set.len;
-    *shared.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(set);
+    let changed = {
+        let mut keys = shared.keys.write().unwrap_or_else(PoisonError::into_inner);
+        let changed = keys.identities != set.identities;
+        *keys = Arc::new(set);
+        changed
+    };
+    // After the swap: a verification that read the older generation is not cached.
+    if changed {
+        shared.key_generation.fetch_add(1, Ordering::AcqRel);
+    }
     remote.generation.send_modify(|g| *g = g.wrapping_add(1));
     let ttl = max_age
         .map(|age| age.clamp(remote.min_ttl, remote.max_ttl))

@@ -23,6 +23,9 @@ pub(super) struct KeySet {
     pub(super) by_kid: HashMap<String, Vec<Arc<JwkKey>>>,
     pub(super) all: Vec<Arc<JwkKey>>,
     pub(super) len: usize,
+    /// Each usable key's `kid`, material and algorithms, in order: two sets with equal
+    /// identities verify the same tokens the same way.
+    pub(super) identities: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -70,6 +73,10 @@ impl KeySet {
             };
             match usable_key(&jwk, allowed) {
                 Ok(key) => {
+                    set.identities.push(format!(
+                        "{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+                        jwk.kid, jwk.kty, jwk.crv, jwk.n, jwk.e, jwk.x, jwk.y, key.algorithms
+                    ));
                     let key = Arc::new(key);
                     if let Some(kid) = jwk.kid {
                         set.by_kid.entry(kid).or_default().push(Arc::clone(&key));

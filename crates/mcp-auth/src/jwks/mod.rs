@@ -49,6 +49,9 @@
 //!   retried after the gap, doubling up to [`DEFAULT_TTL`]; each failure is logged at `warn`.
 //! - Verification reads the current set through an `Arc` snapshot: a fetch in progress never
 //!   blocks a request whose `kid` is known, and no lock is held across an `.await`.
+//! - A refresh that changes the set (a key dropped, added, replaced or reordered) bumps the
+//!   source's [`key_generation`](JwksKeySource::key_generation); the verifier's cache of verified
+//!   tokens is flushed when it moves, so no token is admitted on a key the issuer withdrew.
 //!
 //! # Confusion defences
 //!
@@ -181,6 +184,8 @@ struct Shared {
     algorithms: Vec<Algorithm>,
     validations: Vec<(Algorithm, Validation)>,
     keys: RwLock<Arc<KeySet>>,
+    /// Bumped after each load that changes the key set (not on an identical refresh).
+    key_generation: AtomicU64,
     remote: Option<Remote>,
 }
 
@@ -404,6 +409,7 @@ impl JwksKeySourceBuilder {
                 algorithms,
                 validations,
                 keys: RwLock::new(Arc::new(keys)),
+                key_generation: AtomicU64::new(0),
                 remote,
             }),
         };
@@ -562,6 +568,13 @@ impl JwksKeySource {
     /// How many usable keys the current set holds (0 before the first successful fetch).
     pub fn key_count(&self) -> usize {
         self.snapshot().len
+    }
+
+    /// A counter that moves whenever a refresh changes the key set (a key dropped, added,
+    /// replaced or reordered), and only then; a file or inline set keeps 0. Anything derived
+    /// from the keys (the verifier's cache of verified tokens) is stale once it moves.
+    pub fn key_generation(&self) -> u64 {
+        self.shared.key_generation.load(Ordering::Acquire)
     }
 
     /// Whether a key set is loaded (always true for a file or inline set).

@@ -11,6 +11,8 @@ use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, MapAccess, SeqAccess, Unexpected, Visitor};
 use serde::{Deserialize, Deserializer};
 
+use super::scopes::ScopeValue;
+
 /// The signature with one key, then the strict claims struct: `Ok(None)` when the signature does
 /// not verify.
 pub(super) fn decode_with(
@@ -69,7 +71,8 @@ impl<'de> Deserialize<'de> for Claims {
 }
 
 /// The claims' members. The derive refuses a duplicated member among these (`{"sub":"a",
-/// "sub":"admin"}`) and any of them with the wrong type; other members are ignored.
+/// "sub":"admin"}`) and any of them with the wrong type (a malformed scope claim refuses the
+/// token only when it is configured); other members are ignored.
 #[derive(Deserialize)]
 pub(super) struct ClaimSet {
     pub(super) sub: Option<String>,
@@ -78,9 +81,10 @@ pub(super) struct ClaimSet {
     pub(super) iat: Option<NumericDate>,
     pub(super) iss: Option<String>,
     pub(super) aud: Option<Audience>,
-    pub(super) scope: Option<String>,
-    pub(super) scopes: Option<Vec<String>>,
-    pub(super) permissions: Option<Vec<String>>,
+    pub(super) scope: Option<ScopeValue>,
+    pub(super) scp: Option<ScopeValue>,
+    pub(super) scopes: Option<ScopeValue>,
+    pub(super) permissions: Option<ScopeValue>,
     /// `cnf` (RFC 7800): the key the token is bound to.
     pub(super) cnf: Option<Confirmation>,
 }

@@ -30,10 +30,18 @@
 //!   [`AuthFailure::InvalidClaims`].
 //! - Without a configured audience any `aud` is accepted (and recorded in the principal);
 //!   configure one in production (RFC 8725 §3.9).
-//! - Scopes are the union of the `scope` string (space-separated, RFC 8693 / RFC 9068) and the
-//!   `scopes` and `permissions` arrays some issuers use.
+//! - Scopes are the union of the claims [`DEFAULT_SCOPE_CLAIMS`] names (`scope`, `scp`, `scopes`,
+//!   `permissions`), each a space-separated string or an array of strings; other claims, JSON
+//!   pointers included (Keycloak's `/realm_access/roles`), by
+//!   [`scope_claims`](JwtVerifierBuilder::scope_claims).
+//! - Verified tokens are cached (the SHA-256 of the token → the principal), so a token presented
+//!   again skips its signature check; `exp`, `nbf`, `iat` and the lifetime limit are checked again
+//!   on every hit, entries end at `exp` or after [`DEFAULT_CACHE_TTL`], and a JWKS refresh that
+//!   changes the key set flushes the cache. See [`cache_size`](JwtVerifierBuilder::cache_size).
+//! - HS256 tokens may live at most [`DEFAULT_HS256_MAX_LIFETIME`] (24 h) from `iat`; tokens from
+//!   a JWKS have no limit unless one is set with
+//!   [`max_lifetime`](JwtVerifierBuilder::max_lifetime).
 
-use std::collections::HashSet;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -44,15 +52,22 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use mcp_core::config::{ConfigError, Secret};
 use mcp_core::{AuthFailure, Principal, PrincipalKind, Scopes};
 
+mod cache;
 mod claims;
 mod header;
+mod scopes;
 mod sign;
+mod times;
 
+use cache::TokenCache;
 use claims::{ClaimSet, Claims, decode_with};
 pub(crate) use header::algorithm_by_name;
 use header::parse_header;
 pub use header::{looks_like_jwt, preparse};
+pub use scopes::DEFAULT_SCOPE_CLAIMS;
+use scopes::ScopeClaims;
 pub use sign::TokenRequest;
+use times::TokenTimes;
 
 /// The default allowance for clock skew between the issuer and this server, applied to `exp`,
 /// `nbf` and `iat`: 30 seconds.
@@ -66,10 +81,27 @@ pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// (RFC 7518 §3.2).
 pub const MIN_SECRET_BYTES: usize = 32;
 
+/// How many verified tokens are cached unless configured otherwise: 10 000.
+pub const DEFAULT_CACHE_SIZE: usize = 10_000;
+
+/// The longest a verified token is served from the cache before it is verified again: 5 minutes
+/// (never beyond its `exp`).
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
+
+/// The longest an HS256 token may live (`exp - iat`, or `exp - now` without `iat`) unless
+/// configured otherwise: 24 hours. Tokens from a JWKS have no default limit.
+pub const DEFAULT_HS256_MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
+/// The largest cache accepted: 10 000 000 entries.
+pub const MAX_CACHE_SIZE: usize = 10_000_000;
+
 const SETTING_SECRET: &str = "jwt_secret";
 const SETTING_AUDIENCE: &str = "jwt_audience";
 const SETTING_ISSUER: &str = "jwt_issuer";
 const SETTING_BACKEND: &str = "jwt_backend";
+const SETTING_CACHE_SIZE: &str = "jwt_cache_size";
+const SETTING_CACHE_TTL: &str = "jwt_cache_ttl";
+const SETTING_MAX_LIFETIME: &str = "jwt_max_lifetime";
 
 /// Verifies JWTs (HS256 with secrets; asymmetric ones with a JWKS source) and turns them into a
 /// [`Principal`]; also signs HS256 tokens (for the CLI and tests). Cloning is cheap: the
@@ -129,6 +161,11 @@ struct Inner {
     validation: Validation,
     #[cfg(feature = "jwks")]
     jwks: Option<crate::jwks::JwksKeySource>,
+    /// Verified tokens; `None` when the cache is off.
+    cache: Option<TokenCache>,
+    scope_claims: ScopeClaims,
+    hs256_max_lifetime: Option<Duration>,
+    jwks_max_lifetime: Option<Duration>,
 }
 
 impl fmt::Debug for JwtVerifier {
@@ -139,6 +176,8 @@ impl fmt::Debug for JwtVerifier {
             .field("audiences", &self.inner.audiences)
             .field("issuer", &self.inner.issuer)
             .field("leeway", &self.inner.leeway)
+            .field("scope_claims", &self.inner.scope_claims.names())
+            .field("cache_size", &self.cache_size())
             .finish_non_exhaustive()
     }
 }
@@ -153,6 +192,11 @@ pub struct JwtVerifierBuilder {
     leeway: Duration,
     #[cfg(feature = "jwks")]
     jwks: Option<crate::jwks::JwksKeySource>,
+    cache_size: usize,
+    cache_ttl: Duration,
+    scope_claims: Option<Vec<String>>,
+    /// `None` until set: then the defaults (24 h for HS256, none for JWKS tokens) apply.
+    max_lifetime: Option<Option<Duration>>,
 }
 
 impl JwtVerifierBuilder {
@@ -203,6 +247,60 @@ impl JwtVerifierBuilder {
         self
     }
 
+    /// How many verified tokens to cache ([`DEFAULT_CACHE_SIZE`] unless set; `0` turns the cache
+    /// off). A token presented again within the [TTL](Self::cache_ttl) skips its signature and
+    /// claims checks; its `exp`, `nbf`, `iat` and lifetime are checked again on every use. Each
+    /// entry holds the principal (at most about the token's size), so the memory is bounded by
+    /// this count times [`MAX_TOKEN_BYTES`].
+    pub fn cache_size(mut self, entries: usize) -> Self {
+        self.cache_size = entries;
+        self
+    }
+
+    /// The longest a verified token is served from the cache before it is verified again
+    /// ([`DEFAULT_CACHE_TTL`] unless set); never beyond the token's `exp`.
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_ttl = ttl;
+        self
+    }
+
+    /// The claims a principal's scopes are read from, replacing [`DEFAULT_SCOPE_CLAIMS`]: each a
+    /// top-level claim name (`scp`, `roles`, `https://example.com/roles`) or an RFC 6901 JSON
+    /// pointer starting with `/` (`/realm_access/roles`; `~1` is `/` and `~0` is `~` inside a
+    /// name). A value may be a space-separated string or an array of strings; any other value
+    /// of a listed claim refuses the token as [`AuthFailure::InvalidClaims`].
+    ///
+    /// ```
+    /// use mcp_auth::jwt::JwtVerifier;
+    /// use mcp_auth::mcp_core::config::Secret;
+    ///
+    /// // Entra ID: delegated scopes in `scp`, application roles in `roles`.
+    /// let verifier = JwtVerifier::builder()
+    ///     .secret(Secret::new("an-example-secret-of-at-least-32-bytes"))
+    ///     .scope_claims(["scope", "scp", "roles"])
+    ///     .build()?;
+    /// assert_eq!(verifier.scope_claims().collect::<Vec<_>>(), ["scope", "scp", "roles"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn scope_claims<I, S>(mut self, claims: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scope_claims = Some(claims.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The longest a token may live: one whose `exp` is further than this from its `iat` (or,
+    /// without `iat`, from now plus the leeway) is refused as [`AuthFailure::InvalidClaims`].
+    /// `None` sets no limit. Unless set, HS256 tokens are held to
+    /// [`DEFAULT_HS256_MAX_LIFETIME`] and tokens from a JWKS to none; once set, the value applies
+    /// to both.
+    pub fn max_lifetime(mut self, lifetime: Option<Duration>) -> Self {
+        self.max_lifetime = Some(lifetime);
+        self
+    }
+
     /// Validate the settings and run a sign/verify self-test with the first secret (or a fixed
     /// test key for a JWKS-only verifier).
     ///
@@ -210,6 +308,9 @@ impl JwtVerifierBuilder {
     /// - `jwt_secret`: no secret (and no JWKS source), or a secret shorter than
     ///   [`MIN_SECRET_BYTES`] (the error never contains a secret);
     /// - `jwt_audience` / `jwt_issuer`: an empty value;
+    /// - `jwt_cache_size`: more than [`MAX_CACHE_SIZE`]; `jwt_cache_ttl`: zero with a cache;
+    /// - `jwt_scope_claims`: an empty list or name, or a malformed JSON pointer;
+    /// - `jwt_max_lifetime`: zero;
     /// - `jwt_backend`: the self-test failed or panicked, which means `jsonwebtoken` was built
     ///   with no crypto backend or with both (exactly one of its `rust_crypto` / `aws_lc_rs`
     ///   features must be enabled).
@@ -256,6 +357,34 @@ impl JwtVerifierBuilder {
             );
         }
 
+        if self.cache_size > MAX_CACHE_SIZE {
+            return Err(ConfigError::new(
+                SETTING_CACHE_SIZE,
+                format!("at most {MAX_CACHE_SIZE} entries"),
+            )
+            .with_value(self.cache_size.to_string()));
+        }
+        if self.cache_size > 0 && self.cache_ttl.is_zero() {
+            return Err(ConfigError::new(
+                SETTING_CACHE_TTL,
+                "must be more than zero (turn the cache off with a size of 0)",
+            ));
+        }
+        if self.max_lifetime == Some(Some(Duration::ZERO)) {
+            return Err(ConfigError::new(
+                SETTING_MAX_LIFETIME,
+                "must be more than zero (set none for no limit)",
+            ));
+        }
+        let scope_claims = match &self.scope_claims {
+            Some(names) => ScopeClaims::parse(names)?,
+            None => ScopeClaims::default(),
+        };
+        let (hs256_max_lifetime, jwks_max_lifetime) = match self.max_lifetime {
+            Some(lifetime) => (lifetime, lifetime),
+            None => (Some(DEFAULT_HS256_MAX_LIFETIME), None),
+        };
+
         // A JWKS-only verifier still checks the backend (a missing one panics on first use).
         let first = self.secrets.first().map(|s| s.expose().as_bytes());
         let test_key = first.unwrap_or(b"mcp-auth-backend-self-test-key-0123456789");
@@ -283,6 +412,11 @@ impl JwtVerifierBuilder {
                 validation,
                 #[cfg(feature = "jwks")]
                 jwks: self.jwks,
+                cache: (self.cache_size > 0)
+                    .then(|| TokenCache::new(self.cache_size, self.cache_ttl, self.leeway)),
+                scope_claims,
+                hs256_max_lifetime,
+                jwks_max_lifetime,
             }),
         })
     }
@@ -353,6 +487,10 @@ impl JwtVerifier {
             leeway: DEFAULT_LEEWAY,
             #[cfg(feature = "jwks")]
             jwks: None,
+            cache_size: DEFAULT_CACHE_SIZE,
+            cache_ttl: DEFAULT_CACHE_TTL,
+            scope_claims: None,
+            max_lifetime: None,
         }
     }
 
@@ -390,6 +528,45 @@ impl JwtVerifier {
         self.inner.leeway
     }
 
+    /// The claims scopes are read from: names and JSON pointers, as configured.
+    pub fn scope_claims(&self) -> impl Iterator<Item = &str> {
+        self.inner.scope_claims.names().iter().map(String::as_str)
+    }
+
+    /// The most verified tokens cached (0 when the cache is off).
+    pub fn cache_size(&self) -> usize {
+        self.inner.cache.as_ref().map_or(0, TokenCache::capacity)
+    }
+
+    /// The longest a verified token is served from the cache (zero when the cache is off).
+    pub fn cache_ttl(&self) -> Duration {
+        self.inner
+            .cache
+            .as_ref()
+            .map_or(Duration::ZERO, TokenCache::ttl)
+    }
+
+    /// How many verified tokens the cache holds now (expired ones included until they are
+    /// swept); for metrics and tests.
+    pub fn cached_tokens(&self) -> usize {
+        self.inner.cache.as_ref().map_or(0, TokenCache::len)
+    }
+
+    /// The lifetime limit of HS256 tokens and of tokens from a JWKS, in that order.
+    pub fn max_lifetime(&self) -> (Option<Duration>, Option<Duration>) {
+        (self.inner.hs256_max_lifetime, self.inner.jwks_max_lifetime)
+    }
+
+    /// The generation of the keys asymmetric tokens are verified with: it changes when a JWKS
+    /// refresh changes the key set (HS256 secrets never change).
+    fn key_generation(&self) -> u64 {
+        #[cfg(feature = "jwks")]
+        if let Some(source) = &self.inner.jwks {
+            return source.key_generation();
+        }
+        0
+    }
+
     /// Verify `token` at time `now` and return who it names.
     ///
     /// In order: [`preparse`] (with the JWKS source's algorithms accepted too); the signature with
@@ -402,13 +579,63 @@ impl JwtVerifier {
     /// `iat` ([`AuthFailure::IssuedInFuture`] when `iat > now + leeway`); `iss`
     /// ([`AuthFailure::WrongIssuer`]) and `aud` ([`AuthFailure::WrongAudience`]) when configured.
     ///
-    /// The principal's id is `sub`, its scopes the union of `scope`, `scopes` and `permissions`,
-    /// its audience the token's `aud` values, and it expires at `exp`.
+    /// Then the lifetime limit ([`AuthFailure::InvalidClaims`] when `exp` is further than the
+    /// [maximum](JwtVerifierBuilder::max_lifetime) from `iat`), and the scope claims
+    /// ([`AuthFailure::InvalidClaims`] when a configured one is neither a string nor an array of
+    /// strings).
+    ///
+    /// The principal's id is `sub`, its scopes the union of the
+    /// [scope claims](JwtVerifierBuilder::scope_claims), its audience the token's `aud` values,
+    /// and it expires at `exp`.
+    ///
+    /// A token that verified is cached (unless the cache is off): presented again, its
+    /// principal comes from the cache after the `exp`, `nbf`, `iat` and lifetime checks are run
+    /// again at `now`, so the verdict is the one a fresh verification would reach. Refused
+    /// tokens are never cached.
     ///
     /// # Errors
     /// The first check that fails, as above.
     pub fn verify(&self, token: &str, now: SystemTime) -> Result<Principal, AuthFailure> {
+        let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+        let Some(cache) = &self.inner.cache else {
+            return self.verify_fresh(token, since_epoch).map(|(p, _)| p);
+        };
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthFailure::TokenTooLarge);
+        }
+        let digest = TokenCache::digest(token);
+        // Read before the keys are: an entry is tagged with the generation it was verified under.
+        let generation = self.key_generation();
+        if let Some(entry) = cache.get(&digest, generation, since_epoch) {
+            return match entry.times.check(since_epoch, self.inner.leeway) {
+                Ok(()) => Ok(entry.principal),
+                Err(failure) => {
+                    if failure == AuthFailure::Expired {
+                        cache.remove(&digest);
+                    }
+                    Err(failure)
+                }
+            };
+        }
+        let (principal, times) = self.verify_fresh(token, since_epoch)?;
+        if self.key_generation() == generation {
+            cache.insert(digest, principal.clone(), times, generation, since_epoch);
+        }
+        Ok(principal)
+    }
+
+    /// Every check, without the cache: the principal and the time claims to check again later.
+    fn verify_fresh(
+        &self,
+        token: &str,
+        now: Duration,
+    ) -> Result<(Principal, TokenTimes), AuthFailure> {
         let header = parse_header(token)?;
+        let max_lifetime = if header.alg == Algorithm::HS256 {
+            self.inner.hs256_max_lifetime
+        } else {
+            self.inner.jwks_max_lifetime
+        };
         let claims = match header.alg {
             Algorithm::HS256 if !self.inner.decoding.is_empty() => self.decode(token)?,
             #[cfg(feature = "jwks")]
@@ -422,7 +649,8 @@ impl JwtVerifier {
             },
             _ => return Err(AuthFailure::UnsupportedAlgorithm),
         };
-        self.check(claims, now)
+        let payload = header::segments(token).map_or("", |(_, payload, _)| payload);
+        self.check(claims, payload, max_lifetime, now)
     }
 
     /// The signature with each secret in turn, then the strict claims struct.
@@ -435,10 +663,18 @@ impl JwtVerifier {
         Err(AuthFailure::BadSignature)
     }
 
-    /// Our checks on verified claims.
-    fn check(&self, claims: ClaimSet, now: SystemTime) -> Result<Principal, AuthFailure> {
+    /// Our checks on verified claims (`payload` is the token's base64url payload, for scope
+    /// claims the claims struct does not read).
+    fn check(
+        &self,
+        mut claims: ClaimSet,
+        payload: &str,
+        max_lifetime: Option<Duration>,
+        now: Duration,
+    ) -> Result<(Principal, TokenTimes), AuthFailure> {
         let sub = claims
             .sub
+            .take()
             .filter(|s| !s.is_empty())
             .ok_or(AuthFailure::InvalidClaims)?;
         let exp = claims.exp.ok_or(AuthFailure::InvalidClaims)?;
@@ -446,29 +682,20 @@ impl JwtVerifier {
             .checked_add(exp.since_epoch())
             .ok_or(AuthFailure::InvalidClaims)?;
 
-        let now = now.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-        let leeway = self.inner.leeway;
-        let now_plus_leeway = now.saturating_add(leeway);
-        if now >= exp.since_epoch().saturating_add(leeway) {
-            return Err(AuthFailure::Expired);
-        }
-        if let Some(nbf) = claims.nbf
-            && now_plus_leeway < nbf.since_epoch()
-        {
-            return Err(AuthFailure::NotYetValid);
-        }
-        if let Some(iat) = claims.iat
-            && iat.since_epoch() > now_plus_leeway
-        {
-            return Err(AuthFailure::IssuedInFuture);
-        }
+        let times = TokenTimes {
+            exp: exp.since_epoch(),
+            nbf: claims.nbf.map(|d| d.since_epoch()),
+            iat: claims.iat.map(|d| d.since_epoch()),
+            max_lifetime,
+        };
+        times.check(now, self.inner.leeway)?;
 
         if let Some(required) = &self.inner.issuer
             && claims.iss.as_deref() != Some(required.as_str())
         {
             return Err(AuthFailure::WrongIssuer);
         }
-        let audience = claims.aud.map(|a| a.0).unwrap_or_default();
+        let audience = claims.aud.take().map(|a| a.0).unwrap_or_default();
         if !self.inner.audiences.is_empty()
             && !audience.iter().any(|presented| {
                 self.inner
@@ -479,18 +706,7 @@ impl JwtVerifier {
         {
             return Err(AuthFailure::WrongAudience);
         }
-
-        let mut seen = HashSet::new();
-        let granted: Vec<String> = claims
-            .scope
-            .iter()
-            .flat_map(|s| s.split(' '))
-            .map(str::to_owned)
-            .chain(claims.scopes.into_iter().flatten())
-            .chain(claims.permissions.into_iter().flatten())
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty() && seen.insert(s.clone()))
-            .collect();
+        let granted = self.inner.scope_claims.collect(&claims, payload)?;
 
         // A key-bound token (RFC 9449 §6.1): the layer asks for a proof of that key.
         let jkt = match claims.cnf.map(|cnf| cnf.jkt) {
@@ -502,11 +718,12 @@ impl JwtVerifier {
             .scope_set(Scopes::new(granted))
             .audience(audience)
             .expires_at(expires_at);
-        Ok(match jkt {
+        let principal = match jkt {
             Some(jkt) => principal.confirmation_jkt(jkt),
             None => principal,
         }
-        .build())
+        .build();
+        Ok((principal, times))
     }
 }
 
@@ -519,5 +736,9 @@ fn same_resource(ours: &str, presented: &str) -> bool {
     !ours.is_empty() && !presented.is_empty() && trim(ours) == trim(presented)
 }
 
+#[cfg(test)]
+mod cache_tests;
+#[cfg(test)]
+mod claim_shape_tests;
 #[cfg(test)]
 mod tests;

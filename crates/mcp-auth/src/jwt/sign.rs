@@ -15,7 +15,9 @@ impl JwtVerifier {
     ///
     /// # Errors
     /// Names the refused field: `sub` (empty), `audience` / `issuer` (an empty value), `scopes`
-    /// (an empty scope or one containing whitespace), `ttl` (under one second, or too large),
+    /// (an empty scope or one containing whitespace), `ttl` (under one second, too large, or
+    /// longer than the verifier's [maximum lifetime](super::JwtVerifierBuilder::max_lifetime)
+    /// for HS256 tokens, which it would refuse),
     /// `now` (before 1970), or `jwt_backend` when signing itself fails.
     pub fn sign(&self, req: &TokenRequest, now: SystemTime) -> Result<String, ConfigError> {
         if req.sub.is_empty() {
@@ -41,6 +43,19 @@ impl JwtVerifier {
         let ttl = req.ttl.as_secs();
         if ttl == 0 {
             return Err(ConfigError::new("ttl", "must be at least one second"));
+        }
+        if let Some(max) = self.inner.hs256_max_lifetime
+            && ttl > max.as_secs()
+        {
+            return Err(ConfigError::new(
+                "ttl",
+                format!(
+                    "is longer than the maximum token lifetime of {} s, so the token would be \
+                     refused",
+                    max.as_secs()
+                ),
+            )
+            .with_value(format!("{ttl} s")));
         }
         let iat = now
             .duration_since(UNIX_EPOCH)

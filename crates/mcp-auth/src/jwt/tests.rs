@@ -556,18 +556,18 @@ fn scopes_are_merged_from_scope_scopes_and_permissions() {
     assert_eq!(p.scopes().iter().collect::<Vec<_>>(), ["a"]);
     let p = verify_claims(json!({"scope": null})).unwrap();
     assert!(p.scopes().is_empty());
-    assert_eq!(
-        verify_claims(json!({"scope": ["a"]})),
-        Err(AuthFailure::InvalidClaims)
-    );
-    assert_eq!(
-        verify_claims(json!({"scopes": "a b"})),
-        Err(AuthFailure::InvalidClaims)
-    );
-    assert_eq!(
-        verify_claims(json!({"permissions": [1]})),
-        Err(AuthFailure::InvalidClaims)
-    );
+    // Each may be a space-separated string or an array of strings; nothing else.
+    let p = verify_claims(json!({"scope": ["a"], "scopes": "b c", "scp": "d"})).unwrap();
+    assert_eq!(p.scopes().iter().collect::<Vec<_>>(), ["a", "d", "b", "c"]);
+    for bad in [
+        json!({"scope": 5}),
+        json!({"scp": {"a": 1}}),
+        json!({"scopes": true}),
+        json!({"permissions": [1]}),
+        json!({"scp": ["a", ["b"]]}),
+    ] {
+        assert_eq!(verify_claims(bad), Err(AuthFailure::InvalidClaims));
+    }
 }
 
 #[test]

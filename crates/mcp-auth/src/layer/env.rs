@@ -23,7 +23,14 @@ impl AuthLayer {
     ///   `ES256`, `EdDSA`…). It must list `HS256` exactly when `JWT_SECRET` is set, and an
     ///   asymmetric algorithm exactly when a JWKS is configured; default `HS256` with secrets and
     ///   every asymmetric algorithm with a JWKS (each key still verifies only its own type's);
-    /// - `JWT_LEEWAY`: clock skew (default 30 s).
+    /// - `JWT_LEEWAY`: clock skew (default 30 s);
+    /// - `JWT_CACHE_SIZE`: how many verified tokens are cached (default 10000; `0` turns the
+    ///   cache off); `JWT_CACHE_TTL`: how long one is served from it at most (default 5m);
+    /// - `JWT_SCOPE_CLAIMS`: the claims scopes are read from, comma-separated names or JSON
+    ///   pointers (default `scope,scp,scopes,permissions`; e.g. `scope,scp,roles` for Entra ID,
+    ///   `scope,/realm_access/roles` for Keycloak);
+    /// - `JWT_MAX_LIFETIME`: the longest `exp - iat` accepted, a duration such as `1h`, or `off`
+    ///   (default 24h for HS256 tokens, no limit for JWKS tokens; once set, it applies to both).
     ///
     /// Both secrets and a JWKS may be set: each token is routed by its header's `alg`.
     ///
@@ -93,6 +100,28 @@ impl AuthLayer {
             jwt = jwt.issuer(iss.clone());
         }
         jwt = jwt.leeway(env.duration("JWT_LEEWAY", crate::jwt::DEFAULT_LEEWAY)?);
+        jwt = jwt
+            .cache_size(env.usize("JWT_CACHE_SIZE", crate::jwt::DEFAULT_CACHE_SIZE)?)
+            .cache_ttl(env.duration("JWT_CACHE_TTL", crate::jwt::DEFAULT_CACHE_TTL)?);
+        if let Some(claims) = env.list("JWT_SCOPE_CLAIMS")? {
+            jwt = jwt.scope_claims(claims);
+        }
+        if let Some(value) = env.string("JWT_MAX_LIFETIME")? {
+            let value = value.trim();
+            let lifetime =
+                if value.eq_ignore_ascii_case("off") || value.eq_ignore_ascii_case("none") {
+                    None
+                } else {
+                    Some(mcp_core::config::parse_duration(value).ok_or_else(|| {
+                        ConfigError::new(
+                            env.var_name("JWT_MAX_LIFETIME"),
+                            "expected a duration such as 1h, 15m or 1d, or off for no limit",
+                        )
+                        .with_value(value)
+                    })?)
+                };
+            jwt = jwt.max_lifetime(lifetime);
+        }
 
         if wants_jwks {
             let var = if jwks_url.is_some() {
@@ -134,6 +163,10 @@ impl AuthLayer {
         let verifier = jwt.build().map_err(|e| match e.setting() {
             "jwt_audience" => rename_error(e, &env.var_name("JWT_AUDIENCE")),
             "jwt_issuer" => rename_error(e, &env.var_name("JWT_ISSUER")),
+            "jwt_cache_size" => rename_error(e, &env.var_name("JWT_CACHE_SIZE")),
+            "jwt_cache_ttl" => rename_error(e, &env.var_name("JWT_CACHE_TTL")),
+            "jwt_scope_claims" => rename_error(e, &env.var_name("JWT_SCOPE_CLAIMS")),
+            "jwt_max_lifetime" => rename_error(e, &env.var_name("JWT_MAX_LIFETIME")),
             "jwt_backend" => e,
             _ => rename_error(e, &secret_var),
         })?;
