@@ -68,6 +68,16 @@
 //! | `MCP-FILE-004` | info | info | a `*_FILE` secret cannot be read here (an offline CI check), so it was not checked | check where it is mounted; the server checks at start |
 //! | `MCP-PROC-001` | warning | warning | running as root | run as an unprivileged user |
 //! | `MCP-HDR-001` | info | info | `X-XSS-Protection` other than `0` | send `0` (OWASP) |
+//! | `MCP-ONLINE-001` | info | info | (`check --online`) no `MCP_JWT_ISSUER`/`MCP_JWKS_URL`, or an issuer used only as the HS256 `iss`: nothing fetched | — |
+//! | `MCP-ONLINE-002` | error | error | (`check --online`) the issuer's metadata (RFC 8414 / OpenID Connect) not served over https | serve it |
+//! | `MCP-ONLINE-003` | error | error | (`check --online`) the metadata's `issuer` is not `MCP_JWT_ISSUER` (RFC 8414 §3.3) | set it exactly |
+//! | `MCP-ONLINE-004` | error | error | (`check --online`) `jwks_uri` / `MCP_JWKS_URL` missing, unreachable or not a JWK Set | serve it |
+//! | `MCP-ONLINE-005` | error | error | (`check --online`) no key usable with the allowed algorithms | publish RSA ≥ 2048 / P-256 / P-384 / Ed25519, or allow its algorithm |
+//! | `MCP-ONLINE-006` | error | warning | (`check --online`) an RSA key under 2048 bits in the JWK Set | rotate the key |
+//! | `MCP-ONLINE-007` | warning | warning | (`check --online`) `MCP_RESOURCE_URL` not among `MCP_JWT_AUDIENCE` | add it |
+//! | `MCP-ONLINE-008` | warning | warning | (`check --online`) the protected-resource metadata does not list the issuer as an authorization server | list `MCP_JWT_ISSUER` |
+//! | `MCP-ONLINE-009` | warning | warning | (`check --online`) the issuer's `scopes_supported` lacks scopes the policy requires | define them at the identity provider |
+//! | `MCP-ONLINE-010` | warning | warning | (`check --online`) the issuer advertises only algorithms not in `MCP_JWT_ALGORITHMS` | allow one |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
