@@ -664,8 +664,10 @@ impl Shared {
                 })
             }),
         };
-        let auth_failed =
-            matches!(auth, Some(AuthSummary::Rejected(f)) if f != AuthFailure::InsufficientScope);
+        // A missing scope, or a DPoP nonce to retry with (RFC 9449 §8), is not a failed
+        // credential: neither counts towards the auth-failure detectors.
+        let auth_failed = matches!(auth, Some(AuthSummary::Rejected(f))
+            if !matches!(f, AuthFailure::InsufficientScope | AuthFailure::DpopNonceRequired));
         if self.metrics {
             if completion != Completion::Cancelled {
                 m::duration(m::status_class(status), duration.as_secs_f64());

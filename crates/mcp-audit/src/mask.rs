@@ -320,6 +320,8 @@ pub use mcp_core::credential::{Fingerprint, Fingerprinter};
 pub enum CredentialSource {
     /// `Authorization: Bearer …`.
     Bearer,
+    /// `Authorization: DPoP …` (RFC 9449): a token bound to the client's key.
+    Dpop,
     /// `Authorization: Basic …`.
     Basic,
     /// `Authorization` with another scheme.
@@ -333,11 +335,12 @@ pub enum CredentialSource {
 }
 
 impl CredentialSource {
-    /// The label in audit records (`auth_type`): `bearer`, `basic`, `other`, `api_key`,
-    /// `query`, `multiple`.
+    /// The label in audit records (`auth_type`): `bearer`, `dpop`, `basic`, `other`,
+    /// `api_key`, `query`, `multiple`.
     pub fn as_str(self) -> &'static str {
         match self {
             CredentialSource::Bearer => "bearer",
+            CredentialSource::Dpop => "dpop",
             CredentialSource::Basic => "basic",
             CredentialSource::OtherScheme => "other",
             CredentialSource::ApiKeyHeader => "api_key",
@@ -403,6 +406,8 @@ pub(crate) fn find_credential(
             let scheme = rest.get(..scheme_len).unwrap_or(&[]);
             let (source, offset) = if scheme.eq_ignore_ascii_case(b"bearer") {
                 (CredentialSource::Bearer, trimmed_start + scheme_len)
+            } else if scheme.eq_ignore_ascii_case(b"dpop") {
+                (CredentialSource::Dpop, trimmed_start + scheme_len)
             } else if scheme.eq_ignore_ascii_case(b"basic") {
                 (CredentialSource::Basic, 0)
             } else {
@@ -512,6 +517,12 @@ mod tests {
         headers.insert("authorization", "Bearer  mcp-sk-secret".parse().unwrap());
         let (source, c) = find_credential(&headers, &[], None).unwrap();
         assert_eq!(source, CredentialSource::Bearer);
+        assert_eq!(c.fingerprint(&f).to_string(), want);
+
+        headers.insert("authorization", "dpop mcp-sk-secret".parse().unwrap());
+        let (source, c) = find_credential(&headers, &[], None).unwrap();
+        assert_eq!(source, CredentialSource::Dpop);
+        assert_eq!(source.as_str(), "dpop");
         assert_eq!(c.fingerprint(&f).to_string(), want);
 
         let (source, c) = find_credential(

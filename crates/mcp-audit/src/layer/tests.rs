@@ -111,6 +111,17 @@ fn stack(
                     });
                     res
                 }
+                "401-dpop-nonce" => {
+                    let mut res = Rejection::new(StatusCode::UNAUTHORIZED, "use_dpop_nonce")
+                        .challenge(BearerChallenge::new())
+                        .into_response(&format);
+                    res.extensions_mut().insert(AuthOutcome::Rejected {
+                        failure: AuthFailure::DpopNonceRequired,
+                        principal: None,
+                        fingerprint: Some(AUTH_FP.to_owned()),
+                    });
+                    res
+                }
                 "429" => {
                     let mut res = Rejection::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited")
                         .header(http::header::RETRY_AFTER, HeaderValue::from_static("7"))
@@ -705,7 +716,7 @@ async fn auth_failure_detector_bans_after_the_threshold_and_not_before() {
         bans.banned_until("198.51.100.7".parse().unwrap(), clock.now()),
         None
     );
-    // Insufficient scope is not an authentication failure.
+    // Insufficient scope, and a DPoP nonce to retry with, are not authentication failures.
     let memory2 = MemorySink::new();
     let layer = base_builder(&clock)
         .sink(memory2.clone())
@@ -713,13 +724,14 @@ async fn auth_failure_detector_bans_after_the_threshold_and_not_before() {
         .build()
         .unwrap();
     let svc = layer.layer(stack(clock.clone()));
-    for _ in 0..3 {
+    for scenario in ["403", "401-dpop-nonce", "403", "401-dpop-nonce"] {
         let req = Request::get("/x")
-            .header("x-scenario", "403")
+            .header("x-scenario", scenario)
             .extension(peer("192.0.2.1"))
             .body(Full::default())
             .unwrap();
-        svc.clone().oneshot(req).await.unwrap();
+        let res = svc.clone().oneshot(req).await.unwrap();
+        assert_ne!(res.status(), StatusCode::OK, "{scenario}");
     }
     assert!(memory2.security_events().is_empty());
 }

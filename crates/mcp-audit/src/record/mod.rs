@@ -23,7 +23,7 @@
 //! | `user_agent` | `User-Agent` (masked) |
 //! | `status_code` | response status (`null` when the service failed or the request was cancelled) |
 //! | `process_time` | seconds from the request to the response head |
-//! | `auth_type` | how a credential was presented: `bearer`, `basic`, `other`, `api_key`, `query`, `multiple` |
+//! | `auth_type` | how a credential was presented: `bearer`, `dpop`, `basic`, `other`, `api_key`, `query`, `multiple` |
 //! | `content_length` | request body size, when declared |
 //! | `request_id` | `X-Request-Id` when the client sent a well-formed one, else generated |
 //! | `peer_ip` | the socket peer, when the client address came from a trusted proxy's header |
