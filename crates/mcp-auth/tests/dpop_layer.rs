@@ -856,3 +856,62 @@ fn dpop_without_a_jwt_verifier_is_refused_naming_the_setting() {
     assert_eq!(e.setting(), "dpop");
     assert!(e.to_string().contains("configure a JWT verifier"), "{e}");
 }
+
+#[tokio::test]
+async fn behind_a_proxy_that_rewrites_the_path_htu_is_the_resource_url() {
+    // The proxy serves https://mcp.example.com/tenant/mcp from this server's /mcp.
+    let public = "https://mcp.example.com/tenant/mcp";
+    let base = serve(
+        builder(DpopMode::Allowed, false)
+            .resource(public)
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let key = ClientKey::es256();
+    let token = mint("agent", Some(&key.jkt()));
+    let proof = key.proof("POST", public, &token);
+    let a = send(&base, "POST", "/mcp", dpop_auth(&token), &[&proof]).await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    // Other paths keep their own path under the public origin.
+    let proof = key.proof("GET", "https://mcp.example.com/status", &token);
+    let a = send(&base, "GET", "/status", dpop_auth(&token), &[&proof]).await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    // The path the server sees is not what the client signed.
+    let proof = key.proof("POST", "https://mcp.example.com/mcp", &token);
+    let a = send(&base, "POST", "/mcp", dpop_auth(&token), &[&proof]).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(a.failure.as_deref(), Some("invalid_dpop_proof"));
+    assert_eq!(
+        a.challenges[1],
+        format!("{ALGS}, error=\"invalid_dpop_proof\"")
+    );
+}
+
+#[tokio::test]
+async fn with_no_trusted_host_htu_is_the_request_url() {
+    let base = serve(
+        builder(DpopMode::Allowed, false)
+            .any_host()
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let key = ClientKey::ed25519();
+    let token = mint("agent", Some(&key.jkt()));
+    let proof = key.proof("PUT", &format!("{base}/items/7"), &token);
+    let a = send(&base, "PUT", "/items/7", dpop_auth(&token), &[&proof]).await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    let proof = key.proof("PUT", &format!("{base}/items/8"), &token);
+    let a = send(&base, "PUT", "/items/7", dpop_auth(&token), &[&proof]).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    // No resource is known: neither challenge names the metadata.
+    assert_eq!(
+        a.challenges,
+        [
+            "Bearer".to_owned(),
+            format!("{ALGS}, error=\"invalid_dpop_proof\"")
+        ]
+    );
+    assert_eq!(a.failure.as_deref(), Some("invalid_dpop_proof"));
+}
