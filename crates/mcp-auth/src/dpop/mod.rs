@@ -85,7 +85,8 @@ pub const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
 /// How long a server nonce stays current (it is accepted for twice this).
 pub const DEFAULT_NONCE_LIFETIME: Duration = Duration::from_secs(300);
 
-/// How an `AuthLayer` treats DPoP (`MCP_DPOP`).
+/// How an [`AuthLayer`](crate::layer::AuthLayer) treats DPoP (`MCP_DPOP`); see the layer's
+/// [DPoP section](crate::layer#dpop).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum DpopMode {
@@ -93,7 +94,9 @@ pub enum DpopMode {
     /// could not be checked).
     Off,
     /// Bearer tokens as usual; a key-bound token must come as `Authorization: DPoP` with a
-    /// valid proof. The default.
+    /// valid proof. `DpopMode::default()`, and the mode of
+    /// [`AuthLayerBuilder::dpop`](crate::layer::AuthLayerBuilder::dpop) unless another is set
+    /// (a layer without a verifier, like `MCP_DPOP` unset, is [`Off`](Self::Off)).
     #[default]
     Allowed,
     /// Every JWT must be key-bound and come with a valid proof (API keys are not JWTs and are
