@@ -278,6 +278,7 @@ async fn a_good_proof_with_p256_or_ed25519_is_accepted_and_stripped() {
             json!({"principal":"agent","jkt":key.jkt(),"authorization":false,"dpop":false})
         );
         assert_eq!(a.failure, None);
+        assert_eq!(a.nonce, None, "no server nonces here");
         // The scheme is case-insensitive; the query is not part of htu.
         let proof = key.proof("GET", RESOURCE, &token);
         let a = send(
@@ -682,6 +683,13 @@ async fn server_nonces_first_use_dpop_nonce_then_accept_the_retry() {
     .await;
     assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
     assert_eq!(a.body["jkt"], json!(key.jkt()));
+    // Accepted DPoP requests carry the current nonce, to move on to before this one expires.
+    assert_eq!(a.nonce.as_deref(), Some(nonce.as_str()));
+    // Bearer requests do not.
+    let plain = mint("reader", None);
+    let a = send(&base, "POST", "/mcp", Some(format!("Bearer {plain}")), &[]).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.nonce, None);
 }
 
 #[tokio::test]

@@ -117,6 +117,13 @@ impl DpopSettings {
 }
 
 impl Shared {
+    /// With server nonces on, the current nonce for the response to an accepted DPoP request,
+    /// so the client moves on to it before the one it used expires (RFC 9449 §8.2).
+    pub(super) fn fresh_dpop_nonce(&self) -> Option<HeaderValue> {
+        let nonce = self.dpop.as_ref()?.verifier.nonce(self.clock.now())?;
+        HeaderValue::from_str(&nonce).ok()
+    }
+
     /// Whether `Authorization: DPoP` is accepted.
     pub(super) fn accepts_dpop_scheme(&self) -> bool {
         self.dpop.is_some()

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::Response;
+use http::{HeaderValue, Response};
 use pin_project_lite::pin_project;
 
 use mcp_core::{AuthOutcome, GuardBody};
@@ -16,6 +16,8 @@ pin_project! {
         #[pin]
         kind: Kind<F, B>,
         outcome: Option<AuthOutcome>,
+        // A fresh `DPoP-Nonce` for the client (RFC 9449 §8.2), when server nonces are on.
+        dpop_nonce: Option<HeaderValue>,
     }
 }
 
@@ -32,7 +34,14 @@ impl<F, B> ResponseFuture<F, B> {
         ResponseFuture {
             kind: Kind::Inner { future },
             outcome: Some(outcome),
+            dpop_nonce: None,
         }
+    }
+
+    /// The inner response gets this `DPoP-Nonce` header.
+    pub(super) fn with_dpop_nonce(mut self, nonce: Option<HeaderValue>) -> Self {
+        self.dpop_nonce = nonce;
+        self
     }
 
     /// A disabled layer's future: the inner response, no outcome.
@@ -40,6 +49,7 @@ impl<F, B> ResponseFuture<F, B> {
         ResponseFuture {
             kind: Kind::Inner { future },
             outcome: None,
+            dpop_nonce: None,
         }
     }
 
@@ -49,6 +59,7 @@ impl<F, B> ResponseFuture<F, B> {
                 response: Some(response),
             },
             outcome: None,
+            dpop_nonce: None,
         }
     }
 
@@ -58,6 +69,7 @@ impl<F, B> ResponseFuture<F, B> {
                 response: Some(response),
             },
             outcome: Some(outcome),
+            dpop_nonce: None,
         }
     }
 }
@@ -82,6 +94,11 @@ where
         };
         if let Some(outcome) = this.outcome.take() {
             response.extensions_mut().insert(outcome);
+        }
+        if let Some(nonce) = this.dpop_nonce.take() {
+            response
+                .headers_mut()
+                .insert(super::dpop::DPOP_NONCE.clone(), nonce);
         }
         Poll::Ready(Ok(response))
     }

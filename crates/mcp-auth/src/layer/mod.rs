@@ -63,7 +63,9 @@
 //! `Bearer` challenge is left out and the `DPoP` one carries `resource_metadata` and `scope`. The
 //! body is the OAuth JSON `{"error":…,"error_description":…}` as for any refusal. The
 //! protected-resource metadata lists `dpop_signing_alg_values_supported`, and
-//! `dpop_bound_access_tokens_required: true` in required mode. The `DPoP` header is removed with
+//! `dpop_bound_access_tokens_required: true` in required mode. With server nonces on, the
+//! response to an accepted DPoP request carries the current `DPoP-Nonce`, so the client moves on
+//! to it before the one it used expires. The `DPoP` header is removed with
 //! the credential before the inner service (see
 //! [`strip_credentials`](AuthLayerBuilder::strip_credentials)).
 //!

@@ -85,6 +85,10 @@ where
             Err(refusal) => return refusal.respond(&shared, &req, &required),
         };
 
+        let dpop_nonce = match &source {
+            Some((Source::Dpop, _)) => shared.fresh_dpop_nonce(),
+            _ => None,
+        };
         if let Some((source, _)) = source {
             if source == Source::Query {
                 *req.uri_mut() = strip_query_tokens(req.uri());
@@ -98,6 +102,7 @@ where
             self.inner.call(req),
             AuthOutcome::Authenticated { principal },
         )
+        .with_dpop_nonce(dpop_nonce)
     }
 }
 
