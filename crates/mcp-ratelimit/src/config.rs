@@ -62,8 +62,12 @@ use mcp_core::toml::{self, Table, Value, integer, table};
 
 use crate::class::RouteClass;
 use crate::key::KeySelector;
-use crate::layer::{DEFAULT_MAX_KEYS, Limit, RateLimitLayer, RateLimitLayerBuilder};
+use crate::layer::{Limit, RateLimitLayer, RateLimitLayerBuilder};
 use crate::quota::Quota;
+
+mod settings;
+
+pub use settings::{REDIS_URL, RateLimitSettings};
 
 /// The default per-client quota: 100 requests per 60 s.
 pub const DEFAULT_REQUESTS: u64 = 100;
@@ -141,60 +145,14 @@ impl RateLimitLayer<crate::backend::redis::RedisBackend> {
     }
 }
 
-/// The settings every backend reads.
+/// The settings every backend reads: [`RateLimitSettings::from_env`] and `TRUSTED_PROXIES`.
 fn env_builder(env: &Env) -> Result<RateLimitLayerBuilder, ConfigError> {
-    {
-        let enabled = env.bool("RATE_LIMIT_ENABLED", true)?;
-        let requests = env.u64("RATE_LIMIT_REQUESTS", DEFAULT_REQUESTS)?;
-        let window = env.duration("RATE_LIMIT_WINDOW", DEFAULT_WINDOW)?;
-        let burst = env.u64("RATE_LIMIT_BURST", requests)?;
-        let max_keys = env.usize("RATE_LIMIT_MAX_KEYS", DEFAULT_MAX_KEYS)?;
-        let var = |name: &str| env.var_name(name);
-        let at_least_one = |name: &str, value: u64| {
-            if value == 0 {
-                Err(ConfigError::new(var(name), "must be at least 1").with_value("0"))
-            } else {
-                Ok(())
-            }
-        };
-        at_least_one("RATE_LIMIT_REQUESTS", requests)?;
-        at_least_one("RATE_LIMIT_BURST", burst)?;
-        at_least_one("RATE_LIMIT_MAX_KEYS", max_keys as u64)?;
-        let quota = Quota::new(requests, window).with_burst(burst);
-        quota.gcra("env").map_err(|e| {
-            let name = match e.setting() {
-                "env.window" => "RATE_LIMIT_WINDOW",
-                "env.burst" => "RATE_LIMIT_BURST",
-                _ => "RATE_LIMIT_REQUESTS",
-            };
-            let err = ConfigError::new(var(name), e.reason());
-            match e.value() {
-                Some(v) => err.with_value(v),
-                None => err,
-            }
-        })?;
-        let proxies = env.cidrs("TRUSTED_PROXIES")?;
-        let resolver = ClientAddrResolver::builder()
-            .trusted_proxy_nets(proxies)
-            .build()
-            .map_err(|e| {
-                let err = ConfigError::new(var("TRUSTED_PROXIES"), e.reason());
-                match e.value() {
-                    Some(v) => err.with_value(v),
-                    None => err,
-                }
-            })?;
-        let builder = RateLimitLayer::builder()
-            .enabled(enabled)
-            .limit(Limit::new(
-                CLIENT_LIMIT_NAME,
-                quota,
-                KeySelector::client_addr(),
-            ))
-            .max_keys(max_keys)
-            .client_addr_resolver(resolver);
-        Ok(builder)
-    }
+    let settings = RateLimitSettings::from_env(env)?;
+    let resolver = ClientAddrResolver::builder()
+        .trusted_proxy_nets(env.cidrs("TRUSTED_PROXIES")?)
+        .build()
+        .map_err(|e| e.renamed(env.var_name("TRUSTED_PROXIES")))?;
+    Ok(settings.into_builder().client_addr_resolver(resolver))
 }
 
 impl<B> RateLimitLayerBuilder<B> {

@@ -24,7 +24,7 @@ use mcp_prodcheck::{Report, RuntimeEnvironment, Severity};
 use mcp_ratelimit::{RateLimit, RateLimitLayer, ResourceLimit, ResourceLimitLayer};
 use tower_layer::Layer;
 
-use crate::config::{SecurityConfig, Settings, per_client_limit};
+use crate::config::{SecurityConfig, Settings};
 
 /// The rate limiters' backend: with the `redis` feature, Redis when a store is configured (in
 /// memory otherwise); without it, in memory.
@@ -326,11 +326,8 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
         .mcp_path(&s.mcp_path)
         .ban_list(s.ban_list.clone())
         .client_addr_resolver(resolver.clone());
-    if s.rate_limit_enabled {
-        per_client = per_client.limit(per_client_limit(s));
-        if let Some(max) = s.rate_limit_max_keys {
-            per_client = per_client.max_keys(max);
-        }
+    if s.rate_limit.enabled {
+        per_client = per_client.client_limit(&s.rate_limit);
     }
     #[cfg(feature = "redis")]
     let per_client = per_client.maybe_redis(s.rate_limit_redis.clone());
@@ -398,7 +395,7 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
         ToolErrorsAsResultsLayer::disabled()
     };
 
-    let per_caller = build_per_caller(config)?;
+    let per_caller = build_per_caller(s)?;
     let audit = build_audit(s, &resolver)?;
 
     Ok(SecurityLayer {
@@ -541,24 +538,16 @@ fn build_auth(
     Ok(layer)
 }
 
-fn build_per_caller(
-    config: &SecurityConfig,
-) -> Result<RateLimitLayer<RateLimitBackend>, ConfigError> {
-    let s = &config.s;
-    if !s.rate_limit_enabled {
+fn build_per_caller(s: &Settings) -> Result<RateLimitLayer<RateLimitBackend>, ConfigError> {
+    if !s.rate_limit.enabled {
         return Ok(RateLimitLayer::default());
     }
     let mut b = RateLimitLayer::builder().mcp_path(&s.mcp_path);
-    if let Some(text) = &config.rate_limit_toml {
-        b = b.toml(text)?;
+    for class in &s.caller_classes {
+        b = b.route_class(class.clone());
     }
-    if b.limits().is_empty() {
-        for class in &s.caller_classes {
-            b = b.route_class(class.clone());
-        }
-        for limit in &s.caller_limits {
-            b = b.limit(limit.clone());
-        }
+    for limit in &s.caller_limits {
+        b = b.limit(limit.clone());
     }
     if b.limits().is_empty() {
         return Ok(RateLimitLayer::default());

@@ -171,6 +171,11 @@ impl<B> RateLimitLayerBuilder<B> {
         self
     }
 
+    /// The route classes added so far.
+    pub fn route_classes(&self) -> &[RouteClass] {
+        &self.classes
+    }
+
     /// The limits added so far.
     pub fn limits(&self) -> &[Limit] {
         &self.limits

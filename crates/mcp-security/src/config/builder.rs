@@ -42,11 +42,7 @@ impl Default for SecurityConfigBuilder {
                 cors_origins: None,
                 cors_allow_credentials: false,
                 trusted_proxies: Vec::new(),
-                rate_limit_enabled: true,
-                rate_limit_requests: DEFAULT_RATE_REQUESTS,
-                rate_limit_window: DEFAULT_RATE_WINDOW,
-                rate_limit_burst: None,
-                rate_limit_max_keys: None,
+                rate_limit: RateLimitSettings::new("MCP"),
                 rate_limit_redis_url: None,
                 rate_limit_redis_fail_open: false,
                 #[cfg(feature = "redis")]
@@ -434,16 +430,16 @@ impl SecurityConfigBuilder {
     /// Rate limiting on or off (`RATE_LIMIT_ENABLED`; off also turns the per-caller limits off,
     /// while the ban list still applies).
     pub fn rate_limit(mut self, on: bool) -> Self {
-        self.s.rate_limit_enabled = on;
+        self.s.rate_limit.enabled = on;
         self
     }
 
     /// The per-client quota (`RATE_LIMIT_REQUESTS` per `RATE_LIMIT_WINDOW`, burst
     /// `RATE_LIMIT_BURST`, default = requests).
     pub fn rate_limit_quota(mut self, requests: u64, window: Duration, burst: Option<u64>) -> Self {
-        self.s.rate_limit_requests = requests;
-        self.s.rate_limit_window = window;
-        self.s.rate_limit_burst = burst;
+        self.s.rate_limit.requests = requests;
+        self.s.rate_limit.window = window;
+        self.s.rate_limit.burst = burst;
         self
     }
 
@@ -588,18 +584,20 @@ impl SecurityConfigBuilder {
             }
             (None, None) => None,
         };
-        let mut rate_limit_toml = None;
         if let Some((setting, text, path)) = toml {
             let shown = path.map_or_else(|| "TOML".to_owned(), |p| p.display().to_string());
             let doc = mcp_core::toml::parse(&text, &setting).map_err(|e| e.with_value(shown))?;
             apply_toml(&mut s, &doc)?;
             if doc.contains_key("rate_limit") {
-                // Validate it now, so a typo fails the build rather than the first request.
-                let limits = RateLimitLayer::builder().toml(&text)?;
-                if !limits.limits().is_empty() {
-                    limits.build()?;
+                // Parsed once, into the per-caller layer's typed classes and limits (replacing
+                // the ones given in code), and validated now, so a typo fails the build rather
+                // than the first request.
+                let parsed = RateLimitLayer::builder().toml(&text)?;
+                if !parsed.limits().is_empty() {
+                    s.caller_classes = parsed.route_classes().to_vec();
+                    s.caller_limits = parsed.limits().to_vec();
+                    parsed.build()?;
                 }
-                rate_limit_toml = Some(text);
             }
         }
         validate(&s)?;
@@ -633,7 +631,6 @@ impl SecurityConfigBuilder {
             environment_source,
             allowed_hosts,
             response_headers,
-            rate_limit_toml,
             warned: Arc::new(AtomicBool::new(false)),
         })
     }

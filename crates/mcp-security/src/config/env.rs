@@ -127,15 +127,7 @@ impl SecurityConfigBuilder {
         if env.string("TRUSTED_PROXIES")?.is_some() {
             s.trusted_proxies = env.cidrs("TRUSTED_PROXIES")?;
         }
-        s.rate_limit_enabled = env.bool("RATE_LIMIT_ENABLED", s.rate_limit_enabled)?;
-        s.rate_limit_requests = env.u64("RATE_LIMIT_REQUESTS", s.rate_limit_requests)?;
-        s.rate_limit_window = env.duration("RATE_LIMIT_WINDOW", s.rate_limit_window)?;
-        if env.string("RATE_LIMIT_BURST")?.is_some() {
-            s.rate_limit_burst = Some(env.u64("RATE_LIMIT_BURST", 0)?);
-        }
-        if env.string("RATE_LIMIT_MAX_KEYS")?.is_some() {
-            s.rate_limit_max_keys = Some(env.usize("RATE_LIMIT_MAX_KEYS", 0)?);
-        }
+        s.rate_limit = s.rate_limit.clone().read_env(env)?;
         s.max_body_bytes = env.usize("MAX_BODY_BYTES", s.max_body_bytes)?;
         if let Some(versions) = env.list("PROTOCOL_VERSIONS")? {
             s.protocol_versions = Some(versions);

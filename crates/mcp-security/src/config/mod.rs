@@ -96,8 +96,9 @@ use mcp_core::inspect::DEFAULT_MAX_BODY_BYTES;
 use mcp_core::toml::{Table, Value};
 use mcp_headers::{Preset, SecurityHeadersLayer, SecurityHeadersLayerBuilder};
 use mcp_prodcheck::{CheckInput, Report, RuntimeEnvironment, SecretInput};
+use mcp_ratelimit::config::RateLimitSettings;
 use mcp_ratelimit::resource::{DEFAULT_MAX_CONCURRENCY, DEFAULT_REQUEST_TIMEOUT};
-use mcp_ratelimit::{KeySelector, Limit, Quota, RateLimitLayer, RouteClass};
+use mcp_ratelimit::{Limit, RateLimitLayer, RouteClass};
 
 mod builder;
 mod env;
@@ -105,7 +106,6 @@ mod toml;
 mod validate;
 
 use self::toml::apply_toml;
-pub(crate) use self::validate::per_client_limit;
 use self::validate::{validate, without_userinfo};
 
 /// The default listen address: loopback only.
@@ -116,10 +116,6 @@ pub const DEFAULT_MCP_PATH: &str = "/mcp";
 
 /// The `Host` names a loopback-bound server accepts by default.
 pub const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
-
-/// The per-client limit's defaults: 100 requests per 60 s.
-const DEFAULT_RATE_REQUESTS: u64 = 100;
-const DEFAULT_RATE_WINDOW: Duration = Duration::from_secs(60);
 
 /// Where the deployment environment came from, for start-up logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,11 +236,8 @@ pub(crate) struct Settings {
     pub(crate) cors_origins: Option<Vec<String>>,
     pub(crate) cors_allow_credentials: bool,
     pub(crate) trusted_proxies: Vec<IpNet>,
-    pub(crate) rate_limit_enabled: bool,
-    pub(crate) rate_limit_requests: u64,
-    pub(crate) rate_limit_window: Duration,
-    pub(crate) rate_limit_burst: Option<u64>,
-    pub(crate) rate_limit_max_keys: Option<usize>,
+    /// The per-client limit (`RATE_LIMIT_*`), mcp-ratelimit's own typed settings.
+    pub(crate) rate_limit: RateLimitSettings,
     /// `RATE_LIMIT_REDIS_URL(_FILE)`, for the checks (the store itself is below).
     pub(crate) rate_limit_redis_url: Option<SecretSetting>,
     pub(crate) rate_limit_redis_fail_open: bool,
@@ -366,7 +359,6 @@ pub struct SecurityConfig {
     environment_source: EnvironmentSource,
     allowed_hosts: Option<Vec<String>>,
     response_headers: Vec<(String, String)>,
-    pub(crate) rate_limit_toml: Option<String>,
     pub(crate) warned: Arc<AtomicBool>,
 }
 
@@ -469,7 +461,7 @@ impl SecurityConfig {
         i.cors_allow_credentials = s.cors_allow_credentials;
         i.host_check = self.allowed_hosts.is_some();
         i.trusted_proxies = s.trusted_proxies.clone();
-        i.rate_limit_enabled = s.rate_limit_enabled;
+        i.rate_limit_enabled = s.rate_limit.enabled;
         i.rate_limit_redis_url = s
             .rate_limit_redis_url
             .as_ref()
@@ -629,7 +621,7 @@ impl SecurityConfig {
 
     /// Whether rate limiting is on.
     pub fn rate_limit_enabled(&self) -> bool {
-        self.s.rate_limit_enabled
+        self.s.rate_limit.enabled
     }
 
     /// Whether the audit trail is on.
@@ -919,7 +911,7 @@ mod tests {
         assert!(config.cors_allow_credentials());
         assert_eq!(config.s.mcp_scopes.len(), 1);
         assert_eq!(config.s.path_scopes[0].1, Some(vec![Method::DELETE]));
-        assert!(config.rate_limit_toml.is_some());
+        assert!(!config.s.caller_limits.is_empty());
         let input = config.check_input();
         assert!(
             input

@@ -10,13 +10,8 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
             Ok(())
         }
     };
-    at_least_one("RATE_LIMIT_REQUESTS", s.rate_limit_requests)?;
-    if let Some(burst) = s.rate_limit_burst {
-        at_least_one("RATE_LIMIT_BURST", burst)?;
-    }
-    if let Some(max) = s.rate_limit_max_keys {
-        at_least_one("RATE_LIMIT_MAX_KEYS", max as u64)?;
-    }
+    // mcp-ratelimit checks its own settings, naming the variables with this prefix.
+    s.rate_limit.clone().prefix(&s.prefix).check()?;
     at_least_one("MAX_BODY_BYTES", s.max_body_bytes as u64)?;
     at_least_one("MAX_LIST_BYTES", s.max_list_bytes as u64)?;
     if let Some(versions) = &s.protocol_versions {
@@ -53,18 +48,6 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
             ConfigError::new(s.var("REQUEST_TIMEOUT"), "must be longer than zero").with_value("0"),
         );
     }
-    // The per-client quota, validated as the layer will build it.
-    RateLimitLayer::builder()
-        .limit(per_client_limit(s))
-        .build()
-        .map_err(|e| {
-            let name = match e.setting() {
-                "limit.ip.window" => "RATE_LIMIT_WINDOW",
-                "limit.ip.burst" => "RATE_LIMIT_BURST",
-                _ => "RATE_LIMIT_REQUESTS",
-            };
-            e.renamed(s.var(name))
-        })?;
     let path_ok = |p: &str| p.starts_with('/') && (p.len() == 1 || !p.ends_with('/'));
     if !path_ok(&s.mcp_path) {
         return Err(
@@ -73,16 +56,6 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
         );
     }
     Ok(())
-}
-
-/// The per-client limit: `RATE_LIMIT_REQUESTS` per `RATE_LIMIT_WINDOW`, named `ip`.
-pub(crate) fn per_client_limit(s: &Settings) -> Limit {
-    let burst = s.rate_limit_burst.unwrap_or(s.rate_limit_requests);
-    Limit::new(
-        "ip",
-        Quota::new(s.rate_limit_requests, s.rate_limit_window).with_burst(burst),
-        KeySelector::client_addr(),
-    )
 }
 
 impl Settings {
