@@ -156,7 +156,8 @@ impl TokenCache {
     /// Empty every shard once the key generation has moved on from the one last flushed for.
     fn flush_if_stale(&self, current: u64) {
         let seen = self.generation.load(Ordering::Acquire);
-        if seen == current {
+        // Generations only grow; a caller that read an older one must not flush again.
+        if current <= seen {
             return;
         }
         if self
