@@ -14,8 +14,8 @@
 //!
 //! MCP defaults: methods `GET, POST, DELETE`; allowed request headers `Authorization`,
 //! `Content-Type`, `Mcp-Session-Id`, `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`,
-//! `Last-Event-ID`; exposed response headers `WWW-Authenticate`, `Mcp-Session-Id`,
-//! `MCP-Protocol-Version`; preflights cached for 7200 s (the most Chromium honours); no
+//! `Last-Event-ID`, `DPoP` (RFC 9449 proofs); exposed response headers `WWW-Authenticate`,
+//! `Mcp-Session-Id`, `MCP-Protocol-Version`, `DPoP-Nonce`; preflights cached for 7200 s (the most Chromium honours); no
 //! credentials (bearer tokens do not need them).
 //!
 //! The same allowed-origin set drives [`OriginGuardLayer`](crate::OriginGuardLayer), so CORS and
@@ -40,7 +40,7 @@ pub const DEV_DEFAULT_ORIGINS: [&str; 4] = [
 ];
 
 /// The request headers an MCP client sends, allowed by default.
-pub const MCP_ALLOW_HEADERS: [&str; 7] = [
+pub const MCP_ALLOW_HEADERS: [&str; 8] = [
     "authorization",
     "content-type",
     "mcp-session-id",
@@ -48,11 +48,16 @@ pub const MCP_ALLOW_HEADERS: [&str; 7] = [
     "mcp-method",
     "mcp-name",
     "last-event-id",
+    "dpop",
 ];
 
 /// The response headers an MCP client reads, exposed by default.
-pub const MCP_EXPOSE_HEADERS: [&str; 3] =
-    ["www-authenticate", "mcp-session-id", "mcp-protocol-version"];
+pub const MCP_EXPOSE_HEADERS: [&str; 4] = [
+    "www-authenticate",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "dpop-nonce",
+];
 
 /// The default preflight cache lifetime: 7200 s, the most Chromium honours.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(7200);
@@ -579,8 +584,8 @@ mod tests {
             p.summary(),
             "cors (production): origins [none], methods [GET, POST, DELETE], allow headers \
              [authorization, content-type, mcp-session-id, mcp-protocol-version, mcp-method, \
-             mcp-name, last-event-id], expose headers [www-authenticate, mcp-session-id, \
-             mcp-protocol-version], max-age 7200 s, credentials off"
+             mcp-name, last-event-id, dpop], expose headers [www-authenticate, mcp-session-id, \
+             mcp-protocol-version, dpop-nonce], max-age 7200 s, credentials off"
         );
         assert!(CorsPolicy::default().allows_no_origin());
     }
@@ -801,7 +806,7 @@ mod tests {
         assert_eq!(h[header::ACCESS_CONTROL_ALLOW_METHODS], "GET,POST,DELETE");
         assert_eq!(
             h[header::ACCESS_CONTROL_ALLOW_HEADERS],
-            "authorization,content-type,mcp-session-id,mcp-protocol-version,mcp-method,mcp-name,last-event-id,x-api-key"
+            "authorization,content-type,mcp-session-id,mcp-protocol-version,mcp-method,mcp-name,last-event-id,dpop,x-api-key"
         );
         assert_eq!(h[header::ACCESS_CONTROL_MAX_AGE], "7200");
         assert_eq!(h[header::VARY], "origin");

@@ -683,7 +683,7 @@ mod tests {
         assert_eq!(h["access-control-allow-origin"], "https://app.example.com");
         assert_eq!(
             h["access-control-expose-headers"],
-            "www-authenticate,mcp-session-id,mcp-protocol-version"
+            "www-authenticate,mcp-session-id,mcp-protocol-version,dpop-nonce"
         );
         assert_eq!(body(res).await, "POST /mcp");
     }
@@ -723,7 +723,7 @@ mod tests {
         assert_eq!(h["access-control-allow-methods"], "GET,POST,DELETE");
         assert_eq!(
             h["access-control-allow-headers"],
-            "authorization,content-type,mcp-session-id,mcp-protocol-version,mcp-method,mcp-name,last-event-id"
+            "authorization,content-type,mcp-session-id,mcp-protocol-version,mcp-method,mcp-name,last-event-id,dpop"
         );
         assert_eq!(h["access-control-max-age"], "7200");
         assert!(

@@ -282,7 +282,7 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
     let resolver = ClientAddrResolver::builder()
         .trusted_proxy_nets(s.trusted_proxies.iter().copied())
         .build()
-        .map_err(|e| e.renamed(var("TRUSTED_PROXIES")))?;
+        .map_err(|e| s.named(e))?;
 
     let headers = s
         .headers
@@ -296,10 +296,7 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
     if let Some(origins) = &s.cors_origins {
         cors = cors.origins(origins.iter().cloned());
     }
-    let cors = cors.build().map_err(|e| match e.setting() {
-        "cors_origins" => e.renamed(var("CORS_ORIGINS")),
-        _ => e,
-    })?;
+    let cors = cors.build().map_err(|e| s.named(e))?;
     let mut guard = OriginGuardLayer::builder(&cors).mcp_path(&s.mcp_path);
     if let Some(bind) = s.bind {
         guard = guard.bind_addr(bind);
@@ -308,7 +305,7 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
         Some(hosts) => guard.allowed_hosts(hosts.iter().cloned()),
         None => guard.any_host(),
     };
-    let guard = guard.build().map_err(|e| e.renamed(var("ALLOWED_HOSTS")))?;
+    let guard = guard.build().map_err(|e| s.named(e))?;
     if let Some(bind) = s.bind
         && bind.ip().is_unspecified()
         && matches!(config.allowed_hosts(), Some(h) if h.iter().any(|h| h == "localhost"))
@@ -338,22 +335,14 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
         .request_timeout(s.request_timeout)
         .mcp_path(&s.mcp_path)
         .build()
-        .map_err(|e| match e.setting() {
-            "max_concurrency" => e.renamed(var("MAX_CONCURRENCY")),
-            "request_timeout" => e.renamed(var("REQUEST_TIMEOUT")),
-            _ => e,
-        })?;
+        .map_err(|e| s.named(e))?;
     let mut inspect = McpInspectLayer::builder()
         .path(&s.mcp_path)
         .max_body_bytes(s.max_body_bytes);
     if let Some(versions) = &s.protocol_versions {
         inspect = inspect.protocol_versions(versions.iter().cloned());
     }
-    let inspect = inspect.build().map_err(|e| match e.setting() {
-        "max_body_bytes" => e.renamed(var("MAX_BODY_BYTES")),
-        "protocol_versions" => e.renamed(var("PROTOCOL_VERSIONS")),
-        _ => e,
-    })?;
+    let inspect = inspect.build().map_err(|e| s.named(e))?;
 
     // Disabled only with REQUIRE_AUTH=false and no credential source (MCP-AUTH-001 says so). The
     // Origin guard's Host allowlist is the one the resource URL may be derived from.
@@ -368,12 +357,7 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
             .max_sessions_per_principal(s.session_max_per_principal)
             .eviction_grace(s.session_eviction_grace)
             .build()
-            .map_err(|e| match e.setting() {
-                "idle_timeout" => e.renamed(var("SESSION_IDLE_TIMEOUT")),
-                "max_sessions_per_principal" => e.renamed(var("SESSION_MAX_PER_PRINCIPAL")),
-                "eviction_grace" => e.renamed(var("SESSION_EVICTION_GRACE")),
-                _ => e,
-            })?
+            .map_err(|e| s.named(e))?
     } else {
         SessionBindingLayer::disabled()
     };
@@ -385,7 +369,7 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
         ListFilterLayer::builder(policy)
             .max_list_bytes(s.max_list_bytes)
             .build()
-            .map_err(|e| e.renamed(var("MAX_LIST_BYTES")))?
+            .map_err(|e| s.named(e))?
     } else {
         ListFilterLayer::disabled()
     };
@@ -440,7 +424,6 @@ fn build_policy(s: &Settings) -> Result<AuthPolicy, ConfigError> {
 /// The API key store of `API_KEY`, the named keys and `API_KEYS_FILE`, or `None` without keys;
 /// the auth layer and the token endpoint share it.
 fn build_key_store(s: &Settings) -> Result<Option<ApiKeyStore>, ConfigError> {
-    let var = |name: &str| s.var(name);
     let has_keys = s.api_key.is_some() || s.api_keys_file.is_some() || !s.named_keys.is_empty();
     if !has_keys {
         return Ok(None);
@@ -458,12 +441,7 @@ fn build_key_store(s: &Settings) -> Result<Option<ApiKeyStore>, ConfigError> {
     if let Some(file) = &s.api_keys_file {
         store = store.file(file);
     }
-    let store = store.build().map_err(|e| match e.setting() {
-        "api_key" => e.renamed(var("API_KEY")),
-        "api_key_pepper" => e.renamed(var("API_KEY_PEPPER")),
-        "api_keys_file" => e.renamed(var("API_KEYS_FILE")),
-        _ => e,
-    })?;
+    let store = store.build().map_err(|e| s.named(e))?;
     Ok(Some(store))
 }
 
@@ -500,6 +478,9 @@ fn build_auth(
     if let Some(verifier) = s.jwt_verifier_trusting(trust.as_ref())? {
         auth = auth.jwt(verifier);
     }
+    if let Some((mode, verifier)) = &s.dpop {
+        auth = auth.dpop(verifier.clone()).dpop_mode(*mode);
+    }
     if let Some(header) = &s.api_key_header {
         auth = auth.api_key_header(header);
     }
@@ -515,11 +496,6 @@ fn build_auth(
         auth = auth.authorization_servers(servers);
     }
     let layer = auth.build().map_err(|e| match e.setting() {
-        "dev_bypass" => e.renamed(var("DEV_BYPASS")),
-        "api_key_header" => e.renamed(var("API_KEY_HEADER")),
-        "resource" => e.renamed(var("RESOURCE_URL")),
-        "allowed_hosts" => e.renamed(var("ALLOWED_HOSTS")),
-        "authorization_servers" => e.renamed(var("AUTHORIZATION_SERVERS")),
         "credentials" => ConfigError::new(
             var("API_KEY"),
             format!(
@@ -533,7 +509,7 @@ fn build_auth(
                 var("REQUIRE_AUTH")
             ),
         ),
-        _ => e,
+        _ => s.named(e),
     })?;
     Ok(layer)
 }

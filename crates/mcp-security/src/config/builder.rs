@@ -36,6 +36,7 @@ impl Default for SecurityConfigBuilder {
                 resource_url: None,
                 authorization_servers: Vec::new(),
                 token: crate::tokens::TokenSettings::default(),
+                dpop: None,
                 session_idle_timeout: mcp_auth::session::DEFAULT_IDLE_TIMEOUT,
                 session_max_per_principal: mcp_auth::session::DEFAULT_MAX_SESSIONS_PER_PRINCIPAL,
                 session_eviction_grace: mcp_auth::session::DEFAULT_EVICTION_GRACE,
@@ -361,6 +362,15 @@ impl SecurityConfigBuilder {
     /// default off).
     pub fn token_api_key_login(mut self, on: bool) -> Self {
         self.s.token.api_key_login = on;
+        self
+    }
+
+    /// Accept DPoP-bound tokens (RFC 9449; `DPOP`, `DPOP_NONCE`): `mode` says whether bearer
+    /// tokens still work ([`DpopMode::Allowed`]) or every JWT must be bound
+    /// ([`DpopMode::Required`]); the verifier holds the proof rules, the replay cache and the
+    /// nonce key. See `mcp_auth::layer`'s DPoP section.
+    pub fn dpop(mut self, mode: DpopMode, verifier: DpopVerifier) -> Self {
+        self.s.dpop = Some((mode, verifier));
         self
     }
 

@@ -116,6 +116,9 @@ impl SecurityConfigBuilder {
             s.authorization_servers = servers;
         }
         s.token.read_env(env)?;
+        if let Some(dpop) = DpopVerifier::from_env(env)? {
+            s.dpop = Some(dpop);
+        }
         s.session_idle_timeout = env.duration("SESSION_IDLE_TIMEOUT", s.session_idle_timeout)?;
         s.session_max_per_principal =
             env.usize("SESSION_MAX_PER_PRINCIPAL", s.session_max_per_principal)?;

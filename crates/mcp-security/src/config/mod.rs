@@ -27,6 +27,8 @@
 //! | `AUTH_EXEMPT_PATHS`, `AUTH_DENY_PREFIXES` | exact paths served without auth; prefixes always refused | `/health`, — |
 //! | `RESOURCE_URL` | the protected resource's URL (RFC 9728 `resource`) in the OAuth metadata and the 401 challenge's `resource_metadata`; unset, the first http(s) `JWT_AUDIENCE`, else derived from a `Host` on `ALLOWED_HOSTS` (with `ALLOWED_HOSTS=*`: not served, 404). Finding `MCP-AUTH-005` when neither it nor a URL audience is set | — |
 //! | `AUTHORIZATION_SERVERS` | RFC 9728 `authorization_servers` | the JWKS issuer, if any, and the token endpoint's issuer when it is on |
+//! | `DPOP` | `off`, `allowed` (tokens bound to a key by `cnf.jkt` need `Authorization: DPoP` and a proof, RFC 9449; bearer tokens still work) or `required` (every JWT bound, with a proof; API keys unaffected) | `off` |
+//! | `DPOP_NONCE`, `DPOP_NONCE_KEY` / `_FILE` | server nonces: a proof must carry a recent `DPoP-Nonce`; the key (≥ 32 bytes) is shared by replicas | `false`, random per process |
 //! | `TOKEN_ENDPOINT` | the built-in OAuth token endpoint (`mcp_auth::token_endpoint`): `POST /oauth/token` exchanges an API key (`client_id` = the key's name, `client_secret` = the key) for a short-lived JWT the stack accepts; needs API keys, a resource URL and `JWT_SECRET` or `TOKEN_SIGNING_KEY_FILE` | `false` |
 //! | `TOKEN_ISSUER`, `TOKEN_TTL` | the tokens' `iss` (also listed in `authorization_servers`); their lifetime, at most `1h` | the resource URL's origin, `15m` |
 //! | `TOKEN_SIGNING_KEY_FILE` | an Ed25519 or P-256 private key (PKCS#8 PEM) signing the tokens (EdDSA / ES256), published at `/.well-known/jwks.json`; without it, HS256 with the first `JWT_SECRET` | — |
@@ -89,6 +91,7 @@ use std::time::Duration;
 
 use http::Method;
 use ipnet::IpNet;
+use mcp_auth::dpop::{DpopMode, DpopVerifier};
 use mcp_core::BanList;
 use mcp_core::Scopes;
 use mcp_core::config::{ConfigError, Env, Environment, Secret};
@@ -230,6 +233,9 @@ pub(crate) struct Settings {
     pub(crate) resource_url: Option<String>,
     pub(crate) authorization_servers: Vec<String>,
     pub(crate) token: crate::tokens::TokenSettings,
+    /// DPoP (`DPOP`, `DPOP_NONCE`, `DPOP_NONCE_KEY`): the mode and the verifier, whose replay
+    /// cache every clone shares.
+    pub(crate) dpop: Option<(DpopMode, DpopVerifier)>,
     pub(crate) session_idle_timeout: Duration,
     pub(crate) session_max_per_principal: usize,
     pub(crate) session_eviction_grace: Duration,
@@ -269,7 +275,46 @@ pub(crate) struct Settings {
     error: Option<ConfigError>,
 }
 
+/// The variable behind each setting a layer's builder may name in an error: the one place the
+/// stack maps a builder's setting to the variable (or its `*_FILE` form) users set.
+const SETTING_VARIABLES: [(&str, &str); 19] = [
+    ("trusted_proxies", "TRUSTED_PROXIES"),
+    ("cors_origins", "CORS_ORIGINS"),
+    ("allowed_hosts", "ALLOWED_HOSTS"),
+    ("max_concurrency", "MAX_CONCURRENCY"),
+    ("request_timeout", "REQUEST_TIMEOUT"),
+    ("max_body_bytes", "MAX_BODY_BYTES"),
+    ("protocol_versions", "PROTOCOL_VERSIONS"),
+    ("idle_timeout", "SESSION_IDLE_TIMEOUT"),
+    ("max_sessions_per_principal", "SESSION_MAX_PER_PRINCIPAL"),
+    ("eviction_grace", "SESSION_EVICTION_GRACE"),
+    ("max_list_bytes", "MAX_LIST_BYTES"),
+    ("api_key", "API_KEY"),
+    ("api_key_pepper", "API_KEY_PEPPER"),
+    ("api_keys_file", "API_KEYS_FILE"),
+    ("api_key_header", "API_KEY_HEADER"),
+    ("dev_bypass", "DEV_BYPASS"),
+    ("resource", "RESOURCE_URL"),
+    ("authorization_servers", "AUTHORIZATION_SERVERS"),
+    ("dpop", "DPOP"),
+];
+
 impl Settings {
+    /// `e` naming the variable (with this prefix) behind the builder setting it names; an error
+    /// naming anything else is returned as it is.
+    pub(crate) fn named(&self, e: ConfigError) -> ConfigError {
+        match SETTING_VARIABLES
+            .iter()
+            .find(|(setting, _)| *setting == e.setting())
+        {
+            Some((_, variable)) => {
+                let name = self.var(variable);
+                e.renamed(name)
+            }
+            None => e,
+        }
+    }
+
     pub(crate) fn var(&self, name: &str) -> String {
         if self.prefix.is_empty() {
             name.to_owned()
