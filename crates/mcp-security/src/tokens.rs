@@ -93,6 +93,9 @@ pub(crate) fn build_token_endpoint(
     if !s.jwt_audiences.is_empty() {
         pairs.push((s.var("JWT_AUDIENCE"), s.jwt_audiences.join(",")));
     }
+    if let Some(Some(max)) = s.jwt_max_lifetime {
+        pairs.push((s.var("JWT_MAX_LIFETIME"), format!("{}ms", max.as_millis())));
+    }
     if let Some(secret) = &s.jwt_secret
         && t.signing_key_file.is_none()
     {
@@ -226,14 +229,28 @@ pub(crate) fn verifier_with_jwks(
         if let Some(leeway) = s.jwt_leeway {
             b = b.leeway(leeway);
         }
+        if let Some(size) = s.jwt_cache_size {
+            b = b.cache_size(size);
+        }
+        if let Some(ttl) = s.jwt_cache_ttl {
+            b = b.cache_ttl(ttl);
+        }
+        if let Some(claims) = &s.jwt_scope_claims {
+            b = b.scope_claims(claims.iter().cloned());
+        }
+        if let Some(max) = s.jwt_max_lifetime {
+            b = b.max_lifetime(max);
+        }
         let source = JwksKeySource::builder()
             .json(jwks)
             .algorithms([alg])
             .build()
             .map_err(|e| e.renamed(s.var("TOKEN_SIGNING_KEY_FILE")))?;
         b.jwks(source).build().map_err(|e| {
-            let setting = match s.jwt_secret.as_ref() {
-                Some(secret) if e.setting() == "jwt_secret" => secret.setting.clone(),
+            let setting = match (s.jwt_secret.as_ref(), e.setting()) {
+                (Some(secret), "jwt_secret") => secret.setting.clone(),
+                // jwt_cache_size, jwt_max_lifetime, …: the variable of the same name.
+                (_, name) if name.starts_with("jwt_") => s.var(&name.to_ascii_uppercase()),
                 _ => s.var("TOKEN_SIGNING_KEY_FILE"),
             };
             e.renamed(setting)

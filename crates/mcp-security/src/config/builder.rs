@@ -28,6 +28,10 @@ impl Default for SecurityConfigBuilder {
                 jwt_leeway: None,
                 jwks_url: None,
                 jwt_algorithms: None,
+                jwt_cache_size: None,
+                jwt_cache_ttl: None,
+                jwt_scope_claims: None,
+                jwt_max_lifetime: None,
                 dev_bypass: false,
                 exempt_paths: None,
                 deny_prefixes: Vec::new(),
@@ -362,6 +366,33 @@ impl SecurityConfigBuilder {
     /// default off).
     pub fn token_api_key_login(mut self, on: bool) -> Self {
         self.s.token.api_key_login = on;
+        self
+    }
+
+    /// The verified-token cache (`JWT_CACHE_SIZE`, `JWT_CACHE_TTL`): how many verified JWTs
+    /// are remembered (`0` turns it off; default 10000) and for how long at most (default 5
+    /// minutes, never past the token's `exp`).
+    pub fn jwt_cache(mut self, entries: usize, ttl: Duration) -> Self {
+        self.s.jwt_cache_size = Some(entries);
+        self.s.jwt_cache_ttl = Some(ttl);
+        self
+    }
+
+    /// The claims scopes are read from (`JWT_SCOPE_CLAIMS`): claim names or RFC 6901 JSON
+    /// pointers such as `/realm_access/roles`; default `scope`, `scp`, `scopes`, `permissions`.
+    pub fn jwt_scope_claims<I, S>(mut self, claims: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.s.jwt_scope_claims = Some(claims.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The longest `exp - iat` a JWT may have (`JWT_MAX_LIFETIME`); `None` turns the check off.
+    /// Default: 24 hours for HS256 tokens, off for tokens from a JWK Set.
+    pub fn jwt_max_lifetime(mut self, max: Option<Duration>) -> Self {
+        self.s.jwt_max_lifetime = Some(max);
         self
     }
 

@@ -83,6 +83,22 @@ impl SecurityConfigBuilder {
         if let Some(algorithms) = env.list("JWT_ALGORITHMS")? {
             s.jwt_algorithms = Some(algorithms);
         }
+        if env.string("JWT_CACHE_SIZE")?.is_some() {
+            s.jwt_cache_size = Some(env.usize("JWT_CACHE_SIZE", 0)?);
+        }
+        if env.string("JWT_CACHE_TTL")?.is_some() {
+            s.jwt_cache_ttl = Some(env.duration("JWT_CACHE_TTL", Duration::ZERO)?);
+        }
+        if let Some(claims) = env.list("JWT_SCOPE_CLAIMS")? {
+            s.jwt_scope_claims = Some(claims);
+        }
+        if let Some(value) = env.string("JWT_MAX_LIFETIME")? {
+            s.jwt_max_lifetime = Some(if value.trim().eq_ignore_ascii_case("off") {
+                None
+            } else {
+                Some(env.duration("JWT_MAX_LIFETIME", Duration::ZERO)?)
+            });
+        }
         if let Some(url) = read_secret(env, "RATE_LIMIT_REDIS_URL", lenient)? {
             s.rate_limit_redis_fail_open = env
                 .string("RATE_LIMIT_REDIS_FAILURE")?

@@ -23,6 +23,9 @@
 //! | `JWT_AUDIENCE`, `JWT_ISSUER`, `JWT_LEEWAY` | required `aud` (comma-separated) / `iss`; clock skew | —, —, 30 s |
 //! | `JWKS_URL` | asymmetric JWTs (RS256, ES256, EdDSA…) verified with this JWK Set; `JWT_ISSUER` alone (no secret, no `JWKS_URL`) discovers it from the issuer's metadata (feature `jwks`, on by default) | — |
 //! | `JWT_ALGORITHMS` | allow-list, comma-separated: `HS256` exactly when `JWT_SECRET` is set, asymmetric ones exactly when a JWKS is | all that fit the keys |
+//! | `JWT_CACHE_SIZE`, `JWT_CACHE_TTL` | verified tokens cached (SHA-256 of the token → principal; `0` turns it off) and for how long at most (never past `exp`; a JWK Set key change empties it) | 10000, `5m` |
+//! | `JWT_SCOPE_CLAIMS` | the claims scopes are read from: names or JSON pointers (`/realm_access/roles`), comma-separated | `scope,scp,scopes,permissions` |
+//! | `JWT_MAX_LIFETIME` | the longest `exp - iat` accepted (`1h`), or `off` | 24 h for HS256, off for JWKS tokens |
 //! | `DEV_BYPASS` | skip auth; refused unless development and a loopback bind | `false` |
 //! | `AUTH_EXEMPT_PATHS`, `AUTH_DENY_PREFIXES` | exact paths served without auth; prefixes always refused | `/health`, — |
 //! | `RESOURCE_URL` | the protected resource's URL (RFC 9728 `resource`) in the OAuth metadata and the 401 challenge's `resource_metadata`; unset, the first http(s) `JWT_AUDIENCE`, else derived from a `Host` on `ALLOWED_HOSTS` (with `ALLOWED_HOSTS=*`: not served, 404). Finding `MCP-AUTH-005` when neither it nor a URL audience is set | — |
@@ -225,6 +228,11 @@ pub(crate) struct Settings {
     pub(crate) jwt_leeway: Option<Duration>,
     pub(crate) jwks_url: Option<String>,
     pub(crate) jwt_algorithms: Option<Vec<String>>,
+    pub(crate) jwt_cache_size: Option<usize>,
+    pub(crate) jwt_cache_ttl: Option<Duration>,
+    pub(crate) jwt_scope_claims: Option<Vec<String>>,
+    /// `Some(None)`: `JWT_MAX_LIFETIME=off`.
+    pub(crate) jwt_max_lifetime: Option<Option<Duration>>,
     pub(crate) dev_bypass: bool,
     pub(crate) exempt_paths: Option<Vec<String>>,
     pub(crate) deny_prefixes: Vec<String>,

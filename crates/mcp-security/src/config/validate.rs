@@ -78,6 +78,26 @@ impl Settings {
         self.jwt_verifier_trusting(None)
     }
 
+    /// `JWT_CACHE_SIZE`, `JWT_CACHE_TTL`, `JWT_SCOPE_CLAIMS` and `JWT_MAX_LIFETIME` as the
+    /// variables mcp-auth's reader takes (only those that are set).
+    pub(crate) fn jwt_extra_pairs(&self) -> Vec<(String, String)> {
+        let mut pairs = Vec::new();
+        if let Some(size) = self.jwt_cache_size {
+            pairs.push((self.var("JWT_CACHE_SIZE"), size.to_string()));
+        }
+        if let Some(ttl) = self.jwt_cache_ttl {
+            pairs.push((self.var("JWT_CACHE_TTL"), format!("{}ms", ttl.as_millis())));
+        }
+        if let Some(claims) = &self.jwt_scope_claims {
+            pairs.push((self.var("JWT_SCOPE_CLAIMS"), claims.join(",")));
+        }
+        if let Some(max) = self.jwt_max_lifetime {
+            let value = max.map_or_else(|| "off".to_owned(), |d| format!("{}ms", d.as_millis()));
+            pairs.push((self.var("JWT_MAX_LIFETIME"), value));
+        }
+        pairs
+    }
+
     /// [`jwt_verifier`](Self::jwt_verifier), completed so it also accepts the tokens of the
     /// built-in token endpoint (`trust`): its audience where `JWT_AUDIENCE` leaves it open, and
     /// its public key and issuer when it signs asymmetrically.
@@ -117,6 +137,7 @@ impl Settings {
         if let Some(leeway) = self.jwt_leeway {
             pairs.push((self.var("JWT_LEEWAY"), format!("{}ms", leeway.as_millis())));
         }
+        pairs.extend(self.jwt_extra_pairs());
         let env = Env::from_pairs(&self.prefix, pairs);
         let verifier = mcp_auth::AuthLayer::jwt_from_env(&env);
         match (&self.jwt_secret, verifier) {
