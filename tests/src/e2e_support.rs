@@ -148,7 +148,8 @@ pub struct TestServer {
     pub api_key: String,
     jwt: JwtVerifier,
     security: SecurityLayer,
-    sessions: Arc<LocalSessionManager>,
+    /// rmcp's session manager, for a server started with the default MCP endpoint.
+    sessions: Option<Arc<LocalSessionManager>>,
     task: JoinHandle<()>,
 }
 
@@ -181,6 +182,37 @@ impl TestServer {
     pub async fn start_configured(
         options: ServerOptions,
         configure: impl FnOnce(SecurityConfigBuilder) -> SecurityConfigBuilder,
+    ) -> TestServer {
+        let sessions = Arc::new(LocalSessionManager::default());
+        let manager = Arc::clone(&sessions);
+        let mut server = TestServer::start_serving(options, configure, move |config| {
+            let allowed_hosts = config.allowed_hosts().map(<[String]>::to_vec);
+            let mcp_config = StreamableHttpServerConfig::default()
+                .with_allowed_hosts(allowed_hosts.unwrap_or_default())
+                .with_max_request_body_bytes(config.max_body_bytes());
+            let tool_router = E2eServer::tool_router();
+            let mcp = StreamableHttpService::new(
+                move || Ok(E2eServer::new(tool_router.clone())),
+                manager,
+                mcp_config,
+            );
+            Router::new().nest_service(MCP_PATH, mcp)
+        })
+        .await;
+        server.sessions = Some(sessions);
+        server
+    }
+
+    /// Start a server like [`TestServer::start_configured`] whose MCP endpoint is not the
+    /// default `whoami`/`echo` server: `routes` builds it from the finished configuration (to
+    /// mount at [`MCP_PATH`]), and it is served behind the stack next to `/health`.
+    ///
+    /// # Panics
+    /// When the port cannot be bound or the stack refuses its configuration.
+    pub async fn start_serving(
+        options: ServerOptions,
+        configure: impl FnOnce(SecurityConfigBuilder) -> SecurityConfigBuilder,
+        routes: impl FnOnce(&SecurityConfig) -> Router,
     ) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -215,20 +247,9 @@ impl TestServer {
             .build()
             .expect("JWT signer");
 
-        let allowed_hosts = config.allowed_hosts().map(<[String]>::to_vec);
-        let mcp_config = StreamableHttpServerConfig::default()
-            .with_allowed_hosts(allowed_hosts.unwrap_or_default())
-            .with_max_request_body_bytes(config.max_body_bytes());
-        let tool_router = E2eServer::tool_router();
-        let sessions = Arc::new(LocalSessionManager::default());
-        let mcp = StreamableHttpService::new(
-            move || Ok(E2eServer::new(tool_router.clone())),
-            Arc::clone(&sessions),
-            mcp_config,
-        );
         let app = Router::new()
             .route("/health", get(|| async { Json(json!({ "status": "ok" })) }))
-            .nest_service(MCP_PATH, mcp)
+            .merge(routes(&config))
             .layer(security.clone());
         let task = tokio::spawn(async move {
             let listener = listener.tap_io(|tcp| {
@@ -246,14 +267,18 @@ impl TestServer {
             api_key,
             jwt,
             security,
-            sessions,
+            sessions: None,
             task,
         }
     }
 
-    /// How many sessions rmcp's session manager holds.
+    /// How many sessions rmcp's session manager holds (0 for a server started with
+    /// [`TestServer::start_serving`], whose sessions are its own).
     pub async fn server_sessions(&self) -> usize {
-        self.sessions.sessions.read().await.len()
+        match &self.sessions {
+            Some(sessions) => sessions.sessions.read().await.len(),
+            None => 0,
+        }
     }
 
     /// A 10-minute HS256 JWT for `sub` with this server's URL as audience.

@@ -5,28 +5,31 @@
 //! unbuffered-SSE barrier and the fail-closed cases with a raw HTTP client.
 //!
 //! The server mirrors `examples/axum_mcp_server.rs`: the whole stack from `SecurityConfig`
-//! (audit, auth, rate limits …) around a `Router` whose MCP service is wrapped in
-//! `ListFilterLayer` explicitly, with the same `AuthPolicy` rules the stack enforces on calls.
+//! (audit, auth, rate limits …; `TestServer::start_serving` of the e2e harness) around a
+//! `Router` whose MCP service is wrapped in `ListFilterLayer` explicitly, with the same
+//! `AuthPolicy` rules the stack enforces on calls.
 //!
 //! Setup: `bash .ci/e2e-setup.sh`.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response};
-use axum::serve::ListenerExt;
 use bytes::Bytes;
 use http_body_util::BodyExt;
+use mcp_security::SecurityConfigBuilder;
 use mcp_security::auth::AuthPolicy;
 use mcp_security::auth::api_key::{DEFAULT_KEY_PREFIX, generate_key};
 use mcp_security::auth::list_filter::ListFilterLayer;
 use mcp_security::core::Scopes;
-use mcp_security::core::config::{Environment, Secret};
-use mcp_security::{SecurityConfig, SecurityLayer};
+use mcp_security::core::config::Secret;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
@@ -43,12 +46,12 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_handler, tool_router
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tests::e2e_support::{ClientRun, run_python_script, run_typescript_script};
-use tokio::net::TcpListener;
+use tests::e2e_support::{
+    ClientRun, MCP_PATH, ServerOptions, TestServer, run_python_script, run_typescript_script,
+};
 use tokio::sync::{Notify, mpsc};
-use tokio::task::JoinHandle;
+use tower::util::BoxCloneSyncService;
 
-const MCP_PATH: &str = "/mcp";
 /// A bound on every step that could hang if something buffered: the test fails, never hangs.
 const BOUND: Duration = Duration::from_secs(20);
 
@@ -205,39 +208,42 @@ struct Keys {
     none: String,
 }
 
+/// The MCP service a [`Server`] puts behind the list filter.
+type McpService = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
+
+/// A [`TestServer`] with three callers' keys and an audit trail, removed when dropped.
 struct Server {
-    url: String,
-    addr: SocketAddr,
+    server: TestServer,
     keys: Keys,
-    security: SecurityLayer,
     audit_file: PathBuf,
-    task: JoinHandle<()>,
+}
+
+impl Deref for Server {
+    type Target = TestServer;
+
+    fn deref(&self) -> &TestServer {
+        &self.server
+    }
+}
+
+impl Server {
+    /// The audit trail, once the audit log is closed (every record written).
+    async fn audit_trail(&self) -> String {
+        self.security().audit().close().await.expect("audit close");
+        std::fs::read_to_string(&self.audit_file).expect("audit file")
+    }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.task.abort();
         let _ = std::fs::remove_file(&self.audit_file);
     }
 }
 
 /// The stack (from `SecurityConfig`) around a router whose `/mcp` service is `mcp`, wrapped in
 /// `ListFilterLayer` (with a cap of `max_list_bytes`).
-async fn start_with<S>(mcp: S, max_list_bytes: usize) -> Server
-where
-    S: tower::Service<
-            Request<Body>,
-            Response = Response<Body>,
-            Error = std::convert::Infallible,
-            Future: Send + 'static,
-        > + Clone
-        + Send
-        + Sync
-        + 'static,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let url = format!("http://{addr}{MCP_PATH}");
+async fn start_with(mcp: McpService, max_list_bytes: usize) -> Server {
+    static NEXT_TRAIL: AtomicU64 = AtomicU64::new(0);
     let key = || generate_key(DEFAULT_KEY_PREFIX).expect("key");
     let keys = Keys {
         admin: key(),
@@ -247,59 +253,43 @@ where
     let audit_file = std::env::temp_dir().join(format!(
         "mcp-security-e2e-lists-{}-{}.jsonl",
         std::process::id(),
-        addr.port()
+        NEXT_TRAIL.fetch_add(1, Ordering::Relaxed)
     ));
-    let mut builder = SecurityConfig::builder()
-        .environment(Environment::Production)
-        .bind_addr(addr)
-        .mcp_path(MCP_PATH)
-        .resource_url(&url)
-        .named_api_key("admin", Secret::new(&keys.admin), Scopes::new(["*"]))
-        .named_api_key(
-            "reader",
-            Secret::new(&keys.reader),
-            Scopes::new(["notes:read"]),
-        )
-        .named_api_key("nobody", Secret::new(&keys.none), Scopes::new(["profile"]))
-        .audit_log_file(
-            &audit_file,
-            Secret::new("an audit chain key of at least 32 bytes!!"),
-        )
-        .rate_limit_quota(10_000, Duration::from_secs(60), None);
-    for (k, scopes) in rules() {
-        builder = builder.require_mcp(k, scopes.iter().copied());
-    }
-    let config = builder.build().expect("config");
-    let security = config.layer().expect("stack");
-    let filtered = tower::ServiceBuilder::new()
-        .layer(
-            ListFilterLayer::builder(policy())
-                .max_list_bytes(max_list_bytes)
-                .build()
-                .expect("list filter"),
-        )
-        .map_response(|res: Response<_>| res.map(Body::new))
-        .service(mcp);
-    let app = Router::new()
-        .nest_service(MCP_PATH, filtered)
-        .layer(security.clone());
-    let task = tokio::spawn(async move {
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let _ = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    });
+    let configure = |mut builder: SecurityConfigBuilder| {
+        builder = builder
+            .named_api_key("admin", Secret::new(&keys.admin), Scopes::new(["*"]))
+            .named_api_key(
+                "reader",
+                Secret::new(&keys.reader),
+                Scopes::new(["notes:read"]),
+            )
+            .named_api_key("nobody", Secret::new(&keys.none), Scopes::new(["profile"]))
+            .audit_log_file(
+                &audit_file,
+                Secret::new("an audit chain key of at least 32 bytes!!"),
+            );
+        for (k, scopes) in rules() {
+            builder = builder.require_mcp(k, scopes.iter().copied());
+        }
+        builder
+    };
+    let server = TestServer::start_serving(ServerOptions::default(), configure, |_| {
+        let filtered = tower::ServiceBuilder::new()
+            .layer(
+                ListFilterLayer::builder(policy())
+                    .max_list_bytes(max_list_bytes)
+                    .build()
+                    .expect("list filter"),
+            )
+            .map_response(|res: Response<_>| res.map(Body::new))
+            .service(mcp);
+        Router::new().nest_service(MCP_PATH, filtered)
+    })
+    .await;
     Server {
-        url,
-        addr,
+        server,
         keys,
-        security,
         audit_file,
-        task,
     }
 }
 
@@ -317,7 +307,7 @@ async fn start() -> Server {
     let mcp = tower::ServiceBuilder::new()
         .map_response(|res: Response<_>| res.map(Body::new))
         .service(mcp);
-    start_with(mcp, 4 * 1024 * 1024).await
+    start_with(BoxCloneSyncService::new(mcp), 4 * 1024 * 1024).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -423,8 +413,7 @@ async fn python_lists_exactly_what_each_caller_may_use_in_both_eras() {
     .await;
     assert_eq!(run.report["extra_call"]["ok"], false, "{}", run.describe());
     // The audit trail has completion records with entries hidden.
-    server.security.audit().close().await.expect("audit close");
-    let trail = std::fs::read_to_string(&server.audit_file).expect("audit file");
+    let trail = server.audit_trail().await;
     let hidden: Vec<Value> = trail
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -476,18 +465,8 @@ fn tools_list(id: u64, extra: usize) -> String {
 
 /// Answers every POST by the `x-script` header: `barrier` (a notification, then the list only
 /// once `release` is notified), `big` (a list over the cap), `invalid` (not JSON).
-fn scripted(
-    release: Arc<Notify>,
-) -> impl tower::Service<
-    Request<Body>,
-    Response = Response<Body>,
-    Error = std::convert::Infallible,
-    Future: Send + 'static,
-> + Clone
-+ Send
-+ Sync
-+ 'static {
-    tower::service_fn(move |req: Request<Body>| {
+fn scripted(release: Arc<Notify>) -> McpService {
+    BoxCloneSyncService::new(tower::service_fn(move |req: Request<Body>| {
         let release = Arc::clone(&release);
         async move {
             let script = req
@@ -529,7 +508,7 @@ fn scripted(
             };
             Ok(res)
         }
-    })
+    }))
 }
 
 /// A body fed frame by frame from a channel.
@@ -640,8 +619,7 @@ async fn oversize_and_invalid_lists_fail_closed() {
         assert_eq!(v["error"]["code"], -32603, "{script}");
         assert_eq!(v["error"]["data"]["code"], code, "{script}");
     }
-    server.security.audit().close().await.expect("audit close");
-    let trail = std::fs::read_to_string(&server.audit_file).expect("audit file");
+    let trail = server.audit_trail().await;
     assert_eq!(
         trail
             .matches("\"failed_closed_by\":\"list_filter\"")

@@ -30,34 +30,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import uuid
 
-import anyio
 import httpx2
+from common import parser, run_client, text_of
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
-
-TOTAL_TIMEOUT_S = 60.0
-
-
-def describe(exc: BaseException) -> str:
-    """One readable line for an exception, looking inside exception groups."""
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(describe(e) for e in exc.exceptions)
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def text_of(result) -> str:
-    return "".join(getattr(block, "text", "") for block in result.content)
-
-
-class _DropTerminate202(logging.Filter):
-    """rmcp answers the session DELETE with 202; the SDK warns because it expects 200/204."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.getMessage() != "Session termination failed: 202"
 
 
 async def drive(args: argparse.Namespace, report: dict) -> None:
@@ -137,38 +116,11 @@ class _MemoryStorage:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("url")
-    parser.add_argument("--mode", choices=["legacy", "auto"], required=True)
-    parser.add_argument("--token")
-    parser.add_argument("--oauth-client-id")
-    parser.add_argument("--oauth-client-secret")
-    parser.add_argument("--oauth-issuer")
-    try:
-        args = parser.parse_args()
-    except SystemExit:
-        return 2
-    logging.getLogger("mcp.client.streamable_http").addFilter(_DropTerminate202())
-    report: dict = {"client": "python", "sdk": "mcp", "mode": args.mode, "ok": False}
-
-    async def run() -> None:
-        with anyio.fail_after(TOTAL_TIMEOUT_S):
-            await drive(args, report)
-
-    try:
-        anyio.run(run)
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as exc:  # noqa: BLE001 - report anything, including exception groups
-        report["ok"] = False
-        report["error"] = describe(exc)
-    if not report["ok"]:
-        report.setdefault("error", "the client stopped early")
-        failed = [r["status"] for r in report.get("requests", []) if r["status"] >= 400]
-        if failed:
-            report["status"] = failed[0]
-    print(json.dumps(report), flush=True)
-    return 0 if report["ok"] else 1
+    p = parser(__doc__)
+    p.add_argument("--oauth-client-id")
+    p.add_argument("--oauth-client-secret")
+    p.add_argument("--oauth-issuer")
+    return run_client(p, {"client": "python", "sdk": "mcp", "ok": False}, drive)
 
 
 if __name__ == "__main__":

@@ -17,29 +17,15 @@ usage.
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import sys
 
-import anyio
 import httpx2
+from common import describe, parser, run_client, text_of
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 
-TOTAL_TIMEOUT_S = 60.0
 TOOL_ARGS = {"echo": {"text": "hi"}}
 DEFAULT_ARGS = {"name": "welcome"}
-
-
-def describe(exc: BaseException) -> str:
-    if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(describe(e) for e in exc.exceptions)
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-class _DropTerminate202(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.getMessage() != "Session termination failed: 202"
 
 
 async def drive(args: argparse.Namespace, report: dict) -> None:
@@ -65,7 +51,7 @@ async def drive(args: argparse.Namespace, report: dict) -> None:
             for name in report["tools"]:
                 try:
                     res = await client.call_tool(name, TOOL_ARGS.get(name, DEFAULT_ARGS))
-                    text = "".join(getattr(b, "text", "") for b in res.content)
+                    text = text_of(res)
                     calls.append({"kind": "tool", "name": name, "ok": not res.is_error, "detail": text})
                 except Exception as exc:  # noqa: BLE001
                     calls.append({"kind": "tool", "name": name, "ok": False, "detail": describe(exc)})
@@ -85,7 +71,7 @@ async def drive(args: argparse.Namespace, report: dict) -> None:
                 name = args.call
                 try:
                     res = await client.call_tool(name, TOOL_ARGS.get(name, DEFAULT_ARGS))
-                    text = "".join(getattr(b, "text", "") for b in res.content)
+                    text = text_of(res)
                     report["extra_call"] = {"name": name, "ok": not res.is_error, "is_error": bool(res.is_error), "detail": text}
                 except Exception as exc:  # noqa: BLE001
                     report["extra_call"] = {"name": name, "ok": False, "is_error": None, "detail": describe(exc)}
@@ -93,31 +79,9 @@ async def drive(args: argparse.Namespace, report: dict) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("url")
-    parser.add_argument("--mode", choices=["legacy", "auto"], required=True)
-    parser.add_argument("--token", required=True)
-    parser.add_argument("--call", help="also call this tool (listed or not) and report it as extra_call")
-    try:
-        args = parser.parse_args()
-    except SystemExit:
-        return 2
-    logging.getLogger("mcp.client.streamable_http").addFilter(_DropTerminate202())
-    report: dict = {"client": "python", "mode": args.mode, "ok": False}
-
-    async def run() -> None:
-        with anyio.fail_after(TOTAL_TIMEOUT_S):
-            await drive(args, report)
-
-    try:
-        anyio.run(run)
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as exc:  # noqa: BLE001
-        report["ok"] = False
-        report["error"] = describe(exc)
-    print(json.dumps(report), flush=True)
-    return 0 if report["ok"] else 1
+    p = parser(__doc__, token_required=True)
+    p.add_argument("--call", help="also call this tool (listed or not) and report it as extra_call")
+    return run_client(p, {"client": "python", "ok": False}, drive)
 
 
 if __name__ == "__main__":

@@ -22,22 +22,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ClientCredentialsProvider } from '@modelcontextprotocol/sdk/client/auth-extensions.js';
 import { LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
-
-const TOTAL_TIMEOUT_MS = 60_000;
-
-function parseArgs(argv) {
-  const args = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
-    const value = argv[i + 1];
-    if (value === undefined) throw new Error(`${a} needs a value`);
-    args[a.slice(2)] = value;
-    i++;
-  }
-  if (!args.url) throw new Error('--url is required');
-  return args;
-}
+import { closeQuietly, runClient } from './common.mjs';
 
 class RecordingProvider extends ClientCredentialsProvider {
   saveDiscoveryState(state) {
@@ -96,37 +81,12 @@ async function drive(args, report) {
     }
     report.ok = true;
   } finally {
-    // DELETE the session (legacy era); a failure here is not the test's concern.
-    await transport.terminateSession?.().catch(() => {});
-    await client.close().catch(() => {});
+    await closeQuietly(transport, client);
   }
 }
 
-async function main() {
-  let args;
-  try {
-    args = parseArgs(process.argv.slice(2));
-  } catch (e) {
-    console.error(`usage error: ${e.message}`);
-    return 2;
-  }
-  const report = { client: 'typescript', sdk: '@modelcontextprotocol/sdk', ok: false };
-  const timer = setTimeout(() => {
-    report.error = `did not finish within ${TOTAL_TIMEOUT_MS} ms`;
-    console.log(JSON.stringify(report));
-    process.exit(1);
-  }, TOTAL_TIMEOUT_MS);
-  try {
-    await drive(args, report);
-  } catch (e) {
-    report.ok = false;
-    report.error = `${e?.name ?? 'Error'}: ${e?.message ?? String(e)}`;
-    if (typeof e?.code === 'number' && e.code > 0) report.status = e.code;
-    else if (e?.name === 'UnauthorizedError') report.status = 401;
-  }
-  clearTimeout(timer);
-  console.log(JSON.stringify(report));
-  return report.ok ? 0 : 1;
-}
-
-process.exitCode = await main();
+process.exitCode = await runClient(
+  { client: 'typescript', sdk: '@modelcontextprotocol/sdk', ok: false },
+  ['url'],
+  drive,
+);

@@ -11,20 +11,10 @@
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { closeQuietly, runClient } from './common.mjs';
 
-const TOTAL_TIMEOUT_MS = 60_000;
 const TOOL_ARGS = { echo: { text: 'hi' } };
 const DEFAULT_ARGS = { name: 'welcome' };
-
-function parseArgs(argv) {
-  const args = {};
-  for (let i = 0; i < argv.length; i += 2) {
-    if (!argv[i].startsWith('--') || argv[i + 1] === undefined) throw new Error(`bad argument ${argv[i]}`);
-    args[argv[i].slice(2)] = argv[i + 1];
-  }
-  if (!args.url || !args.token) throw new Error('--url and --token are required');
-  return args;
-}
 
 async function drive(args, report) {
   const transport = new StreamableHTTPClientTransport(new URL(args.url), {
@@ -69,34 +59,8 @@ async function drive(args, report) {
     }
     report.ok = true;
   } finally {
-    await transport.terminateSession?.().catch(() => {});
-    await client.close().catch(() => {});
+    await closeQuietly(transport, client);
   }
 }
 
-async function main() {
-  let args;
-  try {
-    args = parseArgs(process.argv.slice(2));
-  } catch (e) {
-    console.error(`usage error: ${e.message}`);
-    return 2;
-  }
-  const report = { client: 'typescript', ok: false };
-  const timer = setTimeout(() => {
-    report.error = `did not finish within ${TOTAL_TIMEOUT_MS} ms`;
-    console.log(JSON.stringify(report));
-    process.exit(1);
-  }, TOTAL_TIMEOUT_MS);
-  try {
-    await drive(args, report);
-  } catch (e) {
-    report.ok = false;
-    report.error = `${e?.name ?? 'Error'}: ${e?.message ?? String(e)}`;
-  }
-  clearTimeout(timer);
-  console.log(JSON.stringify(report));
-  return report.ok ? 0 : 1;
-}
-
-process.exitCode = await main();
+process.exitCode = await runClient({ client: 'typescript', ok: false }, ['url', 'token'], drive);
