@@ -32,6 +32,7 @@ pub fn check(input: &CheckInput, runtime: &RuntimeEnvironment) -> Report {
     c.cors();
     c.network();
     c.token_endpoint();
+    c.jwt_lifetime();
     c.rate_limit_and_audit();
     c.files(runtime);
     c.process(runtime);

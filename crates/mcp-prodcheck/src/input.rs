@@ -347,6 +347,8 @@ pub struct CheckInput {
     pub token_endpoint: bool,
     /// The lifetime of the tokens it issues (`TOKEN_TTL`).
     pub token_ttl: Option<Duration>,
+    /// `JWT_MAX_LIFETIME` when set: `Some(None)` is `off`.
+    pub jwt_max_lifetime: Option<Option<Duration>>,
 }
 
 impl Default for CheckInput {
@@ -384,6 +386,7 @@ impl Default for CheckInput {
             response_headers: Vec::new(),
             token_endpoint: false,
             token_ttl: None,
+            jwt_max_lifetime: None,
         }
     }
 }

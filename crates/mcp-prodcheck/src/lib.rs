@@ -49,6 +49,7 @@
 //! | `MCP-JWT-003` | warning | — | JWTs without `MCP_JWT_AUDIENCE` | one audience per server |
 //! | `MCP-JWT-004` | error | error | `MCP_JWT_ISSUER` or `MCP_JWKS_URL` over plain http beyond loopback | an https:// URL |
 //! | `MCP-JWT-005` | error | warning | an issuer's JWKS without `MCP_JWT_AUDIENCE` | this server's resource URL as audience |
+//! | `MCP-JWT-006` | warning | — | `MCP_JWT_MAX_LIFETIME` off or above 24 h while HS256 secrets are set | 24 h or less (the default) |
 //! | `MCP-SECRET-001` | error | warning | API key pepper, audit HMAC or fingerprint key weak | `openssl rand -hex 32` |
 //! | `MCP-DEBUG-001` | error | — | `MCP_DEBUG=true` | `MCP_DEBUG=false` |
 //! | `MCP-CORS-001` | error | warning | `MCP_CORS_ORIGINS=*` | list the origins |

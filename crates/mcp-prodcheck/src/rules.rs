@@ -124,6 +124,10 @@ rules! {
     NO_RESOURCE_URL = "MCP-AUTH-005", "NoResourceUrl", Error, WARNING,
         "the protected resource's URL is not configured",
         "Set MCP_RESOURCE_URL to the URL clients use for the MCP endpoint (https://mcp.example.com/mcp); MCP_JWT_AUDIENCE set to that URL also names it. Without either, the OAuth protected-resource metadata and the 401 challenge's resource_metadata are derived from the request's Host when it is on MCP_ALLOWED_HOSTS, and are not served at all with MCP_ALLOWED_HOSTS=*.";
+    /// HS256 tokens may live longer than a day (`JWT_MAX_LIFETIME` off or above 24 h).
+    JWT_LONG_LIFETIME = "MCP-JWT-006", "JwtLifetimeUnbounded", Warning, SKIP,
+        "HS256 tokens may live longer than a day",
+        "Keep MCP_JWT_MAX_LIFETIME at 24h or less (the default for HS256): a leaked HS256 token cannot be revoked before it expires, and short-lived tokens are renewed, not stretched.";
     /// The token endpoint is reachable beyond loopback without TLS in front of it.
     TOKEN_ENDPOINT_PLAINTEXT = "MCP-TOKEN-001", "TokenEndpointWithoutTls", Error, WARNING,
         "the token endpoint is reachable beyond this machine without TLS",

@@ -127,10 +127,10 @@ fn token(flags: &Flags) -> Result<(), String> {
             parse_duration(v).ok_or_else(|| format!("--ttl: expected seconds or 15m, got {v:?}"))?
         }
     };
+    let env = Env::new(flags.one("env-prefix")?.unwrap_or("MCP"));
     let secrets: Vec<Secret> = match flags.one("secret-file")? {
         Some(path) => vec![read_secret_file(path, "--secret-file")?],
         None => {
-            let env = Env::new(flags.one("env-prefix")?.unwrap_or("MCP"));
             let var = env.var_name("JWT_SECRET");
             let all = env
                 .secret("JWT_SECRET")
@@ -149,6 +149,19 @@ fn token(flags: &Flags) -> Result<(), String> {
     let mut verifier = JwtVerifier::builder();
     for s in secrets {
         verifier = verifier.secret(s);
+    }
+    // The server refuses tokens longer-lived than JWT_MAX_LIFETIME (24 h for HS256 unless set):
+    // so does the signer, rather than printing a token the server will not take.
+    if let Some(value) = env.string("JWT_MAX_LIFETIME").map_err(|e| e.to_string())? {
+        let max = if value.trim().eq_ignore_ascii_case("off") {
+            None
+        } else {
+            Some(
+                env.duration("JWT_MAX_LIFETIME", Duration::ZERO)
+                    .map_err(|e| e.to_string())?,
+            )
+        };
+        verifier = verifier.max_lifetime(max);
     }
     let verifier = verifier.build().map_err(|e| e.to_string())?;
     let request = TokenRequest {

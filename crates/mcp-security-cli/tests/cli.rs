@@ -124,6 +124,32 @@ fn token_is_verifiable_with_the_same_secret() {
 }
 
 #[test]
+fn token_refuses_a_ttl_the_server_would_refuse() {
+    // 24 h is the HS256 default maximum; MCP_JWT_MAX_LIFETIME lowers (or lifts) it.
+    let (code, out, err) = run(
+        &["token", "--sub", "a", "--aud", "x", "--ttl", "48h"],
+        &[("MCP_JWT_SECRET", SECRET)],
+        "",
+    );
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(err.contains("maximum token lifetime of 86400 s"), "{err}");
+    let (code, out, err) = run(
+        &["token", "--sub", "a", "--aud", "x", "--ttl", "2h"],
+        &[("MCP_JWT_SECRET", SECRET), ("MCP_JWT_MAX_LIFETIME", "1h")],
+        "",
+    );
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(err.contains("maximum token lifetime of 3600 s"), "{err}");
+    let (code, out, _) = run(
+        &["token", "--sub", "a", "--aud", "x", "--ttl", "48h"],
+        &[("MCP_JWT_SECRET", SECRET), ("MCP_JWT_MAX_LIFETIME", "off")],
+        "",
+    );
+    assert_eq!(code, 0);
+    assert_eq!(out.matches('.').count(), 2, "{out}");
+}
+
+#[test]
 fn token_errors_name_what_is_missing() {
     let (code, out, err) = run(&["token", "--aud", "x"], &[("MCP_JWT_SECRET", SECRET)], "");
     assert_eq!((code, out.as_str()), (2, ""));

@@ -116,6 +116,7 @@ fn one_case_per_finding() {
         set("MCP-AUTH-003", &[("MCP_DEV_BYPASS", Some("true"))]),
         set("MCP-AUTH-004", &[("MCP_URL_AUTH", Some("true"))]),
         set("MCP-AUTH-005", &[("MCP_JWT_AUDIENCE", Some("filesystem"))]),
+        set("MCP-JWT-006", &[("MCP_JWT_MAX_LIFETIME", Some("off"))]),
         set(
             "MCP-TOKEN-001",
             &[

@@ -1,4 +1,5 @@
-//! The built-in token endpoint: TLS in front of it beyond loopback, and a short token lifetime.
+//! Token lifetimes: the built-in token endpoint (TLS in front of it beyond loopback, a short
+//! TTL) and the longest HS256 token lifetime accepted.
 
 use std::time::Duration;
 
@@ -61,6 +62,39 @@ impl Checker<'_> {
         }
     }
 }
+
+impl Checker<'_> {
+    pub(super) fn jwt_lifetime(&mut self) {
+        let i = self.input;
+        let Some(max) = i.jwt_max_lifetime else {
+            return;
+        };
+        if i.jwt_secret.is_none() || max.is_some_and(|d| d <= DAY) {
+            return;
+        }
+        let what = match max {
+            Some(d) => format!("is {}s", d.as_secs()),
+            None => "is off".to_owned(),
+        };
+        self.add(
+            &rules::JWT_LONG_LIFETIME,
+            format!(
+                "{} {what} while HS256 secrets ({}) are set: tokens signed with them may live \
+                 longer than a day, and none can be revoked before it expires",
+                self.var("JWT_MAX_LIFETIME"),
+                self.var("JWT_SECRET"),
+            ),
+            format!(
+                "set {} to 24h or less, or unset it (24 h is the HS256 default)",
+                self.var("JWT_MAX_LIFETIME")
+            ),
+            Some(self.var("JWT_MAX_LIFETIME")),
+        );
+    }
+}
+
+/// The HS256 default maximum token lifetime.
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
 #[cfg(test)]
 mod tests {
@@ -170,5 +204,48 @@ mod tests {
             ..endpoint_on()
         };
         assert_eq!(ids(&hour), []);
+    }
+
+    #[test]
+    fn an_unbounded_hs256_lifetime_is_a_production_warning() {
+        let with_secret = |max| CheckInput {
+            jwt_secret: Some(crate::SecretInput::value(
+                "MCP_JWT_SECRET",
+                "Jq3x9Vt0b8R2mK5nL7pW1zY4cF6hD0sA9gE3uI8oT2k=",
+            )),
+            jwt_max_lifetime: max,
+            ..CheckInput::default()
+        };
+        let lifetime = |input: &CheckInput| -> Vec<(&'static str, Severity)> {
+            check(input, &RuntimeEnvironment::new())
+                .findings()
+                .iter()
+                .filter(|f| f.id() == "MCP-JWT-006")
+                .map(|f| (f.id(), f.severity()))
+                .collect()
+        };
+        assert_eq!(
+            lifetime(&with_secret(Some(None))),
+            [("MCP-JWT-006", Severity::Warning)]
+        );
+        assert_eq!(
+            lifetime(&with_secret(Some(Some(Duration::from_secs(48 * 3600))))),
+            [("MCP-JWT-006", Severity::Warning)]
+        );
+        assert_eq!(
+            lifetime(&with_secret(Some(Some(Duration::from_secs(3600))))),
+            []
+        );
+        assert_eq!(lifetime(&with_secret(None)), []);
+        let dev = CheckInput {
+            environment: Environment::Development,
+            ..with_secret(Some(None))
+        };
+        assert_eq!(lifetime(&dev), []);
+        let no_secret = CheckInput {
+            jwt_max_lifetime: Some(None),
+            ..CheckInput::default()
+        };
+        assert_eq!(lifetime(&no_secret), []);
     }
 }

@@ -535,6 +535,7 @@ impl SecurityConfig {
         i.response_headers = self.response_headers.clone();
         i.token_endpoint = s.token.enabled;
         i.token_ttl = s.token.enabled.then_some(s.token.ttl);
+        i.jwt_max_lifetime = s.jwt_max_lifetime;
         i
     }
 
