@@ -1,12 +1,18 @@
 #![cfg(feature = "e2e")]
-//! The built-in token endpoint (`TOKEN_ENDPOINT`) in the whole stack, over real sockets: the
-//! requests a client would send with curl (form with `client_secret_post`, HTTP Basic with
-//! `client_secret_basic`), their RFC 6749 answers and refusals, the token calling the MCP server,
-//! the metadata documents, the compatibility login, and brute force banned like bad bearer
-//! credentials. The MCP SDKs' client-credentials flows against the same server live in
-//! `e2e_typescript.rs` and `e2e_python.rs`.
+//! Tokens over real sockets, through the whole stack.
+//!
+//! The built-in token endpoint (`TOKEN_ENDPOINT`): the requests a client would send with curl
+//! (form with `client_secret_post`, HTTP Basic with `client_secret_basic`), their RFC 6749
+//! answers and refusals, the token calling the MCP server, the metadata documents, the
+//! compatibility login, and brute force banned like bad bearer credentials. The MCP SDKs'
+//! client-credentials flows against the same server live in `e2e_typescript.rs` and
+//! `e2e_python.rs`.
+//!
+//! Tokens shaped like real identity providers' (Entra ID, Auth0, Okta, Keycloak): their scopes
+//! found where each issuer puts them (`JWT_SCOPE_CLAIMS`), checked by the per-tool policy on
+//! every request, the verified-token cache included.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -16,11 +22,12 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use mcp_security::auth::JwtVerifier;
 use mcp_security::auth::api_key::{KeyHasher, generate_key, hash_line};
 use mcp_security::core::Scopes;
 use mcp_security::core::config::Secret;
 use serde_json::{Value, json};
-use tests::e2e_support::{API_KEY_NAME, ServerOptions, TestServer};
+use tests::e2e_support::{API_KEY_NAME, ServerOptions, TestServer, random_jwt_secret};
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
@@ -403,4 +410,104 @@ async fn brute_force_on_the_endpoint_is_banned_like_bad_bearer_credentials() {
             .banned_until("127.0.0.1".parse().unwrap(), std::time::SystemTime::now())
             .is_some()
     );
+}
+
+/// An HS256 token with these claims (plus `aud`, `iat`, `exp`), signed with `secret`.
+fn idp_token(secret: &str, audience: &str, claims: Value) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut claims = claims;
+    claims["aud"] = json!(audience);
+    claims["iat"] = json!(now);
+    claims["exp"] = json!(now + 300);
+    JwtVerifier::builder()
+        .secret(Secret::new(secret))
+        .build()
+        .unwrap()
+        .sign_claims(&claims)
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_provider_claim_shapes_meet_the_tool_policy() {
+    let secret = random_jwt_secret();
+    let server = TestServer::start_configured(
+        ServerOptions {
+            jwt_secret: Some(secret.clone()),
+            ..ServerOptions::default()
+        },
+        |b| {
+            b.require_mcp("tools/call:whoami", ["notes:read"])
+                .jwt_scope_claims([
+                    "scope",
+                    "scp",
+                    "permissions",
+                    "roles",
+                    "/realm_access/roles",
+                    "https://example.com/roles",
+                ])
+        },
+    )
+    .await;
+    let http = http();
+    let url = server.url.clone();
+    let shapes = [
+        // Entra ID v2: delegated scopes in `scp` (a string), app roles in `roles`.
+        (
+            "entra-scp",
+            json!({"sub": "entra-scp", "scp": "notes:read profile"}),
+        ),
+        (
+            "entra-role",
+            json!({"sub": "entra-role", "roles": ["notes:read"]}),
+        ),
+        // Auth0: RBAC permissions, and roles in a namespaced claim.
+        (
+            "auth0-perm",
+            json!({"sub": "auth0-perm", "scope": "openid", "permissions": ["notes:read"]}),
+        ),
+        (
+            "auth0-ns",
+            json!({"sub": "auth0-ns", "https://example.com/roles": ["notes:read"]}),
+        ),
+        // Okta: `scp` as an array.
+        (
+            "okta",
+            json!({"sub": "okta", "scp": ["openid", "notes:read"]}),
+        ),
+        // Keycloak: realm roles.
+        (
+            "keycloak",
+            json!({"sub": "keycloak", "scope": "openid", "realm_access": {"roles": ["notes:read"]}}),
+        ),
+    ];
+    for (sub, claims) in shapes {
+        let token = idp_token(&secret, &url, claims);
+        // Twice: the second answer comes from the verified-token cache and is checked the same.
+        for _ in 0..2 {
+            let a = whoami(&http, &server, &token).await;
+            assert_eq!(a.status, StatusCode::OK, "{sub}: {:?}", a.body);
+            assert_eq!(principal_of(&a), sub);
+        }
+    }
+    // A token whose scopes sit where nobody looks, or that lacks the scope, is refused: 403
+    // insufficient_scope, naming the scope, cached or not.
+    for claims in [
+        json!({"sub": "elsewhere", "groups": ["notes:read"]}),
+        json!({"sub": "reader-less", "scp": "profile"}),
+    ] {
+        let token = idp_token(&secret, &url, claims);
+        for _ in 0..2 {
+            let a = whoami(&http, &server, &token).await;
+            assert_eq!(a.status, StatusCode::FORBIDDEN, "{:?}", a.body);
+            let challenge = a.header("www-authenticate");
+            assert!(
+                challenge.contains(r#"error="insufficient_scope""#)
+                    && challenge.contains(r#"scope="notes:read""#),
+                "{challenge}"
+            );
+        }
+    }
 }
