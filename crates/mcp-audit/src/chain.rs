@@ -230,6 +230,7 @@ pub(crate) fn seal_line(key: &AuditKey, prev: &Mac, buf: &mut Vec<u8>, start: us
 
 /// The kind of a chain record; see the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum RecordKind {
     /// The first record of a chain.
     Start,

@@ -235,6 +235,7 @@ pub fn encode_value(value: &str) -> Cow<'_, str> {
 
 /// Why a request's transport headers are refused; see [`check_headers`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HeaderProblem {
     /// `MCP-Protocol-Version` names a version that is not supported (or is not text).
     UnsupportedVersion {

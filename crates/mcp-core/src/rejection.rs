@@ -165,6 +165,7 @@ fn push_quoted(out: &mut String, value: &str) {
 /// How a rejection is rendered; see the [module docs](self). Pick it with
 /// [`ResponseFormat::for_request`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ResponseFormat {
     /// A gRPC trailers-only response.
     Grpc,

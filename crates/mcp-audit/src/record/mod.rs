@@ -197,6 +197,7 @@ impl RequestId {
 
 /// How the request ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Decision {
     /// Every layer let it through to the service (which answered with any status).
     Allowed,

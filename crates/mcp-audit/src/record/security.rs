@@ -4,6 +4,7 @@ use super::*;
 
 /// Which detector fired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum DetectorKind {
     /// Too many authentication failures from one client.
     AuthFailureBurst,

@@ -140,6 +140,7 @@ return out
 
 /// What happens when Redis fails or exceeds the time budget; see the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum FailurePolicy {
     /// Refuse with `503` and `Retry-After: 1` (the default).
     #[default]
