@@ -31,6 +31,7 @@ use crate::jsonrpc::{self, JsonRpcId, McpCall, MessageKind};
 
 /// An `error` code of RFC 6750 §3.1, for a [`BearerChallenge`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BearerError {
     /// The request is malformed (e.g. two credentials). HTTP 400.
     InvalidRequest,

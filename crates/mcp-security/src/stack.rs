@@ -35,6 +35,7 @@ type RateLimitBackend = mcp_ratelimit::Memory;
 
 /// Why the stack was not built.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum SecurityError {
     /// The production checks found errors: the report lists each with its fix.
     Refused(Box<Report>),

@@ -61,6 +61,8 @@ impl DpopChallengeError {
             BearerError::InvalidRequest => Self::InvalidRequest,
             BearerError::InvalidToken => Self::InvalidToken,
             BearerError::InsufficientScope => Self::InsufficientScope,
+            // A code added to RFC 6750's set later: the request is refused either way.
+            _ => Self::InvalidRequest,
         }
     }
 }
