@@ -5,11 +5,9 @@ use std::fmt;
 use std::sync::atomic::Ordering;
 
 use mcp_audit::{Audit, AuditLayer, AuditSettings};
-use mcp_auth::layer::Auth;
-use mcp_auth::session::SessionBinding;
-use mcp_auth::token_endpoint::{TokenEndpoint, TokenEndpointLayer};
 use mcp_auth::{
-    ApiKeyStore, AuthLayer, AuthPolicy, ListFilter, ListFilterLayer, SessionBindingLayer,
+    ApiKeyStore, Auth, AuthLayer, AuthPolicy, ListFilter, ListFilterLayer, SessionBinding,
+    SessionBindingLayer, TokenEndpoint, TokenEndpointLayer,
 };
 use mcp_core::BanList;
 use mcp_core::Scopes;
@@ -17,9 +15,9 @@ use mcp_core::client_addr::ClientAddrResolver;
 use mcp_core::config::{ConfigError, Env, Environment};
 use mcp_core::inspect::{McpInspect, McpInspectLayer};
 use mcp_core::refusal::{ToolErrorsAsResults, ToolErrorsAsResultsLayer};
-use mcp_headers::origin_guard::OriginGuard;
-use mcp_headers::security_headers::SecurityHeaders;
-use mcp_headers::{CorsPolicy, OriginGuardLayer, SecurityHeadersLayer};
+use mcp_headers::{
+    CorsPolicy, OriginGuard, OriginGuardLayer, SecurityHeaders, SecurityHeadersLayer,
+};
 use mcp_prodcheck::{Report, RuntimeEnvironment, Severity};
 use mcp_ratelimit::{RateLimit, RateLimitLayer, ResourceLimit, ResourceLimitLayer};
 use tower_layer::Layer;
