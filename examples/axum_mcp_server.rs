@@ -523,22 +523,27 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Print the generated development key once, with a ready-to-paste client
-/// configuration (the `mcpServers` block MCP hosts read).
+/// Print the generated development key once, with ready-to-paste client configurations: the
+/// `mcpServers` block of Claude Code's `.mcp.json` (and Cursor's `mcp.json`), VS Code's
+/// `.vscode/mcp.json` (`servers`), and `mcp-remote` for hosts that only speak stdio.
 fn print_client_config(key: &str, local: SocketAddr) {
-    let config = json!({
-        "mcpServers": {
-            "notes": {
-                "url": format!("http://{local}{MCP_PATH}"),
-                "headers": { "Authorization": format!("Bearer {key}") }
-            }
-        }
-    });
-    let pretty = serde_json::to_string_pretty(&config).unwrap_or_else(|_| config.to_string());
+    let url = format!("http://{local}{MCP_PATH}");
+    let bearer = format!("Bearer {key}");
+    let server = json!({ "type": "http", "url": url, "headers": { "Authorization": bearer } });
+    let pretty =
+        |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
+    let claude = pretty(&json!({ "mcpServers": { "notes": server } }));
+    let vscode = pretty(&json!({ "servers": { "notes": server } }));
+    let stdio = pretty(&json!({ "mcpServers": { "notes": {
+        "command": "npx",
+        "args": ["mcp-remote", url, "--header", "Authorization:${MCP_AUTH}"],
+        "env": { "MCP_AUTH": bearer }
+    } } }));
     println!(
         "\nNo credential configured (MCP_API_KEY, MCP_API_KEYS_FILE, MCP_JWT_SECRET): \
          generated a development API key with every scope, valid until this process exits:\n\n  \
-         {key}\n\nClient configuration:\n{pretty}\n"
+         {key}\n\nClaude Code (.mcp.json) or Cursor (mcp.json):\n{claude}\n\nVS Code \
+         (.vscode/mcp.json):\n{vscode}\n\nA host that only speaks stdio, through mcp-remote:\n{stdio}\n"
     );
 }
 
