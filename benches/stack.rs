@@ -272,7 +272,9 @@ fn bench(c: &mut Criterion) {
             )
         },
     );
-    group.bench_function("SecurityLayer + HS256 JWT", |b| {
+    // The same token on every request, as an agent sends it: verified once, then served by the
+    // verified-token cache (on by default).
+    group.bench_function("SecurityLayer + HS256 JWT (repeated token, cached)", |b| {
         b.iter_batched(
             || tools_call(&bearer_jwt),
             |req| call(&rt, &stacked, req),
@@ -281,16 +283,29 @@ fn bench(c: &mut Criterion) {
     });
     group.finish();
 
-    // AuthLayer's HS256 path vs the decode it wraps.
+    // AuthLayer's HS256 path vs the decode it wraps: first sight of a token (the verified-token
+    // cache off, so every request verifies), and the same token again from the cache.
     let auth = AuthLayer::builder()
-        .jwt(verifier)
+        .jwt(verifier.clone())
+        .resource(RESOURCE)
+        .build()
+        .expect("auth");
+    let uncached = JwtVerifier::builder()
+        .secret(Secret::new(&secret))
+        .audience(RESOURCE)
+        .cache_size(0)
+        .build()
+        .expect("verifier");
+    let auth_first_sight = AuthLayer::builder()
+        .jwt(uncached)
         .resource(RESOURCE)
         .build()
         .expect("auth");
     let empty = tower::service_fn(|_req: Request<Full<Bytes>>| async {
         Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))
     });
-    let authed = auth.layer(empty);
+    let authed = auth_first_sight.layer(empty);
+    let authed_cached = auth.layer(empty);
     assert_eq!(
         call(&rt, &authed, tools_call(&bearer_jwt)).status(),
         StatusCode::OK
@@ -312,6 +327,13 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || tools_call(&bearer_jwt),
             |req| call(&rt, &authed, req),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("AuthLayer + HS256 JWT, repeated (cached)", |b| {
+        b.iter_batched(
+            || tools_call(&bearer_jwt),
+            |req| call(&rt, &authed_cached, req),
             BatchSize::SmallInput,
         )
     });
