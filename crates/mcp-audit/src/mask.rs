@@ -34,7 +34,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use http::HeaderValue;
-use mcp_core::credential::QUERY_CREDENTIAL_PARAMS;
+use mcp_core::credential::{QUERY_CREDENTIAL_PARAMS, has_jwt_shape, has_prefixed_key};
 use mcp_core::percent::{self, Plus};
 
 /// What replaces a masked value.
@@ -140,15 +140,9 @@ impl Masker {
         if run.len() < 8 {
             return false;
         }
-        // A prefix followed by at least 4 more token characters.
-        let has_key = |prefix: &str| {
-            let p = prefix.as_bytes();
-            run.as_bytes()
-                .windows(p.len())
-                .enumerate()
-                .any(|(i, w)| w.eq_ignore_ascii_case(p) && run.len() >= i + p.len() + 4)
-        };
-        self.inner.prefixes.iter().any(|p| has_key(p)) || has_jwt_shape(run)
+        // A prefix followed by at least 4 more token characters; the shapes are the ones the
+        // result guard detects too (`mcp_core::credential`).
+        self.inner.prefixes.iter().any(|p| has_prefixed_key(run, p)) || has_jwt_shape(run)
     }
 
     /// `text` with every secret-looking run of token characters replaced by [`REDACTED`]
@@ -242,40 +236,6 @@ fn runs(text: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
 
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'=' | b'%')
-}
-
-fn is_b64url(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_')
-}
-
-/// Whether `run` contains `eyJ…` followed by base64url segments joined by two dots, the first
-/// two non-empty: the shape of a JWS compact serialization.
-fn has_jwt_shape(run: &str) -> bool {
-    let bytes = run.as_bytes();
-    let mut from = 0;
-    while let Some(pos) = run.get(from..).and_then(|r| r.find("eyJ")) {
-        let start = from + pos;
-        let mut segments = [0usize; 3];
-        let mut seg = 0;
-        let mut i = start;
-        while let Some(&b) = bytes.get(i) {
-            if is_b64url(b) {
-                if let Some(s) = segments.get_mut(seg) {
-                    *s += 1;
-                }
-            } else if b == b'.' && seg < 2 {
-                seg += 1;
-            } else {
-                break;
-            }
-            i += 1;
-        }
-        if seg == 2 && segments[0] >= 4 && segments[1] >= 2 {
-            return true;
-        }
-        from = start + 3;
-    }
-    false
 }
 
 /// Percent-decode lossily (`+` is a space); invalid UTF-8 becomes U+FFFD.

@@ -11,6 +11,11 @@
 //!   being stored. A principal that one credential alone authenticates (an API key) remembers
 //!   its fingerprint ([`Principal::credential_fingerprint`](crate::Principal::credential_fingerprint)),
 //!   so the HMAC runs once per key and fingerprinter, not once per request.
+//! - [`SecretScanner`] and the shapes it is built from ([`has_jwt_shape`],
+//!   [`has_prefixed_key`], [`is_secret_name`], [`looks_random`]): the secret detectors audit
+//!   masking and the result guard share (PEM private keys, AWS access key ids, GitHub, GitLab and
+//!   Slack tokens, JWTs, prefixed API keys, `password=`-style assignments); see
+//!   [below](#secret-detectors).
 //!
 //! ```
 //! use mcp_core::credential::{Fingerprinter, KEY_PREFIX, QUERY_CREDENTIAL_PARAMS};
@@ -22,8 +27,43 @@
 //! assert!("mcp-sk-secret".starts_with(KEY_PREFIX));
 //! assert!(QUERY_CREDENTIAL_PARAMS.contains(&"access_token"));
 //! ```
+//!
+//! # Secret detectors
+//!
+//! [`SecretScanner::find`] reports every credential-shaped span of a text, by [`SecretKind`]:
+//!
+//! | kind | shape |
+//! |---|---|
+//! | `private_key` | a PEM block whose label holds `PRIVATE KEY` (`-----BEGIN RSA PRIVATE KEY-----` … `-----END …-----`; to the end of the text when the end line is missing) |
+//! | `aws_access_key_id` | `AKIA`, `ASIA`, `ABIA` or `ACCA` and 16 more upper-case letters or digits, a word on its own |
+//! | `github_token` | `ghp_`, `gho_`, `ghu_`, `ghs_`, `ghr_` and 30+ letters or digits; `github_pat_` and 22+ |
+//! | `gitlab_token` | `glpat-`, `gldt-`, `glrt-`, `glptt-`, `glcbt-`, `gloas-`, `glsoat-` and 20+ |
+//! | `slack_token` | `xoxb-`, `xoxp-`, `xoxa-`, `xoxr-`, `xoxs-`, `xoxe-`, `xapp-` and 10+; `hooks.slack.com/services/…` |
+//! | `jwt` | `eyJ…` and base64url segments joined by two dots (a JWS compact serialization) |
+//! | `api_key` | a configured key prefix (default [`KEY_PREFIX`], `mcp-sk-`, case-insensitive) and 4+ of `A-Z a-z 0-9 - . _ ~ +`, with the word it ends |
+//! | `secret_assignment` | `password=`, `secret:`, `api_key = "…"`, … (a [secret name](is_secret_name)) followed by a value that [looks random](looks_random); only the value is the match |
+//!
+//! Every detector is linear in the text (a failed attempt never reads further than its shape's
+//! minimum length, or a fixed bound), and nothing panics on any input.
+//!
+//! ```
+//! use mcp_core::credential::{SecretKind, SecretScanner, REDACTED};
+//!
+//! let scanner = SecretScanner::default();
+//! let text = "key AKIAIOSFODNN7EXAMPLE and password=Tr0ub4dor3xQ";
+//! let kinds: Vec<SecretKind> = scanner.find(text).iter().map(|m| m.kind).collect();
+//! assert_eq!(kinds, [SecretKind::AwsAccessKeyId, SecretKind::SecretAssignment]);
+//! assert_eq!(scanner.redact(text, REDACTED), "key [redacted] and password=[redacted]");
+//! assert!(scanner.find("id 550e8400-e29b-41d4-a716-446655440000, all fine").is_empty());
+//! ```
 
 use std::fmt;
+
+mod detect;
+pub use detect::{
+    REDACTED, SecretKind, SecretMatch, SecretScanner, has_jwt_shape, has_prefixed_key,
+    is_secret_name, looks_random,
+};
 
 use hmac::{Hmac, KeyInit, Mac as _};
 use sha2::Sha256;

@@ -61,6 +61,21 @@ pub enum ResponseFact {
         /// Entries removed.
         hidden: u32,
     },
+    /// A result carried a credential (the result guard): what kind, in answer to what, and
+    /// what was done. Never the secret itself.
+    SecretFound {
+        /// The detector's label (`aws_access_key_id`, `private_key`, … see
+        /// [`SecretKind::as_str`](crate::credential::SecretKind::as_str)).
+        kind: &'static str,
+        /// How many matches of this kind in the message.
+        count: u32,
+        /// `tools/call`, `resources/read` or `prompts/get` (`None` in a replayed stream).
+        method: Option<&'static str>,
+        /// The tool, prompt or resource URI named by the request, if known.
+        target: Option<Box<str>>,
+        /// `redacted` or `blocked`.
+        action: &'static str,
+    },
     /// A response could not be checked and was replaced by a JSON-RPC error.
     FailedClosed {
         /// The layer that replaced it (`list_filter`, …).

@@ -1,0 +1,25 @@
+//! Tool-call guards for MCP servers, as tower middleware.
+//!
+//! [`ToolGuardLayer`] sits innermost in the stack, next to the MCP service, and looks at what
+//! the server answers to `tools/call`, `resources/read` and `prompts/get`:
+//!
+//! - **Result guard** (`MCP_RESULT_GUARD=off|redact|block`, default `off`): every string the
+//!   client would receive — text content, embedded resources, `structuredContent`, error
+//!   messages, resource contents, prompt messages — is scanned *after JSON decoding* for
+//!   credentials with the detectors audit masking uses ([`mcp_core::credential`]: PEM private
+//!   keys, AWS access key ids, GitHub / GitLab / Slack tokens, JWTs, `mcp-sk-…` API keys,
+//!   random-looking `password=` / `secret:` values). `redact` replaces each match with
+//!   `[redacted]`; `block` replaces the whole answer with a JSON-RPC error. See
+//!   [`ResultGuardMode`] and the [`layer`] module.
+//!
+//! ```text
+//! AuditLayer -> … -> AuthLayer -> RateLimitLayer -> ListFilterLayer -> ToolGuardLayer -> service
+//! ```
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod layer;
+pub mod result;
+
+pub use layer::{GuardStats, ToolGuard, ToolGuardLayer, ToolGuardLayerBuilder};
+pub use result::{ResultGuardMode, ResultRewriter};
