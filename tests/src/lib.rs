@@ -2,3 +2,6 @@
 
 #[cfg(feature = "e2e")]
 pub mod e2e_support;
+
+#[cfg(feature = "e2e")]
+pub mod raw_http;

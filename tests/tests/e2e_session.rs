@@ -8,41 +8,10 @@
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::Full;
 use serde_json::{Value, json};
 use tests::e2e_support::{API_KEY_NAME, ServerOptions, TestServer, start_bare};
-
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
-struct Answer {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    body: Bytes,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
-    }
-
-    /// The JSON-RPC message of an SSE (or JSON) answer.
-    fn message(&self) -> Value {
-        let text = String::from_utf8_lossy(&self.body);
-        if self.headers["content-type"] == "application/json" {
-            return self.json();
-        }
-        text.lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .map(str::trim)
-            .filter(|d| !d.is_empty())
-            .find_map(|d| serde_json::from_str(d).ok())
-            .unwrap_or_else(|| panic!("no JSON-RPC message in {text:?}"))
-    }
-}
+use tests::raw_http::{self, Answer, HttpClient};
 
 async fn send(
     http: &HttpClient,
@@ -69,17 +38,7 @@ async fn send(
         }
         None => Full::default(),
     };
-    let res = http
-        .request(req.body(body).expect("request"))
-        .await
-        .expect("the server answers");
-    let (parts, body) = res.into_parts();
-    let body = body.collect().await.expect("body").to_bytes();
-    Answer {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    }
+    raw_http::send(http, req.body(body).expect("request")).await
 }
 
 fn assert_security_headers(a: &Answer) {
@@ -90,7 +49,7 @@ fn assert_security_headers(a: &Answer) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_principal_presenting_a_session_id_gets_404() {
     let server = TestServer::start().await;
-    let http: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let http = raw_http::client();
     let alice = server.api_key.clone();
     let bob = server.jwt("bob");
 
@@ -217,7 +176,7 @@ async fn another_principal_presenting_a_session_id_gets_404() {
 async fn the_same_principal_on_another_connection_keeps_its_session() {
     let server = TestServer::start().await;
     let alice = server.jwt("alice");
-    let first: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let first = raw_http::client();
     let init = send(
         &first,
         &server,
@@ -234,7 +193,7 @@ async fn the_same_principal_on_another_connection_keeps_its_session() {
     assert_eq!(init.status, StatusCode::OK);
     let session = init.headers["mcp-session-id"].to_str().unwrap().to_owned();
     // A fresh token for the same subject, on a fresh connection pool: the same principal.
-    let second: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let second = raw_http::client();
     let token = server.jwt("alice");
     let note = send(
         &second,
@@ -283,21 +242,12 @@ async fn raw(
         req = req.header(*k, *v);
     }
     let body = body.map_or_else(Full::default, |v| Full::new(Bytes::from(v.to_string())));
-    let res = http
-        .request(req.body(body).expect("request"))
-        .await
-        .expect("the server answers");
-    let (parts, body) = res.into_parts();
-    Answer {
-        status: parts.status,
-        headers: parts.headers,
-        body: body.collect().await.expect("body").to_bytes(),
-    }
+    raw_http::send(http, req.body(body).expect("request")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn foreign_and_unknown_ids_get_exactly_bare_rmcps_unknown_session_answer() {
-    let http: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let http = raw_http::client();
     let (bare_addr, bare) = start_bare().await;
     let bare_url = format!("http://{bare_addr}/mcp");
     let server = TestServer::start().await;
@@ -359,7 +309,7 @@ async fn the_per_principal_cap_refuses_initialize_before_rmcp() {
     let server =
         TestServer::start_configured(ServerOptions::default(), |b| b.session_max_per_principal(2))
             .await;
-    let http: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let http = raw_http::client();
     let alice = server.api_key.clone();
     let bob = server.jwt("bob");
     for _ in 0..2 {
@@ -416,7 +366,7 @@ async fn the_per_principal_cap_refuses_initialize_before_rmcp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_resource_metadata_ignores_a_hostile_host() {
     let server = TestServer::start().await;
-    let http: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let http = raw_http::client();
     let a = raw(
         &http,
         Method::GET,

@@ -18,52 +18,14 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::Full;
 use mcp_security::auth::JwtVerifier;
 use mcp_security::auth::api_key::{KeyHasher, generate_key, hash_line};
 use mcp_security::core::Scopes;
 use mcp_security::core::config::Secret;
 use serde_json::{Value, json};
 use tests::e2e_support::{API_KEY_NAME, ServerOptions, TestServer, random_jwt_secret};
-
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
-struct Answer {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    body: Bytes,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
-    }
-
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers))
-    }
-}
-
-fn http() -> HttpClient {
-    Client::builder(TokioExecutor::new()).build_http()
-}
-
-async fn send(http: &HttpClient, req: Request<Full<Bytes>>) -> Answer {
-    let res = http.request(req).await.expect("the server answers");
-    let (parts, body) = res.into_parts();
-    Answer {
-        status: parts.status,
-        headers: parts.headers,
-        body: body.collect().await.expect("body").to_bytes(),
-    }
-}
+use tests::raw_http::{Answer, HttpClient, client as http, send};
 
 /// `POST /oauth/token` with a form body and, optionally, an `Authorization` header.
 async fn token(http: &HttpClient, server: &TestServer, form: &str, auth: Option<&str>) -> Answer {
@@ -107,13 +69,7 @@ async fn whoami(http: &HttpClient, server: &TestServer, bearer: &str) -> Answer 
 
 /// The principal id a `whoami` answer names (JSON or SSE).
 fn principal_of(answer: &Answer) -> String {
-    let text = String::from_utf8_lossy(&answer.body);
-    let message: Value = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .map(str::trim)
-        .find_map(|d| serde_json::from_str(d).ok())
-        .unwrap_or_else(|| serde_json::from_str(&text).expect("JSON-RPC answer"));
+    let message = answer.message();
     let inner = message["result"]["content"][0]["text"]
         .as_str()
         .unwrap_or_else(|| panic!("no tool result in {message}"));

@@ -16,6 +16,36 @@ use tests::e2e_support::{
     random_jwt_secret, run_typescript,
 };
 
+/// The HTTP exchanges the client reported: (method, URL, status).
+fn exchanges(run: &ClientRun) -> Vec<(String, String, u64)> {
+    run.report["requests"]
+        .as_array()
+        .expect("requests")
+        .iter()
+        .map(|q| {
+            (
+                q["method"].as_str().unwrap_or_default().to_owned(),
+                q["url"].as_str().unwrap_or_default().to_owned(),
+                q["status"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// The exchanges began with `expected`, and every later one was a served request to `mcp_url`
+/// (the token was carried: nothing else was refused).
+fn assert_starts_then_served(run: &ClientRun, expected: &[(String, String, u64)], mcp_url: &str) {
+    let seen = exchanges(run);
+    assert!(seen.len() > expected.len(), "{seen:#?}\n{}", run.describe());
+    assert_eq!(seen[..expected.len()], *expected, "{seen:#?}");
+    assert!(
+        seen[expected.len()..]
+            .iter()
+            .all(|(_, url, status)| url == mcp_url && (200..300).contains(status)),
+        "{seen:#?}"
+    );
+}
+
 fn assert_served(run: &ClientRun, principal: &str, kind: &str) {
     let r = &run.report;
     assert_eq!(run.code, Some(0), "{}", run.describe());
@@ -132,18 +162,6 @@ async fn typescript_oauth_discovery_with_client_credentials() {
 
     // The exchanges, in order: our 401, our RFC 9728 document (the URL in WWW-Authenticate),
     // the authorization server's RFC 8414 metadata, its token endpoint, then the MCP POST again.
-    let seen: Vec<(String, String, u64)> = r["requests"]
-        .as_array()
-        .expect("requests")
-        .iter()
-        .map(|q| {
-            (
-                q["method"].as_str().unwrap_or_default().to_owned(),
-                q["url"].as_str().unwrap_or_default().to_owned(),
-                q["status"].as_u64().unwrap_or_default(),
-            )
-        })
-        .collect();
     let expected_start = [
         ("POST".to_owned(), server.url.clone(), 401),
         ("GET".to_owned(), server.resource_metadata_url(), 200),
@@ -162,19 +180,7 @@ async fn typescript_oauth_discovery_with_client_credentials() {
         ),
         ("POST".to_owned(), server.url.clone(), 200),
     ];
-    assert!(
-        seen.len() > expected_start.len(),
-        "{seen:#?}\n{}",
-        run.describe()
-    );
-    assert_eq!(seen[..expected_start.len()], expected_start, "{seen:#?}");
-    // Every later MCP request carried the token: nothing else was refused.
-    assert!(
-        seen[expected_start.len()..]
-            .iter()
-            .all(|(_, url, status)| url == &server.url && (200..300).contains(status)),
-        "{seen:#?}"
-    );
+    assert_starts_then_served(&run, &expected_start, &server.url);
 
     // What the authorization server was asked: one client_credentials grant, the client
     // authenticated with HTTP Basic, for our resource (RFC 8707).
@@ -231,18 +237,6 @@ async fn typescript_client_credentials_against_the_server_alone() {
     assert_eq!(r["oauth"]["got_token"], true);
 
     // Our 401, our RFC 9728 document, our RFC 8414 document, our token endpoint, the MCP POST.
-    let seen: Vec<(String, String, u64)> = r["requests"]
-        .as_array()
-        .expect("requests")
-        .iter()
-        .map(|q| {
-            (
-                q["method"].as_str().unwrap_or_default().to_owned(),
-                q["url"].as_str().unwrap_or_default().to_owned(),
-                q["status"].as_u64().unwrap_or_default(),
-            )
-        })
-        .collect();
     let expected_start = [
         ("POST".to_owned(), server.url.clone(), 401),
         ("GET".to_owned(), server.resource_metadata_url(), 200),
@@ -254,16 +248,5 @@ async fn typescript_client_credentials_against_the_server_alone() {
         ("POST".to_owned(), format!("{origin}/oauth/token"), 200),
         ("POST".to_owned(), server.url.clone(), 200),
     ];
-    assert!(
-        seen.len() > expected_start.len(),
-        "{seen:#?}\n{}",
-        run.describe()
-    );
-    assert_eq!(seen[..expected_start.len()], expected_start, "{seen:#?}");
-    assert!(
-        seen[expected_start.len()..]
-            .iter()
-            .all(|(_, url, status)| url == &server.url && (200..300).contains(status)),
-        "{seen:#?}"
-    );
+    assert_starts_then_served(&run, &expected_start, &server.url);
 }
