@@ -24,7 +24,7 @@
 //! | kind | written | carries |
 //! |---|---|---|
 //! | `start` | first line of a new chain | `key_id`, `chain`, `version`, `checkpoint_interval_secs`, `reason` |
-//! | `resume` | the writer restarted and continues the chain in the same file | `checkpoint_interval_secs` |
+//! | `resume` | the writer restarted and continues the chain in the same file | `checkpoint_interval_secs`, `previous` (and `lost_first`, `lost_last`) |
 //! | `request` | one per HTTP request | the audit record |
 //! | `security` | a detector fired | detector, client, counts, ban |
 //! | `checkpoint` | every checkpoint interval, also when idle | `head` (the MAC before it), `records`, `dropped` |
@@ -391,6 +391,12 @@ pub struct ParsedLine<'a> {
     pub file: Option<String>,
     /// `start`: why a new chain began, when it did not start from nothing.
     pub reason: Option<String>,
+    /// `resume`, `restart`, `start`: how the writer's previous run ended, as its head file
+    /// says (`clean_close`, `unclean_stop`, `missing_tail`, `head_mismatch`, `head_missing`,
+    /// `head_invalid`).
+    pub previous: Option<String>,
+    /// With `previous`: the first and last sequence numbers lost.
+    pub lost: Option<(u64, u64)>,
 }
 
 #[derive(Deserialize)]
@@ -418,6 +424,12 @@ struct RawLine<'a> {
     file: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     reason: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    previous: Option<Cow<'a, str>>,
+    #[serde(default)]
+    lost_first: Option<u64>,
+    #[serde(default)]
+    lost_last: Option<u64>,
     #[serde(borrow)]
     #[allow(dead_code)]
     mac: Cow<'a, str>,
@@ -459,6 +471,8 @@ pub fn parse_line(line: &[u8]) -> Result<ParsedLine<'_>, LineError> {
         torn_offset: raw.torn_offset,
         file: raw.file.map(Cow::into_owned),
         reason: raw.reason.map(Cow::into_owned),
+        previous: raw.previous.map(Cow::into_owned),
+        lost: raw.lost_first.zip(raw.lost_last),
     })
 }
 

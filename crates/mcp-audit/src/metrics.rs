@@ -11,6 +11,7 @@
 //! | `mcp_token_expiring_soon_total` | counter | — | distinct tokens seen that expire within the warning time |
 //! | `mcp_audit_records_dropped_total` | counter | — | audit records the file sink dropped |
 //! | `mcp_audit_write_errors_total` | counter | — | failed writes of the audit file |
+//! | `mcp_audit_resumes_total` | counter | `previous` (`clean_close`, `unclean_stop`, `missing_tail`, `head_mismatch`, `head_missing`, `head_invalid`) | starts of the file sink on an existing log, by how the previous run ended (a lost tail also counts in `mcp_security_violations_total{reason="audit_tail_missing"}`) |
 //! | `mcp_audit_bans_total` | counter | `detector` | clients a detector added to the ban list |
 //!
 //! With the Prometheus exporter, give the histogram buckets (it renders a summary otherwise):
@@ -50,6 +51,8 @@ pub const TOKEN_EXPIRING_SOON_TOTAL: &str = "mcp_token_expiring_soon_total";
 pub const AUDIT_RECORDS_DROPPED_TOTAL: &str = "mcp_audit_records_dropped_total";
 /// `mcp_audit_write_errors_total`.
 pub const AUDIT_WRITE_ERRORS_TOTAL: &str = "mcp_audit_write_errors_total";
+/// `mcp_audit_resumes_total`.
+pub const AUDIT_RESUMES_TOTAL: &str = "mcp_audit_resumes_total";
 /// `mcp_audit_bans_total`.
 pub const AUDIT_BANS_TOTAL: &str = "mcp_audit_bans_total";
 
@@ -91,6 +94,10 @@ pub fn describe() {
     );
     describe_counter!(AUDIT_WRITE_ERRORS_TOTAL, "Failed writes of the audit file");
     describe_counter!(
+        AUDIT_RESUMES_TOTAL,
+        "Starts of the audit file sink on an existing log, by how the previous run ended"
+    );
+    describe_counter!(
         AUDIT_BANS_TOTAL,
         "Clients a detector added to the ban list, by detector"
     );
@@ -126,6 +133,10 @@ pub(crate) fn record_dropped() {
 
 pub(crate) fn record_write_error() {
     counter!(AUDIT_WRITE_ERRORS_TOTAL).increment(1);
+}
+
+pub(crate) fn resume(previous: &'static str) {
+    counter!(AUDIT_RESUMES_TOTAL, "previous" => previous).increment(1);
 }
 
 pub(crate) fn ban(detector: &'static str) {

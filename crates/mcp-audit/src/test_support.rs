@@ -51,11 +51,12 @@ impl TempDir {
         self.0.join(name)
     }
 
-    /// The files in the directory, sorted by name.
+    /// The files in the directory but the sink's head file, sorted by name.
     pub(crate) fn files(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&self.0)
             .expect("read dir")
             .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_none_or(|e| e != "head"))
             .collect();
         files.sort();
         files

@@ -68,6 +68,32 @@
 //! | the live file is missing or empty, the newest rotated file verifies | opens the live file with a `restart` record linking to it, whose `reason` says the live file was missing (a crash between a rotation's rename and the new file looks the same as a deleted live file; the verifier lists it as a notice) |
 //! | does not verify (another key, or tampering) or cannot be read | rotates the file away and starts a new chain: a `start` record whose `reason` says why, numbering on from the last sequence number it could read |
 //!
+//! # The head file
+//!
+//! After every batch it writes, and at close, the writer replaces a small *head file* (by
+//! default `<log file>.head` next to the log; [`head_file`](FileSinkBuilder::head_file),
+//! `AUDIT_HEAD_FILE`) holding the sequence number and MAC of the last record written,
+//! authenticated with a key derived from the chain key. On start, before anything else, the
+//! sink compares the log's last record with it, and the first record it writes (`resume`,
+//! `restart` or `start`) says what it found in its `previous` member:
+//!
+//! | `previous` | the log | the verifier |
+//! |---|---|---|
+//! | `clean_close` | ends with the `close` record the head names | passes |
+//! | `unclean_stop` | holds the head (or more) but no `close`: a crash, SIGKILL | passes, lists it |
+//! | `missing_tail` | ends before the head: `lost_first..=lost_last` were written and are gone | **fails**, naming them |
+//! | `head_mismatch` | holds another record at the head's sequence number | **fails** |
+//! | `head_missing`, `head_invalid` | no head file, or one that does not verify | passes, lists it |
+//!
+//! A lost tail is also a `security` record (`detector: "audit_tail_missing"`) right after the
+//! opening one, an error log (target `mcp_audit`), and
+//! `mcp_security_violations_total{reason="audit_tail_missing"}`; every start on an existing
+//! log counts in `mcp_audit_resumes_total{previous}`. The head is synced with the log (at
+//! checkpoints, or every batch with [`SyncPolicy::EveryBatch`]), so after a power loss the
+//! records the disk had not kept are reported as a missing tail: they are lost. The head cannot
+//! be forged without the key, but it can be rolled back to an older copy together with the log;
+//! only a copy of the head kept elsewhere (the checkpoints' `tracing` events) shows that.
+//!
 //! A write error (disk full) is handled the same way: the writer stops writing, counts the
 //! records it cannot write as dropped, and every second tries to reopen by the rules above.
 
@@ -86,6 +112,7 @@ use crate::metrics as m;
 use crate::record::AuditEvent;
 use crate::sink::{AuditSink, Submit};
 
+mod head;
 mod recover;
 mod writer;
 
@@ -254,6 +281,7 @@ impl FileSink {
             batch_delay: DEFAULT_BATCH_DELAY,
             sync: SyncPolicy::Checkpoint,
             clock: Arc::new(SystemClock),
+            head_file: None,
         }
     }
 
@@ -403,6 +431,7 @@ pub struct FileSinkBuilder {
     batch_delay: Duration,
     sync: SyncPolicy,
     clock: Arc<dyn Clock>,
+    head_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for FileSinkBuilder {
@@ -416,6 +445,7 @@ impl std::fmt::Debug for FileSinkBuilder {
             .field("checkpoint_interval", &self.checkpoint_interval)
             .field("batch_delay", &self.batch_delay)
             .field("sync", &self.sync)
+            .field("head_file", &self.head_file)
             .finish_non_exhaustive()
     }
 }
@@ -456,6 +486,14 @@ impl FileSinkBuilder {
     /// When to `fdatasync` (default [`SyncPolicy::Checkpoint`]).
     pub fn sync(mut self, policy: SyncPolicy) -> Self {
         self.sync = policy;
+        self
+    }
+
+    /// Where the head file is kept (default `<log file>.head` next to the log); see the
+    /// [module docs](self#restarts). Put it where the log's writers cannot reach it to make a
+    /// cut tail harder to hide.
+    pub fn head_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.head_file = Some(path.into());
         self
     }
 
@@ -517,6 +555,9 @@ impl FileSinkBuilder {
             self.capacity,
         ));
         let now = self.clock.now();
+        let head_path = self
+            .head_file
+            .unwrap_or_else(|| head::default_path(&self.path));
         let mut writer = Writer {
             key: self.key,
             dir,
@@ -539,6 +580,9 @@ impl FileSinkBuilder {
             shared: Arc::clone(&shared),
             failed: false,
             last_retry: None,
+            head_path,
+            previous: None,
+            head_failing: false,
         };
         writer.open().map_err(log_err)?;
         let (tx, rx) = mpsc::channel(self.capacity);
@@ -567,3 +611,6 @@ fn split_name(name: &str) -> (String, String) {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod resume_tests;

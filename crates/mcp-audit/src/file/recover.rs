@@ -9,7 +9,12 @@ use std::path::Path;
 use crate::chain::{AuditKey, GENESIS, MAX_LINE_BYTES, Mac, RecordKind, parse_line};
 use crate::sink::TRACING_TARGET;
 
+use super::head::{self, HeadRead, Previous};
 use super::writer::{Opening, Writer, private};
+
+/// How far back from the end [`mac_at`] looks for the head's record: the head is saved after
+/// every batch, so only one batch (at most 1024 records, 256 KiB) can follow it.
+const HEAD_WINDOW: u64 = 4 * 1024 * 1024;
 
 /// What the end of an existing file says.
 #[derive(Debug)]
@@ -18,6 +23,7 @@ pub(super) enum Tail {
     Good {
         seq: u64,
         mac: Mac,
+        kind: RecordKind,
         first_seq: Option<u64>,
         torn_offset: Option<u64>,
     },
@@ -91,6 +97,7 @@ pub(super) fn read_tail(path: &Path, key: &AuditKey) -> io::Result<Tail> {
         Some(prev) if key_ok && key.mac(&prev, parsed.body) == parsed.mac => Ok(Tail::Good {
             seq: parsed.seq,
             mac: parsed.mac,
+            kind: parsed.kind,
             first_seq,
             torn_offset,
         }),
@@ -100,6 +107,40 @@ pub(super) fn read_tail(path: &Path, key: &AuditKey) -> io::Result<Tail> {
             torn_offset,
             reason: "the last record does not verify with this key",
         }),
+    }
+}
+
+/// The MAC of the record with sequence number `seq` among the last [`HEAD_WINDOW`] bytes of a
+/// file.
+pub(super) fn mac_at(path: &Path, seq: u64) -> Option<Mac> {
+    let mut file = File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    let from = len.saturating_sub(HEAD_WINDOW);
+    file.seek(SeekFrom::Start(from)).ok()?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail).ok()?;
+    tail.split(|b| *b == b'\n')
+        .skip(usize::from(from > 0))
+        .filter_map(|l| parse_line(l).ok())
+        .find(|p| p.seq == seq)
+        .map(|p| p.mac)
+}
+
+/// What the previous run left, judged against the head file: see [`Previous::judge`].
+fn judge(head: &HeadRead, path: &Path, tail: &Tail) -> Option<Previous> {
+    match tail {
+        Tail::Good { seq, mac, kind, .. } => Some(Previous::judge(head, *seq, *mac, *kind, |s| {
+            mac_at(path, s)
+        })),
+        Tail::Unverifiable { last_seq, .. } => match head {
+            HeadRead::Found(h) if last_seq.is_none_or(|s| s < h.seq) => {
+                Some(Previous::MissingTail {
+                    first: last_seq.map_or(0, |s| s + 1),
+                    last: h.seq,
+                })
+            }
+            _ => None,
+        },
     }
 }
 
@@ -135,18 +176,22 @@ impl Writer {
     pub(super) fn open(&mut self) -> io::Result<()> {
         self.file = None;
         self.batch.clear();
+        let saved = head::read(&self.head_path, &self.key);
         let live_len = match std::fs::metadata(&self.path) {
             Ok(meta) => Some(meta.len()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(e),
         };
         let (opening, next_seq, head, append) = if live_len.is_some_and(|l| l > 0) {
-            match read_tail(&self.path, &self.key)? {
+            let tail = read_tail(&self.path, &self.key)?;
+            self.previous = judge(&saved, &self.path, &tail);
+            match tail {
                 Tail::Good {
                     seq,
                     mac,
                     first_seq,
                     torn_offset: None,
+                    ..
                 } => {
                     self.file_first_seq = first_seq.unwrap_or(seq);
                     (Opening::Resume, seq + 1, mac, true)
@@ -156,6 +201,7 @@ impl Writer {
                     mac,
                     first_seq,
                     torn_offset: Some(torn_offset),
+                    ..
                 } => {
                     let name = self.rotated_name(first_seq);
                     std::fs::rename(&self.path, self.dir.join(&name))?;
@@ -192,7 +238,10 @@ impl Writer {
             }
         } else if let Some((_, _, name)) = rotated_files(&self.dir, &self.stem, &self.ext).pop() {
             // The live file is missing or empty: continue from the newest rotated file.
-            match read_tail(&self.dir.join(&name), &self.key)? {
+            let rotated = self.dir.join(&name);
+            let tail = read_tail(&rotated, &self.key)?;
+            self.previous = judge(&saved, &rotated, &tail);
+            match tail {
                 Tail::Good {
                     seq,
                     mac,
@@ -246,6 +295,14 @@ impl Writer {
                 ),
             }
         } else {
+            // No log at all: a head says there was one.
+            self.previous = match saved {
+                HeadRead::Found(h) => Some(Previous::MissingTail {
+                    first: 0,
+                    last: h.seq,
+                }),
+                _ => None,
+            };
             (
                 Opening::Start {
                     reason: None,
@@ -270,6 +327,7 @@ impl Writer {
         self.next_seq = next_seq;
         self.head = head;
         self.write_opening(opening);
+        self.report_previous(&saved);
         self.write_batch()?;
         self.sync_file()?;
         self.sync_dir();

@@ -282,8 +282,15 @@ async fn a_missing_live_file_continues_from_the_newest_rotated_one() {
         submit(&sink, &record(i)).await;
     }
     sink.close().await.unwrap();
-    // A crash between the rename and the new file: no live file.
+    // The live file deleted (a crash between a rotation's rename and the new file looks the
+    // same from the files alone; the head file tells them apart).
     let live = lines(&path);
+    let last_seq = serde_json::from_str::<serde_json::Value>(live.last().unwrap()).unwrap()["seq"]
+        .as_u64()
+        .unwrap();
+    let first_seq = serde_json::from_str::<serde_json::Value>(&live[0]).unwrap()["seq"]
+        .as_u64()
+        .unwrap();
     std::fs::remove_file(&path).unwrap();
     let sink = sink_at(&path, &manual())
         .max_file_bytes(4096)
@@ -293,18 +300,17 @@ async fn a_missing_live_file_continues_from_the_newest_rotated_one() {
     let first: serde_json::Value = serde_json::from_str(&lines(&path)[0]).unwrap();
     assert_eq!(first["kind"], "restart");
     assert_eq!(first["reason"], "the live file was missing or empty");
-    // The chain goes on from the newest rotated file. Whether the lost live file was a crash
-    // or a deletion cannot be told from the files; the verifier lists the restart.
-    let report = verify_files(&dir.files(), &key(), &VerifyOptions::new()).unwrap();
+    assert_eq!(first["previous"], "missing_tail");
+    // The chain goes on from the newest rotated file, and the verifier names what was lost:
+    // the deleted live file's records (its link record stays in the rotated file's chain).
+    let err = verify_files(&dir.files(), &key(), &VerifyOptions::new()).unwrap_err();
+    assert_eq!((err.kind(), err.line()), ("tail_lost", Some(1)), "{err}");
     assert!(
-        report
-            .notices
-            .iter()
-            .any(|n| n.contains("the live file was missing")),
-        "{:?}",
-        report.notices
+        err.to_string().ends_with(&format!(
+            "records {first_seq}..={last_seq} were cut from the end"
+        )),
+        "{err}"
     );
-    assert!(live.len() > 1);
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ use crate::metrics as m;
 use crate::record::{AuditEvent, JsonObject};
 use crate::sink::TRACING_TARGET;
 
+use super::head::{self, Head, HeadRead, Previous};
 use super::{MAX_BATCH, Msg, Shared, SyncPolicy, TICK};
 
 pub(super) struct Writer {
@@ -40,6 +41,12 @@ pub(super) struct Writer {
     pub(super) shared: Arc<Shared>,
     pub(super) failed: bool,
     pub(super) last_retry: Option<SystemTime>,
+    /// Where the head (last written sequence number and MAC) is kept.
+    pub(super) head_path: PathBuf,
+    /// How the previous run ended, found by the last `open`.
+    pub(super) previous: Option<Previous>,
+    /// The head file could not be written (logged once until it can again).
+    pub(super) head_failing: bool,
 }
 
 /// The first record of what `open` writes.
@@ -88,6 +95,7 @@ impl Writer {
     }
 
     pub(super) fn write_opening(&mut self, opening: Opening) {
+        let previous = self.previous;
         let now = self.clock.now();
         let interval = self.interval.as_secs();
         let dropped = self.shared.dropped.load(Ordering::Relaxed);
@@ -108,12 +116,14 @@ impl Writer {
                     o.str("reason", reason);
                     o.str("prev_file", prev_file.as_deref());
                     o.u64("torn_offset", torn_offset);
+                    previous_members(o, previous);
                 });
             }
             Opening::Resume => {
                 self.append(RecordKind::Resume, now, |o| {
                     o.u64("checkpoint_interval_secs", Some(interval));
                     o.u64("dropped", Some(dropped));
+                    previous_members(o, previous);
                 });
             }
             Opening::Link {
@@ -143,7 +153,75 @@ impl Writer {
                     o.u64("torn_offset", torn_offset);
                     o.str("reason", reason);
                     o.u64("dropped", Some(dropped));
+                    previous_members(o, previous);
                 });
+            }
+        }
+    }
+
+    /// After an opening: a lost tail is a security record, an error and a metric; an unclean
+    /// stop or a missing or invalid head file a warning.
+    pub(super) fn report_previous(&mut self, head: &HeadRead) {
+        let Some(previous) = self.previous else {
+            return;
+        };
+        m::resume(previous.as_str());
+        let file = self.path.display().to_string();
+        if let Some((first, last)) = previous.lost() {
+            m::violation("audit_tail_missing");
+            tracing::error!(
+                target: TRACING_TARGET,
+                file = %file,
+                previous = previous.as_str(),
+                lost_first = first,
+                lost_last = last,
+                "the audit log ends before the head its writer last wrote: records {first}..={last} are missing"
+            );
+            let now = self.clock.now();
+            self.append(RecordKind::Security, now, |o| {
+                o.str("detector", Some("audit_tail_missing"));
+                o.str("action", Some("alert"));
+                o.u64("lost_first", Some(first));
+                o.u64("lost_last", Some(last));
+            });
+        } else if previous != Previous::CleanClose {
+            let why = match head {
+                HeadRead::Invalid(why) => why,
+                HeadRead::Missing => "the head file is missing",
+                HeadRead::Found(_) => "the writer stopped without closing",
+            };
+            tracing::warn!(
+                target: TRACING_TARGET,
+                file = %file,
+                previous = previous.as_str(),
+                "the audit log is continued after an unclean stop: {why}"
+            );
+        }
+    }
+
+    /// Save the head file after a write; a failure is logged (once) and counted, the log goes
+    /// on.
+    fn save_head(&mut self, sync: bool) {
+        let Some(seq) = self.next_seq.checked_sub(1) else {
+            return;
+        };
+        let head = Head {
+            seq,
+            mac: self.head,
+        };
+        match head::write(&self.head_path, &self.key, head, sync) {
+            Ok(()) => self.head_failing = false,
+            Err(e) => {
+                m::record_write_error();
+                if !self.head_failing {
+                    tracing::error!(
+                        target: TRACING_TARGET,
+                        file = %self.head_path.display(),
+                        error = %e,
+                        "cannot write the audit head file"
+                    );
+                }
+                self.head_failing = true;
             }
         }
     }
@@ -186,14 +264,19 @@ impl Writer {
         };
         let result = file.write_all(&self.batch);
         self.batch.clear();
-        result
+        result?;
+        self.save_head(false);
+        Ok(())
     }
 
+    /// `fdatasync` the file, then save the head durably too.
     pub(super) fn sync_file(&mut self) -> io::Result<()> {
         match self.file.as_mut() {
-            Some(f) => f.sync_data(),
-            None => Ok(()),
+            Some(f) => f.sync_data()?,
+            None => return Ok(()),
         }
+        self.save_head(true);
+        Ok(())
     }
 
     pub(super) fn sync_dir(&self) {
@@ -458,6 +541,17 @@ impl Writer {
                 }
                 return;
             }
+        }
+    }
+}
+
+/// The `previous`, `lost_first` and `lost_last` members of an opening record.
+fn previous_members(o: &mut JsonObject<'_>, previous: Option<Previous>) {
+    if let Some(p) = previous {
+        o.str("previous", Some(p.as_str()));
+        if let Some((first, last)) = p.lost() {
+            o.u64("lost_first", Some(first));
+            o.u64("lost_last", Some(last));
         }
     }
 }

@@ -73,6 +73,8 @@ pub struct AuditSettings {
     pub checkpoint_interval: Duration,
     /// `AUDIT_BATCH_DELAY`: how long the file writer lets records gather (at most 1 s).
     pub batch_delay: Duration,
+    /// `AUDIT_HEAD_FILE`: where the file sink keeps its head (default `<log file>.head`).
+    pub head_file: Option<PathBuf>,
     /// Names the variables in errors (`MCP_AUDIT_HMAC_KEY`).
     names: Env,
 }
@@ -126,6 +128,7 @@ impl AuditSettings {
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             batch_delay: DEFAULT_BATCH_DELAY,
+            head_file: None,
             names: Env::with_lookup(prefix, |_| None),
         }
     }
@@ -212,7 +215,8 @@ impl AuditSettings {
     }
 
     /// Read the file sink's knobs (`AUDIT_OVERFLOW`, `AUDIT_FSYNC`, `AUDIT_CHANNEL_CAPACITY`,
-    /// `AUDIT_MAX_FILE_BYTES`, `AUDIT_CHECKPOINT_INTERVAL`, `AUDIT_BATCH_DELAY`) from `env`.
+    /// `AUDIT_MAX_FILE_BYTES`, `AUDIT_CHECKPOINT_INTERVAL`, `AUDIT_BATCH_DELAY`,
+    /// `AUDIT_HEAD_FILE`) from `env`.
     /// [`from_env`](Self::from_env) does when [`log_file`](Self::log_file) is set and the layer
     /// enabled; code that sets those itself calls this after.
     ///
@@ -231,6 +235,9 @@ impl AuditSettings {
         self.checkpoint_interval =
             env.duration("AUDIT_CHECKPOINT_INTERVAL", DEFAULT_CHECKPOINT_INTERVAL)?;
         self.batch_delay = env.duration("AUDIT_BATCH_DELAY", DEFAULT_BATCH_DELAY)?;
+        if let Some(v) = env.string("AUDIT_HEAD_FILE")? {
+            self.head_file = Some(PathBuf::from(v));
+        }
         Ok(())
     }
 
@@ -294,7 +301,11 @@ impl AuditSettings {
                     ),
                 )
             })?;
-            let sink = FileSink::builder(path, key)
+            let mut sink = FileSink::builder(path, key);
+            if let Some(head) = &self.head_file {
+                sink = sink.head_file(head);
+            }
+            let sink = sink
                 .channel_capacity(self.channel_capacity)
                 .overflow(self.overflow)
                 .max_file_bytes(self.max_file_bytes)

@@ -101,6 +101,18 @@ pub enum VerifyError {
         /// The name the `rotate` record gives.
         next: String,
     },
+    /// When the writer restarted, the log ended before the head it had written (its head file
+    /// says so): records `first..=last` were cut from the end.
+    TailLost {
+        /// The file.
+        file: PathBuf,
+        /// The line of the record that reports it (`resume`, `restart` or `start`).
+        line: u64,
+        /// The first sequence number lost.
+        first: u64,
+        /// The last sequence number lost.
+        last: u64,
+    },
     /// A file does not begin with a chain opener, or its link does not match.
     BrokenLink {
         /// The file.
@@ -114,7 +126,8 @@ pub enum VerifyError {
 
 impl VerifyError {
     /// A short stable label: `no_files`, `io`, `malformed`, `wrong_key`, `modified`, `missing`,
-    /// `reordered`, `torn_tail`, `truncated`, `ends_at_rotation`, `broken_link`.
+    /// `reordered`, `torn_tail`, `truncated`, `ends_at_rotation`, `tail_lost`, `broken_link`,
+    /// `bad_signature`, `unsigned`.
     pub fn kind(&self) -> &'static str {
         match self {
             VerifyError::NoFiles => "no_files",
@@ -127,6 +140,7 @@ impl VerifyError {
             VerifyError::TornTail { .. } => "torn_tail",
             VerifyError::Truncated { .. } => "truncated",
             VerifyError::EndsAtRotation { .. } => "ends_at_rotation",
+            VerifyError::TailLost { .. } => "tail_lost",
             VerifyError::BrokenLink { .. } => "broken_link",
         }
     }
@@ -143,6 +157,7 @@ impl VerifyError {
             | VerifyError::TornTail { line, .. }
             | VerifyError::Truncated { line, .. }
             | VerifyError::EndsAtRotation { line, .. }
+            | VerifyError::TailLost { line, .. }
             | VerifyError::BrokenLink { line, .. } => Some(*line),
         }
     }
@@ -223,6 +238,23 @@ impl fmt::Display for VerifyError {
                 "{}:{line}: truncated: the file was rotated to {next:?}; the files after it are missing",
                 file.display()
             ),
+            VerifyError::TailLost {
+                file,
+                line,
+                first,
+                last,
+            } => {
+                write!(
+                    f,
+                    "{}:{line}: tail lost: when the writer restarted, the log ended before the head it had last written: ",
+                    file.display()
+                )?;
+                if first == last {
+                    write!(f, "record {first} was cut from the end")
+                } else {
+                    write!(f, "records {first}..={last} were cut from the end")
+                }
+            }
             VerifyError::BrokenLink { file, line, reason } => {
                 write!(f, "{}:{line}: broken link: {reason}", file.display())
             }

@@ -177,6 +177,7 @@ impl State<'_> {
             }
         }
         self.rotated_to = None;
+        self.previous_run(file, 1, &p)?;
         self.accept(file, 1, &p);
         Ok(Next::Continue)
     }

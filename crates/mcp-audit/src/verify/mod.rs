@@ -12,6 +12,7 @@
 //! | [`TornTail`](VerifyError::TornTail) | a file ends in a partial line (a crash mid-write, or a cut) that no later `restart` record acknowledges |
 //! | [`Truncated`](VerifyError::Truncated) | the chain ends without a `close` record and no checkpoint has been written for two checkpoint intervals before [`VerifyOptions::now`]: the end was cut off, or the writer died without closing |
 //! | [`EndsAtRotation`](VerifyError::EndsAtRotation) | the last file given ends with a `rotate` record: the newer files are missing |
+//! | [`TailLost`](VerifyError::TailLost) | a `resume`, `restart` or `start` record says the writer found the log ending before the head it had last written (its head file): the records it names were cut |
 //! | [`BrokenLink`](VerifyError::BrokenLink) | a file does not begin with a `start`, `link` or `restart` record, or its link does not match the previous file |
 //! | [`WrongKey`](VerifyError::WrongKey) | a `start` record names another key |
 //! | [`Malformed`](VerifyError::Malformed) | a line has a valid MAC but is not a record (a writer bug), or cannot be checked |
@@ -20,6 +21,9 @@
 //! (older files removed by retention), a torn line acknowledged by the next file's `restart`
 //! record, a new chain (`start`) in a later file, and an open end (the writer is running: records
 //! after the last checkpoint, the last one recent enough).
+//!
+//! Every restart that did not follow a clean close (an unclean stop, a missing or invalid head
+//! file) passes and is listed in [`VerifyReport::unclean_resumes`].
 //!
 //! Limits: deleting the newest records of a live chain up to a moment less than two checkpoint
 //! intervals ago, or deleting the whole end including files, cannot be seen from the files
@@ -95,6 +99,9 @@ pub struct VerifyReport {
     pub unsealed: u64,
     /// Things that passed but deserve a look.
     pub notices: Vec<String>,
+    /// Every restart of the writer that did not follow a clean close: an unclean stop (a crash,
+    /// SIGKILL), or a head file that was missing or did not verify.
+    pub unclean_resumes: Vec<String>,
 }
 
 impl fmt::Display for VerifyReport {

@@ -75,8 +75,58 @@ impl State<'_> {
             });
         }
         self.rotated_to = p.file.clone().filter(|_| p.kind == RecordKind::Rotate);
+        self.previous_run(file, line_no, &p)?;
         self.accept(file, line_no, &p);
         Ok(Next::Continue)
+    }
+
+    /// An opening record's `previous`: a lost tail fails, an unclean restart is listed.
+    pub(super) fn previous_run(
+        &mut self,
+        file: &Path,
+        line_no: u64,
+        p: &ParsedLine<'_>,
+    ) -> Result<(), VerifyError> {
+        let Some(previous) = p.previous.as_deref() else {
+            return Ok(());
+        };
+        let at = format!("{}:{line_no} (seq {})", file.display(), p.seq);
+        let what = match previous {
+            "clean_close" => return Ok(()),
+            "missing_tail" | "head_mismatch" => {
+                let (first, last) = p.lost.unwrap_or((p.seq, p.seq));
+                return Err(VerifyError::TailLost {
+                    file: file.to_path_buf(),
+                    line: line_no,
+                    first,
+                    last,
+                });
+            }
+            "unclean_stop" => "after an unclean stop (no close record; nothing missing)",
+            "head_missing" => "without its head file: a cut tail could not be checked",
+            "head_invalid" => {
+                "with a head file that does not verify: a cut tail could not be checked"
+            }
+            other => {
+                return Err(VerifyError::Malformed {
+                    file: file.to_path_buf(),
+                    line: line_no,
+                    reason: format!(
+                        "unknown previous {:?}",
+                        other.chars().take(32).collect::<String>()
+                    ),
+                });
+            }
+        };
+        let verb = match p.kind {
+            RecordKind::Resume => "resumed",
+            RecordKind::Restart => "restarted",
+            _ => "started a new chain",
+        };
+        self.report
+            .unclean_resumes
+            .push(format!("{at}: the writer {verb} {what}"));
+        Ok(())
     }
 
     pub(super) fn accept(&mut self, file: &Path, line_no: u64, p: &ParsedLine<'_>) {

@@ -11,6 +11,7 @@ async fn closed_file(dir: &TempDir) -> PathBuf {
     for f in dir.files() {
         std::fs::remove_file(f).unwrap();
     }
+    let _ = std::fs::remove_file(dir.join("audit.jsonl.head"));
     let path = dir.join("audit.jsonl");
     let sink = FileSink::builder(&path, key())
         .clock(std::sync::Arc::new(ManualClock::new(t0())))
