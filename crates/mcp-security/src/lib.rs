@@ -47,7 +47,7 @@
 //!
 //! The crates are re-exported, so one dependency is enough to compose by hand:
 //! [`core`] (client address, principal, MCP envelope inspection, rejections, configuration
-//! helpers), [`auth`], [`ratelimit`], [`headers`], [`audit`] and [`prodcheck`].
+//! helpers), [`auth`], [`ratelimit`], [`headers`], [`audit`], [`guard`] and [`prodcheck`].
 //!
 //! [`from_env_with_prefix`]: SecurityConfig::from_env_with_prefix
 #![deny(unsafe_code)]
@@ -68,3 +68,4 @@ pub use mcp_core as core;
 pub use mcp_headers as headers;
 pub use mcp_prodcheck as prodcheck;
 pub use mcp_ratelimit as ratelimit;
+pub use mcp_security_guard as guard;

@@ -20,6 +20,7 @@ use mcp_headers::{
 };
 use mcp_prodcheck::{Report, RuntimeEnvironment, Severity};
 use mcp_ratelimit::{RateLimit, RateLimitLayer, ResourceLimit, ResourceLimitLayer};
+use mcp_security_guard::{ToolGuard, ToolGuardLayer};
 use tower_layer::Layer;
 
 use crate::config::{SecurityConfig, Settings};
@@ -78,7 +79,7 @@ impl From<ConfigError> for SecurityError {
 /// The service [`SecurityLayer`] wraps around `S`, outermost first: audit, security headers,
 /// Origin guard + CORS, per-client rate limit, resource limits, MCP envelope inspection,
 /// agent-readable refusals (when on), the token endpoint (when on), authentication,
-/// legacy-session binding, per-caller rate limits, list filtering.
+/// legacy-session binding, per-caller rate limits, list filtering, the tool guards.
 pub type SecurityService<S> = Audit<
     SecurityHeaders<
         OriginGuard<
@@ -87,7 +88,11 @@ pub type SecurityService<S> = Audit<
                     McpInspect<
                         ToolErrorsAsResults<
                             TokenEndpoint<
-                                Auth<SessionBinding<RateLimit<ListFilter<S>, RateLimitBackend>>>,
+                                Auth<
+                                    SessionBinding<
+                                        RateLimit<ListFilter<ToolGuard<S>>, RateLimitBackend>,
+                                    >,
+                                >,
                             >,
                         >,
                     >,
@@ -115,6 +120,7 @@ pub struct SecurityLayer {
     sessions: SessionBindingLayer,
     per_caller: RateLimitLayer<RateLimitBackend>,
     lists: ListFilterLayer,
+    tool_guard: ToolGuardLayer,
     tool_errors: ToolErrorsAsResultsLayer,
     bans: BanList,
     report: Report,
@@ -152,6 +158,12 @@ impl SecurityLayer {
         &self.tokens
     }
 
+    /// The tool guards, innermost (next to the service): the result guard (`RESULT_GUARD`) and
+    /// its counts ([`ToolGuardLayer::stats`]).
+    pub fn tool_guard(&self) -> &ToolGuardLayer {
+        &self.tool_guard
+    }
+
     /// A one-line summary of every layer, for the start-up log line (never a secret).
     pub fn summary(&self) -> &str {
         &self.summary
@@ -177,7 +189,7 @@ impl SecurityLayer {
         self.summary = format!(
             "{}, security headers, {}, rate limit per client ({}), resources (concurrency {}, \
              timeout {:?}), mcp-inspect (max body {} bytes), token endpoint ({}), auth ({}){}, {}, \
-             rate limit per caller ({}), list filter {}",
+             rate limit per caller ({}), list filter {}, result guard {}",
             self.audit.summary(),
             self.guard.summary(),
             self.per_client.summary(),
@@ -198,6 +210,15 @@ impl SecurityLayer {
             } else {
                 "off".to_owned()
             },
+            if self.tool_guard.is_enabled() {
+                format!(
+                    "{} (max {} bytes)",
+                    self.tool_guard.result_guard(),
+                    self.tool_guard.max_result_bytes()
+                )
+            } else {
+                "off".to_owned()
+            },
         );
         self
     }
@@ -207,7 +228,8 @@ impl<S> Layer<S> for SecurityLayer {
     type Service = SecurityService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let svc = self.lists.layer(inner);
+        let svc = self.tool_guard.layer(inner);
+        let svc = self.lists.layer(svc);
         let svc = self.per_caller.layer(svc);
         let svc = self.sessions.layer(svc);
         let svc = self.auth.layer(svc);
@@ -372,6 +394,11 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
     } else {
         ListFilterLayer::disabled()
     };
+    let tool_guard = ToolGuardLayer::builder()
+        .result_guard(s.result_guard)
+        .max_result_bytes(s.max_result_bytes)
+        .build()
+        .map_err(|e| s.named(e))?;
     let tool_errors = if s.tool_errors_as_results {
         ToolErrorsAsResultsLayer::new()
     } else {
@@ -393,6 +420,7 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
         sessions,
         per_caller,
         lists,
+        tool_guard,
         tool_errors,
         bans: s.ban_list.clone(),
         report,

@@ -59,6 +59,8 @@ impl Default for SecurityConfigBuilder {
                 filter_lists: None,
                 max_list_bytes: mcp_auth::list_filter::DEFAULT_MAX_LIST_BYTES,
                 tool_errors_as_results: false,
+                result_guard: mcp_security_guard::ResultGuardMode::Off,
+                max_result_bytes: mcp_security_guard::layer::DEFAULT_MAX_RESULT_BYTES,
                 max_concurrency: DEFAULT_MAX_CONCURRENCY,
                 request_timeout: DEFAULT_REQUEST_TIMEOUT,
                 audit_enabled: true,
@@ -538,6 +540,23 @@ impl SecurityConfigBuilder {
     /// Authentication failures stay 401.
     pub fn tool_errors_as_results(mut self, on: bool) -> Self {
         self.s.tool_errors_as_results = on;
+        self
+    }
+
+    /// What the result guard does with a credential in a `tools/call`, `resources/read` or
+    /// `prompts/get` answer (`RESULT_GUARD`, default
+    /// [`Off`](mcp_security_guard::ResultGuardMode::Off)): `Redact` replaces each with
+    /// `[redacted]`, `Block` the whole answer with a JSON-RPC error; see
+    /// [`ToolGuardLayer`](mcp_security_guard::ToolGuardLayer).
+    pub fn result_guard(mut self, mode: mcp_security_guard::ResultGuardMode) -> Self {
+        self.s.result_guard = mode;
+        self
+    }
+
+    /// The most bytes of an answer (or one SSE event) the result guard scans; a larger one
+    /// fails closed with a JSON-RPC error (`RESULT_GUARD_MAX_BYTES`, default 4 MiB).
+    pub fn max_result_bytes(mut self, bytes: usize) -> Self {
+        self.s.max_result_bytes = bytes;
         self
     }
 

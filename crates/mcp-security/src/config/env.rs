@@ -157,6 +157,11 @@ impl SecurityConfigBuilder {
         }
         s.max_list_bytes = env.usize("MAX_LIST_BYTES", s.max_list_bytes)?;
         s.tool_errors_as_results = env.bool("TOOL_ERRORS_AS_RESULTS", s.tool_errors_as_results)?;
+        if let Some(mode) = env.string("RESULT_GUARD")? {
+            s.result_guard =
+                mcp_security_guard::ResultGuardMode::parse(&env.var_name("RESULT_GUARD"), &mode)?;
+        }
+        s.max_result_bytes = env.usize("RESULT_GUARD_MAX_BYTES", s.max_result_bytes)?;
         s.request_timeout = env.duration("REQUEST_TIMEOUT", s.request_timeout)?;
         s.audit_enabled = env.bool("AUDIT_ENABLED", s.audit_enabled)?;
         if let Some(file) = env.string("AUDIT_LOG_FILE")? {

@@ -46,6 +46,8 @@
 //! | `MAX_BODY_BYTES`, `MAX_CONCURRENCY`, `REQUEST_TIMEOUT` | resource limits | 1 MiB, 1000, 30 s |
 //! | `FILTER_LISTS` | cut tools/prompts/resources lists to what the caller may use under the MCP scope rules (`ListFilterLayer`) | on when there are MCP rules |
 //! | `MAX_LIST_BYTES` | the largest list response (or SSE event) the list filter reads; larger fails closed | 4 MiB |
+//! | `RESULT_GUARD` | credentials in `tools/call`, `resources/read` and `prompts/get` answers: `off`, `redact` (each becomes `[redacted]`) or `block` (the answer becomes a JSON-RPC error); see `ToolGuardLayer` | `off` |
+//! | `RESULT_GUARD_MAX_BYTES` | the largest answer (or SSE event) the result guard scans; larger fails closed | 4 MiB |
 //! | `TOOL_ERRORS_AS_RESULTS` | a `tools/call` refused for a scope or a per-caller limit answers 200 with an `isError` tool result | `false` |
 //! | `PROTOCOL_VERSIONS` | `MCP-Protocol-Version` values accepted, comma-separated; another is refused with 400 `-32022` | the versions the bundled rmcp speaks (2024-11-05 … 2026-07-28) |
 //! | `AUDIT_ENABLED`, `AUDIT_LOG_FILE`, `AUDIT_HMAC_KEY` / `_FILE` | audit trail (the other `AUDIT_*` knobs of `mcp-audit` are read too) | `true`, — (tracing only), — |
@@ -270,6 +272,10 @@ pub(crate) struct Settings {
     pub(crate) max_list_bytes: usize,
     /// `TOOL_ERRORS_AS_RESULTS`.
     pub(crate) tool_errors_as_results: bool,
+    /// `RESULT_GUARD`.
+    pub(crate) result_guard: mcp_security_guard::ResultGuardMode,
+    /// `RESULT_GUARD_MAX_BYTES`.
+    pub(crate) max_result_bytes: usize,
     pub(crate) request_timeout: Duration,
     pub(crate) audit_enabled: bool,
     pub(crate) audit_log_file: Option<PathBuf>,
@@ -285,7 +291,7 @@ pub(crate) struct Settings {
 
 /// The variable behind each setting a layer's builder may name in an error: the one place the
 /// stack maps a builder's setting to the variable (or its `*_FILE` form) users set.
-const SETTING_VARIABLES: [(&str, &str); 19] = [
+const SETTING_VARIABLES: [(&str, &str); 20] = [
     ("trusted_proxies", "TRUSTED_PROXIES"),
     ("cors_origins", "CORS_ORIGINS"),
     ("allowed_hosts", "ALLOWED_HOSTS"),
@@ -297,6 +303,7 @@ const SETTING_VARIABLES: [(&str, &str); 19] = [
     ("max_sessions_per_principal", "SESSION_MAX_PER_PRINCIPAL"),
     ("eviction_grace", "SESSION_EVICTION_GRACE"),
     ("max_list_bytes", "MAX_LIST_BYTES"),
+    ("max_result_bytes", "RESULT_GUARD_MAX_BYTES"),
     ("api_key", "API_KEY"),
     ("api_key_pepper", "API_KEY_PEPPER"),
     ("api_keys_file", "API_KEYS_FILE"),

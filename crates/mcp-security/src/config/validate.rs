@@ -14,6 +14,7 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
     s.rate_limit.clone().prefix(&s.prefix).check()?;
     at_least_one("MAX_BODY_BYTES", s.max_body_bytes as u64)?;
     at_least_one("MAX_LIST_BYTES", s.max_list_bytes as u64)?;
+    at_least_one("RESULT_GUARD_MAX_BYTES", s.max_result_bytes as u64)?;
     if let Some(versions) = &s.protocol_versions {
         if versions.is_empty() {
             return Err(ConfigError::new(

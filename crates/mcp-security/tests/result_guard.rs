@@ -1,0 +1,174 @@
+//! The result guard in the stack (`MCP_RESULT_GUARD`): innermost, so the audit layer sees each
+//! hit as a response fact; off by default; redact and block reach the client; bad values named.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::routing::post;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use mcp_security::audit::{AuditLayer, MemorySink};
+use mcp_security::core::config::Env;
+use mcp_security::core::facts::ResponseFact;
+use mcp_security::core::inspect::McpInspectLayer;
+use mcp_security::guard::{ResultGuardMode, ToolGuardLayer};
+use mcp_security::prodcheck::RuntimeEnvironment;
+use mcp_security::{SecurityConfig, SecurityError, SecurityLayer};
+use tower::ServiceExt;
+
+const KEY: &str = "mcp-sk-3vQ9xK2mW7pL0aZ8cN5bR1tY6uE4iO2sD9fG3hJ7kQ0";
+const CALL: &str = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"read_env"}}"#;
+const LEAK: &str = r#"{"jsonrpc":"2.0","id":5,"result":{"content":[{"type":"text","text":"AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE"}]}}"#;
+
+fn stack(extra: &[(&str, &str)]) -> Result<SecurityLayer, SecurityError> {
+    let mut pairs = vec![
+        ("MCP_ENV", "development"),
+        ("MCP_API_KEY", KEY),
+        ("MCP_ALLOWED_HOSTS", "127.0.0.1:8080"),
+    ];
+    pairs.extend_from_slice(extra);
+    SecurityConfig::builder_from_env(&Env::from_pairs("MCP", pairs))?
+        .build()?
+        .layer_with(&RuntimeEnvironment::new().euid(Some(1000)))
+}
+
+async fn call(stack: SecurityLayer) -> (StatusCode, http::HeaderMap, String) {
+    let app = Router::new()
+        .route(
+            "/mcp",
+            post(|| async { ([("content-type", "application/json")], LEAK) }),
+        )
+        .layer(stack);
+    let req = Request::post("/mcp")
+        .header("host", "127.0.0.1:8080")
+        .header("authorization", format!("Bearer {KEY}"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .extension(ConnectInfo(
+            "192.0.2.10:50000".parse::<SocketAddr>().unwrap(),
+        ))
+        .body(Body::from(CALL))
+        .unwrap();
+    let res = app.oneshot(req).await.unwrap();
+    let (parts, body) = res.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8(bytes.to_vec()).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn off_by_default_redact_and_block_from_the_environment() {
+    let off = stack(&[]).unwrap();
+    assert_eq!(off.tool_guard().result_guard(), ResultGuardMode::Off);
+    assert!(
+        off.summary().ends_with("result guard off"),
+        "{}",
+        off.summary()
+    );
+    let (status, _, body) = call(off).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, LEAK);
+
+    let redact = stack(&[("MCP_RESULT_GUARD", "redact")]).unwrap();
+    assert!(
+        redact
+            .summary()
+            .ends_with("result guard redact (max 4194304 bytes)"),
+        "{}",
+        redact.summary()
+    );
+    let (status, headers, body) = call(redact.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(
+        body,
+        r#"{"jsonrpc":"2.0","id":5,"result":{"content":[{"type":"text","text":"AWS_ACCESS_KEY_ID=[redacted]"}]}}"#
+    );
+    assert_eq!(redact.tool_guard().stats().secrets_found, 1);
+
+    let block = stack(&[
+        ("MCP_RESULT_GUARD", "block"),
+        ("MCP_RESULT_GUARD_MAX_BYTES", "65536"),
+    ])
+    .unwrap();
+    assert_eq!(block.tool_guard().max_result_bytes(), 65536);
+    let (status, _, body) = call(block).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        r#"{"error":{"code":-32603,"data":{"code":"secret_in_result"},"message":"The result was withheld: it contained a credential"},"id":5,"jsonrpc":"2.0"}"#
+    );
+}
+
+#[tokio::test]
+async fn the_audit_layer_sees_each_hit_without_the_secret() {
+    // Composed by hand, as the stack orders them: audit outermost, the guard innermost.
+    let memory = Arc::new(MemorySink::new());
+    let audit = AuditLayer::builder()
+        .sink(Arc::clone(&memory))
+        .build()
+        .unwrap();
+    let guard = ToolGuardLayer::builder()
+        .result_guard(ResultGuardMode::Redact)
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route(
+            "/mcp",
+            post(|| async { ([("content-type", "application/json")], LEAK) }),
+        )
+        .layer(guard)
+        .layer(McpInspectLayer::builder().build().unwrap())
+        .layer(audit.clone());
+    let req = Request::post("/mcp")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .extension(ConnectInfo(
+            "192.0.2.10:50000".parse::<SocketAddr>().unwrap(),
+        ))
+        .body(Body::from(CALL))
+        .unwrap();
+    let res = app.oneshot(req).await.unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert!(!String::from_utf8_lossy(&body).contains("AKIA"));
+    audit.close().await.unwrap();
+    let completions: Vec<Vec<ResponseFact>> = memory
+        .events()
+        .iter()
+        .filter_map(|e| e.as_completion().map(|c| c.facts().to_vec()))
+        .collect();
+    assert_eq!(
+        completions,
+        [vec![ResponseFact::SecretFound {
+            kind: "aws_access_key_id",
+            count: 1,
+            method: Some("tools/call"),
+            target: Some("read_env".into()),
+            action: "redacted",
+        }]]
+    );
+    assert!(
+        memory
+            .events()
+            .iter()
+            .all(|e| !format!("{e:?}").contains("IOSFODNN7")),
+        "the secret never reaches the audit trail"
+    );
+}
+
+#[test]
+fn bad_values_are_named() {
+    let err = stack(&[("MCP_RESULT_GUARD", "mask")]).unwrap_err();
+    assert!(err.to_string().contains("MCP_RESULT_GUARD"), "{err}");
+    let err = SecurityConfig::builder()
+        .max_result_bytes(0)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.setting(), "MCP_RESULT_GUARD_MAX_BYTES");
+}
