@@ -1,0 +1,133 @@
+#![cfg(feature = "e2e")]
+//! The result guard over real sockets: a tool result carrying a fake AWS access key id reaches
+//! the client as `[redacted]` with `MCP_RESULT_GUARD=redact`, as a JSON-RPC error with `block`,
+//! and unchanged with the guard off (the default), through the whole stack in front of a real
+//! rmcp server (its `echo` tool returns the text it is given), in rmcp's SSE answers.
+//!
+//! Raw HTTP/1.1 requests (hyper-util's client), so every header and body is checked as
+//! answered.
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use mcp_security::guard::ResultGuardMode;
+use serde_json::{Value, json};
+use tests::e2e_support::{ServerOptions, TestServer};
+use tests::raw_http::{self, Answer, HttpClient};
+
+/// The AWS documentation's example key id: the shape of a real one, valid nowhere.
+const FAKE_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
+
+async fn post(
+    http: &HttpClient,
+    server: &TestServer,
+    session: Option<&str>,
+    body: Value,
+) -> Answer {
+    let mut req = Request::post(&server.url)
+        .header("authorization", format!("Bearer {}", server.api_key))
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json");
+    if let Some(s) = session {
+        req = req
+            .header("mcp-session-id", s)
+            .header("mcp-protocol-version", "2025-11-25");
+    }
+    let req = req
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("request");
+    raw_http::send(http, req).await
+}
+
+/// A legacy session, then `echo` asked to return a text holding the fake key.
+async fn echo_the_key(server: &TestServer) -> Answer {
+    let http = raw_http::client();
+    let init = post(
+        &http,
+        server,
+        None,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {},
+            "clientInfo": {"name": "e2e-tool-guard", "version": "0"}}}),
+    )
+    .await;
+    assert_eq!(init.status, StatusCode::OK);
+    let session = init.header("mcp-session-id").to_owned();
+    let ready = post(
+        &http,
+        server,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await;
+    assert_eq!(ready.status, StatusCode::ACCEPTED);
+    post(
+        &http,
+        server,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "echo", "arguments": {"text": format!("aws_access_key_id = {FAKE_KEY}")}}}),
+    )
+    .await
+}
+
+async fn server(mode: ResultGuardMode) -> TestServer {
+    TestServer::start_configured(ServerOptions::default(), |b| b.result_guard(mode)).await
+}
+
+fn text_result(text: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": 2, "result": {
+        "content": [{"type": "text", "text": text}], "isError": false}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_by_default_the_key_reaches_the_client() {
+    let server = TestServer::start().await;
+    assert_eq!(
+        server.security().tool_guard().result_guard(),
+        ResultGuardMode::Off
+    );
+    let answer = echo_the_key(&server).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.header("content-type"), "text/event-stream");
+    assert_eq!(
+        answer.message(),
+        text_result(&format!("aws_access_key_id = {FAKE_KEY}"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redact_replaces_the_key_in_the_result() {
+    let server = server(ResultGuardMode::Redact).await;
+    let answer = echo_the_key(&server).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.header("content-type"), "text/event-stream");
+    assert_eq!(answer.header("x-content-type-options"), "nosniff");
+    assert!(answer.headers.get("content-length").is_none());
+    let body = String::from_utf8_lossy(&answer.body);
+    assert!(!body.contains("AKIA"), "{body}");
+    assert_eq!(
+        answer.message(),
+        text_result("aws_access_key_id = [redacted]")
+    );
+    let stats = server.security().tool_guard().stats();
+    assert_eq!((stats.secrets_found, stats.answers_blocked), (1, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_replaces_the_result_with_an_error() {
+    let server = server(ResultGuardMode::Block).await;
+    let answer = echo_the_key(&server).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.header("content-type"), "text/event-stream");
+    let body = String::from_utf8_lossy(&answer.body);
+    assert!(!body.contains("AKIA"), "{body}");
+    assert_eq!(
+        answer.message(),
+        json!({"jsonrpc": "2.0", "id": 2, "error": {
+            "code": -32603,
+            "message": "The result was withheld: it contained a credential",
+            "data": {"code": "secret_in_result"}}})
+    );
+    assert_eq!(server.security().tool_guard().stats().answers_blocked, 1);
+}
