@@ -121,6 +121,7 @@ pub(crate) fn build_token_endpoint(
 pub(crate) struct TokenTrust<'a> {
     /// The issuer a verifier of the endpoint's own JWK Set requires (set when `JWT_ISSUER` is
     /// unset; HS256 verification does not require it, the secret is the trust).
+    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
     pub(crate) issuer: Option<&'a str>,
     /// The audience the verifier must require (set when `JWT_AUDIENCE` is unset).
     pub(crate) audience: Option<&'a str>,

@@ -74,7 +74,7 @@ impl Settings {
     /// # Errors
     /// As `mcp_auth::layer::AuthLayer::jwt_from_env`: an invalid secret, URL, issuer, audience or
     /// algorithm list, or a JWKS without the `jwks` feature.
-    #[cfg(test)]
+    #[cfg(all(test, feature = "jwks"))]
     pub(crate) fn jwt_verifier(&self) -> Result<Option<mcp_auth::JwtVerifier>, ConfigError> {
         self.jwt_verifier_trusting(None)
     }
