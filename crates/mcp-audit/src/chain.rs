@@ -27,7 +27,7 @@
 //! | `resume` | the writer restarted and continues the chain in the same file | `checkpoint_interval_secs`, `previous` (and `lost_first`, `lost_last`) |
 //! | `request` | one per HTTP request | the audit record |
 //! | `security` | a detector fired | detector, client, counts, ban |
-//! | `checkpoint` | every checkpoint interval, also when idle | `head` (the MAC before it), `records`, `dropped` |
+//! | `checkpoint` | every checkpoint interval, also when idle | `head` (the MAC before it), `records`, `dropped` (and with a signing key `seg_from`, `seg_hash`, `sig`: see [`crate::signing`]) |
 //! | `rotate` | last line of a file that reached its size limit | `file`: the name the file is renamed to |
 //! | `link` | first line of the file after a rotation | `prev_file`, `prev_seq`, `prev_mac` |
 //! | `restart` | first line of a new file after a crash left a torn line | `prev_file`, `prev_seq`, `prev_mac`, `torn_offset` |
@@ -397,6 +397,14 @@ pub struct ParsedLine<'a> {
     pub previous: Option<String>,
     /// With `previous`: the first and last sequence numbers lost.
     pub lost: Option<(u64, u64)>,
+    /// Signed records: the first sequence number of the segment they sign.
+    pub seg_from: Option<u64>,
+    /// Signed records: SHA-256 over the segment's lines.
+    pub seg_hash: Option<Mac>,
+    /// Signed records: the Ed25519 signature, base64 (see [`crate::signing`]).
+    pub sig: Option<String>,
+    /// `start`, `resume`, `restart`: the identifier of the key that signs this run's records.
+    pub sign_key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -430,6 +438,14 @@ struct RawLine<'a> {
     lost_first: Option<u64>,
     #[serde(default)]
     lost_last: Option<u64>,
+    #[serde(default)]
+    seg_from: Option<u64>,
+    #[serde(borrow, default)]
+    seg_hash: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    sig: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    sign_key: Option<Cow<'a, str>>,
     #[serde(borrow)]
     #[allow(dead_code)]
     mac: Cow<'a, str>,
@@ -473,6 +489,10 @@ pub fn parse_line(line: &[u8]) -> Result<ParsedLine<'_>, LineError> {
         reason: raw.reason.map(Cow::into_owned),
         previous: raw.previous.map(Cow::into_owned),
         lost: raw.lost_first.zip(raw.lost_last),
+        seg_from: raw.seg_from,
+        seg_hash: mac_field(raw.seg_hash, "seg_hash")?,
+        sig: raw.sig.map(Cow::into_owned),
+        sign_key: raw.sign_key.map(Cow::into_owned),
     })
 }
 

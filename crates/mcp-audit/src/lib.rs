@@ -12,8 +12,12 @@
 //! - Sinks behind the [`AuditSink`] trait: [`TracingSink`] (target `mcp_audit`), the
 //!   tamper-evident JSON-lines [`FileSink`] (bounded channel, `block` or `drop`
 //!   overflow, HMAC-SHA256 chain with sequence numbers, signed checkpoints also when idle, size
-//!   rotation that keeps the chain, restart that continues it), and [`MemorySink`] for tests.
-//! - [`verify`]: the verifier behind `mcp-security audit verify <file…> --key-file …`.
+//!   rotation that keeps the chain, restart that continues it and, through a head file kept
+//!   beside the log, tells a clean close from an unclean stop and a cut tail), and
+//!   [`MemorySink`] for tests.
+//! - [`signing`]: Ed25519-signed checkpoints that anyone with the public key can check.
+//! - [`verify`]: the verifiers behind `mcp-security audit verify <file…> --key-file …` (the
+//!   chain key) and `--public-key …` (the signatures, no secret).
 //! - [`metrics`]: `mcp_auth_failures_total`, `mcp_rate_limit_exceeded_total`,
 //!   `mcp_security_violations_total`, `mcp_request_duration_seconds`, `mcp_concurrent_requests`,
 //!   `mcp_token_expiring_soon_total` (and the sink's own) through the `metrics` facade.
@@ -56,6 +60,7 @@ pub mod layer;
 pub mod mask;
 pub mod metrics;
 pub mod record;
+pub mod signing;
 pub mod sink;
 pub mod verify;
 

@@ -96,6 +96,22 @@
 //!
 //! A write error (disk full) is handled the same way: the writer stops writing, counts the
 //! records it cannot write as dropped, and every second tries to reopen by the rules above.
+//!
+//! # Environment
+//!
+//! [`AuditSettings::from_env`](crate::AuditSettings::from_env) reads these when
+//! `AUDIT_LOG_FILE` is set (with the prefix, `MCP_` in the facade):
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `AUDIT_OVERFLOW` | `block` or `drop` | `block` |
+//! | `AUDIT_CHANNEL_CAPACITY` | events queued for the file writer | `8192` |
+//! | `AUDIT_MAX_FILE_BYTES` | rotate at this size (`0`: never) | `67108864` |
+//! | `AUDIT_CHECKPOINT_INTERVAL` | checkpoint period | `60s` |
+//! | `AUDIT_FSYNC` | `checkpoint` or `batch` | `checkpoint` |
+//! | `AUDIT_BATCH_DELAY` | how long the file writer lets records gather before writing them (at most `1s`; `0`: wake it per record) | `2ms` |
+//! | `AUDIT_HEAD_FILE` | the [head file](#the-head-file) | `<log file>.head` |
+//! | `AUDIT_SIGNING_KEY_FILE` | an Ed25519 private key (PKCS#8 PEM) that signs checkpoints, rotations and closes ([`crate::signing`]) | — (unsigned) |
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -282,6 +298,7 @@ impl FileSink {
             sync: SyncPolicy::Checkpoint,
             clock: Arc::new(SystemClock),
             head_file: None,
+            signing_key: None,
         }
     }
 
@@ -432,6 +449,7 @@ pub struct FileSinkBuilder {
     sync: SyncPolicy,
     clock: Arc<dyn Clock>,
     head_file: Option<PathBuf>,
+    signing_key: Option<crate::signing::SigningKey>,
 }
 
 impl std::fmt::Debug for FileSinkBuilder {
@@ -446,6 +464,7 @@ impl std::fmt::Debug for FileSinkBuilder {
             .field("batch_delay", &self.batch_delay)
             .field("sync", &self.sync)
             .field("head_file", &self.head_file)
+            .field("signing_key", &self.signing_key)
             .finish_non_exhaustive()
     }
 }
@@ -494,6 +513,13 @@ impl FileSinkBuilder {
     /// cut tail harder to hide.
     pub fn head_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.head_file = Some(path.into());
+        self
+    }
+
+    /// Sign every checkpoint, rotation and close with this Ed25519 key, so that anyone holding
+    /// its public key can verify the trail without the chain key; see [`crate::signing`].
+    pub fn signing_key(mut self, key: crate::signing::SigningKey) -> Self {
+        self.signing_key = Some(key);
         self
     }
 
@@ -583,6 +609,9 @@ impl FileSinkBuilder {
             head_path,
             previous: None,
             head_failing: false,
+            signer: self.signing_key,
+            seg_from: 0,
+            seg_hash: sha2::Sha256::default(),
         };
         writer.open().map_err(log_err)?;
         let (tx, rx) = mpsc::channel(self.capacity);

@@ -9,11 +9,13 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use mcp_core::clock::Clock;
+use sha2::{Digest as _, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::chain::{AuditKey, FORMAT_VERSION, Mac, RecordKind, hex, seal_line};
 use crate::metrics as m;
 use crate::record::{AuditEvent, JsonObject};
+use crate::signing::{SIG_MEMBER, SigningKey};
 use crate::sink::TRACING_TARGET;
 
 use super::head::{self, Head, HeadRead, Previous};
@@ -47,6 +49,12 @@ pub(super) struct Writer {
     pub(super) previous: Option<Previous>,
     /// The head file could not be written (logged once until it can again).
     pub(super) head_failing: bool,
+    /// Signs checkpoint, rotate and close records (see [`crate::signing`]).
+    pub(super) signer: Option<SigningKey>,
+    /// The first sequence number of the current segment.
+    pub(super) seg_from: u64,
+    /// SHA-256 over the current segment's lines.
+    pub(super) seg_hash: Sha256,
 }
 
 /// The first record of what `open` writes.
@@ -96,6 +104,12 @@ impl Writer {
 
     pub(super) fn write_opening(&mut self, opening: Opening) {
         let previous = self.previous;
+        let sign_key = self.signer.as_ref().map(|k| k.public_key().id());
+        if !matches!(opening, Opening::Link { .. }) {
+            // A new run of the writer: a new segment (a rotation's link continues it).
+            self.seg_from = self.next_seq;
+            self.seg_hash = Sha256::new();
+        }
         let now = self.clock.now();
         let interval = self.interval.as_secs();
         let dropped = self.shared.dropped.load(Ordering::Relaxed);
@@ -117,6 +131,7 @@ impl Writer {
                     o.str("prev_file", prev_file.as_deref());
                     o.u64("torn_offset", torn_offset);
                     previous_members(o, previous);
+                    sign_key_member(o, sign_key.as_deref());
                 });
             }
             Opening::Resume => {
@@ -124,6 +139,7 @@ impl Writer {
                     o.u64("checkpoint_interval_secs", Some(interval));
                     o.u64("dropped", Some(dropped));
                     previous_members(o, previous);
+                    sign_key_member(o, sign_key.as_deref());
                 });
             }
             Opening::Link {
@@ -154,6 +170,7 @@ impl Writer {
                     o.str("reason", reason);
                     o.u64("dropped", Some(dropped));
                     previous_members(o, previous);
+                    sign_key_member(o, sign_key.as_deref());
                 });
             }
         }
@@ -253,6 +270,40 @@ impl Writer {
         self.head = seal_line(&self.key, &self.head, &mut self.batch, start);
         self.next_seq += 1;
         self.size += (self.batch.len() - start) as u64;
+        if self.signer.is_some() {
+            self.seg_hash.update(self.batch.get(start..).unwrap_or(&[]));
+        }
+    }
+
+    /// Serialize a record that ends a segment (`checkpoint`, `rotate`, `close`): with a signing
+    /// key, add `seg_from`, `seg_hash` and `sig` (see [`crate::signing`]) and begin the next
+    /// segment after it.
+    pub(super) fn append_signed(
+        &mut self,
+        kind: RecordKind,
+        time: SystemTime,
+        fields: impl FnOnce(&mut JsonObject<'_>),
+    ) {
+        let start = self.batch.len();
+        {
+            let mut o = JsonObject::begin(&mut self.batch, self.next_seq, kind, time);
+            fields(&mut o);
+            if self.signer.is_some() {
+                let digest = std::mem::take(&mut self.seg_hash).finalize();
+                o.u64("seg_from", Some(self.seg_from));
+                o.display("seg_hash", Some(hex(&digest)));
+            }
+        }
+        if let Some(signer) = &self.signer {
+            let sig = signer.sign_record(self.batch.get(start..).unwrap_or(&[]));
+            self.batch.extend_from_slice(SIG_MEMBER);
+            self.batch.extend_from_slice(sig.as_bytes());
+            self.batch.push(b'"');
+        }
+        self.head = seal_line(&self.key, &self.head, &mut self.batch, start);
+        self.next_seq += 1;
+        self.size += (self.batch.len() - start) as u64;
+        self.seg_from = self.next_seq;
     }
 
     pub(super) fn write_batch(&mut self) -> io::Result<()> {
@@ -289,7 +340,7 @@ impl Writer {
     pub(super) fn rotate(&mut self) -> io::Result<()> {
         let name = self.rotated_name(Some(self.file_first_seq));
         let now = self.clock.now();
-        self.append(RecordKind::Rotate, now, |o| o.str("file", Some(&name)));
+        self.append_signed(RecordKind::Rotate, now, |o| o.str("file", Some(&name)));
         self.write_batch()?;
         self.sync_file()?;
         self.file = None;
@@ -317,7 +368,7 @@ impl Writer {
         let records = self.since_checkpoint;
         let dropped = self.shared.dropped.load(Ordering::Relaxed);
         let seq = self.next_seq;
-        self.append(RecordKind::Checkpoint, now, |o| {
+        self.append_signed(RecordKind::Checkpoint, now, |o| {
             o.mac("head", Some(&head));
             o.u64("records", Some(records));
             o.u64("dropped", Some(dropped));
@@ -346,7 +397,7 @@ impl Writer {
         let now = self.clock.now();
         let head = self.head;
         let dropped = self.shared.dropped.load(Ordering::Relaxed);
-        self.append(RecordKind::Close, now, |o| {
+        self.append_signed(RecordKind::Close, now, |o| {
             o.mac("head", Some(&head));
             o.u64("dropped", Some(dropped));
         });
@@ -553,6 +604,13 @@ fn previous_members(o: &mut JsonObject<'_>, previous: Option<Previous>) {
             o.u64("lost_first", Some(first));
             o.u64("lost_last", Some(last));
         }
+    }
+}
+
+/// The `sign_key` member of a new run's opening record, when it signs.
+fn sign_key_member(o: &mut JsonObject<'_>, sign_key: Option<&str>) {
+    if let Some(id) = sign_key {
+        o.str("sign_key", Some(id));
     }
 }
 

@@ -75,6 +75,8 @@ pub struct AuditSettings {
     pub batch_delay: Duration,
     /// `AUDIT_HEAD_FILE`: where the file sink keeps its head (default `<log file>.head`).
     pub head_file: Option<PathBuf>,
+    /// `AUDIT_SIGNING_KEY_FILE`: an Ed25519 private key (PKCS#8 PEM) that signs checkpoints.
+    pub signing_key_file: Option<PathBuf>,
     /// Names the variables in errors (`MCP_AUDIT_HMAC_KEY`).
     names: Env,
 }
@@ -129,6 +131,7 @@ impl AuditSettings {
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             batch_delay: DEFAULT_BATCH_DELAY,
             head_file: None,
+            signing_key_file: None,
             names: Env::with_lookup(prefix, |_| None),
         }
     }
@@ -216,7 +219,7 @@ impl AuditSettings {
 
     /// Read the file sink's knobs (`AUDIT_OVERFLOW`, `AUDIT_FSYNC`, `AUDIT_CHANNEL_CAPACITY`,
     /// `AUDIT_MAX_FILE_BYTES`, `AUDIT_CHECKPOINT_INTERVAL`, `AUDIT_BATCH_DELAY`,
-    /// `AUDIT_HEAD_FILE`) from `env`.
+    /// `AUDIT_HEAD_FILE`, `AUDIT_SIGNING_KEY_FILE`) from `env`.
     /// [`from_env`](Self::from_env) does when [`log_file`](Self::log_file) is set and the layer
     /// enabled; code that sets those itself calls this after.
     ///
@@ -237,6 +240,9 @@ impl AuditSettings {
         self.batch_delay = env.duration("AUDIT_BATCH_DELAY", DEFAULT_BATCH_DELAY)?;
         if let Some(v) = env.string("AUDIT_HEAD_FILE")? {
             self.head_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env.string("AUDIT_SIGNING_KEY_FILE")? {
+            self.signing_key_file = Some(PathBuf::from(v));
         }
         Ok(())
     }
@@ -304,6 +310,11 @@ impl AuditSettings {
             let mut sink = FileSink::builder(path, key);
             if let Some(head) = &self.head_file {
                 sink = sink.head_file(head);
+            }
+            if let Some(file) = &self.signing_key_file {
+                let key = crate::signing::SigningKey::from_file(file)
+                    .map_err(|e| e.renamed(var("AUDIT_SIGNING_KEY_FILE")))?;
+                sink = sink.signing_key(key);
             }
             let sink = sink
                 .channel_capacity(self.channel_capacity)

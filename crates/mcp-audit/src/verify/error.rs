@@ -113,6 +113,34 @@ pub enum VerifyError {
         /// The last sequence number lost.
         last: u64,
     },
+    /// Public verification: a signature does not verify, or the records it signs do not hash to
+    /// the value it signed. Records `first_seq..=seq` are not proven.
+    BadSignature {
+        /// The file of the signed record.
+        file: PathBuf,
+        /// Its line.
+        line: u64,
+        /// Its sequence number.
+        seq: u64,
+        /// The file of the first record not proven.
+        first_file: PathBuf,
+        /// Its line.
+        first_line: u64,
+        /// Its sequence number.
+        first_seq: u64,
+        /// What did not match.
+        reason: String,
+    },
+    /// Public verification: a record that must carry a signature does not, or the trail is
+    /// signed with another key, or not at all.
+    Unsigned {
+        /// The file.
+        file: PathBuf,
+        /// The line.
+        line: u64,
+        /// Why.
+        reason: String,
+    },
     /// A file does not begin with a chain opener, or its link does not match.
     BrokenLink {
         /// The file.
@@ -142,6 +170,8 @@ impl VerifyError {
             VerifyError::EndsAtRotation { .. } => "ends_at_rotation",
             VerifyError::TailLost { .. } => "tail_lost",
             VerifyError::BrokenLink { .. } => "broken_link",
+            VerifyError::BadSignature { .. } => "bad_signature",
+            VerifyError::Unsigned { .. } => "unsigned",
         }
     }
 
@@ -158,7 +188,9 @@ impl VerifyError {
             | VerifyError::Truncated { line, .. }
             | VerifyError::EndsAtRotation { line, .. }
             | VerifyError::TailLost { line, .. }
-            | VerifyError::BrokenLink { line, .. } => Some(*line),
+            | VerifyError::BrokenLink { line, .. }
+            | VerifyError::BadSignature { line, .. }
+            | VerifyError::Unsigned { line, .. } => Some(*line),
         }
     }
 }
@@ -257,6 +289,23 @@ impl fmt::Display for VerifyError {
             }
             VerifyError::BrokenLink { file, line, reason } => {
                 write!(f, "{}:{line}: broken link: {reason}", file.display())
+            }
+            VerifyError::BadSignature {
+                file,
+                line,
+                seq,
+                first_file,
+                first_line,
+                first_seq,
+                reason,
+            } => write!(
+                f,
+                "{}:{line}: bad signature: {reason}; first bad record: seq {first_seq} at {}:{first_line} (records {first_seq}..={seq} are not proven: one was modified, removed or inserted)",
+                file.display(),
+                first_file.display()
+            ),
+            VerifyError::Unsigned { file, line, reason } => {
+                write!(f, "{}:{line}: unsigned: {reason}", file.display())
             }
         }
     }

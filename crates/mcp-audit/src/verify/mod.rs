@@ -22,6 +22,10 @@
 //! record, a new chain (`start`) in a later file, and an open end (the writer is running: records
 //! after the last checkpoint, the last one recent enough).
 //!
+//! [`verify_public`] checks the same files with the Ed25519 public key of the key that signed
+//! their checkpoints instead of the chain key: order, completeness and signatures, naming the
+//! first record a signature no longer proves.
+//!
 //! Every restart that did not follow a clean close (an unclean stop, a missing or invalid head
 //! file) passes and is listed in [`VerifyReport::unclean_resumes`].
 //!
@@ -40,9 +44,11 @@ use crate::chain::{AuditKey, MAX_LINE_BYTES, Mac, RecordKind, parse_line, split_
 mod end;
 mod error;
 mod links;
+mod public;
 mod records;
 
 pub use error::VerifyError;
+pub use public::{PublicReport, verify_public};
 
 /// What the verifier expects beyond the chain itself.
 #[derive(Debug, Clone, Default)]

@@ -87,45 +87,9 @@ impl State<'_> {
         line_no: u64,
         p: &ParsedLine<'_>,
     ) -> Result<(), VerifyError> {
-        let Some(previous) = p.previous.as_deref() else {
-            return Ok(());
-        };
-        let at = format!("{}:{line_no} (seq {})", file.display(), p.seq);
-        let what = match previous {
-            "clean_close" => return Ok(()),
-            "missing_tail" | "head_mismatch" => {
-                let (first, last) = p.lost.unwrap_or((p.seq, p.seq));
-                return Err(VerifyError::TailLost {
-                    file: file.to_path_buf(),
-                    line: line_no,
-                    first,
-                    last,
-                });
-            }
-            "unclean_stop" => "after an unclean stop (no close record; nothing missing)",
-            "head_missing" => "without its head file: a cut tail could not be checked",
-            "head_invalid" => {
-                "with a head file that does not verify: a cut tail could not be checked"
-            }
-            other => {
-                return Err(VerifyError::Malformed {
-                    file: file.to_path_buf(),
-                    line: line_no,
-                    reason: format!(
-                        "unknown previous {:?}",
-                        other.chars().take(32).collect::<String>()
-                    ),
-                });
-            }
-        };
-        let verb = match p.kind {
-            RecordKind::Resume => "resumed",
-            RecordKind::Restart => "restarted",
-            _ => "started a new chain",
-        };
-        self.report
-            .unclean_resumes
-            .push(format!("{at}: the writer {verb} {what}"));
+        if let Some(unclean) = judge_previous(file, line_no, p)? {
+            self.report.unclean_resumes.push(unclean);
+        }
         Ok(())
     }
 
@@ -170,4 +134,51 @@ pub(super) fn with_seq(body: &[u8], seq: u64) -> Vec<u8> {
     out.extend_from_slice(seq.to_string().as_bytes());
     out.extend_from_slice(rest.get(digits..).unwrap_or(&[]));
     out
+}
+
+/// An opening record's `previous` member: a lost tail is an error, an unclean restart a line
+/// for [`VerifyReport::unclean_resumes`](super::VerifyReport::unclean_resumes).
+pub(super) fn judge_previous(
+    file: &Path,
+    line_no: u64,
+    p: &ParsedLine<'_>,
+) -> Result<Option<String>, VerifyError> {
+    let Some(previous) = p.previous.as_deref() else {
+        return Ok(None);
+    };
+    let what = match previous {
+        "clean_close" => return Ok(None),
+        "missing_tail" | "head_mismatch" => {
+            let (first, last) = p.lost.unwrap_or((p.seq, p.seq));
+            return Err(VerifyError::TailLost {
+                file: file.to_path_buf(),
+                line: line_no,
+                first,
+                last,
+            });
+        }
+        "unclean_stop" => "after an unclean stop (no close record; nothing missing)",
+        "head_missing" => "without its head file: a cut tail could not be checked",
+        "head_invalid" => "with a head file that does not verify: a cut tail could not be checked",
+        other => {
+            return Err(VerifyError::Malformed {
+                file: file.to_path_buf(),
+                line: line_no,
+                reason: format!(
+                    "unknown previous {:?}",
+                    other.chars().take(32).collect::<String>()
+                ),
+            });
+        }
+    };
+    let verb = match p.kind {
+        RecordKind::Resume => "resumed",
+        RecordKind::Restart => "restarted",
+        _ => "started a new chain",
+    };
+    Ok(Some(format!(
+        "{}:{line_no} (seq {}): the writer {verb} {what}",
+        file.display(),
+        p.seq
+    )))
 }
