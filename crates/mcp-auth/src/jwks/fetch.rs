@@ -137,8 +137,20 @@ pub(super) async fn fetch(shared: &Shared, remote: &Remote) -> Result<(Duration,
     Ok((ttl, count))
 }
 
-/// The metadata documents to try for `issuer`: OpenID Connect Discovery, then RFC 8414.
-pub(super) fn metadata_urls(issuer: &str) -> Vec<String> {
+/// The metadata documents discovery tries for `issuer`, in its order: OpenID Connect Discovery
+/// (`{issuer}/.well-known/openid-configuration`), then RFC 8414 (the well-known path inserted
+/// before the issuer's path). Only the first when `issuer` is not an absolute URL.
+///
+/// ```
+/// assert_eq!(
+///     mcp_auth::jwks::metadata_urls("https://id.example.com/realms/mcp"),
+///     [
+///         "https://id.example.com/realms/mcp/.well-known/openid-configuration",
+///         "https://id.example.com/.well-known/oauth-authorization-server/realms/mcp",
+///     ]
+/// );
+/// ```
+pub fn metadata_urls(issuer: &str) -> Vec<String> {
     let trimmed = issuer.trim_end_matches('/');
     let mut urls = vec![format!("{trimmed}/.well-known/openid-configuration")];
     if let Ok(parsed) = reqwest::Url::parse(trimmed) {

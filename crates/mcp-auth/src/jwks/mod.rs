@@ -82,6 +82,8 @@ use tokio::sync::{Notify, watch};
 mod fetch;
 mod keyset;
 
+pub use fetch::metadata_urls;
+
 use fetch::refresh_task;
 pub(crate) use keyset::JwkKey;
 use keyset::KeySet;

@@ -26,23 +26,10 @@ pub(crate) fn metadata_urls(issuer: &str) -> Result<[(String, &'static str); 2],
     if parsed.query().is_some() || parsed.fragment().is_some() {
         return Err("an issuer identifier has no query or fragment (RFC 8414 section 2)");
     }
-    let path = parsed.path().trim_end_matches('/');
-    let mut origin = parsed.clone();
-    origin.set_path("");
-    let origin = origin.as_str().trim_end_matches('/');
-    Ok([
-        (
-            format!("{origin}/.well-known/oauth-authorization-server{path}"),
-            "RFC 8414",
-        ),
-        (
-            format!(
-                "{}/.well-known/openid-configuration",
-                issuer.trim_end_matches('/')
-            ),
-            "OpenID Connect Discovery",
-        ),
-    ])
+    // The server's own list (OpenID Connect first), in the order MCP clients try them.
+    let [oidc, rfc8414] = <[String; 2]>::try_from(mcp_security::auth::jwks::metadata_urls(issuer))
+        .map_err(|_| "not an absolute URL")?;
+    Ok([(rfc8414, "RFC 8414"), (oidc, "OpenID Connect Discovery")])
 }
 
 /// Fetch and check the metadata of the configured issuer; `None` when no document was served.
