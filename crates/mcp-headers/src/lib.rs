@@ -13,6 +13,9 @@
 //!   rebinding (403 for a present, disallowed origin; `null` and duplicates refused), an
 //!   optional `Host` allowlist, and the policy's CORS, driven by the same [`CorsPolicy`] so the
 //!   two cannot disagree.
+//! - [`NetworkPolicyLayer`] ([`network`]): CIDR allow and deny lists, server-wide and per path
+//!   prefix, on the resolved client address (trusted proxies respected); a 403 before the rate
+//!   limiter and authentication.
 //!
 //! In the stack, headers go outside the guard so its 403s get them too:
 //!
@@ -48,12 +51,14 @@
 
 pub mod cors;
 pub mod csp;
+pub mod network;
 mod origin;
 pub mod origin_guard;
 pub mod security_headers;
 
 pub use cors::{CorsPolicy, CorsPolicyBuilder};
 pub use csp::{ContentSecurityPolicy, CspBuilder};
+pub use network::{NetworkPolicy, NetworkPolicyLayer, NetworkPolicyLayerBuilder, NetworkRule};
 #[allow(deprecated)]
 pub use origin_guard::OriginGuardBuilder;
 pub use origin_guard::{OriginGuard, OriginGuardLayer, OriginGuardLayerBuilder};
