@@ -4,18 +4,23 @@
 //! mcp-security token --sub admin --aud filesystem [--ttl 900] [--scope notes:read]... [--iss URL]
 //!                    [--secret-file PATH] [--env-prefix MCP]
 //! mcp-security keygen [--prefix mcp-sk-] [--name NAME] [--scope SCOPE]... [--pepper-file PATH]
+//! mcp-security keygen --ed25519 --out FILE
 //! mcp-security hash-key [--pepper-file PATH]        (reads the key from standard input)
-//! mcp-security audit verify <file>... [--key-file PATH] [--allow-rotated-end] [--env-prefix MCP]
+//! mcp-security audit verify <file>... [--key-file PATH] [--public-key PATH] [--allow-rotated-end]
+//!                                     [--env-prefix MCP]
 //! mcp-security check [--env-prefix MCP] [--env-file FILE] [--config FILE]
 //!                    [--format human|json|sarif] [--strict] [--online]
 //! ```
 //!
 //! `token` signs an HS256 JWT with the first secret of `MCP_JWT_SECRET` (or `MCP_JWT_SECRET_FILE`,
 //! or `--secret-file`) and prints it. `keygen` prints a new API key once, then the entry to put in
-//! the key file (only its hash). `hash-key` prints the hash line of a key read from standard input.
+//! the key file (only its hash); `keygen --ed25519 --out FILE` writes a checkpoint signing key
+//! (PKCS#8 PEM, mode 0600) to FILE and prints its public key, base64.
+//! `hash-key` prints the hash line of a key read from standard input.
 //! `audit verify` checks tamper-evident audit files (in any order: they are sorted into chain
 //! order) with the chain key from `--key-file`, or else `MCP_AUDIT_HMAC_KEY` /
-//! `MCP_AUDIT_HMAC_KEY_FILE`; it prints `OK: …` and exits 0, or `FAILED: <file>:<line>: …` and
+//! `MCP_AUDIT_HMAC_KEY_FILE`, or with the signing key's public key from `--public-key` (no
+//! secret: see `audit.rs`); it prints `OK: …` and exits 0, or `FAILED: <file>:<line>: …` and
 //! exits 1 (2 for usage errors).
 //! `check` runs the production checks against the configuration (the environment, or one env
 //! file) and prints the findings as text, JSON or SARIF 2.1.0; it exits 1 on errors, 2 on
@@ -25,6 +30,7 @@
 #![warn(missing_docs)]
 
 mod args;
+mod audit;
 mod check;
 mod online;
 
@@ -34,8 +40,6 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use mcp_security::audit::chain::AuditKey;
-use mcp_security::audit::verify::{VerifyOptions, verify_files};
 use mcp_security::auth::api_key::{DEFAULT_KEY_PREFIX, KeyHasher, generate_key, hash_line};
 use mcp_security::auth::jwt::{JwtVerifier, TokenRequest};
 use mcp_security::core::config::{Env, Secret, parse_duration};
@@ -44,8 +48,10 @@ pub(crate) const USAGE: &str = "usage:
   mcp-security token --sub SUBJECT --aud AUDIENCE [--aud ...] [--ttl 900] [--scope SCOPE]...
                      [--iss ISSUER] [--secret-file PATH] [--env-prefix MCP]
   mcp-security keygen [--prefix mcp-sk-] [--name NAME] [--scope SCOPE]... [--pepper-file PATH]
+  mcp-security keygen --ed25519 --out FILE   (audit signing key; prints the public key)
   mcp-security hash-key [--pepper-file PATH]   (the key is read from standard input)
-  mcp-security audit verify FILE... [--key-file PATH] [--allow-rotated-end] [--env-prefix MCP]
+  mcp-security audit verify FILE... [--key-file PATH] [--public-key PATH] [--allow-rotated-end]
+                            [--env-prefix MCP]
   mcp-security check [--env-prefix MCP] [--env-file FILE] [--config FILE]
                      [--format human|json|sarif] [--strict] [--online]
   mcp-security --version";
@@ -62,9 +68,15 @@ fn main() -> ExitCode {
             Ok(())
         }
         Some("token") => Flags::parse(&args[1..], &[]).and_then(|f| token(&f)),
-        Some("keygen") => Flags::parse(&args[1..], &[]).and_then(|f| keygen(&f)),
+        Some("keygen") => Flags::parse(&args[1..], &["ed25519"]).and_then(|f| {
+            if f.has("ed25519") {
+                audit::keygen_ed25519(&f)
+            } else {
+                keygen(&f)
+            }
+        }),
         Some("hash-key") => Flags::parse(&args[1..], &[]).and_then(|f| hash_key(&f)),
-        Some("audit") => match audit(&args[1..]) {
+        Some("audit") => match audit::run(&args[1..]) {
             Ok(code) => return code,
             Err(message) => Err(message),
         },
@@ -217,53 +229,4 @@ fn hash_key(flags: &Flags) -> Result<(), String> {
         return Err("no key on standard input".into());
     }
     emit(&format!("{}\n", hash_line(&hasher, key)))
-}
-
-/// `audit verify FILE... [--key-file PATH] [--allow-rotated-end] [--env-prefix MCP]`: exit 0 when
-/// the chain verifies, 1 when it does not.
-fn audit(args: &[String]) -> Result<ExitCode, String> {
-    match args.first().map(String::as_str) {
-        Some("verify") => {}
-        Some(other) => return Err(format!("unknown audit command {other:?}\n{USAGE}")),
-        None => return Err(format!("audit needs a command\n{USAGE}")),
-    }
-    let flags = Flags::parse(&args[1..], &["allow-rotated-end"])?;
-    flags.only(&["key-file", "env-prefix", "allow-rotated-end"])?;
-    let files = flags.positional();
-    let key_file = flags.one("key-file")?;
-    let env_prefix = flags.one("env-prefix")?;
-    let allow_rotated_end = flags.has("allow-rotated-end");
-    if files.is_empty() {
-        return Err("audit verify needs at least one file".into());
-    }
-    let key = match key_file {
-        Some(path) => AuditKey::from_file(std::path::Path::new(path))
-            .map_err(|e| format!("--key-file: {}", e.reason()))?,
-        None => {
-            let env = Env::new(env_prefix.unwrap_or("MCP"));
-            let var = env.var_name("AUDIT_HMAC_KEY");
-            let secret = env
-                .secret("AUDIT_HMAC_KEY")
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("no key: pass --key-file, or set {var} or {var}_FILE"))?;
-            AuditKey::new(&secret).map_err(|e| format!("{var}: {}", e.reason()))?
-        }
-    };
-    let options = VerifyOptions::new()
-        .now(SystemTime::now())
-        .allow_rotated_end(allow_rotated_end);
-    match verify_files(files, &key, &options) {
-        Ok(report) => {
-            let mut text = format!("{report}\n");
-            for note in &report.notices {
-                text.push_str(&format!("note: {note}\n"));
-            }
-            emit(&text)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            emit(&format!("FAILED: {e}\n"))?;
-            Ok(ExitCode::from(1))
-        }
-    }
 }
