@@ -119,10 +119,6 @@ pub(crate) fn build_token_endpoint(
 /// `JWT_*` settings: `Ok(None)` when the verifier the settings describe already accepts them
 /// (or the endpoint is off); `Ok(Some(tokens))` when the stack must verify them itself.
 pub(crate) struct TokenTrust<'a> {
-    /// The issuer a verifier of the endpoint's own JWK Set requires (set when `JWT_ISSUER` is
-    /// unset; HS256 verification does not require it, the secret is the trust).
-    #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
-    pub(crate) issuer: Option<&'a str>,
     /// The audience the verifier must require (set when `JWT_AUDIENCE` is unset).
     pub(crate) audience: Option<&'a str>,
     /// The endpoint's public JWK Set and algorithm, when it signs with an asymmetric key.
@@ -140,22 +136,34 @@ pub(crate) fn token_trust<'a>(
     else {
         return Ok(None);
     };
+    if matches!(s.dpop, Some((mcp_auth::dpop::DpopMode::Required, _))) {
+        return Err(ConfigError::new(
+            s.var("TOKEN_ENDPOINT"),
+            format!(
+                "the endpoint issues bearer tokens, and {}=required refuses every token that is \
+                 not bound to a key: set {}=allowed, or turn the endpoint off",
+                s.var("DPOP"),
+                s.var("DPOP")
+            ),
+        ));
+    }
     let jwks = tokens.jwks().map(|j| (j, alg));
-    if jwks.is_some() && (s.jwks_url.is_some() || s.jwt_issuer.is_some()) {
+    if jwks.is_some() && s.jwks_configured() {
         return Err(ConfigError::new(
             s.var("TOKEN_SIGNING_KEY_FILE"),
             format!(
-                "cannot be used with an identity provider's {} / {}: the stack verifies one set \
-                 of asymmetric keys. Sign the endpoint's tokens with {} (HS256) instead, or let \
-                 the identity provider issue them",
+                "cannot be used with an identity provider's JWK Set ({} / {}): the stack \
+                 verifies one set of asymmetric keys. Sign the endpoint's tokens with {} (HS256) \
+                 instead, or let the identity provider issue them",
                 s.var("JWKS_URL"),
                 s.var("JWT_ISSUER"),
                 s.var("JWT_SECRET")
             ),
         ));
     }
+    // Exactly as the verifier compares `iss`: a trailing slash is another issuer.
     if let Some(required) = &s.jwt_issuer
-        && required.trim_end_matches('/') != issuer.trim_end_matches('/')
+        && required != issuer
     {
         return Err(ConfigError::new(
             s.var("TOKEN_ISSUER"),
@@ -188,16 +196,16 @@ pub(crate) fn token_trust<'a>(
         ));
     }
     Ok(Some(TokenTrust {
-        // Another issuer's JWKS verifies its own tokens: its `iss` must stay acceptable.
-        issuer: (s.jwt_issuer.is_none() && s.jwks_url.is_none()).then_some(issuer),
         audience: s.jwt_audiences.is_empty().then_some(resource),
         jwks,
     }))
 }
 
 /// The verifier for a token endpoint that signs with an asymmetric key: its public JWK Set
-/// (nothing is fetched), its issuer and audience, plus the HS256 secrets and `JWT_*` settings
-/// that apply.
+/// (nothing is fetched) and audience, plus the HS256 secrets and `JWT_*` settings that apply.
+/// Like HS256 tokens, the endpoint's are trusted by their key: no `iss` is required unless
+/// `JWT_ISSUER` says so (then it is the endpoint's, checked above), so HS256 tokens minted
+/// elsewhere (`mcp-security token`) stay accepted beside them.
 pub(crate) fn verifier_with_jwks(
     s: &Settings,
     trust: &TokenTrust<'_>,
@@ -224,8 +232,8 @@ pub(crate) fn verifier_with_jwks(
         {
             b = b.audience(audience);
         }
-        if let Some(issuer) = trust.issuer {
-            b = b.issuer(issuer);
+        if let Some(issuer) = &s.jwt_issuer {
+            b = b.issuer(issuer.clone());
         }
         if let Some(leeway) = s.jwt_leeway {
             b = b.leeway(leeway);

@@ -241,6 +241,13 @@ async fn settings_that_would_refuse_the_endpoints_tokens_are_named() {
     let (setting, message) = config_error(&env(&[("MCP_JWT_ISSUER", "https://id.example.com")]));
     assert_eq!(setting, "MCP_TOKEN_ISSUER");
     assert!(message.contains("https://id.example.com"), "{message}");
+    // Compared exactly, as the verifier compares `iss`: a trailing slash is another issuer.
+    let (setting, _) = config_error(&env(&[("MCP_JWT_ISSUER", "https://mcp.example.com/")]));
+    assert_eq!(setting, "MCP_TOKEN_ISSUER");
+    // Bearer tokens from the endpoint under DPOP=required would all be refused.
+    let (setting, message) = config_error(&env(&[("MCP_DPOP", "required")]));
+    assert_eq!(setting, "MCP_TOKEN_ENDPOINT");
+    assert!(message.contains("MCP_DPOP=allowed"), "{message}");
     // … which the same value in TOKEN_ISSUER fixes.
     let fixed = env(&[
         ("MCP_JWT_ISSUER", "https://id.example.com"),

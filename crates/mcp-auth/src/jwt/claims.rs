@@ -90,7 +90,8 @@ pub(super) struct ClaimSet {
 }
 
 /// `cnf` (RFC 7800 §3.1): of its members only `jkt` (RFC 9449 §6.1, the SHA-256 JWK thumbprint
-/// of a DPoP key) is read; a `jkt` of the wrong type or duplicated refuses the token.
+/// of a DPoP key) is read; a `jkt` of the wrong type or duplicated refuses the token, and so does
+/// a `cnf` without `jkt` (a binding this server cannot check).
 #[derive(Deserialize)]
 pub(super) struct Confirmation {
     pub(super) jkt: Option<String>,

@@ -64,8 +64,8 @@ use claims::{ClaimSet, Claims, decode_with};
 pub(crate) use header::algorithm_by_name;
 use header::parse_header;
 pub use header::{looks_like_jwt, preparse};
-pub use scopes::DEFAULT_SCOPE_CLAIMS;
 use scopes::ScopeClaims;
+pub use scopes::{DEFAULT_SCOPE_CLAIMS, MAX_TOKEN_SCOPES};
 pub use sign::TokenRequest;
 use times::TokenTimes;
 
@@ -708,9 +708,13 @@ impl JwtVerifier {
         }
         let granted = self.inner.scope_claims.collect(&claims, payload)?;
 
-        // A key-bound token (RFC 9449 §6.1): the layer asks for a proof of that key.
+        // A key-bound token (RFC 9449 §6.1): the layer asks for a proof of that key. A `cnf`
+        // without `jkt` binds the token some other way (a client certificate's `x5t#S256`, RFC
+        // 8705; a `jwk`): a binding this server cannot check, so the token is refused rather
+        // than accepted as a bearer token anyone holding it could replay.
         let jkt = match claims.cnf.map(|cnf| cnf.jkt) {
             Some(Some(jkt)) if jkt.is_empty() => return Err(AuthFailure::InvalidClaims),
+            Some(None) => return Err(AuthFailure::InvalidClaims),
             Some(jkt) => jkt,
             None => None,
         };

@@ -28,6 +28,10 @@ use serde_json::Value;
 
 use super::claims::ClaimSet;
 
+/// The most distinct scopes a token may grant (more is `invalid_claims`): every scope is kept on
+/// the principal and in the verified-token cache, so this bounds what one cached token costs.
+pub const MAX_TOKEN_SCOPES: usize = 256;
+
 /// The claims scopes are read from unless configured otherwise: `scope` (RFC 9068, Auth0,
 /// Keycloak), `scp` (Entra ID, Okta), and the `scopes` and `permissions` arrays (Auth0 RBAC and
 /// others). `roles` is not among them: roles are not scopes unless a deployment says so.
@@ -147,7 +151,8 @@ impl ScopeClaims {
     ///
     /// # Errors
     /// [`AuthFailure::InvalidClaims`] when a configured claim is neither a string nor an array
-    /// of strings, or a top-level member it names is duplicated.
+    /// of strings, a top-level member it names is duplicated, or the token grants more than
+    /// [`MAX_TOKEN_SCOPES`] distinct scopes.
     pub(super) fn collect(
         &self,
         claims: &ClaimSet,
@@ -193,6 +198,11 @@ impl ScopeClaims {
                     }
                 }
             }
+        }
+        // Each scope is kept on the principal (and in the verified-token cache): a token that
+        // grants more than any real issuer does is refused, so a cached entry stays small.
+        if granted.len() > MAX_TOKEN_SCOPES {
+            return Err(AuthFailure::InvalidClaims);
         }
         Ok(granted)
     }

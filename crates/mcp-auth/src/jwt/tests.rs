@@ -991,3 +991,42 @@ fn debug_does_not_print_secrets() {
         "{shown}"
     );
 }
+
+#[test]
+fn a_binding_the_server_cannot_check_refuses_the_token() {
+    // A certificate-bound token (RFC 8705) or one bound by an embedded key: not a bearer token.
+    for cnf in [
+        json!({"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}),
+        json!({"jwk": {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}}),
+        json!({}),
+    ] {
+        assert_eq!(
+            verify_claims(json!({ "cnf": cnf })).unwrap_err(),
+            AuthFailure::InvalidClaims,
+            "{cnf}"
+        );
+    }
+    // A DPoP binding is carried to the principal for the layer to check.
+    let p = verify_claims(json!({"cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}))
+        .unwrap();
+    assert_eq!(
+        p.confirmation_jkt(),
+        Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")
+    );
+}
+
+#[test]
+fn a_token_granting_more_than_the_scope_bound_is_refused() {
+    let scopes = |n: usize| {
+        (0..n)
+            .map(|i| format!("s{i}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let p = verify_claims(json!({ "scope": scopes(crate::jwt::MAX_TOKEN_SCOPES) })).unwrap();
+    assert_eq!(p.scopes().len(), crate::jwt::MAX_TOKEN_SCOPES);
+    assert_eq!(
+        verify_claims(json!({ "scope": scopes(crate::jwt::MAX_TOKEN_SCOPES + 1) })).unwrap_err(),
+        AuthFailure::InvalidClaims
+    );
+}

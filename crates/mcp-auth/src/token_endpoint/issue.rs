@@ -136,6 +136,12 @@ impl Shared {
         match scope.map(str::trim).filter(|s| !s.is_empty()) {
             None => granted.extend(principal.scopes().iter().map(str::to_owned)),
             Some(requested) => {
+                if requested.split(' ').filter(|s| !s.is_empty()).count() > MAX_REQUESTED_SCOPES {
+                    return Err(Refusal::invalid_scope(
+                        principal.clone(),
+                        format!("At most {MAX_REQUESTED_SCOPES} scopes may be requested"),
+                    ));
+                }
                 for s in requested.split(' ').filter(|s| !s.is_empty()) {
                     if !s.bytes().all(is_scope_byte) {
                         return Err(Refusal::invalid_scope(
@@ -185,7 +191,12 @@ impl Shared {
             .duration_since(UNIX_EPOCH)
             .map_err(|_| Refusal::server_error("the clock is before 1970"))?
             .as_secs();
-        let ttl = self.ttl.as_secs();
+        // Never longer than the key itself lives: a key expiring in a minute buys a token for a
+        // minute, not for the whole TTL.
+        let key_left = principal
+            .expires_at()
+            .map(|at| at.duration_since(now).map_or(0, |left| left.as_secs()));
+        let ttl = key_left.map_or(self.ttl.as_secs(), |left| left.min(self.ttl.as_secs()));
         let exp = iat
             .checked_add(ttl)
             .ok_or_else(|| Refusal::server_error("the expiry overflows"))?;
@@ -216,6 +227,10 @@ impl Shared {
         })
     }
 }
+
+/// The most scopes one token request may name (each becomes part of the token and of the
+/// verifier's cached principal).
+const MAX_REQUESTED_SCOPES: usize = 64;
 
 /// A scope-token character of RFC 6749 §3.3: `%x21 / %x23-5B / %x5D-7E`.
 fn is_scope_byte(b: u8) -> bool {

@@ -987,3 +987,62 @@ fn summary_and_debug_never_show_secrets() {
     let debug = format!("{layer:?}");
     assert!(!debug.contains(SECRET), "{debug}");
 }
+
+#[tokio::test]
+async fn a_request_for_too_many_scopes_is_invalid_scope() {
+    let layer = builder().build().unwrap();
+    let many = |n: usize| {
+        (0..n)
+            .map(|i| format!("notes:s{i}"))
+            .collect::<Vec<_>>()
+            .join("%20")
+    };
+    refused(
+        &layer,
+        basic(
+            "ops",
+            OTHER_KEY,
+            &format!("grant_type=client_credentials&scope={}", many(65)),
+        ),
+        StatusCode::BAD_REQUEST,
+        "invalid_scope",
+        "At most 64 scopes may be requested",
+    )
+    .await;
+    let res = call(
+        &layer,
+        basic(
+            "ops",
+            OTHER_KEY,
+            &format!("grant_type=client_credentials&scope={}", many(64)),
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_token_never_outlives_the_key_that_bought_it() {
+    // NOW is 2027-01-15T08:00:00Z; the key expires a minute later, the TTL is 15 minutes.
+    let dir = std::env::temp_dir().join(format!("mcp-token-expiry-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("keys.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[keys]]\nname = \"short\"\nhash = \"{}\"\nscopes = [\"notes\"]\n\
+             expires_at = \"2027-01-15T08:01:00Z\"\n",
+            crate::api_key::hash_line(&crate::api_key::KeyHasher::Sha256, KEY)
+        ),
+    )
+    .unwrap();
+    let store = ApiKeyStore::builder().file(&file).build().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let layer = builder().api_keys(store).build().unwrap();
+    let res = call(&layer, basic("short", KEY, "grant_type=client_credentials")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = json_body(res).await;
+    assert_eq!(body["expires_in"], 60);
+    let token = body["access_token"].as_str().unwrap();
+    assert_eq!(claims(token)["exp"], NOW + 60);
+}
