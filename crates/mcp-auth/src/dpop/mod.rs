@@ -16,7 +16,9 @@
 //! 3. the signature verifies with that key;
 //! 4. `jti`, `htm`, `htu` and `iat` are present; `htm` equals the request's method; `htu` equals
 //!    the request's URL after RFC 3986 normalization ([`normalize_htu`]);
-//! 5. `iat` is within the acceptance window (default 60 s either side of now);
+//! 5. `iat` is within the acceptance window (default 60 s in the past, and at most
+//!    [`MAX_FUTURE_SKEW`] ahead: a proof dated in the future would stay in the replay cache
+//!    longer);
 //! 6. with server nonces on, `nonce` is one this server issued recently — else the client is
 //!    told to `use_dpop_nonce` with a fresh one;
 //! 7. `ath` equals the base64url SHA-256 of the access token;
@@ -76,8 +78,13 @@ pub const MAX_PROOF_BYTES: usize = 8 * 1024;
 /// The proof algorithms accepted by default (RFC 9449 asks for asymmetric ones only).
 pub const DEFAULT_ALGORITHMS: [&str; 4] = ["ES256", "EdDSA", "RS256", "PS256"];
 
-/// The default acceptance window for a proof's `iat`, either side of now.
+/// The default acceptance window for a proof's `iat` in the past.
 pub const DEFAULT_IAT_WINDOW: Duration = Duration::from_secs(60);
+
+/// How far ahead of this server's clock a proof's `iat` may be (clock skew), whatever the window:
+/// a proof is remembered until its `iat` plus the window, so a far-future `iat` would let one
+/// client keep entries in the replay cache for twice the window.
+pub const MAX_FUTURE_SKEW: Duration = Duration::from_secs(10);
 
 /// The default number of live proofs the replay cache holds.
 pub const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
@@ -370,7 +377,8 @@ impl DpopVerifier {
         let now_secs = unix_secs(now);
         let window = inner.window.as_secs();
         let iat = claims.iat.as_secs();
-        if iat.saturating_add(window) < now_secs || iat > now_secs.saturating_add(window) {
+        let ahead = window.min(MAX_FUTURE_SKEW.as_secs());
+        if iat.saturating_add(window) < now_secs || iat > now_secs.saturating_add(ahead) {
             return Err(DpopError::Stale);
         }
         if let Some(source) = &inner.nonce {
@@ -432,8 +440,9 @@ impl DpopVerifierBuilder {
         Ok(self)
     }
 
-    /// How far a proof's `iat` may be from now, either way (default 60 s). Accepted proofs are
-    /// remembered for this long.
+    /// How far in the past a proof's `iat` may be (default 60 s; ahead of now, at most
+    /// [`MAX_FUTURE_SKEW`] or this, whichever is less). Accepted proofs are remembered until
+    /// their `iat` plus this.
     pub fn iat_window(mut self, window: Duration) -> Self {
         self.window = window;
         self

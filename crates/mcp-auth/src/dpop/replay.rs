@@ -16,6 +16,9 @@ type Shard = Mutex<HashMap<[u8; 16], u64>>;
 pub(super) struct ReplayCache {
     shards: Box<[Shard]>,
     per_shard: usize,
+    /// Mixed into every digest, so clients cannot choose `jti`s that all land in one shard and
+    /// fill it (which would refuse every other client's proofs there).
+    salt: [u8; 16],
 }
 
 /// Why a proof was not recorded.
@@ -30,15 +33,20 @@ pub(super) enum Seen {
 impl ReplayCache {
     pub(super) fn new(capacity: usize) -> Self {
         let per_shard = capacity.div_ceil(SHARDS).max(1);
+        let mut salt = [0u8; 16];
+        // Without system randomness the shards are still correct, only predictable.
+        let _ = getrandom::fill(&mut salt);
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
             per_shard,
+            salt,
         }
     }
 
     /// Record the proof `jti` of the key `jkt`, live until `expires` (Unix seconds).
     pub(super) fn record(&self, jkt: &str, jti: &str, expires: u64, now: u64) -> Result<(), Seen> {
         let mut hasher = Sha256::new();
+        hasher.update(self.salt);
         hasher.update((jkt.len() as u64).to_be_bytes());
         hasher.update(jkt.as_bytes());
         hasher.update(jti.as_bytes());

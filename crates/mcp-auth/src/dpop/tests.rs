@@ -232,6 +232,15 @@ fn iat_must_be_inside_the_window() {
         v.verify(&key.proof("future", NOW + 61), &request(&jkt), at(NOW)),
         Err(DpopError::Stale)
     );
+    // Ahead of this clock only by the skew allowance, whatever the window.
+    assert_eq!(
+        v.verify(&key.proof("ahead", NOW + 11), &request(&jkt), at(NOW)),
+        Err(DpopError::Stale)
+    );
+    assert_eq!(
+        v.verify(&key.proof("skewed", NOW + 10), &request(&jkt), at(NOW)),
+        Ok(())
+    );
     assert_eq!(
         v.verify(&key.proof("edge", NOW - 60), &request(&jkt), at(NOW)),
         Ok(())
