@@ -11,6 +11,7 @@ use crate::report::{Finding, Report};
 use crate::rules::{self, Rule};
 use crate::runtime::{RuntimeEnvironment, file_mode, git_root, is_git_ignored, mode_too_open};
 
+mod network;
 mod token;
 
 /// Check a configuration snapshot against every rule; see the [crate docs](crate) for the list.
@@ -31,6 +32,7 @@ pub fn check(input: &CheckInput, runtime: &RuntimeEnvironment) -> Report {
     c.debug();
     c.cors();
     c.network();
+    c.network_rules();
     c.token_endpoint();
     c.jwt_lifetime();
     c.rate_limit_and_audit();

@@ -324,6 +324,9 @@ pub struct CheckInput {
     pub host_check: bool,
     /// `TRUSTED_PROXIES`.
     pub trusted_proxies: Vec<IpNet>,
+    /// The allow list of each per-path network rule (TOML `[[network]]`), as (path prefix,
+    /// allowed networks).
+    pub network_path_allows: Vec<(String, Vec<IpNet>)>,
     /// `RATE_LIMIT_ENABLED`.
     pub rate_limit_enabled: bool,
     /// `RATE_LIMIT_REDIS_URL` with any password removed: limits shared through Redis.
@@ -375,6 +378,7 @@ impl Default for CheckInput {
             cors_allow_credentials: false,
             host_check: true,
             trusted_proxies: Vec::new(),
+            network_path_allows: Vec::new(),
             rate_limit_enabled: true,
             rate_limit_redis_url: None,
             rate_limit_redis_fail_open: false,

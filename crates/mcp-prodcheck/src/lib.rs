@@ -57,6 +57,7 @@
 //! | `MCP-CORS-003` | warning | — | no `MCP_CORS_ORIGINS` (no explicit Origin allowlist) | list the web apps' origins |
 //! | `MCP-NET-001` | error | warning | bound to a non-loopback address without authentication | a credential source, or bind 127.0.0.1 |
 //! | `MCP-NET-002` | warning | warning | `MCP_ALLOWED_HOSTS=*` (Host check off) | list the host names |
+//! | `MCP-NET-003` | warning | warning | a `[[network]]` path rule's `allow` contains `0.0.0.0/0` or `::/0`: it allows every address (of that family) while looking restrictive | the VPN or cluster CIDR; no lists at all to open the path |
 //! | `MCP-PROXY-001` | error | error | `MCP_TRUSTED_PROXIES` contains `0.0.0.0/0` or `::/0` | list only your proxies |
 //! | `MCP-RATE-001` | warning | — | `MCP_RATE_LIMIT_ENABLED=false` | turn it on |
 //! | `MCP-RATE-002` | warning | — | `MCP_RATE_LIMIT_REDIS_URL` is `redis://` to a non-loopback host | a private network or a TLS tunnel on loopback |

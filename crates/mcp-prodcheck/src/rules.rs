@@ -196,6 +196,10 @@ rules! {
     HOST_CHECK_OFF = "MCP-NET-002", "HostCheckDisabled", Warning, WARNING,
         "the Host header allowlist is off",
         "Set MCP_ALLOWED_HOSTS to the names clients use (mcp.example.com) instead of `*`, unless a proxy checks Host.";
+    /// A per-path network rule allows every address while looking restrictive.
+    NETWORK_ALLOWS_EVERYONE = "MCP-NET-003", "NetworkRuleAllowsEveryone", Warning, WARNING,
+        "a path's network allow list contains 0.0.0.0/0 or ::/0",
+        "List the networks that may reach the path (a VPN or cluster CIDR such as 10.0.0.0/8) in its [[network]] allow list; to open a path to everyone, give it no lists at all.";
     /// Every address is a trusted proxy, so any client can forge its address.
     TRUST_ALL_PROXIES = "MCP-PROXY-001", "TrustAllProxies", Error, ERROR,
         "every address is a trusted proxy",
