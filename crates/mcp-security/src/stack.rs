@@ -16,7 +16,8 @@ use mcp_core::config::{ConfigError, Env, Environment};
 use mcp_core::inspect::{McpInspect, McpInspectLayer};
 use mcp_core::refusal::{ToolErrorsAsResults, ToolErrorsAsResultsLayer};
 use mcp_headers::{
-    CorsPolicy, OriginGuard, OriginGuardLayer, SecurityHeaders, SecurityHeadersLayer,
+    CorsPolicy, NetworkPolicy, NetworkPolicyLayer, NetworkRule, OriginGuard, OriginGuardLayer,
+    SecurityHeaders, SecurityHeadersLayer,
 };
 use mcp_prodcheck::{Report, RuntimeEnvironment, Severity};
 use mcp_ratelimit::{RateLimit, RateLimitLayer, ResourceLimit, ResourceLimitLayer};
@@ -77,27 +78,29 @@ impl From<ConfigError> for SecurityError {
 }
 
 /// The service [`SecurityLayer`] wraps around `S`, outermost first: audit, security headers,
-/// Origin guard + CORS, per-client rate limit, resource limits, MCP envelope inspection,
-/// agent-readable refusals (when on), the token endpoint (when on), authentication,
+/// Origin guard + CORS, network allow/deny lists, per-client rate limit, resource limits, MCP
+/// envelope inspection, agent-readable refusals (when on), the token endpoint (when on), authentication,
 /// legacy-session binding, per-caller rate limits, list filtering, the tool guards.
 pub type SecurityService<S> = Audit<
     SecurityHeaders<
         OriginGuard<
-            RateLimit<
-                ResourceLimit<
-                    McpInspect<
-                        ToolErrorsAsResults<
-                            TokenEndpoint<
-                                Auth<
-                                    SessionBinding<
-                                        RateLimit<ListFilter<ToolGuard<S>>, RateLimitBackend>,
+            NetworkPolicy<
+                RateLimit<
+                    ResourceLimit<
+                        McpInspect<
+                            ToolErrorsAsResults<
+                                TokenEndpoint<
+                                    Auth<
+                                        SessionBinding<
+                                            RateLimit<ListFilter<ToolGuard<S>>, RateLimitBackend>,
+                                        >,
                                     >,
                                 >,
                             >,
                         >,
                     >,
+                    RateLimitBackend,
                 >,
-                RateLimitBackend,
             >,
         >,
     >,
@@ -112,6 +115,7 @@ pub struct SecurityLayer {
     audit: AuditLayer,
     headers: SecurityHeadersLayer,
     guard: OriginGuardLayer,
+    network: NetworkPolicyLayer,
     per_client: RateLimitLayer<RateLimitBackend>,
     resources: ResourceLimitLayer,
     inspect: McpInspectLayer,
@@ -164,6 +168,13 @@ impl SecurityLayer {
         &self.tool_guard
     }
 
+    /// The network allow/deny lists (`ALLOW_NETWORKS`, `DENY_NETWORKS`, TOML `[[network]]`),
+    /// right after the Origin guard and before the per-client rate limit;
+    /// [`NetworkPolicyLayer::is_enabled`] is `false` when no list is set.
+    pub fn network_policy(&self) -> &NetworkPolicyLayer {
+        &self.network
+    }
+
     /// A one-line summary of every layer, for the start-up log line (never a secret).
     pub fn summary(&self) -> &str {
         &self.summary
@@ -187,11 +198,12 @@ impl SecurityLayer {
     /// The layer with [`summary`](Self::summary) computed from its layers.
     fn summarized(mut self) -> Self {
         self.summary = format!(
-            "{}, security headers, {}, rate limit per client ({}), resources (concurrency {}, \
+            "{}, security headers, {}, {}, rate limit per client ({}), resources (concurrency {}, \
              timeout {:?}), mcp-inspect (max body {} bytes), token endpoint ({}), auth ({}){}, {}, \
              rate limit per caller ({}), list filter {}, result guard {}",
             self.audit.summary(),
             self.guard.summary(),
+            self.network.summary(),
             self.per_client.summary(),
             self.resources.max_concurrency(),
             self.resources.request_timeout(),
@@ -238,6 +250,7 @@ impl<S> Layer<S> for SecurityLayer {
         let svc = self.inspect.layer(svc);
         let svc = self.resources.layer(svc);
         let svc = self.per_client.layer(svc);
+        let svc = self.network.layer(svc);
         let svc = self.guard.layer(svc);
         let svc = self.headers.layer(svc);
         self.audit.layer(svc)
@@ -340,6 +353,20 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
         );
     }
 
+    let mut network = NetworkPolicyLayer::builder()
+        .allow(s.allow_networks.iter().map(ToString::to_string))
+        .deny(s.deny_networks.iter().map(ToString::to_string))
+        .client_addr_resolver(resolver.clone())
+        .mcp_path(&s.mcp_path);
+    for (prefix, allow, deny) in &s.network_rules {
+        network = network.path(
+            NetworkRule::new(prefix)
+                .allow(allow.iter().map(ToString::to_string))
+                .deny(deny.iter().map(ToString::to_string)),
+        );
+    }
+    let network = network.build().map_err(|e| s.named(e))?;
+
     let mut per_client = RateLimitLayer::builder()
         .mcp_path(&s.mcp_path)
         .ban_list(s.ban_list.clone())
@@ -412,6 +439,7 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
         audit,
         headers,
         guard,
+        network,
         per_client,
         resources,
         inspect,

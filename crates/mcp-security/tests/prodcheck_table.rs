@@ -108,6 +108,11 @@ fn one_case_per_finding() {
         "[headers.set]\nx-xss-protection = \"1; mode=block\"\n",
         0o644,
     );
+    let open_metrics = dir.file(
+        "network.toml",
+        "[[network]]\npath = \"/metrics\"\nallow = [\"10.0.0.0/8\", \"0.0.0.0/0\"]\n",
+        0o644,
+    );
     let no_key: [(&str, Option<&str>); 2] = [("MCP_API_KEY", None), ("MCP_JWT_SECRET", None)];
     let mut cases = vec![
         set("MCP-CONFIG-001", &[("MCP_RATE_LIMIT_REQUESTS", Some("0"))]),
@@ -180,6 +185,7 @@ fn one_case_per_finding() {
             ],
         ),
         set("MCP-NET-002", &[("MCP_ALLOWED_HOSTS", Some("*"))]),
+        set("MCP-NET-003", &[("MCP_CONFIG_FILE", Some(&open_metrics))]),
         set(
             "MCP-PROXY-001",
             &[("MCP_TRUSTED_PROXIES", Some("0.0.0.0/0"))],

@@ -47,6 +47,9 @@ impl Default for SecurityConfigBuilder {
                 cors_origins: None,
                 cors_allow_credentials: false,
                 trusted_proxies: Vec::new(),
+                allow_networks: Vec::new(),
+                deny_networks: Vec::new(),
+                network_rules: Vec::new(),
                 rate_limit: RateLimitSettings::new("MCP"),
                 rate_limit_redis_url: None,
                 rate_limit_redis_fail_open: false,
@@ -467,6 +470,53 @@ impl SecurityConfigBuilder {
         I: IntoIterator<Item = IpNet>,
     {
         self.s.trusted_proxies = nets.into_iter().collect();
+        self
+    }
+
+    /// The server-wide allowed client networks (`ALLOW_NETWORKS`), replacing earlier ones: a
+    /// client (resolved through the trusted proxies) outside all of them is refused with 403
+    /// on every path without a [`network_rule`](Self::network_rule) of its own. Empty: any.
+    pub fn allow_networks<I>(mut self, nets: I) -> Self
+    where
+        I: IntoIterator<Item = IpNet>,
+    {
+        self.s.allow_networks = nets.into_iter().collect();
+        self
+    }
+
+    /// The server-wide denied client networks (`DENY_NETWORKS`), replacing earlier ones;
+    /// refused even when an allow entry also matches.
+    pub fn deny_networks<I>(mut self, nets: I) -> Self
+    where
+        I: IntoIterator<Item = IpNet>,
+    {
+        self.s.deny_networks = nets.into_iter().collect();
+        self
+    }
+
+    /// Allow and deny lists for one path prefix (TOML `[[network]]`): the longest matching
+    /// prefix's lists replace the server-wide ones there; both empty leaves the prefix open to
+    /// every client. See `mcp_headers::network` for the semantics.
+    ///
+    /// ```
+    /// use mcp_security::SecurityConfig;
+    ///
+    /// let config = SecurityConfig::builder()
+    ///     .network_rule("/metrics", ["10.0.0.0/8".parse()?], [])
+    ///     .build()?;
+    /// # let _ = config;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn network_rule<A, D>(mut self, prefix: impl Into<String>, allow: A, deny: D) -> Self
+    where
+        A: IntoIterator<Item = IpNet>,
+        D: IntoIterator<Item = IpNet>,
+    {
+        self.s.network_rules.push((
+            prefix.into(),
+            allow.into_iter().collect(),
+            deny.into_iter().collect(),
+        ));
         self
     }
 

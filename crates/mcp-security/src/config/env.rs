@@ -146,6 +146,12 @@ impl SecurityConfigBuilder {
         if env.string("TRUSTED_PROXIES")?.is_some() {
             s.trusted_proxies = env.cidrs("TRUSTED_PROXIES")?;
         }
+        if let Some(nets) = networks(env, "ALLOW_NETWORKS")? {
+            s.allow_networks = nets;
+        }
+        if let Some(nets) = networks(env, "DENY_NETWORKS")? {
+            s.deny_networks = nets;
+        }
         s.rate_limit = s.rate_limit.clone().read_env(env)?;
         s.max_body_bytes = env.usize("MAX_BODY_BYTES", s.max_body_bytes)?;
         if let Some(versions) = env.list("PROTOCOL_VERSIONS")? {
@@ -182,6 +188,22 @@ impl SecurityConfigBuilder {
         s.source = Some(env.clone());
         Ok(self)
     }
+}
+
+/// A comma-separated list of client networks (see `mcp_headers::network::parse_network`);
+/// `None` when unset.
+fn networks(env: &Env, name: &str) -> Result<Option<Vec<IpNet>>, ConfigError> {
+    let Some(entries) = env.list(name)? else {
+        return Ok(None);
+    };
+    entries
+        .iter()
+        .map(|entry| {
+            mcp_headers::network::parse_network(entry)
+                .map_err(|why| ConfigError::new(env.var_name(name), why).with_value(entry))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 /// Read a secret from `NAME` or `NAME_FILE`; with `lenient`, an unreadable file is recorded.

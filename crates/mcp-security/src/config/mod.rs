@@ -43,6 +43,7 @@
 //! | `RATE_LIMIT_ENABLED`, `_REQUESTS`, `_WINDOW`, `_BURST`, `_MAX_KEYS` | per-client limit (off also turns the per-caller limits off; bans still apply) | `true`, 100, 60 s, = requests, 100000 |
 //! | `RATE_LIMIT_REDIS_URL` / `_FILE`, `_REDIS_PREFIX`, `_REDIS_FAILURE`, `_REDIS_TIMEOUT`, `RATE_LIMIT_REPLICAS` | limits shared by every replica through Redis, one connection for both limiters (feature `redis`, on by default; see `mcp_ratelimit::redis`) | — (in memory), `mcp:rl:`, `closed` (503), `20ms`, 1 |
 //! | `TRUSTED_PROXIES` | CIDRs whose forwarding headers are believed | none |
+//! | `ALLOW_NETWORKS`, `DENY_NETWORKS` | server-wide CIDR allow and deny lists (or addresses), comma-separated, on the resolved client address (`TRUSTED_PROXIES` respected), checked right after the Origin guard; deny wins, an empty allow list allows any address, no resolvable address is refused; a 403 `network_not_allowed` (see `mcp_headers::network`). Per path prefix: `[[network]]` in the TOML file | —, — |
 //! | `MAX_BODY_BYTES`, `MAX_CONCURRENCY`, `REQUEST_TIMEOUT` | resource limits | 1 MiB, 1000, 30 s |
 //! | `FILTER_LISTS` | cut tools/prompts/resources lists to what the caller may use under the MCP scope rules (`ListFilterLayer`) | on when there are MCP rules |
 //! | `MAX_LIST_BYTES` | the largest list response (or SSE event) the list filter reads; larger fails closed | 4 MiB |
@@ -80,6 +81,11 @@
 //! omit = ["cache-control"]
 //! [headers.set]
 //! x-xss-protection = "0"
+//!
+//! [[network]]                                 # CIDR lists per path prefix: the longest
+//! path = "/metrics"                           # matching prefix replaces ALLOW_NETWORKS /
+//! allow = ["10.0.0.0/8", "fd00::/8"]          # DENY_NETWORKS there (empty lists: open to all)
+//! deny = ["10.66.0.0/16"]                     # deny wins over allow
 //!
 //! [rate_limit]                                # mcp-ratelimit's section: route classes and
 //! [rate_limit.classes.write]                  # per-tool limits of the per-caller layer; when
@@ -252,6 +258,12 @@ pub(crate) struct Settings {
     pub(crate) cors_origins: Option<Vec<String>>,
     pub(crate) cors_allow_credentials: bool,
     pub(crate) trusted_proxies: Vec<IpNet>,
+    /// `ALLOW_NETWORKS`: server-wide allowed client networks (empty: any).
+    pub(crate) allow_networks: Vec<IpNet>,
+    /// `DENY_NETWORKS`: server-wide denied client networks.
+    pub(crate) deny_networks: Vec<IpNet>,
+    /// `[[network]]` and [`SecurityConfigBuilder::network_rule`]: (path prefix, allow, deny).
+    pub(crate) network_rules: Vec<(String, Vec<IpNet>, Vec<IpNet>)>,
     /// The per-client limit (`RATE_LIMIT_*`), mcp-ratelimit's own typed settings.
     pub(crate) rate_limit: RateLimitSettings,
     /// `RATE_LIMIT_REDIS_URL(_FILE)`, for the checks (the store itself is below).
@@ -291,8 +303,10 @@ pub(crate) struct Settings {
 
 /// The variable behind each setting a layer's builder may name in an error: the one place the
 /// stack maps a builder's setting to the variable (or its `*_FILE` form) users set.
-const SETTING_VARIABLES: [(&str, &str); 20] = [
+const SETTING_VARIABLES: [(&str, &str); 22] = [
     ("trusted_proxies", "TRUSTED_PROXIES"),
+    ("allow_networks", "ALLOW_NETWORKS"),
+    ("deny_networks", "DENY_NETWORKS"),
     ("cors_origins", "CORS_ORIGINS"),
     ("allowed_hosts", "ALLOWED_HOSTS"),
     ("max_concurrency", "MAX_CONCURRENCY"),
@@ -521,6 +535,11 @@ impl SecurityConfig {
         i.cors_allow_credentials = s.cors_allow_credentials;
         i.host_check = self.allowed_hosts.is_some();
         i.trusted_proxies = s.trusted_proxies.clone();
+        i.network_path_allows = s
+            .network_rules
+            .iter()
+            .map(|(prefix, allow, _)| (prefix.clone(), allow.clone()))
+            .collect();
         i.rate_limit_enabled = s.rate_limit.enabled;
         i.rate_limit_redis_url = s
             .rate_limit_redis_url

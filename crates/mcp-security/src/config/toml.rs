@@ -19,6 +19,7 @@ pub(super) fn apply_toml(s: &mut Settings, doc: &Table) -> Result<(), ConfigErro
                 }
             }
             "headers" => toml_headers(s, table(value, "headers")?)?,
+            "network" => toml_network(s, value)?,
             "rate_limit" => {}
             _ => return Err(unknown(key)),
         }
@@ -111,6 +112,64 @@ fn toml_headers(s: &mut Settings, headers: &Table) -> Result<(), ConfigError> {
             }
             _ => return Err(unknown(&path)),
         }
+    }
+    Ok(())
+}
+
+/// `[[network]]`: `path` (required), `allow` and `deny` lists of CIDRs per path prefix.
+fn toml_network(s: &mut Settings, value: &Value) -> Result<(), ConfigError> {
+    let Value::Array(rules) = value else {
+        return Err(ConfigError::new(
+            "network",
+            "must be an array of tables ([[network]])",
+        ));
+    };
+    for (i, rule) in rules.iter().enumerate() {
+        let path = format!("network[{i}]");
+        let mut prefix = None;
+        let mut allow = Vec::new();
+        let mut deny = Vec::new();
+        for (k, v) in table(rule, &path)? {
+            let key = format!("{path}.{k}");
+            match k.as_str() {
+                "path" => {
+                    let p = string(v, &key)?;
+                    if !p.starts_with('/') || (p.len() > 1 && p.ends_with('/')) {
+                        return Err(ConfigError::new(
+                            &key,
+                            "a path prefix must start with '/' and not end with '/'",
+                        )
+                        .with_value(p));
+                    }
+                    if s.network_rules.iter().any(|(q, _, _)| *q == p) {
+                        return Err(ConfigError::new(
+                            &key,
+                            "another rule has the same path prefix; merge their lists",
+                        )
+                        .with_value(p));
+                    }
+                    prefix = Some(p);
+                }
+                "allow" | "deny" => {
+                    let nets = strings(v, &key)?
+                        .iter()
+                        .map(|entry| {
+                            mcp_headers::network::parse_network(entry)
+                                .map_err(|why| ConfigError::new(&key, why).with_value(entry))
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    if k == "allow" {
+                        allow = nets;
+                    } else {
+                        deny = nets;
+                    }
+                }
+                _ => return Err(unknown(&key)),
+            }
+        }
+        let prefix =
+            prefix.ok_or_else(|| ConfigError::new(format!("{path}.path"), "is required"))?;
+        s.network_rules.push((prefix, allow, deny));
     }
     Ok(())
 }
