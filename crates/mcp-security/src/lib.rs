@@ -9,6 +9,7 @@
 //! AuditLayer            times and records every request, including the ones rejected below
 //! SecurityHeadersLayer  headers on every response, rejections included
 //! OriginGuard + CORS    preflights answered; a disallowed Origin or Host is a 403
+//! NetworkPolicyLayer    (ALLOW_NETWORKS, DENY_NETWORKS, [[network]]) CIDR lists: a 403
 //! RateLimitLayer (ip)   cheap, before any crypto; checks the shared BanList
 //! ResourceLimitLayer    concurrency cap and timeouts (SSE streams exempt)
 //! McpInspectLayer       bounded body read; McpCall into extensions
