@@ -72,13 +72,36 @@ pub struct SecretMatch {
 pub struct SecretScanner {
     /// Lower-cased, non-empty.
     prefixes: Vec<Box<str>>,
+    /// What a byte can start: 0 nothing, 1 a detector anywhere (`-`, `=`, `:`, a key prefix's
+    /// first byte), 2 a detector only at a word's start (`A`, `g`, `x`, `h`, `e`).
+    starts: [u8; 256],
+}
+
+/// The bytes the fixed-shape detectors start with, and both cases of each prefix's first byte.
+fn start_bytes(prefixes: &[Box<str>]) -> [u8; 256] {
+    let mut t = [0u8; 256];
+    for c in [b'A', b'g', b'x', b'h', b'e'] {
+        t[usize::from(c)] = 2;
+    }
+    for c in [b'-', b'=', b':'] {
+        t[usize::from(c)] = 1;
+    }
+    for p in prefixes {
+        if let Some(&c) = p.as_bytes().first() {
+            t[usize::from(c.to_ascii_lowercase())] = 1;
+            t[usize::from(c.to_ascii_uppercase())] = 1;
+        }
+    }
+    t
 }
 
 impl Default for SecretScanner {
     /// Detects every well-known format and keys with [`KEY_PREFIX`].
     fn default() -> Self {
+        let prefixes: Vec<Box<str>> = vec![KEY_PREFIX.into()];
         SecretScanner {
-            prefixes: vec![KEY_PREFIX.into()],
+            starts: start_bytes(&prefixes),
+            prefixes,
         }
     }
 }
@@ -99,7 +122,10 @@ impl SecretScanner {
             .collect();
         prefixes.sort();
         prefixes.dedup();
-        SecretScanner { prefixes }
+        SecretScanner {
+            starts: start_bytes(&prefixes),
+            prefixes,
+        }
     }
 
     /// The API-key prefixes it looks for (lower case).
@@ -141,21 +167,23 @@ impl SecretScanner {
     fn scan(&self, text: &str, mut found: impl FnMut(SecretMatch)) {
         let b = text.as_bytes();
         let mut i = 0;
-        // Start of the current run of token characters (API keys extend back to it).
-        let mut run_start = 0;
         // JWT starts before this position are known to fail.
         let mut jwt_skip = 0;
         // Matches never overlap.
         let mut last_end = 0;
-        while i < b.len() {
-            let prev = if i == 0 { None } else { b.get(i - 1).copied() };
-            if prev.is_some_and(|p| !is_key_byte(p)) {
-                run_start = i;
+        while let Some(&c) = b.get(i) {
+            // Most bytes start nothing: one table lookup.
+            let start = self.starts[usize::from(c)];
+            if start == 0 {
+                i += 1;
+                continue;
             }
-            let word_start = !prev.is_some_and(|p| p.is_ascii_alphanumeric());
-            let ident_start = !prev.is_some_and(is_ident_byte);
-            let hit = self.match_at(text, i, run_start, word_start, ident_start, &mut jwt_skip);
-            match hit {
+            let word_start = i == 0 || !b.get(i - 1).is_some_and(u8::is_ascii_alphanumeric);
+            if start == 2 && !word_start {
+                i += 1;
+                continue;
+            }
+            match self.match_at(text, i, last_end, word_start, &mut jwt_skip) {
                 Some(mut m) if m.range.end > i && text.is_char_boundary(m.range.end) => {
                     m.range.start = m.range.start.max(last_end);
                     if !text.is_char_boundary(m.range.start) {
@@ -174,9 +202,8 @@ impl SecretScanner {
         &self,
         text: &str,
         i: usize,
-        run_start: usize,
+        last_end: usize,
         word_start: bool,
-        ident_start: bool,
         jwt_skip: &mut usize,
     ) -> Option<SecretMatch> {
         let b = text.as_bytes();
@@ -189,6 +216,12 @@ impl SecretScanner {
             })
         };
         match first {
+            b'=' | b':' => {
+                return assignment(text, i).map(|range| SecretMatch {
+                    kind: SecretKind::SecretAssignment,
+                    range,
+                });
+            }
             b'-' => {
                 if let Some(end) = pem_private_key(text, i) {
                     return hit(SecretKind::PrivateKey, end);
@@ -209,7 +242,7 @@ impl SecretScanner {
                     return hit(SecretKind::SlackToken, end);
                 }
             }
-            b'h' => {
+            b'h' if word_start => {
                 const HOOK: &[u8] = b"hooks.slack.com/services/";
                 if rest.starts_with(HOOK) {
                     let n = count(b, i + HOOK.len(), |c| {
@@ -230,25 +263,24 @@ impl SecretScanner {
         }
         for prefix in &self.prefixes {
             let p = prefix.as_bytes();
-            if rest.len() >= p.len()
+            if p.first().is_some_and(|c| c.eq_ignore_ascii_case(&first))
+                && rest.len() >= p.len()
                 && rest
                     .get(..p.len())
                     .is_some_and(|r| r.eq_ignore_ascii_case(p))
             {
                 let n = count(b, i + p.len(), is_key_byte);
                 if n >= 4 {
+                    // The key with the word it ends, back to the last match at most.
+                    let back = b.get(last_end.min(i)..i).map_or(0, |r| {
+                        r.iter().rev().take_while(|c| is_key_byte(**c)).count()
+                    });
                     return Some(SecretMatch {
                         kind: SecretKind::ApiKey,
-                        range: run_start.min(i)..i + p.len() + n,
+                        range: i - back..i + p.len() + n,
                     });
                 }
             }
-        }
-        if ident_start && first.is_ascii_alphabetic() {
-            return assignment(text, i).map(|range| SecretMatch {
-                kind: SecretKind::SecretAssignment,
-                range,
-            });
         }
         None
     }
@@ -276,12 +308,17 @@ pub fn is_secret_name(name: &str) -> bool {
     if name.len() > 64 {
         return false;
     }
-    let norm: String = name
-        .chars()
-        .filter(|c| !matches!(c, '_' | '-' | '.'))
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    ENDINGS.iter().any(|e| norm.ends_with(e)) && !NOT.iter().any(|e| norm.ends_with(e))
+    let mut buf = [0u8; 64];
+    let mut n = 0;
+    for c in name.bytes().filter(|c| !matches!(c, b'_' | b'-' | b'.')) {
+        if let Some(slot) = buf.get_mut(n) {
+            *slot = c.to_ascii_lowercase();
+            n += 1;
+        }
+    }
+    let norm = buf.get(..n).unwrap_or(&[]);
+    ENDINGS.iter().any(|e| norm.ends_with(e.as_bytes()))
+        && !NOT.iter().any(|e| norm.ends_with(e.as_bytes()))
 }
 
 /// Whether a value looks like a generated secret rather than a word or a placeholder: 8 to 512
@@ -479,19 +516,29 @@ fn slack_token(b: &[u8], i: usize) -> Option<usize> {
     (n >= 10).then_some(i + prefix_len + n)
 }
 
-/// `name = value` / `name: "value"` at `i` (an identifier start): the value's range when the
+/// `name = value` / `name: "value"` with the `=` or `:` at `d`: the value's range when the
 /// name is a secret name and the value looks random.
-fn assignment(text: &str, i: usize) -> Option<Range<usize>> {
+fn assignment(text: &str, d: usize) -> Option<Range<usize>> {
     let b = text.as_bytes();
-    let name_len = count(b, i, is_ident_byte);
-    if name_len > 64 {
+    // Back over `"` and blanks to the name, and over the name (at most 64 bytes).
+    let mut k = d;
+    while k > 0 && b.get(k - 1).is_some_and(|c| *c == b' ' || *c == b'\t') {
+        k -= 1;
+    }
+    if k > 0 && b.get(k - 1).is_some_and(|c| matches!(c, b'"' | b'\'')) {
+        k -= 1;
+    }
+    let name_end = k;
+    while k > 0 && name_end - k <= 64 && b.get(k - 1).is_some_and(|c| is_ident_byte(*c)) {
+        k -= 1;
+    }
+    if k == name_end || name_end - k > 64 || !is_secret_name(text.get(k..name_end)?) {
         return None;
     }
-    let name = text.get(i..i + name_len)?;
-    if !is_secret_name(name) {
-        return None;
+    let mut j = d + 1;
+    if b.get(d) == Some(&b':') && b.get(j) == Some(&b'=') {
+        j += 1;
     }
-    let mut j = i + name_len;
     let skip_quote = |j: &mut usize| {
         if b.get(*j).is_some_and(|c| matches!(c, b'"' | b'\'')) {
             *j += 1;
@@ -502,18 +549,6 @@ fn assignment(text: &str, i: usize) -> Option<Range<usize>> {
             *j += 1;
         }
     };
-    skip_quote(&mut j);
-    skip_space(&mut j);
-    match b.get(j) {
-        Some(b'=') => j += 1,
-        Some(b':') => {
-            j += 1;
-            if b.get(j) == Some(&b'=') {
-                j += 1;
-            }
-        }
-        _ => return None,
-    }
     skip_space(&mut j);
     skip_quote(&mut j);
     let n = b.get(j..).map_or(0, |r| {
