@@ -1,7 +1,8 @@
 //! # Plain hyper 1 behind mcp-security
 //!
-//! No framework: a tower `service_fn` served by hyper-util's auto (HTTP/1 + HTTP/2) connection
-//! builder, with the whole stack of `SecurityConfig::layer()` in front through
+//! No framework: a small tower service routing `/mcp` to rmcp's streamable-HTTP MCP service and
+//! the rest to plain handlers, served by hyper-util's auto (HTTP/1 + HTTP/2) connection builder,
+//! with the whole stack of `SecurityConfig::layer()` in front through
 //! `hyper_util::service::TowerToHyperService`. What a framework would do, done by hand:
 //!
 //! - the peer address of each connection goes into every request's extensions as
@@ -11,9 +12,10 @@
 //! - graceful shutdown on Ctrl-C / SIGTERM: stop accepting, let open connections finish (10 s at
 //!   most), then flush the audit trail.
 //!
-//! Routes: `GET /health` (exempt from authentication), `GET /whoami` (the principal the stack
-//! authenticated, and the client address), `POST /echo` (the body back; at most
-//! `MCP_MAX_BODY_BYTES`).
+//! Routes: `/mcp`, an MCP server (both protocol eras) with one tool, `whoami`, reading the
+//! principal the stack authenticated from the request's extensions; `GET /health` (exempt from
+//! authentication), `GET /whoami` (the principal and the client address), `POST /echo` (the body
+//! back; at most `MCP_MAX_BODY_BYTES`).
 //!
 //! ## Run it
 //!
@@ -42,6 +44,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -52,11 +55,84 @@ use mcp_security::SecurityConfig;
 use mcp_security::core::Principal;
 use mcp_security::core::client_addr::PeerAddr;
 use mcp_security::core::config::{Env, Environment};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::Extension;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ServerHandler, tool, tool_handler, tool_router};
 use serde_json::{Value, json};
-use tower::{Layer, ServiceBuilder, service_fn};
+use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 
 /// How long open connections may take to finish after the shutdown signal.
 const GRACE: Duration = Duration::from_secs(10);
+
+/// The body every route answers with: rmcp's, which the plain routes box too.
+type Body = BoxBody<Bytes, Infallible>;
+
+/// The MCP server at `/mcp`: one tool that says who the caller is.
+#[derive(Clone)]
+struct WhoAmI {
+    tool_router: ToolRouter<Self>,
+}
+
+#[tool_router]
+impl WhoAmI {
+    /// The `Principal` the auth layer put into the request's extensions.
+    #[tool(description = "Return the caller's principal (id, kind, scopes) as JSON text.")]
+    async fn whoami(&self, Extension(parts): Extension<http::request::Parts>) -> String {
+        principal_json(parts.extensions.get::<Principal>()).to_string()
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for WhoAmI {}
+
+/// The caller, as `/whoami` and the MCP tool report it.
+fn principal_json(principal: Option<&Principal>) -> Value {
+    principal.map_or(Value::Null, |p| {
+        json!({
+            "id": p.id(),
+            "kind": p.kind().as_str(),
+            "scopes": p.scopes().iter().collect::<Vec<_>>(),
+        })
+    })
+}
+
+/// `/mcp` to rmcp's streamable-HTTP service, everything else to [`app`].
+#[derive(Clone)]
+struct Routes {
+    mcp: StreamableHttpService<WhoAmI, LocalSessionManager>,
+    max_body: usize,
+}
+
+impl<B> Service<Request<B>> for Routes
+where
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + std::fmt::Display,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response<Body>, Infallible>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let (mcp, max_body) = (self.mcp.clone(), self.max_body);
+        Box::pin(async move {
+            if req.uri().path() == "/mcp" {
+                return mcp.oneshot(req).await;
+            }
+            Ok(app(req, max_body).await?.map(BodyExt::boxed))
+        })
+    }
+}
 
 fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
     let mut res = Response::new(Full::new(Bytes::from(body.to_string())));
@@ -78,13 +154,7 @@ where
         (&Method::GET, "/health") => json_response(StatusCode::OK, &json!({ "status": "ok" })),
         (&Method::GET, "/whoami") => {
             // Inserted by the stack's authentication, and by the accept loop below.
-            let principal = req.extensions().get::<Principal>().map(|p| {
-                json!({
-                    "id": p.id(),
-                    "kind": p.kind().as_str(),
-                    "scopes": p.scopes().iter().collect::<Vec<_>>(),
-                })
-            });
+            let principal = principal_json(req.extensions().get::<Principal>());
             let client = req
                 .extensions()
                 .get::<PeerAddr>()
@@ -122,8 +192,22 @@ async fn main() -> anyhow::Result<()> {
     let bind = config.bind_addr().context("MCP_BIND must be set")?;
 
     // The stack around the application, built once; each request clones it (Arc clones).
-    let max_body = config.max_body_bytes();
-    let stack = security.layer(service_fn(move |req| app(req, max_body)));
+    let hosts = config.allowed_hosts().unwrap_or_default().to_vec();
+    let mcp = StreamableHttpService::new(
+        || {
+            Ok(WhoAmI {
+                tool_router: WhoAmI::tool_router(),
+            })
+        },
+        std::sync::Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default()
+            .with_allowed_hosts(hosts)
+            .with_max_request_body_bytes(config.max_body_bytes()),
+    );
+    let stack = security.layer(Routes {
+        mcp,
+        max_body: config.max_body_bytes(),
+    });
 
     let listener = tokio::net::TcpListener::bind(bind)
         .await
