@@ -1,8 +1,14 @@
-//! A redis-server of our own on a free loopback port, stopped on drop.
+//! A redis-server of our own on a free loopback port, stopped on drop; optionally with a TLS
+//! port (certificates made by `openssl` at test time, see [`Pki`]) and an ACL user.
 #![allow(dead_code)]
+
+mod pki;
+#[allow(unused_imports)]
+pub use pki::Pki;
 
 use std::convert::Infallible;
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,7 +23,29 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 
 pub struct RedisServer {
     pub port: u16,
+    /// The TLS port, when started with [`Options::tls`].
+    pub tls_port: Option<u16>,
+    options: Options,
     child: Option<Child>,
+}
+
+/// How a [`RedisServer`] runs beyond the plain loopback port.
+#[derive(Clone, Default)]
+pub struct Options {
+    pub tls: Option<TlsOptions>,
+    /// An ACL user (name, password) with every permission; the `default` user is turned off,
+    /// as on managed services.
+    pub acl_user: Option<(String, String)>,
+}
+
+/// The server's certificate, key and the CA it checks client certificates against.
+#[derive(Clone)]
+pub struct TlsOptions {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+    /// `tls-auth-clients yes`: a client certificate from `ca` is required (mutual TLS).
+    pub auth_clients: bool,
 }
 
 fn free_port() -> u16 {
@@ -27,8 +55,14 @@ fn free_port() -> u16 {
 
 impl RedisServer {
     pub fn start() -> Self {
+        Self::start_with(Options::default())
+    }
+
+    pub fn start_with(options: Options) -> Self {
         let mut server = RedisServer {
             port: free_port(),
+            tls_port: options.tls.as_ref().map(|_| free_port()),
+            options,
             child: None,
         };
         server.restart();
@@ -37,17 +71,52 @@ impl RedisServer {
 
     /// (Re)start on the same port.
     pub fn restart(&mut self) {
+        let mut args: Vec<String> = [
+            "--port",
+            &self.port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        if let (Some(tls), Some(port)) = (&self.options.tls, self.tls_port) {
+            let path = |p: &PathBuf| p.to_str().expect("UTF-8 path").to_owned();
+            args.extend([
+                "--tls-port".to_owned(),
+                port.to_string(),
+                "--tls-cert-file".to_owned(),
+                path(&tls.cert),
+                "--tls-key-file".to_owned(),
+                path(&tls.key),
+                "--tls-ca-cert-file".to_owned(),
+                path(&tls.ca),
+                "--tls-auth-clients".to_owned(),
+                if tls.auth_clients { "yes" } else { "no" }.to_owned(),
+            ]);
+        }
+        if let Some((user, password)) = &self.options.acl_user {
+            args.extend(
+                [
+                    "--user",
+                    "default",
+                    "off",
+                    "--user",
+                    user,
+                    "on",
+                    &format!(">{password}"),
+                    "~*",
+                    "&*",
+                    "+@all",
+                ]
+                .map(str::to_owned),
+            );
+        }
         let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -79,11 +148,22 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
-    /// `redis-cli -p <port> <args>`'s stdout.
+    /// `rediss://127.0.0.1:<tls port>/` (no credentials).
+    pub fn tls_url(&self) -> String {
+        format!(
+            "rediss://127.0.0.1:{}/",
+            self.tls_port.expect("started with TLS")
+        )
+    }
+
+    /// `redis-cli -p <port> <args>`'s stdout (on the plain port, as the ACL user if any).
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .arg("-p")
-            .arg(self.port.to_string())
+        let mut cmd = Command::new("redis-cli");
+        cmd.arg("-p").arg(self.port.to_string());
+        if let Some((user, password)) = &self.options.acl_user {
+            cmd.args(["--no-auth-warning", "--user", user, "--pass", password]);
+        }
+        let out = cmd
             .args(args)
             .output()
             .unwrap_or_else(|e| panic!("cannot run redis-cli ({e}): apt-get install redis-server"));

@@ -1,4 +1,7 @@
-//! [`RedisStoreBuilder`]: the address, prefix, failure policy and bounds of a [`RedisStore`].
+//! [`RedisStoreBuilder`]: the address, credentials, TLS files, prefix, failure policy and
+//! bounds of a [`RedisStore`].
+
+use std::path::PathBuf;
 
 use super::*;
 
@@ -6,6 +9,11 @@ use super::*;
 #[must_use]
 pub struct RedisStoreBuilder {
     pub(super) url: Secret,
+    pub(super) username: Option<String>,
+    pub(super) password: Option<Secret>,
+    pub(super) ca_file: Option<PathBuf>,
+    pub(super) client_cert_file: Option<PathBuf>,
+    pub(super) client_key_file: Option<PathBuf>,
     pub(super) prefix: String,
     pub(super) failure: FailurePolicy,
     pub(super) timeout: Duration,
@@ -16,6 +24,11 @@ pub struct RedisStoreBuilder {
 impl std::fmt::Debug for RedisStoreBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStoreBuilder")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("ca_file", &self.ca_file)
+            .field("client_cert_file", &self.client_cert_file)
+            .field("client_key_file", &self.client_key_file)
             .field("prefix", &self.prefix)
             .field("failure", &self.failure)
             .field("timeout", &self.timeout)
@@ -26,6 +39,36 @@ impl std::fmt::Debug for RedisStoreBuilder {
 }
 
 impl RedisStoreBuilder {
+    /// The ACL user to authenticate as; it wins over a user in the URL.
+    pub fn username(mut self, username: impl Into<String>) -> Self {
+        self.username = Some(username.into());
+        self
+    }
+
+    /// The password (of the ACL user, or Redis's `requirepass`); it wins over a password in the
+    /// URL. Kept out of `Debug`, errors, logs and [`RedisStore::display_url`].
+    pub fn password(mut self, password: impl Into<String>) -> Self {
+        self.password = Some(Secret::new(password.into()));
+        self
+    }
+
+    /// A PEM file of the CA certificate(s) that the server's certificate must chain to
+    /// (`rediss://` only). Without it, the Mozilla roots bundled at build time (webpki-roots)
+    /// are trusted. Read when [`build`](Self::build) runs.
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
+    /// A client certificate chain and its private key (PEM files) for mutual TLS
+    /// (`rediss://` only; Redis's `tls-auth-clients yes`). Read when [`build`](Self::build)
+    /// runs; the key is never echoed.
+    pub fn client_cert_files(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.client_cert_file = Some(cert.into());
+        self.client_key_file = Some(key.into());
+        self
+    }
+
     /// The key prefix (default [`DEFAULT_PREFIX`]): printable ASCII without spaces, at most
     /// [`MAX_PREFIX_LEN`] bytes. Give each deployment (and each layer) its own.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
@@ -60,25 +103,22 @@ impl RedisStoreBuilder {
     }
 
     /// Validate and build. No connection is made here (nor a runtime needed): the first request
-    /// connects.
+    /// connects. The TLS files are read and parsed here.
     ///
     /// # Errors
-    /// A [`ConfigError`] naming `redis.url` (not a `redis://` or `unix://` URL — `rediss://` is
-    /// not supported yet; the value is never echoed), `redis.prefix`, `redis.timeout` (zero) or
-    /// `redis.replicas` (zero).
+    /// A [`ConfigError`] naming `redis.url` (not a `redis://`, `rediss://` or `unix://` URL, or a
+    /// `rediss://…#insecure` one; the value is never echoed), `redis.username`,
+    /// `redis.password` (empty), `redis.ca_file`, `redis.client_cert_file`,
+    /// `redis.client_key_file` (unreadable, not PEM, or given with a plain-text URL),
+    /// `redis.prefix`, `redis.timeout` (zero) or `redis.replicas` (zero).
     pub fn build(self) -> Result<RedisStore, ConfigError> {
-        if self.url.expose().trim_start().starts_with("rediss://") {
-            return Err(ConfigError::new(
-                "redis.url",
-                "rediss:// (TLS) is not supported by this build yet; use redis:// on loopback or \
-                 a private network, or a TLS-terminating sidecar",
-            ));
-        }
-        let client = ::redis::Client::open(self.url.expose()).map_err(|e| {
-            ConfigError::new(
-                "redis.url",
-                format!("not a usable Redis URL ({:?})", e.kind()),
-            )
+        let (client, display_url) = connect::client(&connect::Settings {
+            url: &self.url,
+            username: self.username.as_deref(),
+            password: self.password.as_ref(),
+            ca_file: self.ca_file.as_deref(),
+            client_cert_file: self.client_cert_file.as_deref(),
+            client_key_file: self.client_key_file.as_deref(),
         })?;
         if self.prefix.is_empty()
             || self.prefix.len() > MAX_PREFIX_LEN
@@ -101,6 +141,7 @@ impl RedisStoreBuilder {
         Ok(RedisStore {
             inner: Arc::new(Inner {
                 client,
+                display_url,
                 conn: OnceLock::new(),
                 script: ::redis::Script::new(SCRIPT),
                 prefix: self.prefix,

@@ -32,6 +32,25 @@
 //! the same limits). Standalone Redis (or a primary behind Sentinel/a proxy); a multi-key script
 //! across Redis Cluster slots is not supported.
 //!
+//! # TLS and credentials
+//!
+//! `rediss://` connects over TLS (rustls, with its ring provider installed explicitly as the
+//! process default unless the application installed one: no OpenSSL, and no build that finds no
+//! provider at the first connection). The server's certificate must verify, for the URL's host
+//! name, against the Mozilla roots bundled at build time (webpki-roots) or, with
+//! [`RedisStoreBuilder::ca_file`] (`RATE_LIMIT_REDIS_CA_FILE`), against that CA file only;
+//! [`RedisStoreBuilder::client_cert_files`] adds a client certificate for mutual TLS. There is
+//! no switch that skips the check: a `rediss://…#insecure` URL is refused at build time. A
+//! certificate that does not verify refuses the connection, and the failure policy applies, as
+//! for any other outage.
+//!
+//! The ACL user and password come from the URL (`rediss://user:password@host:6380/0`) or from
+//! [`RedisStoreBuilder::username`] / [`RedisStoreBuilder::password`]
+//! (`RATE_LIMIT_REDIS_USERNAME`, `RATE_LIMIT_REDIS_PASSWORD` / `_FILE`), which win over the
+//! URL's. The password never appears in `Debug`, errors, logs or the summary: they show
+//! [`RedisStore::display_url`] (`rediss://user:***@host:6380/0`). Redis refusing the
+//! credentials is logged once, in words, when the failure policy takes over.
+//!
 //! # Local deny cache
 //!
 //! When Redis refuses a key until `T`, the replica remembers it (bounded, default 10 000 keys;
@@ -78,7 +97,9 @@ use crate::key::{KeyHasher, PassThrough, StoreKey};
 use crate::quota::{Gcra, ceil_secs};
 
 mod builder;
+mod connect;
 mod deny_cache;
+mod env;
 pub use builder::RedisStoreBuilder;
 use deny_cache::DenyCache;
 
@@ -210,6 +231,7 @@ pub struct RedisStore {
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
+            .field("url", &self.inner.display_url)
             .field("prefix", &self.inner.prefix)
             .field("failure", &self.inner.failure)
             .field("timeout", &self.inner.timeout)
@@ -220,6 +242,8 @@ impl std::fmt::Debug for RedisStore {
 
 struct Inner {
     client: ::redis::Client,
+    /// The URL with the password masked.
+    display_url: String,
     conn: OnceLock<Result<ConnectionManager, String>>,
     script: ::redis::Script,
     prefix: String,
@@ -248,7 +272,8 @@ fn bump(counter: &AtomicU64) {
 
 enum Failure {
     Timeout,
-    Error,
+    /// The failure in words ([`connect::explain`]).
+    Error(String),
 }
 
 impl RedisStore {
@@ -257,6 +282,11 @@ impl RedisStore {
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
         RedisStoreBuilder {
             url: Secret::new(url.into()),
+            username: None,
+            password: None,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
             prefix: DEFAULT_PREFIX.to_owned(),
             failure: FailurePolicy::default(),
             timeout: DEFAULT_TIMEOUT,
@@ -265,49 +295,11 @@ impl RedisStore {
         }
     }
 
-    /// The store configured by the environment, if `RATE_LIMIT_REDIS_URL` (or its `_FILE`
-    /// form) is set; see [`crate::config`].
-    ///
-    /// # Errors
-    /// A malformed variable, naming it.
-    pub fn from_env(env: &Env) -> Result<Option<Self>, ConfigError> {
-        let Some(url) = env.secret("RATE_LIMIT_REDIS_URL")? else {
-            return Ok(None);
-        };
-        let var = |name: &str| env.var_name(name);
-        let mut builder = RedisStore::builder(url.expose());
-        if let Some(prefix) = env.string("RATE_LIMIT_REDIS_PREFIX")? {
-            builder = builder.prefix(prefix);
-        }
-        if let Some(policy) = env.string("RATE_LIMIT_REDIS_FAILURE")? {
-            builder = builder.failure_policy(match policy.trim().to_ascii_lowercase().as_str() {
-                "closed" => FailurePolicy::Closed,
-                "open" => FailurePolicy::Open,
-                _ => {
-                    return Err(ConfigError::new(
-                        var("RATE_LIMIT_REDIS_FAILURE"),
-                        "expected closed or open",
-                    )
-                    .with_value(policy));
-                }
-            });
-        }
-        builder = builder
-            .timeout(env.duration("RATE_LIMIT_REDIS_TIMEOUT", DEFAULT_TIMEOUT)?)
-            .replicas(env.u64("RATE_LIMIT_REPLICAS", 1)?);
-        builder.build().map(Some).map_err(|e| {
-            let name = match e.setting() {
-                "redis.prefix" => "RATE_LIMIT_REDIS_PREFIX",
-                "redis.timeout" => "RATE_LIMIT_REDIS_TIMEOUT",
-                "redis.replicas" => "RATE_LIMIT_REPLICAS",
-                _ => "RATE_LIMIT_REDIS_URL",
-            };
-            let err = ConfigError::new(var(name), e.reason());
-            match e.value() {
-                Some(v) => err.with_value(v),
-                None => err,
-            }
-        })
+    /// The URL the store connects to, with the password masked
+    /// (`rediss://user:***@host:port/db`) and the user and password that won (the builder's
+    /// over the URL's): for summaries and logs.
+    pub fn display_url(&self) -> &str {
+        &self.inner.display_url
     }
 
     /// The failure policy.
@@ -349,12 +341,15 @@ impl RedisStore {
     /// # Errors
     /// Redis is unreachable, refuses the script, or is slower than the budget.
     pub async fn warm_up(&self) -> Result<(), StoreUnavailable> {
-        let mut conn = self.connection().map_err(StoreUnavailable)?;
+        let url = &self.inner.display_url;
+        let mut conn = self
+            .connection()
+            .map_err(|e| StoreUnavailable(format!("{url}: {e}")))?;
         let load = self.inner.script.load_async(&mut conn);
         match tokio::time::timeout(self.inner.timeout.max(Duration::from_secs(1)), load).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(StoreUnavailable(e.to_string())),
-            Err(_) => Err(StoreUnavailable("timed out".to_owned())),
+            Ok(Err(e)) => Err(StoreUnavailable(format!("{url}: {}", connect::explain(&e)))),
+            Err(_) => Err(StoreUnavailable(format!("{url}: timed out"))),
         }
     }
 
@@ -381,7 +376,7 @@ impl RedisStore {
 
     /// One script call for `charges`, within the time budget.
     async fn eval(&self, charges: &[Charge], params: &[Params]) -> Result<Vec<i64>, Failure> {
-        let mut conn = self.connection().map_err(|_| Failure::Error)?;
+        let mut conn = self.connection().map_err(Failure::Error)?;
         let mut call = self.inner.script.prepare_invoke();
         for charge in charges {
             let (Some(key), Some(p)) = (charge.key, params.get(usize::from(charge.limit))) else {
@@ -402,8 +397,9 @@ impl RedisStore {
         match tokio::time::timeout(self.inner.timeout, call.invoke_async(&mut conn)).await {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(e)) => {
-                tracing::debug!(error = %e, "rate-limit store: Redis call failed");
-                Err(Failure::Error)
+                let reason = connect::explain(&e);
+                tracing::debug!(redis = %self.inner.display_url, error = %reason, "rate-limit store: Redis call failed");
+                Err(Failure::Error(reason))
             }
             Err(_) => Err(Failure::Timeout),
         }
@@ -544,7 +540,8 @@ impl Sealed for RedisBackend {
     fn describe(&self) -> Option<String> {
         let store = self.store()?;
         Some(format!(
-            "shared in Redis, prefix {}, failure policy {}, budget {:?}",
+            "shared in Redis at {}, prefix {}, failure policy {}, budget {:?}",
+            store.display_url(),
             store.prefix(),
             store.failure_policy().as_str(),
             store.timeout()
@@ -623,13 +620,21 @@ impl RedisBackend {
         let reply = match store.eval(charges, &backend.params).await {
             Ok(reply) => reply,
             Err(failure) => {
-                bump(match failure {
-                    Failure::Timeout => &stats.timeouts,
-                    Failure::Error => &stats.errors,
-                });
+                let reason = match failure {
+                    Failure::Timeout => {
+                        bump(&stats.timeouts);
+                        format!("no answer within the budget of {:?}", store.inner.timeout)
+                    }
+                    Failure::Error(reason) => {
+                        bump(&stats.errors);
+                        reason
+                    }
+                };
                 if !stats.degraded.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         policy = store.inner.failure.as_str(),
+                        redis = %store.inner.display_url,
+                        reason = %reason,
                         "rate-limit store: Redis unavailable or slower than its budget; applying the failure policy"
                     );
                 }
