@@ -529,9 +529,11 @@ impl Checker<'_> {
                         self.var("RATE_LIMIT_REDIS_URL")
                     ),
                     format!(
-                        "keep Redis on a private network, or point {} at a TLS tunnel on \
-                         loopback (stunnel, a mesh sidecar); rediss:// is not supported yet",
-                        self.var("RATE_LIMIT_REDIS_URL_FILE")
+                        "use rediss:// (TLS; {} for a private CA) with an ACL user ({}, {}), \
+                         or keep Redis on loopback",
+                        self.var("RATE_LIMIT_REDIS_CA_FILE"),
+                        self.var("RATE_LIMIT_REDIS_USERNAME"),
+                        self.var("RATE_LIMIT_REDIS_PASSWORD_FILE")
                     ),
                     Some(self.var("RATE_LIMIT_REDIS_URL")),
                 );

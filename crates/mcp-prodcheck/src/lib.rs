@@ -60,7 +60,7 @@
 //! | `MCP-NET-003` | warning | warning | a `[[network]]` path rule's `allow` contains `0.0.0.0/0` or `::/0`: it allows every address (of that family) while looking restrictive | the VPN or cluster CIDR; no lists at all to open the path |
 //! | `MCP-PROXY-001` | error | error | `MCP_TRUSTED_PROXIES` contains `0.0.0.0/0` or `::/0` | list only your proxies |
 //! | `MCP-RATE-001` | warning | — | `MCP_RATE_LIMIT_ENABLED=false` | turn it on |
-//! | `MCP-RATE-002` | warning | — | `MCP_RATE_LIMIT_REDIS_URL` is `redis://` to a non-loopback host | a private network or a TLS tunnel on loopback |
+//! | `MCP-RATE-002` | error | — | `MCP_RATE_LIMIT_REDIS_URL` is `redis://` (plain text) to a non-loopback host: limit state and the password cross the network in clear | `rediss://` (`MCP_RATE_LIMIT_REDIS_CA_FILE` for a private CA) with an ACL user, or Redis on loopback |
 //! | `MCP-RATE-003` | info | — | `MCP_RATE_LIMIT_REDIS_FAILURE=open` | set `MCP_RATE_LIMIT_REPLICAS`, or `closed` |
 //! | `MCP-AUDIT-001` | warning | — | `MCP_AUDIT_ENABLED=false` | turn it on |
 //! | `MCP-AUDIT-002` | warning | — | audit without a log file and HMAC key (not tamper-evident) | `MCP_AUDIT_LOG_FILE` + `MCP_AUDIT_HMAC_KEY_FILE` |

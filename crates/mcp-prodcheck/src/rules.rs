@@ -209,9 +209,9 @@ rules! {
         "rate limiting is off",
         "Set MCP_RATE_LIMIT_ENABLED=true (the default) with a quota such as MCP_RATE_LIMIT_REQUESTS=100, MCP_RATE_LIMIT_WINDOW=60s.";
     /// Shared rate-limit state travels to a remote Redis without TLS.
-    REDIS_PLAINTEXT = "MCP-RATE-002", "RedisWithoutTls", Warning, SKIP,
+    REDIS_PLAINTEXT = "MCP-RATE-002", "RedisWithoutTls", Error, SKIP,
         "the Redis rate-limit backend is reached without TLS",
-        "Keep Redis on loopback or a private network, or reach it through a TLS tunnel (stunnel, a service-mesh sidecar) on loopback; rediss:// is not supported yet. Give the password or ACL user through MCP_RATE_LIMIT_REDIS_URL_FILE.";
+        "Use a rediss:// URL (TLS; MCP_RATE_LIMIT_REDIS_CA_FILE for a private CA, MCP_RATE_LIMIT_REDIS_CLIENT_CERT_FILE and _KEY_FILE for mutual TLS) with an ACL user (MCP_RATE_LIMIT_REDIS_USERNAME, MCP_RATE_LIMIT_REDIS_PASSWORD_FILE), or keep Redis on loopback.";
     /// When Redis is unreachable the limits fall back to per-replica ones.
     REDIS_FAIL_OPEN = "MCP-RATE-003", "RedisFailOpen", Info, SKIP,
         "the Redis rate limiter fails open to local limits",
