@@ -13,7 +13,11 @@
 //! | `RATE_LIMIT_BURST` | the most requests at once | `= REQUESTS` |
 //! | `RATE_LIMIT_MAX_KEYS` | the bound on tracked clients | `100000` |
 //! | `TRUSTED_PROXIES` | CIDRs whose `X-Forwarded-For` is believed, for requests that carry no `ClientAddr` yet | none |
-//! | `RATE_LIMIT_REDIS_URL` / `_FILE` | share the limits across replicas through Redis: read by `RateLimitLayer::redis_from_env` (`redis` feature); [`RateLimitLayer::from_env`] (in memory) refuses it | — (in memory) |
+//! | `RATE_LIMIT_REDIS_URL` / `_FILE` | share the limits across replicas through Redis (`redis://`, `rediss://` for TLS, `unix://`): read by `RateLimitLayer::redis_from_env` (`redis` feature); [`RateLimitLayer::from_env`] (in memory) refuses it | — (in memory) |
+//! | `RATE_LIMIT_REDIS_USERNAME` | the Redis ACL user; wins over the URL's | the URL's |
+//! | `RATE_LIMIT_REDIS_PASSWORD` / `_FILE` | the Redis password; wins over the URL's, never printed | the URL's |
+//! | `RATE_LIMIT_REDIS_CA_FILE` | PEM CA bundle a `rediss://` server's certificate must chain to | the bundled Mozilla roots |
+//! | `RATE_LIMIT_REDIS_CLIENT_CERT_FILE`, `RATE_LIMIT_REDIS_CLIENT_KEY_FILE` | client certificate and key for mutual TLS | none |
 //! | `RATE_LIMIT_REDIS_PREFIX` | the Redis key prefix | `mcp:rl:` |
 //! | `RATE_LIMIT_REDIS_FAILURE` | `closed` (`503`) or `open` (local limiter at limit / replicas) when Redis fails | `closed` |
 //! | `RATE_LIMIT_REDIS_TIMEOUT` | the time budget of one decision (`20ms`) | `20ms` |

@@ -234,6 +234,53 @@ async fn acl_user_and_password_over_tls_from_the_environment() {
 }
 
 #[tokio::test]
+async fn after_the_tls_server_restarts_decisions_resume_without_a_new_store() {
+    let pki = Pki::new();
+    let mut server = RedisServer::start_with(Options {
+        tls: Some(pki.server("server", false)),
+        acl_user: Some((USER.to_owned(), PASSWORD.to_owned())),
+    });
+    let store = store(&server.tls_url())
+        .ca_file(pki.path("ca.crt"))
+        .username(USER)
+        .password(PASSWORD)
+        .timeout(Duration::from_millis(500))
+        .prefix("restart:")
+        .build()
+        .unwrap();
+    let mut svc = service(five_per_hour(store.clone()));
+    let res = send(&mut svc, request_from("198.51.100.50")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["x-ratelimit-remaining"], "4");
+
+    server.stop();
+    assert_unavailable(&mut svc, "198.51.100.50").await;
+    assert!(store.stats().degraded);
+
+    // The same process, the same store: the connection comes back over TLS with the ACL user.
+    // (The restarted server lost its keys: `--save ""`.)
+    server.restart();
+    let mut resumed = None;
+    for _ in 0..400 {
+        let res = send(&mut svc, request_from("198.51.100.51")).await;
+        if res.status() != StatusCode::SERVICE_UNAVAILABLE {
+            resumed = Some(res);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let res = resumed.expect("decisions never resumed after the restart");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["x-ratelimit-remaining"], "4");
+    assert!(matches!(
+        res.extensions().get::<RateLimitOutcome>(),
+        Some(RateLimitOutcome::Allowed { .. })
+    ));
+    assert!(!store.stats().degraded);
+    assert!(server.script_calls() >= 1);
+}
+
+#[tokio::test]
 async fn mutual_tls_with_a_client_certificate() {
     let pki = Pki::new();
     let server = RedisServer::start_with(Options {
