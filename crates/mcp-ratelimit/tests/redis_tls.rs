@@ -280,6 +280,72 @@ async fn after_the_tls_server_restarts_decisions_resume_without_a_new_store() {
     assert!(server.script_calls() >= 1);
 }
 
+/// Everything logged while it is the default subscriber (this thread).
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_one_clear_log_line_and_never_printed() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let server = RedisServer::start_with(Options {
+        acl_user: Some((USER.to_owned(), PASSWORD.to_owned())),
+        ..Options::default()
+    });
+    let wrong = "Wrong-pw-5e1d0c";
+    let url = format!("redis://{USER}:{wrong}@127.0.0.1:{}/", server.port);
+    // The default 20 ms budget: the first decisions may only see it run out.
+    let store = RedisStore::builder(url).build().unwrap();
+    let mut svc = service(five_per_hour(store.clone()));
+    assert_unavailable(&mut svc, "198.51.100.60").await;
+    let mut logged = false;
+    for _ in 0..400 {
+        if logs.text().contains("cannot use Redis") {
+            logged = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let text = logs.text();
+    assert!(logged, "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("cannot use Redis"))
+        .unwrap();
+    assert!(line.contains("ERROR"), "{line}");
+    assert!(line.contains("refused the credentials"), "{line}");
+    assert!(
+        line.contains(&format!("redis://{USER}:***@127.0.0.1:{}/0", server.port)),
+        "{line}"
+    );
+    assert_unavailable(&mut svc, "198.51.100.60").await;
+    assert!(text.contains("applying the failure policy"), "{text}");
+    assert!(!logs.text().contains(wrong), "{}", logs.text());
+    assert_eq!(server.script_calls(), 0);
+}
+
 #[tokio::test]
 async fn mutual_tls_with_a_client_certificate() {
     let pki = Pki::new();

@@ -2,6 +2,9 @@
 //! ring), ACL credentials, and the masked form of the URL that summaries, errors and logs show.
 
 use std::path::Path;
+use std::time::Duration;
+
+use ::redis::aio::ConnectionManager;
 
 use ::redis::{Client, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisError};
 use mcp_core::config::{ConfigError, Secret};
@@ -187,6 +190,46 @@ pub(super) fn explain(e: &RedisError) -> String {
     } else {
         text
     }
+}
+
+/// Load the decision script (connecting first), within `budget`; the failure in words.
+pub(super) async fn load_script(
+    mut conn: ConnectionManager,
+    script: &::redis::Script,
+    budget: Duration,
+) -> Result<(), String> {
+    match tokio::time::timeout(budget, script.load_async(&mut conn)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(explain(&e)),
+        Err(_) => Err(format!("no answer within {budget:?}")),
+    }
+}
+
+/// The time the first contact gets before it is logged as failed.
+const FIRST_CONTACT: Duration = Duration::from_secs(5);
+
+/// Log, once per store, whether Redis answers: `info` when it does, `error` with the reason in
+/// words when it does not (refused credentials, a certificate that does not verify), so a
+/// misconfiguration is one clear line even when every decision only sees its short budget run
+/// out. Runs in the background when a Tokio runtime is current, else not at all.
+pub(super) fn spawn_first_contact_log(
+    conn: ConnectionManager,
+    script: ::redis::Script,
+    url: String,
+) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        match load_script(conn, &script, FIRST_CONTACT).await {
+            Ok(()) => tracing::info!(redis = %url, "rate-limit store: connected to Redis"),
+            Err(reason) => tracing::error!(
+                redis = %url,
+                reason = %reason,
+                "rate-limit store: cannot use Redis; the failure policy applies until it answers"
+            ),
+        }
+    });
 }
 
 fn kind_name(e: &RedisError) -> String {

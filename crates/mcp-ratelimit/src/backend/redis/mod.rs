@@ -334,23 +334,26 @@ impl RedisStore {
         }
     }
 
-    /// Connect and load the script now, within the time budget (optional: otherwise the first
-    /// request does both, which can exceed a tight budget once). For start-up and readiness
-    /// checks; needs a Tokio runtime.
+    /// Connect and load the script now, within the time budget or 1 s, whichever is longer
+    /// (optional: otherwise the first request does both, which can exceed a tight budget once).
+    /// For start-up and readiness checks; needs a Tokio runtime. The first connection also
+    /// logs, once, whether Redis answers (`info`) or why it does not (`error`: refused
+    /// credentials, a certificate that does not verify, …), whether it is made here or by the
+    /// first request.
     ///
     /// # Errors
-    /// Redis is unreachable, refuses the script, or is slower than the budget.
+    /// Redis is unreachable, refuses the TLS handshake, the credentials or the script, or is
+    /// slower than the budget. The message shows [`display_url`](Self::display_url), never the
+    /// password.
     pub async fn warm_up(&self) -> Result<(), StoreUnavailable> {
         let url = &self.inner.display_url;
-        let mut conn = self
+        let conn = self
             .connection()
             .map_err(|e| StoreUnavailable(format!("{url}: {e}")))?;
-        let load = self.inner.script.load_async(&mut conn);
-        match tokio::time::timeout(self.inner.timeout.max(Duration::from_secs(1)), load).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(StoreUnavailable(format!("{url}: {}", connect::explain(&e)))),
-            Err(_) => Err(StoreUnavailable(format!("{url}: timed out"))),
-        }
+        let budget = self.inner.timeout.max(Duration::from_secs(1));
+        connect::load_script(conn, &self.inner.script, budget)
+            .await
+            .map_err(|reason| StoreUnavailable(format!("{url}: {reason}")))
     }
 
     /// The Redis key of a stored key: the prefix and 32 hex digits.
@@ -368,8 +371,15 @@ impl RedisStore {
                     .set_min_delay(Duration::from_millis(10))
                     .set_max_delay(Duration::from_millis(500))
                     .set_number_of_retries(3);
-                ConnectionManager::new_lazy_with_config(self.inner.client.clone(), config)
-                    .map_err(|e| e.to_string())
+                let manager =
+                    ConnectionManager::new_lazy_with_config(self.inner.client.clone(), config)
+                        .map_err(|e| e.to_string())?;
+                connect::spawn_first_contact_log(
+                    manager.clone(),
+                    self.inner.script.clone(),
+                    self.inner.display_url.clone(),
+                );
+                Ok(manager)
             })
             .clone()
     }
