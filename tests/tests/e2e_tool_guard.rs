@@ -1,8 +1,10 @@
 #![cfg(feature = "e2e")]
-//! The result guard over real sockets: a tool result carrying a fake AWS access key id reaches
-//! the client as `[redacted]` with `MCP_RESULT_GUARD=redact`, as a JSON-RPC error with `block`,
-//! and unchanged with the guard off (the default), through the whole stack in front of a real
-//! rmcp server (its `echo` tool returns the text it is given), in rmcp's SSE answers.
+//! The tool guards over real sockets, through the whole stack in front of a real rmcp server
+//! (its `echo` tool returns the text it is given): a tool result carrying a fake AWS access key
+//! id reaches the client as `[redacted]` with `MCP_RESULT_GUARD=redact`, as a JSON-RPC error
+//! with `block`, and unchanged with the guard off (the default), in rmcp's SSE answers; and
+//! `echo` called with a number for its string `text` is answered by the stack (argument
+//! validation, on by default) once the tool's schema was listed, never reaching the tool.
 //!
 //! Raw HTTP/1.1 requests (hyper-util's client), so every header and body is checked as
 //! answered.
@@ -39,11 +41,10 @@ async fn post(
     raw_http::send(http, req).await
 }
 
-/// A legacy session, then `echo` asked to return a text holding the fake key.
-async fn echo_the_key(server: &TestServer) -> Answer {
-    let http = raw_http::client();
+/// A legacy session's id.
+async fn open_session(http: &HttpClient, server: &TestServer) -> String {
     let init = post(
-        &http,
+        http,
         server,
         None,
         json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
@@ -54,13 +55,20 @@ async fn echo_the_key(server: &TestServer) -> Answer {
     assert_eq!(init.status, StatusCode::OK);
     let session = init.header("mcp-session-id").to_owned();
     let ready = post(
-        &http,
+        http,
         server,
         Some(&session),
         json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
     )
     .await;
     assert_eq!(ready.status, StatusCode::ACCEPTED);
+    session
+}
+
+/// A legacy session, then `echo` asked to return a text holding the fake key.
+async fn echo_the_key(server: &TestServer) -> Answer {
+    let http = raw_http::client();
+    let session = open_session(&http, server).await;
     post(
         &http,
         server,
@@ -130,4 +138,54 @@ async fn block_replaces_the_result_with_an_error() {
             "data": {"code": "secret_in_result"}}})
     );
     assert_eq!(server.security().tool_guard().stats().answers_blocked, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arguments_failing_the_listed_schema_never_reach_the_tool() {
+    let server = TestServer::start().await;
+    assert!(server.security().tool_guard().validates_arguments());
+    let http = raw_http::client();
+    let session = open_session(&http, &server).await;
+    let bad_call = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": 5}}});
+
+    // Before the list, rmcp itself answers (an SSE answer).
+    let first = post(&http, &server, Some(&session), bad_call.clone()).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.header("content-type"), "text/event-stream");
+    assert_eq!(first.message()["result"]["isError"], true);
+
+    let list = post(
+        &http,
+        &server,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}),
+    )
+    .await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(list.message()["result"]["tools"].is_array());
+
+    // Now the stack answers, in JSON, naming the pointer and keyword.
+    let answer = post(&http, &server, Some(&session), bad_call).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.header("content-type"), "application/json");
+    assert_eq!(answer.header("x-content-type-options"), "nosniff");
+    assert_eq!(
+        answer.json(),
+        json!({"jsonrpc": "2.0", "id": 4, "result": {"isError": true, "content": [{"type": "text",
+            "text": "Invalid arguments for tool echo: /text: 5 is not of type \"string\" (keyword: type)"}]}})
+    );
+    assert_eq!(server.security().tool_guard().stats().arguments_refused, 1);
+
+    // Good arguments still reach the tool.
+    let good = post(
+        &http,
+        &server,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"text": "hi"}}}),
+    )
+    .await;
+    assert_eq!(good.header("content-type"), "text/event-stream");
+    assert_eq!(good.message()["result"]["content"][0]["text"], "hi");
 }

@@ -230,6 +230,13 @@ impl JsonRpcMessage {
         self.protocol_version.as_deref()
     }
 
+    /// The POST body this message was read from (the whole body, a batch's included), shared
+    /// with the request: a layer that needs more than the envelope (`params.arguments`) parses
+    /// it from here instead of reading the body again.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
     /// The tool being called, for `tools/call`.
     pub fn tool(&self) -> Option<&str> {
         match self.method() {

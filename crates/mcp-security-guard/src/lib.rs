@@ -20,6 +20,8 @@
 
 pub mod layer;
 pub mod result;
+#[cfg(feature = "schema")]
+pub mod schema;
 
 pub use layer::{GuardStats, ToolGuard, ToolGuardLayer, ToolGuardLayerBuilder};
 pub use result::{ResultGuardMode, ResultRewriter};

@@ -200,7 +200,7 @@ impl SecurityLayer {
         self.summary = format!(
             "{}, security headers, {}, {}, rate limit per client ({}), resources (concurrency {}, \
              timeout {:?}), mcp-inspect (max body {} bytes), token endpoint ({}), auth ({}){}, {}, \
-             rate limit per caller ({}), list filter {}, result guard {}",
+             rate limit per caller ({}), list filter {}, result guard {}, tool arguments {}",
             self.audit.summary(),
             self.guard.summary(),
             self.network.summary(),
@@ -222,14 +222,19 @@ impl SecurityLayer {
             } else {
                 "off".to_owned()
             },
-            if self.tool_guard.is_enabled() {
+            if self.tool_guard.result_guard() == mcp_security_guard::ResultGuardMode::Off {
+                "off".to_owned()
+            } else {
                 format!(
                     "{} (max {} bytes)",
                     self.tool_guard.result_guard(),
                     self.tool_guard.max_result_bytes()
                 )
+            },
+            if self.tool_guard.validates_arguments() {
+                "checked"
             } else {
-                "off".to_owned()
+                "unchecked"
             },
         );
         self
@@ -424,6 +429,7 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
     let tool_guard = ToolGuardLayer::builder()
         .result_guard(s.result_guard)
         .max_result_bytes(s.max_result_bytes)
+        .validate_arguments(s.validate_tool_args)
         .build()
         .map_err(|e| s.named(e))?;
     let tool_errors = if s.tool_errors_as_results {

@@ -67,7 +67,8 @@ async fn off_by_default_redact_and_block_from_the_environment() {
     let off = stack(&[]).unwrap();
     assert_eq!(off.tool_guard().result_guard(), ResultGuardMode::Off);
     assert!(
-        off.summary().ends_with("result guard off"),
+        off.summary()
+            .ends_with("result guard off, tool arguments checked"),
         "{}",
         off.summary()
     );
@@ -79,7 +80,7 @@ async fn off_by_default_redact_and_block_from_the_environment() {
     assert!(
         redact
             .summary()
-            .ends_with("result guard redact (max 4194304 bytes)"),
+            .ends_with("result guard redact (max 4194304 bytes), tool arguments checked"),
         "{}",
         redact.summary()
     );

@@ -71,7 +71,6 @@ use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use http::{HeaderName, Method, Request, Response};
 use http_body::Body;
-use mcp_core::McpCall;
 use mcp_core::config::{ConfigError, Env};
 use mcp_core::credential::SecretScanner;
 #[cfg(doc)]
@@ -81,6 +80,7 @@ use mcp_core::jsonrpc::{JsonRpcId, MessageKind};
 use mcp_core::response::{
     DEFAULT_MAX_RESPONSE_BYTES, ResponseKind, RewriteBody, Targets, prepare_head,
 };
+use mcp_core::{GuardBody, McpCall};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -100,6 +100,7 @@ const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 
 #[derive(Debug, Default)]
 struct Counters {
+    refused: AtomicU64,
     answers: AtomicU64,
     secrets: AtomicU64,
     blocked: AtomicU64,
@@ -118,6 +119,9 @@ pub struct GuardStats {
     pub answers_blocked: u64,
     /// Answers that could not be scanned (over the cap, not JSON) and failed closed.
     pub failed_closed: u64,
+    /// `tools/call` requests answered by the layer because their arguments failed the tool's
+    /// schema (feature `schema`).
+    pub arguments_refused: u64,
 }
 
 #[derive(Debug)]
@@ -125,6 +129,10 @@ pub(crate) struct Shared {
     pub(crate) mode: ResultGuardMode,
     pub(crate) scanner: SecretScanner,
     pub(crate) max_result_bytes: usize,
+    /// Arguments are checked against the learned schemas.
+    validate: bool,
+    #[cfg(feature = "schema")]
+    pub(crate) schemas: crate::schema::SchemaStore,
     counters: Counters,
 }
 
@@ -164,11 +172,13 @@ impl ToolGuardLayer {
             mode: ResultGuardMode::Off,
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
             scanner: SecretScanner::default(),
+            validate: false,
         }
     }
 
     /// A builder from the environment (with the [`Env`]'s prefix): `RESULT_GUARD`
-    /// (`off`|`redact`|`block`, default `off`) and `RESULT_GUARD_MAX_BYTES` (default 4 MiB).
+    /// (`off`|`redact`|`block`, default `off`), `RESULT_GUARD_MAX_BYTES` (default 4 MiB) and,
+    /// with the feature `schema`, `VALIDATE_TOOL_ARGS` (default `true`).
     ///
     /// # Errors
     /// A malformed value, naming its variable.
@@ -185,6 +195,10 @@ impl ToolGuardLayer {
             )
             .with_value("0"));
         }
+        #[cfg(feature = "schema")]
+        {
+            b = b.validate_arguments(env.bool("VALIDATE_TOOL_ARGS", true)?);
+        }
         Ok(b.max_result_bytes(max))
     }
 
@@ -200,7 +214,13 @@ impl ToolGuardLayer {
 
     /// Whether any guard is on (`false`: every response passes untouched).
     pub fn is_enabled(&self) -> bool {
-        self.shared.mode != ResultGuardMode::Off
+        self.shared.mode != ResultGuardMode::Off || self.shared.validate
+    }
+
+    /// Whether `tools/call` arguments are checked against the tools' schemas (feature
+    /// `schema`; see [`crate::schema`]).
+    pub fn validates_arguments(&self) -> bool {
+        self.shared.validate
     }
 
     /// The counts so far, over every clone of this layer.
@@ -211,6 +231,7 @@ impl ToolGuardLayer {
             secrets_found: c.secrets.load(Ordering::Relaxed),
             answers_blocked: c.blocked.load(Ordering::Relaxed),
             failed_closed: c.failed_closed.load(Ordering::Relaxed),
+            arguments_refused: c.refused.load(Ordering::Relaxed),
         }
     }
 }
@@ -222,6 +243,7 @@ pub struct ToolGuardLayerBuilder {
     mode: ResultGuardMode,
     max_result_bytes: usize,
     scanner: SecretScanner,
+    validate: bool,
 }
 
 impl ToolGuardLayerBuilder {
@@ -249,12 +271,25 @@ impl ToolGuardLayerBuilder {
         self
     }
 
+    /// Check `tools/call` arguments against each tool's `inputSchema` learned from
+    /// `tools/list` answers (feature `schema`; default off in the builder, on from
+    /// [`ToolGuardLayer::builder_from_env`] unless `VALIDATE_TOOL_ARGS=false`); see
+    /// [`crate::schema`].
+    #[cfg(feature = "schema")]
+    pub fn validate_arguments(mut self, on: bool) -> Self {
+        self.validate = on;
+        self
+    }
+
     fn into_layer(self) -> ToolGuardLayer {
         ToolGuardLayer {
             shared: Arc::new(Shared {
                 mode: self.mode,
                 scanner: self.scanner,
                 max_result_bytes: self.max_result_bytes,
+                validate: self.validate,
+                #[cfg(feature = "schema")]
+                schemas: crate::schema::SchemaStore::default(),
                 counters: Counters::default(),
             }),
         }
@@ -301,8 +336,10 @@ fn guarded_method(method: &str) -> Option<&'static str> {
     GUARDED_METHODS.iter().copied().find(|m| *m == method)
 }
 
-/// Which answers of this request to scan, decided on the way in.
-fn plan<B>(req: &Request<B>) -> Option<GuardedIds> {
+/// Which answers of this request to read, decided on the way in: those of the guarded
+/// methods (result guard on) and of `tools/list` (arguments checked: the schemas are learned).
+fn plan<B>(req: &Request<B>, shared: &Shared) -> Option<GuardedIds> {
+    let scan = shared.mode != ResultGuardMode::Off;
     if req.method() == Method::POST {
         let call = req.extensions().get::<McpCall>()?;
         let ids: Vec<(JsonRpcId, &'static str, Option<Box<str>>)> = call
@@ -310,16 +347,55 @@ fn plan<B>(req: &Request<B>) -> Option<GuardedIds> {
             .iter()
             .filter(|m| m.kind() == MessageKind::Request)
             .filter_map(|m| {
-                let method = guarded_method(m.method()?)?;
+                let method = match m.method()? {
+                    "tools/list" if shared.validate => "tools/list",
+                    other if scan => guarded_method(other)?,
+                    _ => return None,
+                };
                 Some((m.id()?.clone(), method, m.target().map(Into::into)))
             })
             .collect();
         (!ids.is_empty()).then_some(Some(ids))
-    } else if req.method() == Method::GET && req.headers().contains_key(LAST_EVENT_ID) {
+    } else if scan && req.method() == Method::GET && req.headers().contains_key(LAST_EVENT_ID) {
         Some(None)
     } else {
         None
     }
+}
+
+/// A single `tools/call` whose arguments fail the tool's schema: the layer's answer.
+#[cfg(feature = "schema")]
+fn refuse_arguments<B>(req: &Request<B>, shared: &Shared) -> Option<Response<Bytes>> {
+    if !shared.validate || req.method() != Method::POST {
+        return None;
+    }
+    let message = req.extensions().get::<McpCall>()?.single()?;
+    let tool = message.tool()?;
+    let id = message.id()?.to_json();
+    let text = shared.schemas.check(tool, message.body()).err()?;
+    shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "result": {"content": [{"type": "text", "text": text}], "isError": true},
+    })
+    .to_string();
+    let mut res = Response::new(Bytes::from(body));
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    res.extensions_mut().insert(
+        mcp_core::Rejection::new(http::StatusCode::BAD_REQUEST, "invalid_tool_arguments")
+            .message("The tool's arguments do not match its input schema")
+            .detail(text),
+    );
+    Some(res)
+}
+
+#[cfg(not(feature = "schema"))]
+fn refuse_arguments<B>(_req: &Request<B>, _shared: &Shared) -> Option<Response<Bytes>> {
+    None
 }
 
 impl<S, B, ResBody> Service<Request<B>> for ToolGuard<S>
@@ -327,7 +403,7 @@ where
     S: Service<Request<B>, Response = Response<ResBody>>,
     ResBody: Body<Data = Bytes>,
 {
-    type Response = Response<RewriteBody<ResBody, ResultRewriter>>;
+    type Response = Response<RewriteBody<GuardBody<ResBody>, ResultRewriter>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future>;
 
@@ -336,10 +412,17 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let plan = if self.shared.mode == ResultGuardMode::Off {
+        if let Some(answer) = refuse_arguments(&req, &self.shared) {
+            return ResponseFuture {
+                kind: Kind::Answered {
+                    answer: Some(answer),
+                },
+            };
+        }
+        let plan = if !self.is_on() {
             None
         } else {
-            plan(&req).map(|ids| ResultRewriter {
+            plan(&req, &self.shared).map(|ids| ResultRewriter {
                 shared: Arc::clone(&self.shared),
                 ids,
                 recorder: req
@@ -349,9 +432,17 @@ where
             })
         };
         ResponseFuture {
-            inner: self.inner.call(req),
-            plan,
+            kind: Kind::Inner {
+                inner: self.inner.call(req),
+                plan,
+            },
         }
+    }
+}
+
+impl<S> ToolGuard<S> {
+    fn is_on(&self) -> bool {
+        self.shared.mode != ResultGuardMode::Off || self.shared.validate
     }
 }
 
@@ -359,15 +450,27 @@ pin_project! {
     /// The response future of [`ToolGuard`].
     pub struct ResponseFuture<F> {
         #[pin]
-        inner: F,
-        plan: Option<ResultRewriter>,
+        kind: Kind<F>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F> {
+        Inner { #[pin] inner: F, plan: Option<ResultRewriter> },
+        Answered { answer: Option<Response<Bytes>> },
     }
 }
 
 impl<F> std::fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.kind {
+            Kind::Inner { plan, .. } if plan.is_some() => "guarding",
+            Kind::Inner { .. } => "passing",
+            Kind::Answered { .. } => "answered",
+        };
         f.debug_struct("ResponseFuture")
-            .field("guarding", &self.plan.is_some())
+            .field("state", &state)
             .finish_non_exhaustive()
     }
 }
@@ -377,16 +480,24 @@ where
     F: Future<Output = Result<Response<B>, E>>,
     B: Body<Data = Bytes>,
 {
-    type Output = Result<Response<RewriteBody<B, ResultRewriter>>, E>;
+    type Output = Result<Response<RewriteBody<GuardBody<B>, ResultRewriter>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let res = match this.inner.poll(cx) {
-            Poll::Ready(Ok(res)) => res,
+        let (inner, plan) = match self.project().kind.project() {
+            KindProj::Answered { answer } => {
+                let res = answer.take().unwrap_or_default();
+                return Poll::Ready(Ok(
+                    res.map(|b| RewriteBody::passthrough(GuardBody::rejection(b)))
+                ));
+            }
+            KindProj::Inner { inner, plan } => (inner, plan),
+        };
+        let res = match inner.poll(cx) {
+            Poll::Ready(Ok(res)) => res.map(GuardBody::inner),
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => return Poll::Pending,
         };
-        let Some(rewriter) = this.plan.take() else {
+        let Some(rewriter) = plan.take() else {
             return Poll::Ready(Ok(res.map(RewriteBody::passthrough)));
         };
         // Any status: a JSON-RPC error on a 4xx/5xx can carry a secret in its message too.
@@ -410,5 +521,7 @@ where
     }
 }
 
+#[cfg(all(test, feature = "schema"))]
+mod schema_tests;
 #[cfg(test)]
 mod tests;

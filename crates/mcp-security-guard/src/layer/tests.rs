@@ -327,7 +327,9 @@ fn settings_from_env_and_builder_errors_name_the_setting() {
         .unwrap()
         .build()
         .unwrap();
-    assert!(!off.is_enabled());
+    assert_eq!(off.result_guard(), ResultGuardMode::Off);
+    // Argument validation (feature `schema`) is on by default from the environment.
+    assert_eq!(off.is_enabled(), cfg!(feature = "schema"));
     assert_eq!(ResultGuardMode::Block.to_string(), "block");
 }
 

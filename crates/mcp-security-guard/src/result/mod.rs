@@ -300,6 +300,14 @@ impl RewriteResponse for ResultRewriter {
         let Some((method, target)) = self.request(Some(&id)) else {
             return Ok(None);
         };
+        if method == Some("tools/list") {
+            // Read for the schemas only (arguments checked): kept byte for byte.
+            #[cfg(feature = "schema")]
+            if let Some(result) = msg.get("result") {
+                shared.schemas.learn(result.get());
+            }
+            return Ok(None);
+        }
         let mut hits = Hits::default();
         for member in ["result", "error"] {
             if let Some(raw) = msg.get(member) {

@@ -64,6 +64,7 @@ impl Default for SecurityConfigBuilder {
                 tool_errors_as_results: false,
                 result_guard: mcp_security_guard::ResultGuardMode::Off,
                 max_result_bytes: mcp_security_guard::layer::DEFAULT_MAX_RESULT_BYTES,
+                validate_tool_args: true,
                 max_concurrency: DEFAULT_MAX_CONCURRENCY,
                 request_timeout: DEFAULT_REQUEST_TIMEOUT,
                 audit_enabled: true,
@@ -607,6 +608,14 @@ impl SecurityConfigBuilder {
     /// fails closed with a JSON-RPC error (`RESULT_GUARD_MAX_BYTES`, default 4 MiB).
     pub fn max_result_bytes(mut self, bytes: usize) -> Self {
         self.s.max_result_bytes = bytes;
+        self
+    }
+
+    /// Check `tools/call` arguments against each tool's `inputSchema`, learned from the
+    /// server's `tools/list` answers, before the server sees them (`VALIDATE_TOOL_ARGS`,
+    /// default `true`); see [`mcp_security_guard::schema`].
+    pub fn validate_tool_args(mut self, on: bool) -> Self {
+        self.s.validate_tool_args = on;
         self
     }
 

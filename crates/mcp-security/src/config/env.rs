@@ -168,6 +168,7 @@ impl SecurityConfigBuilder {
                 mcp_security_guard::ResultGuardMode::parse(&env.var_name("RESULT_GUARD"), &mode)?;
         }
         s.max_result_bytes = env.usize("RESULT_GUARD_MAX_BYTES", s.max_result_bytes)?;
+        s.validate_tool_args = env.bool("VALIDATE_TOOL_ARGS", s.validate_tool_args)?;
         s.request_timeout = env.duration("REQUEST_TIMEOUT", s.request_timeout)?;
         s.audit_enabled = env.bool("AUDIT_ENABLED", s.audit_enabled)?;
         if let Some(file) = env.string("AUDIT_LOG_FILE")? {
