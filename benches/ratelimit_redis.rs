@@ -8,7 +8,9 @@
 //!   never has anything to say);
 //! - `refused/*/deny_cache` vs `refused/*/no_cache`: a quota of 1 per hour, so after the first
 //!   request per key everything is refused — with the local deny cache, without a round trip;
-//! - `1key` vs `10k_keys` (visited round-robin).
+//! - `1key` vs `10k_keys` (visited round-robin);
+//! - `admitted/1key/tls`: `admitted/1key` over TLS (`rediss://`, a CA file, certificates made
+//!   by `openssl` at start) with an ACL user — the managed-Redis setup — next to plain TCP.
 //!
 //! - `peer/fixed_window/*`: the baseline most hand-rolled Redis limiters are — a fixed window
 //!   counted with one `MULTI INCR PEXPIRE EXEC` pipeline per request through the same
@@ -39,7 +41,7 @@ use tower::{Layer, Service, ServiceExt};
 // The redis-server the mcp-ratelimit tests start and stop, shared rather than copied.
 #[path = "../crates/mcp-ratelimit/tests/redis_support/mod.rs"]
 mod redis_support;
-use redis_support::RedisServer;
+use redis_support::{Options, Pki, RedisServer};
 
 type Body = Full<Bytes>;
 
@@ -49,7 +51,16 @@ fn layer(
     quota: Quota,
     deny_cache: usize,
 ) -> RateLimitLayer<RedisBackend> {
-    let store = RedisStore::builder(server.url())
+    layer_with(RedisStore::builder(server.url()), prefix, quota, deny_cache)
+}
+
+fn layer_with(
+    store: mcp_ratelimit::redis::RedisStoreBuilder,
+    prefix: &str,
+    quota: Quota,
+    deny_cache: usize,
+) -> RateLimitLayer<RedisBackend> {
+    let store = store
         .prefix(prefix)
         .deny_cache(deny_cache)
         .timeout(Duration::from_secs(1))
@@ -95,17 +106,36 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("ratelimit_redis");
     let open = Quota::per_second(1_000_000_000);
     let shut = Quota::per_hour(1);
-    let cases: [(&str, Quota, u32, usize); 6] = [
+    // The managed-Redis setup: TLS with a CA file and an ACL user (`default` off).
+    let pki = Pki::new();
+    let tls_server = RedisServer::start_with(Options {
+        tls: Some(pki.server("server", false)),
+        acl_user: Some(("bench".to_owned(), "bench-password-0123456789".to_owned())),
+    });
+    let tls_store = || {
+        RedisStore::builder(tls_server.tls_url())
+            .ca_file(pki.path("ca.crt"))
+            .username("bench")
+            .password("bench-password-0123456789")
+    };
+    let cases: [(&str, Quota, u32, usize); 7] = [
         ("admitted/1key", open, 1, 10_000),
         ("admitted/10k_keys", open, 10_000, 10_000),
         ("refused/1key/deny_cache", shut, 1, 10_000),
         ("refused/1key/no_cache", shut, 1, 0),
         ("refused/10k_keys/deny_cache", shut, 10_000, 20_000),
         ("refused/10k_keys/no_cache", shut, 10_000, 0),
+        ("admitted/1key/tls", open, 1, 10_000),
     ];
     let mut report = Vec::new();
     for (n, (name, quota, keys, cache)) in cases.into_iter().enumerate() {
-        let svc = layer(&server, &format!("b{n}:"), quota, cache).layer(inner());
+        let tls = name.ends_with("/tls");
+        let server = if tls { &tls_server } else { &server };
+        let svc = if tls {
+            layer_with(tls_store(), &format!("b{n}:"), quota, cache).layer(inner())
+        } else {
+            layer(server, &format!("b{n}:"), quota, cache).layer(inner())
+        };
         let decisions = Arc::new(AtomicU64::new(0));
         let calls_before = server.script_calls();
         let mut next = 0u32;
