@@ -1,7 +1,9 @@
 //! `ToolGuardLayer`'s result guard on a 16 KiB `tools/call` result (a text block of prose with
 //! ids, numbers and a UUID), as JSON: passing it through with the guard off, scanned in
 //! `redact` mode with no credential in it, and with one AWS access key id in the middle
-//! (redacted, and blocked). Plus the scanner alone on the same text.
+//! (redacted, and blocked). Plus the scanner alone on the same text, and argument validation:
+//! a `tools/call` whose 5 arguments are checked against the tool's schema (learned from a
+//! `tools/list` answer first), next to the same call with validation off.
 //!
 //! Each iteration is one request through the service and the whole response body collected.
 //!
@@ -104,5 +106,63 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+const SCHEMA_LIST: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"create_order","inputSchema":{"type":"object","properties":{"customer":{"type":"string","minLength":1,"maxLength":100},"sku":{"type":"string","pattern":"^[A-Z]{3}-[0-9]{4}$"},"quantity":{"type":"integer","minimum":1,"maximum":1000},"express":{"type":"boolean"},"notes":{"type":"string","maxLength":500}},"required":["customer","sku","quantity"],"additionalProperties":false}}]}}"#;
+
+fn validation(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let list = parse_envelope(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).expect("list");
+    let call = parse_envelope(
+        br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"create_order","arguments":{"customer":"Ada Lovelace","sku":"ABC-1234","quantity":3,"express":true,"notes":"leave at the door"}}}"#,
+    )
+    .expect("call");
+    let server = tower::service_fn(|req: Request<Full<Bytes>>| async move {
+        let body = if req.extensions().get::<McpCall>().and_then(McpCall::method)
+            == Some("tools/list")
+        {
+            SCHEMA_LIST
+        } else {
+            r#"{"jsonrpc":"2.0","id":2,"result":{"content":[{"type":"text","text":"ok"}],"isError":false}}"#
+        };
+        Ok::<_, Infallible>(
+            Response::builder()
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from_static(body.as_bytes())))
+                .expect("response"),
+        )
+    });
+    let mut group = c.benchmark_group("tool_args_5_fields");
+    for (label, on) in [("validation off", false), ("validated (jsonschema)", true)] {
+        let layer = ToolGuardLayer::builder()
+            .validate_arguments(on)
+            .build()
+            .expect("layer");
+        let svc = ServiceBuilder::new().layer(layer).service(server);
+        rt.block_on(async {
+            let mut s = svc.clone();
+            let res = s
+                .ready()
+                .await
+                .expect("ready")
+                .call(request(&list))
+                .await
+                .expect("list");
+            black_box(res.into_body().collect().await.expect("body"));
+        });
+        group.bench_function(label, |b| {
+            b.iter(|| {
+                let mut svc = svc.clone();
+                rt.block_on(async {
+                    let svc = svc.ready().await.expect("ready");
+                    let res = svc.call(request(&call)).await.expect("call");
+                    black_box(res.into_body().collect().await.expect("body").to_bytes())
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, validation);
 criterion_main!(benches);
