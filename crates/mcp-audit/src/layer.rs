@@ -784,9 +784,11 @@ impl Shared {
 }
 
 mod env;
+mod gate;
 mod service;
 
 pub use env::AuditSettings;
+pub use gate::{AuditGate, AuditGateLayer, GateFuture, REFUSED_BODY};
 pub use service::{Audit, ResponseFuture};
 
 #[cfg(test)]

@@ -68,7 +68,7 @@ pub mod verify;
 mod test_support;
 
 pub use file::{FileSink, FileSinkBuilder};
-pub use layer::{Audit, AuditLayer, AuditLayerBuilder, AuditSettings};
+pub use layer::{Audit, AuditGate, AuditGateLayer, AuditLayer, AuditLayerBuilder, AuditSettings};
 pub use record::{AuditEvent, AuditRecord, Decision, DetectorKind, McpSource, SecurityEvent};
 pub use sink::{AuditSink, MemorySink, Submit, TracingSink};
 

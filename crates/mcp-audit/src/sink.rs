@@ -54,11 +54,22 @@ impl std::fmt::Debug for Submit {
 pub trait AuditSink: Send + Sync + 'static {
     /// Offer one event. Never block; see [`Submit`].
     fn submit(&self, event: &Arc<AuditEvent>) -> Submit;
+
+    /// Whether new requests may be served: a sink that must not lose records and cannot take
+    /// them now says `false`, and [`AuditLayer::gate`](crate::AuditLayer::gate) answers 503.
+    /// The default is `true`.
+    fn accepting(&self) -> bool {
+        true
+    }
 }
 
 impl<T: AuditSink + ?Sized> AuditSink for Arc<T> {
     fn submit(&self, event: &Arc<AuditEvent>) -> Submit {
         (**self).submit(event)
+    }
+
+    fn accepting(&self) -> bool {
+        (**self).accepting()
     }
 }
 

@@ -158,6 +158,8 @@ pub(super) enum Previous {
     HeadMissing,
     /// A head file that does not verify.
     HeadInvalid,
+    /// The same process reopens the log after a write error.
+    WriteError,
 }
 
 impl Previous {
@@ -170,6 +172,7 @@ impl Previous {
             Previous::HeadMismatch { .. } => "head_mismatch",
             Previous::HeadMissing => "head_missing",
             Previous::HeadInvalid => "head_invalid",
+            Previous::WriteError => "write_error",
         }
     }
 

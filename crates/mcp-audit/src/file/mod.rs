@@ -12,6 +12,10 @@
 //! - [`OverflowPolicy::Drop`]: the record is dropped and counted ([`FileSink::dropped`], the
 //!   `mcp_audit_records_dropped_total` metric, and the `dropped` member of every checkpoint and
 //!   of the `close` record, so the gap is itself in the signed trail).
+//! - [`OverflowPolicy::Refuse`]: as `drop`, and [`AuditLayer::gate`](crate::AuditLayer::gate)
+//!   answers 503 to new requests while the queue is full.
+//!
+//! The same setting decides what a write error does; see [Disk faults](#disk-faults).
 //!
 //! # The chain
 //!
@@ -94,8 +98,19 @@
 //! be forged without the key, but it can be rolled back to an older copy together with the log;
 //! only a copy of the head kept elsewhere (the checkpoints' `tracing` events) shows that.
 //!
-//! A write error (disk full) is handled the same way: the writer stops writing, counts the
-//! records it cannot write as dropped, and every second tries to reopen by the rules above.
+//! # Disk faults
+//!
+//! When a write fails (a full disk, an I/O error) the writer stops writing, logs an error,
+//! counts `mcp_audit_write_errors_total`, and every second tries to reopen the file by the
+//! rules above (the opening record then says `previous: "write_error"`). Nothing panics and
+//! nothing half-written is continued: the chain goes on from the last record that verifies.
+//! What happens to the records meanwhile is the [`OverflowPolicy`]:
+//!
+//! | policy | while the file cannot be written | when it can again |
+//! |---|---|---|
+//! | `block` (default) | the writer keeps the records it took and takes no more: the queue fills and responses wait (backpressure); a [`close`](FileSink::close) stops waiting and counts them as dropped | writes the records it kept, in order: nothing is lost |
+//! | `drop` | records are dropped and counted ([`FileSink::dropped`], `mcp_audit_records_dropped_total`) | writes a gap record: `security`, `detector: "audit_records_dropped"`, `count` |
+//! | `refuse` | as `drop`, and [`AuditLayer::gate`](crate::AuditLayer::gate) answers 503 (`Retry-After: 1`) to new requests ([`FileSink::accepting`]) | as `drop`; requests are served again |
 //!
 //! # Environment
 //!
@@ -104,7 +119,7 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `AUDIT_OVERFLOW` | `block` or `drop` | `block` |
+//! | `AUDIT_OVERFLOW` | `block`, `drop` or `refuse`, for a full queue and for write errors ([Disk faults](#disk-faults)) | `block` |
 //! | `AUDIT_CHANNEL_CAPACITY` | events queued for the file writer | `8192` |
 //! | `AUDIT_MAX_FILE_BYTES` | rotate at this size (`0`: never) | `67108864` |
 //! | `AUDIT_CHECKPOINT_INTERVAL` | checkpoint period | `60s` |
@@ -116,7 +131,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use mcp_core::clock::{Clock, SystemClock};
@@ -128,6 +143,7 @@ use crate::metrics as m;
 use crate::record::AuditEvent;
 use crate::sink::{AuditSink, Submit};
 
+mod fault;
 mod head;
 mod recover;
 mod writer;
@@ -158,18 +174,23 @@ pub enum OverflowPolicy {
     Block,
     /// Drop the record and count it.
     Drop,
+    /// Drop the record and count it, and refuse new requests (503, through
+    /// [`AuditLayer::gate`](crate::AuditLayer::gate)) while the queue is full or the file
+    /// cannot be written.
+    Refuse,
 }
 
 impl OverflowPolicy {
-    /// `block` or `drop`.
+    /// `block`, `drop` or `refuse`.
     pub fn as_str(self) -> &'static str {
         match self {
             OverflowPolicy::Block => "block",
             OverflowPolicy::Drop => "drop",
+            OverflowPolicy::Refuse => "refuse",
         }
     }
 
-    /// Parse `block` or `drop` (any case), naming `setting` in the error.
+    /// Parse `block`, `drop` or `refuse` (any case), naming `setting` in the error.
     ///
     /// # Errors
     /// Any other value.
@@ -177,7 +198,8 @@ impl OverflowPolicy {
         match value.trim().to_ascii_lowercase().as_str() {
             "block" => Ok(OverflowPolicy::Block),
             "drop" => Ok(OverflowPolicy::Drop),
-            _ => Err(ConfigError::new(setting, "expected block or drop").with_value(value)),
+            "refuse" => Ok(OverflowPolicy::Refuse),
+            _ => Err(ConfigError::new(setting, "expected block, drop or refuse").with_value(value)),
         }
     }
 }
@@ -231,6 +253,14 @@ struct Shared {
     high_water: usize,
     /// Batches the writer took off the channel (a wake-up each).
     batches: AtomicU64,
+    /// The writer cannot write the file (set at a write error, cleared when it reopens it).
+    failing: AtomicBool,
+    /// A close was asked for: a writer holding back under the `block` policy after a write
+    /// error stops waiting for the disk.
+    closing: AtomicBool,
+    /// Tests: make every write fail while set.
+    #[cfg(test)]
+    fail_writes: AtomicBool,
 }
 
 impl Shared {
@@ -245,6 +275,10 @@ impl Shared {
             wake: tokio::sync::Notify::new(),
             high_water: (capacity / 2).clamp(1, MAX_BATCH),
             batches: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
+            #[cfg(test)]
+            fail_writes: AtomicBool::new(false),
         }
     }
 
@@ -364,7 +398,29 @@ impl FileSink {
     /// # Errors
     /// As [`flush`](Self::flush).
     pub async fn close(&self) -> io::Result<()> {
+        self.shared.closing.store(true, Ordering::Relaxed);
+        self.shared.wake.notify_one();
         self.request(Msg::Close).await
+    }
+
+    /// Whether the file cannot be written at the moment (a write error the writer has not
+    /// recovered from yet; see [Disk faults](self#disk-faults)).
+    pub fn is_failing(&self) -> bool {
+        self.shared.failing.load(Ordering::Relaxed)
+    }
+
+    /// Whether the sink takes new requests: always, unless the policy is
+    /// [`OverflowPolicy::Refuse`] and the queue is full or the file cannot be written.
+    pub fn accepting(&self) -> bool {
+        self.shared.policy != OverflowPolicy::Refuse
+            || !(self.is_failing() || self.tx.capacity() == 0)
+    }
+
+    /// Tests: make every write of the file fail (`true`) or work again (`false`).
+    #[cfg(test)]
+    pub(crate) fn inject_write_errors(&self, fail: bool) {
+        self.shared.fail_writes.store(fail, Ordering::Relaxed);
+        self.shared.wake.notify_one();
     }
 }
 
@@ -387,6 +443,10 @@ impl FileSink {
 }
 
 impl AuditSink for FileSink {
+    fn accepting(&self) -> bool {
+        FileSink::accepting(self)
+    }
+
     fn submit(&self, event: &Arc<AuditEvent>) -> Submit {
         match self.tx.try_send(Msg::Event(Arc::clone(event))) {
             Ok(()) => {
@@ -422,7 +482,7 @@ impl AuditSink for FileSink {
                         }
                     }))
                 }
-                OverflowPolicy::Drop => {
+                OverflowPolicy::Drop | OverflowPolicy::Refuse => {
                     self.shared.wake.notify_one();
                     self.shared.count_drop();
                     Submit::Done
@@ -612,6 +672,9 @@ impl FileSinkBuilder {
             signer: self.signing_key,
             seg_from: 0,
             seg_hash: sha2::Sha256::default(),
+            unwritten: Vec::new(),
+            dropped_at_failure: None,
+            recovering: false,
         };
         writer.open().map_err(log_err)?;
         let (tx, rx) = mpsc::channel(self.capacity);
@@ -643,3 +706,6 @@ mod tests;
 
 #[cfg(test)]
 mod resume_tests;
+
+#[cfg(test)]
+mod fault_tests;

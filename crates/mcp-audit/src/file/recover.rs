@@ -326,6 +326,7 @@ impl Writer {
         self.file = Some(file);
         self.next_seq = next_seq;
         self.head = head;
+        self.previous = self.recovered(self.previous);
         self.write_opening(opening);
         self.report_previous(&saved);
         self.write_batch()?;

@@ -473,7 +473,7 @@ fn builder_errors_name_the_setting() {
         OverflowPolicy::parse("MCP_AUDIT_OVERFLOW", "x")
             .unwrap_err()
             .to_string(),
-        "MCP_AUDIT_OVERFLOW: expected block or drop (got \"x\")"
+        "MCP_AUDIT_OVERFLOW: expected block, drop or refuse (got \"x\")"
     );
     assert_eq!(
         SyncPolicy::parse("s", "batch").unwrap(),

@@ -19,7 +19,7 @@ use crate::signing::{SIG_MEMBER, SigningKey};
 use crate::sink::TRACING_TARGET;
 
 use super::head::{self, Head, HeadRead, Previous};
-use super::{MAX_BATCH, Msg, Shared, SyncPolicy, TICK};
+use super::{MAX_BATCH, Msg, OverflowPolicy, Shared, SyncPolicy, TICK};
 
 pub(super) struct Writer {
     pub(super) key: AuditKey,
@@ -55,6 +55,13 @@ pub(super) struct Writer {
     pub(super) seg_from: u64,
     /// SHA-256 over the current segment's lines.
     pub(super) seg_hash: Sha256,
+    /// Events taken since the last successful write: written again after a write error under
+    /// the `block` policy, counted as dropped under the others.
+    pub(super) unwritten: Vec<Arc<AuditEvent>>,
+    /// `shared.dropped` when the current write failure began.
+    pub(super) dropped_at_failure: Option<u64>,
+    /// `open` is called to recover from a write error.
+    pub(super) recovering: bool,
 }
 
 /// The first record of what `open` writes.
@@ -310,12 +317,18 @@ impl Writer {
         if self.batch.is_empty() {
             return Ok(());
         }
+        #[cfg(test)]
+        if self.shared.fail_writes.load(Ordering::Relaxed) {
+            self.batch.clear();
+            return Err(io::Error::other("injected write error"));
+        }
         let Some(file) = self.file.as_mut() else {
             return Err(io::Error::other("no audit file open"));
         };
         let result = file.write_all(&self.batch);
         self.batch.clear();
         result?;
+        self.unwritten.clear();
         self.save_head(false);
         Ok(())
     }
@@ -392,6 +405,14 @@ impl Writer {
 
     pub(super) fn close(&mut self) -> io::Result<()> {
         if self.failed {
+            // One more try: the disk may have recovered since the last tick.
+            self.last_retry = None;
+            self.retry();
+        }
+        if self.failed {
+            for _ in self.unwritten.drain(..) {
+                self.shared.count_drop();
+            }
             return Err(io::Error::other("the audit file could not be written"));
         }
         let now = self.clock.now();
@@ -405,38 +426,6 @@ impl Writer {
         self.sync_file()?;
         self.file = None;
         Ok(())
-    }
-
-    pub(super) fn fail(&mut self, e: &io::Error) {
-        if !self.failed {
-            tracing::error!(
-                target: TRACING_TARGET,
-                file = %self.path.display(),
-                error = %e,
-                "cannot write the audit file; records are dropped until it can be reopened"
-            );
-        }
-        m::record_write_error();
-        self.failed = true;
-        self.file = None;
-        self.batch.clear();
-        self.last_retry = Some(self.clock.now());
-    }
-
-    /// Try to reopen after a failure, at most once per tick of the clock.
-    pub(super) fn retry(&mut self) {
-        let now = self.clock.now();
-        let due = self
-            .last_retry
-            .and_then(|t| now.duration_since(t).ok())
-            .is_none_or(|d| d >= TICK);
-        if !due {
-            return;
-        }
-        self.last_retry = Some(now);
-        if let Err(e) = self.open() {
-            self.fail(&e);
-        }
     }
 
     pub(super) fn checkpoint_due(&self, now: SystemTime) -> bool {
@@ -453,14 +442,20 @@ impl Writer {
         }
     }
 
-    pub(super) fn handle_event(&mut self, event: &AuditEvent) {
+    pub(super) fn handle_event(&mut self, event: &Arc<AuditEvent>) {
         if self.failed {
             self.retry();
         }
         if self.failed {
-            self.shared.count_drop();
+            if self.shared.policy == OverflowPolicy::Block && !self.closing() {
+                // Held until the file can be written again (the writer takes no more).
+                self.unwritten.push(Arc::clone(event));
+            } else {
+                self.shared.count_drop();
+            }
             return;
         }
+        self.unwritten.push(Arc::clone(event));
         self.append_event(event);
         if self.max_file_bytes > 0 && self.size >= self.max_file_bytes {
             if let Err(e) = self.rotate() {
@@ -529,6 +524,16 @@ impl Writer {
         let mut replies: Vec<(oneshot::Sender<io::Result<()>>, bool)> = Vec::new();
         let mut after = Round::Idle;
         loop {
+            if self.holding_back() {
+                // `block` after a write error: take nothing more, so submitters wait for room,
+                // and retry the file every tick (a close ends the wait).
+                let _ = tokio::time::timeout(TICK, self.shared.wake.notified()).await;
+                self.retry();
+                if self.holding_back() {
+                    continue;
+                }
+                after = Round::Full;
+            }
             let (first, disconnected) = self.next_message(&mut rx, after).await;
             let mut closing: Option<oneshot::Sender<io::Result<()>>> = None;
             let mut force_checkpoint = false;

@@ -158,6 +158,9 @@ pub(super) fn judge_previous(
             });
         }
         "unclean_stop" => "after an unclean stop (no close record; nothing missing)",
+        "write_error" => {
+            "after a write error (what it could not write is counted in the records after it)"
+        }
         "head_missing" => "without its head file: a cut tail could not be checked",
         "head_invalid" => "with a head file that does not verify: a cut tail could not be checked",
         other => {

@@ -1,0 +1,113 @@
+//! Write errors (a full disk, an I/O error): the writer stops writing, applies the overflow
+//! policy to what it cannot write, retries every tick, and on recovery writes what it held
+//! back (`block`) or a gap record counting what it lost (`drop`, `refuse`).
+
+use std::io;
+use std::sync::atomic::Ordering;
+
+use crate::chain::RecordKind;
+use crate::metrics as m;
+use crate::sink::TRACING_TARGET;
+
+use super::head::Previous;
+use super::writer::Writer;
+use super::{OverflowPolicy, TICK};
+
+impl Writer {
+    /// A write failed: stop writing until the file can be reopened.
+    pub(super) fn fail(&mut self, e: &io::Error) {
+        if !self.failed {
+            tracing::error!(
+                target: TRACING_TARGET,
+                file = %self.path.display(),
+                error = %e,
+                policy = self.shared.policy.as_str(),
+                "cannot write the audit file; retrying every second"
+            );
+            self.dropped_at_failure = Some(self.shared.dropped.load(Ordering::Relaxed));
+        }
+        m::record_write_error();
+        self.failed = true;
+        self.shared.failing.store(true, Ordering::Relaxed);
+        self.file = None;
+        self.batch.clear();
+        if self.shared.policy != OverflowPolicy::Block || self.closing() {
+            for _ in self.unwritten.drain(..) {
+                self.shared.count_drop();
+            }
+        }
+        self.last_retry = Some(self.clock.now());
+    }
+
+    /// Whether a close was asked for.
+    pub(super) fn closing(&self) -> bool {
+        self.shared.closing.load(Ordering::Relaxed)
+    }
+
+    /// `block` after a write error, no close asked for: the writer takes nothing off the
+    /// channel, so submitters wait for room.
+    pub(super) fn holding_back(&self) -> bool {
+        self.failed && self.shared.policy == OverflowPolicy::Block && !self.closing()
+    }
+
+    /// Try to reopen after a failure, at most once per tick of the clock; on success write the
+    /// records held back, or a gap record counting the ones lost.
+    pub(super) fn retry(&mut self) {
+        let now = self.clock.now();
+        let due = self
+            .last_retry
+            .and_then(|t| now.duration_since(t).ok())
+            .is_none_or(|d| d >= TICK);
+        if !due {
+            return;
+        }
+        self.last_retry = Some(now);
+        // `open` writes (and so forgets what was unwritten): keep the held records aside.
+        let held = std::mem::take(&mut self.unwritten);
+        self.recovering = true;
+        let opened = self.open();
+        self.recovering = false;
+        if let Err(e) = opened {
+            self.unwritten = held;
+            self.fail(&e);
+            return;
+        }
+        self.shared.failing.store(false, Ordering::Relaxed);
+        let lost = self
+            .shared
+            .dropped
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.dropped_at_failure.take().unwrap_or(u64::MAX));
+        if lost > 0 {
+            let now = self.clock.now();
+            self.append(RecordKind::Security, now, |o| {
+                o.str("detector", Some("audit_records_dropped"));
+                o.str("action", Some("alert"));
+                o.u64("count", Some(lost));
+            });
+        }
+        for event in &held {
+            self.unwritten.push(std::sync::Arc::clone(event));
+            self.append_event(event);
+        }
+        tracing::warn!(
+            target: TRACING_TARGET,
+            file = %self.path.display(),
+            written_again = held.len(),
+            lost,
+            "the audit file can be written again"
+        );
+        if let Err(e) = self.write_batch() {
+            self.fail(&e);
+        }
+    }
+
+    /// How the previous run ended, as `open` judged it, when `open` recovers from a write error
+    /// in this process: not an unclean stop of the process.
+    pub(super) fn recovered(&self, previous: Option<Previous>) -> Option<Previous> {
+        match previous {
+            Some(Previous::UncleanStop) if self.recovering => Some(Previous::WriteError),
+            other => other,
+        }
+    }
+}
