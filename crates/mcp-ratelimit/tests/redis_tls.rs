@@ -301,7 +301,7 @@ impl Logs {
 }
 
 #[tokio::test]
-async fn a_wrong_password_is_one_clear_log_line_and_never_printed() {
+async fn a_wrong_password_is_one_clear_log_line_never_printed_and_recoverable() {
     let logs = Logs::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -344,6 +344,24 @@ async fn a_wrong_password_is_one_clear_log_line_and_never_printed() {
     assert!(text.contains("applying the failure policy"), "{text}");
     assert!(!logs.text().contains(wrong), "{}", logs.text());
     assert_eq!(server.script_calls(), 0);
+
+    // Once the server accepts that password too, decisions resume with the same store (the
+    // refused connection is replaced; it would never retry by itself).
+    let set = server.cli(&["ACL", "SETUSER", USER, &format!(">{wrong}")]);
+    assert_eq!(set.trim(), "OK");
+    let mut resumed = None;
+    for _ in 0..400 {
+        let res = send(&mut svc, request_from("198.51.100.61")).await;
+        if res.status() != StatusCode::SERVICE_UNAVAILABLE {
+            resumed = Some(res);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let res = resumed.expect("decisions never resumed after the password was accepted");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["x-ratelimit-remaining"], "4");
+    assert!(!store.stats().degraded);
 }
 
 #[tokio::test]

@@ -140,9 +140,8 @@ impl RedisStoreBuilder {
         }
         Ok(RedisStore {
             inner: Arc::new(Inner {
-                client,
+                link: connect::Link::new(client),
                 display_url,
-                conn: OnceLock::new(),
                 script: ::redis::Script::new(SCRIPT),
                 prefix: self.prefix,
                 failure: self.failure,

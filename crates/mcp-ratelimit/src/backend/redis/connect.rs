@@ -2,9 +2,10 @@
 //! ring), ACL credentials, and the masked form of the URL that summaries, errors and logs show.
 
 use std::path::Path;
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use ::redis::aio::ConnectionManager;
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use ::redis::{Client, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisError};
 use mcp_core::config::{ConfigError, Secret};
@@ -172,11 +173,7 @@ pub(super) fn display_url(info: &ConnectionInfo) -> String {
 pub(super) fn explain(e: &RedisError) -> String {
     let text = e.to_string();
     let lower = text.to_ascii_lowercase();
-    if e.kind() == ErrorKind::AuthenticationFailed
-        || lower.contains("wrongpass")
-        || lower.contains("noauth")
-        || lower.contains("invalid password")
-    {
+    if refused_credentials(e) {
         format!(
             "Redis refused the credentials (check the ACL user and password, \
              RATE_LIMIT_REDIS_USERNAME / RATE_LIMIT_REDIS_PASSWORD or the URL's): {text}"
@@ -192,16 +189,101 @@ pub(super) fn explain(e: &RedisError) -> String {
     }
 }
 
-/// Load the decision script (connecting first), within `budget`; the failure in words.
+/// The connection manager of a store: created on first use, reconnecting by itself after I/O
+/// errors (a restart, a TLS failure), and replaced here when Redis refused the connection in a
+/// way the manager never retries (refused credentials, fixed on the server since), at most once
+/// per [`REPLACE_AFTER`].
+pub(super) struct Link {
+    client: Client,
+    state: Mutex<LinkState>,
+}
+
+struct LinkState {
+    manager: Option<ConnectionManager>,
+    /// When the current manager was made.
+    made: Option<Instant>,
+    /// Whether the first contact was logged (only the first manager's is).
+    logged: bool,
+}
+
+/// The shortest life of a connection manager before a refusal replaces it.
+const REPLACE_AFTER: Duration = Duration::from_secs(1);
+
+impl Link {
+    pub(super) fn new(client: Client) -> Self {
+        Link {
+            client,
+            state: Mutex::new(LinkState {
+                manager: None,
+                made: None,
+                logged: false,
+            }),
+        }
+    }
+
+    /// The connection manager, made (lazily: nothing connects here) when there is none.
+    pub(super) fn manager(
+        &self,
+        config: impl FnOnce() -> ConnectionManagerConfig,
+        script: &::redis::Script,
+        url: &str,
+    ) -> Result<ConnectionManager, String> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(manager) = &state.manager {
+            return Ok(manager.clone());
+        }
+        let manager = ConnectionManager::new_lazy_with_config(self.client.clone(), config())
+            .map_err(|e| e.to_string())?;
+        if !state.logged {
+            state.logged = true;
+            spawn_first_contact_log(manager.clone(), script.clone(), url.to_owned());
+        }
+        state.manager = Some(manager.clone());
+        state.made = Some(Instant::now());
+        Ok(manager)
+    }
+
+    /// After a failed call: forget the manager when `e` is a refusal it never recovers from by
+    /// itself (it reconnects only after I/O errors), so a later request connects afresh.
+    pub(super) fn after_error(&self, e: &RedisError) {
+        if !refused_credentials(e) {
+            return;
+        }
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.made.is_some_and(|t| t.elapsed() >= REPLACE_AFTER) {
+            state.manager = None;
+            state.made = None;
+        }
+    }
+}
+
+fn refused_credentials(e: &RedisError) -> bool {
+    let text = e.to_string().to_ascii_lowercase();
+    e.kind() == ErrorKind::AuthenticationFailed
+        || text.contains("wrongpass")
+        || text.contains("noauth")
+        || text.contains("invalid password")
+}
+
+/// Load the decision script (connecting first), within `budget`; `None` when the budget ran
+/// out.
 pub(super) async fn load_script(
     mut conn: ConnectionManager,
     script: &::redis::Script,
     budget: Duration,
-) -> Result<(), String> {
+) -> Result<(), Option<RedisError>> {
     match tokio::time::timeout(budget, script.load_async(&mut conn)).await {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(explain(&e)),
-        Err(_) => Err(format!("no answer within {budget:?}")),
+        Ok(Err(e)) => Err(Some(e)),
+        Err(_) => Err(None),
+    }
+}
+
+/// A [`load_script`] failure in words.
+pub(super) fn reason(e: Option<&RedisError>, budget: Duration) -> String {
+    match e {
+        Some(e) => explain(e),
+        None => format!("no answer within {budget:?}"),
     }
 }
 
@@ -212,20 +294,16 @@ const FIRST_CONTACT: Duration = Duration::from_secs(5);
 /// words when it does not (refused credentials, a certificate that does not verify), so a
 /// misconfiguration is one clear line even when every decision only sees its short budget run
 /// out. Runs in the background when a Tokio runtime is current, else not at all.
-pub(super) fn spawn_first_contact_log(
-    conn: ConnectionManager,
-    script: ::redis::Script,
-    url: String,
-) {
+fn spawn_first_contact_log(conn: ConnectionManager, script: ::redis::Script, url: String) {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return;
     };
     runtime.spawn(async move {
         match load_script(conn, &script, FIRST_CONTACT).await {
             Ok(()) => tracing::info!(redis = %url, "rate-limit store: connected to Redis"),
-            Err(reason) => tracing::error!(
+            Err(e) => tracing::error!(
                 redis = %url,
-                reason = %reason,
+                reason = %reason(e.as_ref(), FIRST_CONTACT),
                 "rate-limit store: cannot use Redis; the failure policy applies until it answers"
             ),
         }

@@ -76,12 +76,14 @@
 //!
 //! The connection is a [`::redis::aio::ConnectionManager`], created on the first request (building
 //! the store needs no runtime and no reachable Redis) and reconnecting by itself: when Redis
-//! returns, limits are shared again without a restart. [`RedisStore::stats`] reports round trips,
+//! returns, limits are shared again without a restart. A connection Redis refused the
+//! credentials of is replaced (at most once a second) rather than retried, so fixing the password
+//! on the server side also resumes decisions without a restart. [`RedisStore::stats`] reports round trips,
 //! local refusals, failures and whether the store is degraded now.
 
 use std::hash::BuildHasherDefault;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -241,10 +243,10 @@ impl std::fmt::Debug for RedisStore {
 }
 
 struct Inner {
-    client: ::redis::Client,
+    /// The connection, replaced when Redis refuses it for good (refused credentials).
+    link: connect::Link,
     /// The URL with the password masked.
     display_url: String,
-    conn: OnceLock<Result<ConnectionManager, String>>,
     script: ::redis::Script,
     prefix: String,
     failure: FailurePolicy,
@@ -353,7 +355,12 @@ impl RedisStore {
         let budget = self.inner.timeout.max(Duration::from_secs(1));
         connect::load_script(conn, &self.inner.script, budget)
             .await
-            .map_err(|reason| StoreUnavailable(format!("{url}: {reason}")))
+            .map_err(|e| {
+                if let Some(e) = &e {
+                    self.inner.link.after_error(e);
+                }
+                StoreUnavailable(format!("{url}: {}", connect::reason(e.as_ref(), budget)))
+            })
     }
 
     /// The Redis key of a stored key: the prefix and 32 hex digits.
@@ -362,26 +369,17 @@ impl RedisStore {
     }
 
     fn connection(&self) -> Result<ConnectionManager, String> {
+        let config = || {
+            ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(Duration::from_secs(1)))
+                .set_response_timeout(Some(Duration::from_secs(1).max(self.inner.timeout)))
+                .set_min_delay(Duration::from_millis(10))
+                .set_max_delay(Duration::from_millis(500))
+                .set_number_of_retries(3)
+        };
         self.inner
-            .conn
-            .get_or_init(|| {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(Duration::from_secs(1)))
-                    .set_response_timeout(Some(Duration::from_secs(1).max(self.inner.timeout)))
-                    .set_min_delay(Duration::from_millis(10))
-                    .set_max_delay(Duration::from_millis(500))
-                    .set_number_of_retries(3);
-                let manager =
-                    ConnectionManager::new_lazy_with_config(self.inner.client.clone(), config)
-                        .map_err(|e| e.to_string())?;
-                connect::spawn_first_contact_log(
-                    manager.clone(),
-                    self.inner.script.clone(),
-                    self.inner.display_url.clone(),
-                );
-                Ok(manager)
-            })
-            .clone()
+            .link
+            .manager(config, &self.inner.script, &self.inner.display_url)
     }
 
     /// One script call for `charges`, within the time budget.
@@ -407,6 +405,7 @@ impl RedisStore {
         match tokio::time::timeout(self.inner.timeout, call.invoke_async(&mut conn)).await {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(e)) => {
+                self.inner.link.after_error(&e);
                 let reason = connect::explain(&e);
                 tracing::debug!(redis = %self.inner.display_url, error = %reason, "rate-limit store: Redis call failed");
                 Err(Failure::Error(reason))
