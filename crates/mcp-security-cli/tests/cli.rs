@@ -330,7 +330,9 @@ fn audit_verify_errors() {
     let (code, _, err) = run_audit(&["audit", "verify", &log], &[]);
     assert_eq!(code, 2);
     assert!(
-        err.contains("pass --key-file or --public-key, or set MCP_AUDIT_HMAC_KEY or MCP_AUDIT_HMAC_KEY_FILE"),
+        err.contains(
+            "pass --key-file or --public-key, or set MCP_AUDIT_HMAC_KEY or MCP_AUDIT_HMAC_KEY_FILE"
+        ),
         "{err}"
     );
     let (code, _, err) = run_audit(&["audit", "verify", "--key-file", &key], &[]);
