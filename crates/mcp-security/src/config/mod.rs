@@ -41,7 +41,7 @@
 //! | `SESSION_EVICTION_GRACE` | how long a session must have been idle before the cap may evict it for a new one (at least the idle timeout: never evict) | `60s` |
 //! | `CORS_ORIGINS` | allowed browser origins, comma-separated; `*` refused in production | development: the localhost set; production: none |
 //! | `RATE_LIMIT_ENABLED`, `_REQUESTS`, `_WINDOW`, `_BURST`, `_MAX_KEYS` | per-client limit (off also turns the per-caller limits off; bans still apply) | `true`, 100, 60 s, = requests, 100000 |
-//! | `RATE_LIMIT_REDIS_URL` / `_FILE`, `_REDIS_PREFIX`, `_REDIS_FAILURE`, `_REDIS_TIMEOUT`, `RATE_LIMIT_REPLICAS` | limits shared by every replica through Redis, one connection for both limiters (feature `redis`, on by default; see `mcp_ratelimit::redis`) | — (in memory), `mcp:rl:`, `closed` (503), `20ms`, 1 |
+//! | `RATE_LIMIT_REDIS_URL` / `_FILE` (`redis://` or `rediss://`), `_REDIS_PREFIX`, `_REDIS_FAILURE`, `_REDIS_TIMEOUT`, `RATE_LIMIT_REPLICAS`; `_REDIS_USERNAME`, `_REDIS_PASSWORD` / `_FILE` (win over the URL's), `_REDIS_CA_FILE`, `_REDIS_CLIENT_CERT_FILE`, `_REDIS_CLIENT_KEY_FILE` | limits shared by every replica through Redis, one connection for both limiters (feature `redis`, on by default; see `mcp_ratelimit::redis`) | — (in memory), `mcp:rl:`, `closed` (503), `20ms`, 1 |
 //! | `TRUSTED_PROXIES` | CIDRs whose forwarding headers are believed | none |
 //! | `ALLOW_NETWORKS`, `DENY_NETWORKS` | server-wide CIDR allow and deny lists (or addresses), comma-separated, on the resolved client address (`TRUSTED_PROXIES` respected), checked right after the Origin guard; deny wins, an empty allow list allows any address, no resolvable address is refused; a 403 `network_not_allowed` (see `mcp_headers::network`). Per path prefix: `[[network]]` in the TOML file | —, — |
 //! | `MAX_BODY_BYTES`, `MAX_CONCURRENCY`, `REQUEST_TIMEOUT` | resource limits | 1 MiB, 1000, 30 s |
@@ -49,6 +49,7 @@
 //! | `MAX_LIST_BYTES` | the largest list response (or SSE event) the list filter reads; larger fails closed | 4 MiB |
 //! | `RESULT_GUARD` | credentials in `tools/call`, `resources/read` and `prompts/get` answers: `off`, `redact` (each becomes `[redacted]`) or `block` (the answer becomes a JSON-RPC error); see `ToolGuardLayer` | `off` |
 //! | `VALIDATE_TOOL_ARGS` | `tools/call` arguments checked against the tool's `inputSchema` (learned from `tools/list` answers) before the server sees them; a failure is answered with an `isError` result naming the JSON pointer and keyword | `true` |
+//! | `TOOL_MANIFEST_FILE`, `TOOL_MANIFEST_MODE` | a lock file from `mcp-security manifest snapshot`: every listed tool is compared with it, and one that is new or whose description or schemas changed is an audit event (`warn`) and also hidden and refused on call (`enforce`) | —, `warn` |
 //! | `RESULT_GUARD_MAX_BYTES` | the largest answer (or SSE event) the result guard scans; larger fails closed | 4 MiB |
 //! | `TOOL_ERRORS_AS_RESULTS` | a `tools/call` refused for a scope or a per-caller limit answers 200 with an `isError` tool result | `false` |
 //! | `PROTOCOL_VERSIONS` | `MCP-Protocol-Version` values accepted, comma-separated; another is refused with 400 `-32022` | the versions the bundled rmcp speaks (2024-11-05 … 2026-07-28) |
@@ -291,6 +292,11 @@ pub(crate) struct Settings {
     pub(crate) max_result_bytes: usize,
     /// `VALIDATE_TOOL_ARGS`.
     pub(crate) validate_tool_args: bool,
+    /// `TOOL_MANIFEST_FILE` (read) and `TOOL_MANIFEST_MODE`.
+    pub(crate) tool_manifest: Option<(
+        mcp_security_guard::manifest::ToolManifest,
+        mcp_security_guard::manifest::ManifestMode,
+    )>,
     pub(crate) request_timeout: Duration,
     pub(crate) audit_enabled: bool,
     pub(crate) audit_log_file: Option<PathBuf>,
