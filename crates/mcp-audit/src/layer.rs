@@ -49,7 +49,7 @@
 //! | `AUDIT_LOG_FILE` | the JSON-lines file ([`FileSink`]); unset: `tracing` only | — |
 //! | `AUDIT_HMAC_KEY` / `AUDIT_HMAC_KEY_FILE` | the chain key, at least 32 bytes; required with `AUDIT_LOG_FILE` | — |
 //! | `AUDIT_TRACING` | also emit `tracing` events (target `mcp_audit`) | `true` |
-//! | `AUDIT_OVERFLOW`, `AUDIT_CHANNEL_CAPACITY`, `AUDIT_MAX_FILE_BYTES`, `AUDIT_CHECKPOINT_INTERVAL`, `AUDIT_FSYNC`, `AUDIT_BATCH_DELAY`, `AUDIT_HEAD_FILE`, `AUDIT_SIGNING_KEY_FILE` | the file sink: see [`crate::file#environment`] | |
+//! | `AUDIT_OVERFLOW`, `AUDIT_CHANNEL_CAPACITY`, `AUDIT_MAX_FILE_BYTES`, `AUDIT_CHECKPOINT_INTERVAL`, `AUDIT_FSYNC`, `AUDIT_BATCH_DELAY`, `AUDIT_HEAD_FILE`, `AUDIT_SIGNING_KEY_FILE`, `AUDIT_ANCHOR_FILE` | the file sink: see [`crate::file#environment`] | |
 //! | `AUDIT_FINGERPRINT_KEY` / `AUDIT_FINGERPRINT_KEY_FILE` | credential fingerprint key (give `mcp-auth` the same) | derived from the HMAC key, else random per process |
 //! | `AUDIT_MASK_PREFIXES` | more key prefixes to mask, comma-separated | (`mcp-sk-` always) |
 //! | `AUDIT_MASK_PARAMS` | more query parameters to mask | (see [`crate::mask`]) |

@@ -53,6 +53,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod anchor;
 pub mod chain;
 pub mod detect;
 pub mod file;

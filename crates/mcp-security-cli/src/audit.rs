@@ -8,17 +8,19 @@ use std::time::SystemTime;
 
 use mcp_security::audit::chain::AuditKey;
 use mcp_security::audit::signing::{PublicKey, SigningKey};
-use mcp_security::audit::verify::{VerifyOptions, verify_files, verify_public};
+use mcp_security::audit::verify::{VerifyOptions, verify_anchor, verify_files, verify_public};
 use mcp_security::core::config::Env;
 
 use crate::args::Flags;
 use crate::{USAGE, emit};
 
-/// `audit verify FILE... [--key-file PATH] [--public-key PATH] [--allow-rotated-end]
-/// [--env-prefix MCP]`: exit 0 when the trail verifies, 1 when it does not.
+/// `audit verify FILE... [--key-file PATH] [--public-key PATH] [--anchor PATH]
+/// [--allow-rotated-end] [--env-prefix MCP]`: exit 0 when the trail verifies, 1 when it does
+/// not.
 ///
 /// With `--public-key`, the signatures are checked with that key and no chain key is needed
-/// (with `--key-file` as well, both checks run).
+/// (with `--key-file` as well, both checks run). With `--anchor`, the files must also hold
+/// every checkpoint the anchor file recorded.
 pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
     match args.first().map(String::as_str) {
         Some("verify") => {}
@@ -26,10 +28,17 @@ pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
         None => return Err(format!("audit needs a command\n{USAGE}")),
     }
     let flags = Flags::parse(&args[1..], &["allow-rotated-end"])?;
-    flags.only(&["key-file", "public-key", "env-prefix", "allow-rotated-end"])?;
+    flags.only(&[
+        "key-file",
+        "public-key",
+        "anchor",
+        "env-prefix",
+        "allow-rotated-end",
+    ])?;
     let files = flags.positional();
     let key_file = flags.one("key-file")?;
     let public_key = flags.one("public-key")?;
+    let anchor = flags.one("anchor")?;
     let env_prefix = flags.one("env-prefix")?;
     if files.is_empty() {
         return Err("audit verify needs at least one file".into());
@@ -89,6 +98,20 @@ pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
                 for range in &report.unproven {
                     text.push_str(&format!("warning: unproven: {range}\n"));
                 }
+                for note in &report.notices {
+                    text.push_str(&format!("note: {note}\n"));
+                }
+            }
+            Err(e) => {
+                emit(&format!("{text}FAILED: {e}\n"))?;
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    if let Some(anchor) = anchor {
+        match verify_anchor(files, Path::new(anchor)) {
+            Ok(report) => {
+                text.push_str(&format!("{report}\n"));
                 for note in &report.notices {
                     text.push_str(&format!("note: {note}\n"));
                 }

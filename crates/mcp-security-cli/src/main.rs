@@ -6,8 +6,8 @@
 //! mcp-security keygen [--prefix mcp-sk-] [--name NAME] [--scope SCOPE]... [--pepper-file PATH]
 //! mcp-security keygen --ed25519 --out FILE
 //! mcp-security hash-key [--pepper-file PATH]        (reads the key from standard input)
-//! mcp-security audit verify <file>... [--key-file PATH] [--public-key PATH] [--allow-rotated-end]
-//!                                     [--env-prefix MCP]
+//! mcp-security audit verify <file>... [--key-file PATH] [--public-key PATH] [--anchor PATH]
+//!                                     [--allow-rotated-end] [--env-prefix MCP]
 //! mcp-security check [--env-prefix MCP] [--env-file FILE] [--config FILE]
 //!                    [--format human|json|sarif] [--strict] [--online]
 //! ```
@@ -20,7 +20,7 @@
 //! `audit verify` checks tamper-evident audit files (in any order: they are sorted into chain
 //! order) with the chain key from `--key-file`, or else `MCP_AUDIT_HMAC_KEY` /
 //! `MCP_AUDIT_HMAC_KEY_FILE`, or with the signing key's public key from `--public-key` (no
-//! secret: see `audit.rs`); it prints `OK: …` and exits 0, or `FAILED: <file>:<line>: …` and
+//! secret: see `audit.rs`), and against an anchor file with `--anchor`; it prints `OK: …` and exits 0, or `FAILED: <file>:<line>: …` and
 //! exits 1 (2 for usage errors).
 //! `check` runs the production checks against the configuration (the environment, or one env
 //! file) and prints the findings as text, JSON or SARIF 2.1.0; it exits 1 on errors, 2 on
@@ -50,8 +50,8 @@ pub(crate) const USAGE: &str = "usage:
   mcp-security keygen [--prefix mcp-sk-] [--name NAME] [--scope SCOPE]... [--pepper-file PATH]
   mcp-security keygen --ed25519 --out FILE   (audit signing key; prints the public key)
   mcp-security hash-key [--pepper-file PATH]   (the key is read from standard input)
-  mcp-security audit verify FILE... [--key-file PATH] [--public-key PATH] [--allow-rotated-end]
-                            [--env-prefix MCP]
+  mcp-security audit verify FILE... [--key-file PATH] [--public-key PATH] [--anchor PATH]
+                            [--allow-rotated-end] [--env-prefix MCP]
   mcp-security check [--env-prefix MCP] [--env-file FILE] [--config FILE]
                      [--format human|json|sarif] [--strict] [--online]
   mcp-security --version";

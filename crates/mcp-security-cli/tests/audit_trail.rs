@@ -163,12 +163,14 @@ async fn a_signed_trail_round_trips_through_the_public_key() {
     let (dir, key_file) = dir("public");
     let (pem, pub_file, _) = keygen(&dir);
     let log = dir.join("audit.jsonl");
+    let anchor = dir.join("anchor.jsonl");
     let env = Env::from_pairs(
         "MCP",
         [
             ("MCP_AUDIT_LOG_FILE", log.display().to_string()),
             ("MCP_AUDIT_HMAC_KEY", AUDIT_KEY.to_owned()),
             ("MCP_AUDIT_SIGNING_KEY_FILE", pem.display().to_string()),
+            ("MCP_AUDIT_ANCHOR_FILE", anchor.display().to_string()),
         ],
     );
     let audit = AuditSettings::from_env(&env)
@@ -229,6 +231,51 @@ async fn a_signed_trail_round_trips_through_the_public_key() {
         "{out}"
     );
     assert_eq!(out.lines().count(), 2, "{out}");
+
+    // With the anchor: the log holds the checkpoint and the close it recorded.
+    let anchor_s = anchor.display().to_string();
+    let (code, out, err) = run(&[
+        "audit",
+        "verify",
+        &log_s,
+        "--public-key",
+        &pub_s,
+        "--anchor",
+        &anchor_s,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        out.lines().last(),
+        Some("OK: the log holds 2 of 2 anchored checkpoints, the last at seq 8"),
+        "{out}"
+    );
+    // A copy cut after the checkpoint passes as an open chain, but not against the anchor.
+    let cut = dir.join("cut.jsonl");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let kept: Vec<&str> = text.lines().take(5).collect();
+    std::fs::write(&cut, kept.join("\n") + "\n").unwrap();
+    let cut_s = cut.display().to_string();
+    let (code, out, err) = run(&["audit", "verify", &cut_s, "--key-file", &key_file]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = run(&[
+        "audit",
+        "verify",
+        &cut_s,
+        "--key-file",
+        &key_file,
+        "--anchor",
+        &anchor_s,
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAILED: ")
+            && out
+                .contains("cut.jsonl:5: anchor: the log ends at seq 4, but seq 8 was anchored at ")
+            && out
+                .trim_end()
+                .ends_with("records 5..=8 were cut from the end, or the log was rolled back"),
+        "{out}"
+    );
 
     // A tampered copy: the status of the 5th request changed (line 7, after the checkpoint).
     let tampered = dir.join("tampered.jsonl");

@@ -126,6 +126,7 @@
 //! | `AUDIT_FSYNC` | `checkpoint` or `batch` | `checkpoint` |
 //! | `AUDIT_BATCH_DELAY` | how long the file writer lets records gather before writing them (at most `1s`; `0`: wake it per record) | `2ms` |
 //! | `AUDIT_HEAD_FILE` | the [head file](#the-head-file) | `<log file>.head` |
+//! | `AUDIT_ANCHOR_FILE` | an append-only file (another volume) that gets a copy of every checkpoint ([`crate::anchor`]) | — |
 //! | `AUDIT_SIGNING_KEY_FILE` | an Ed25519 private key (PKCS#8 PEM) that signs checkpoints, rotations and closes ([`crate::signing`]) | — (unsigned) |
 
 use std::io;
@@ -333,6 +334,7 @@ impl FileSink {
             clock: Arc::new(SystemClock),
             head_file: None,
             signing_key: None,
+            anchors: Vec::new(),
         }
     }
 
@@ -510,6 +512,7 @@ pub struct FileSinkBuilder {
     clock: Arc<dyn Clock>,
     head_file: Option<PathBuf>,
     signing_key: Option<crate::signing::SigningKey>,
+    anchors: Vec<Arc<dyn crate::anchor::AnchorSink>>,
 }
 
 impl std::fmt::Debug for FileSinkBuilder {
@@ -525,6 +528,7 @@ impl std::fmt::Debug for FileSinkBuilder {
             .field("sync", &self.sync)
             .field("head_file", &self.head_file)
             .field("signing_key", &self.signing_key)
+            .field("anchors", &self.anchors.len())
             .finish_non_exhaustive()
     }
 }
@@ -580,6 +584,13 @@ impl FileSinkBuilder {
     /// its public key can verify the trail without the chain key; see [`crate::signing`].
     pub fn signing_key(mut self, key: crate::signing::SigningKey) -> Self {
         self.signing_key = Some(key);
+        self
+    }
+
+    /// Also hand every checkpoint, rotate and close record, once written and synced, to this
+    /// anchor (see [`crate::anchor`]); may be called more than once.
+    pub fn anchor(mut self, anchor: Arc<dyn crate::anchor::AnchorSink>) -> Self {
+        self.anchors.push(anchor);
         self
     }
 
@@ -673,6 +684,7 @@ impl FileSinkBuilder {
             seg_from: 0,
             seg_hash: sha2::Sha256::default(),
             unwritten: Vec::new(),
+            anchors: self.anchors,
             dropped_at_failure: None,
             recovering: false,
         };

@@ -12,6 +12,7 @@ use mcp_core::clock::Clock;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::anchor::{AnchorSink, Anchored};
 use crate::chain::{AuditKey, FORMAT_VERSION, Mac, RecordKind, hex, seal_line};
 use crate::metrics as m;
 use crate::record::{AuditEvent, JsonObject};
@@ -55,6 +56,8 @@ pub(super) struct Writer {
     pub(super) seg_from: u64,
     /// SHA-256 over the current segment's lines.
     pub(super) seg_hash: Sha256,
+    /// Where checkpoint, rotate and close records are copied (see [`crate::anchor`]).
+    pub(super) anchors: Vec<Arc<dyn AnchorSink>>,
     /// Events taken since the last successful write: written again after a write error under
     /// the `block` policy, counted as dropped under the others.
     pub(super) unwritten: Vec<Arc<AuditEvent>>,
@@ -223,6 +226,34 @@ impl Writer {
         }
     }
 
+    /// Hand the record just written and synced (the chain head) to the anchors.
+    fn anchor_last(&self, kind: RecordKind, timestamp: SystemTime) {
+        if self.anchors.is_empty() {
+            return;
+        }
+        let Some(seq) = self.next_seq.checked_sub(1) else {
+            return;
+        };
+        let record = Anchored {
+            seq,
+            kind,
+            timestamp,
+            mac: self.head,
+            file: self
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            key_id: self.shared.key_id.clone(),
+        };
+        for anchor in &self.anchors {
+            if let Err(e) = anchor.anchor(&record) {
+                m::record_write_error();
+                tracing::error!(target: TRACING_TARGET, seq, error = %e, "cannot anchor the audit checkpoint");
+            }
+        }
+    }
+
     /// Save the head file after a write; a failure is logged (once) and counted, the log goes
     /// on.
     fn save_head(&mut self, sync: bool) {
@@ -356,6 +387,7 @@ impl Writer {
         self.append_signed(RecordKind::Rotate, now, |o| o.str("file", Some(&name)));
         self.write_batch()?;
         self.sync_file()?;
+        self.anchor_last(RecordKind::Rotate, now);
         self.file = None;
         std::fs::rename(&self.path, self.dir.join(&name))?;
         let file = private(OpenOptions::new().create_new(true).write(true)).open(&self.path)?;
@@ -388,6 +420,7 @@ impl Writer {
         });
         self.write_batch()?;
         self.sync_file()?;
+        self.anchor_last(RecordKind::Checkpoint, now);
         self.since_checkpoint = 0;
         self.last_checkpoint = now;
         tracing::info!(
@@ -424,6 +457,7 @@ impl Writer {
         });
         self.write_batch()?;
         self.sync_file()?;
+        self.anchor_last(RecordKind::Close, now);
         self.file = None;
         Ok(())
     }

@@ -77,6 +77,8 @@ pub struct AuditSettings {
     pub head_file: Option<PathBuf>,
     /// `AUDIT_SIGNING_KEY_FILE`: an Ed25519 private key (PKCS#8 PEM) that signs checkpoints.
     pub signing_key_file: Option<PathBuf>,
+    /// `AUDIT_ANCHOR_FILE`: an append-only file that gets a copy of every checkpoint.
+    pub anchor_file: Option<PathBuf>,
     /// Names the variables in errors (`MCP_AUDIT_HMAC_KEY`).
     names: Env,
 }
@@ -132,6 +134,7 @@ impl AuditSettings {
             batch_delay: DEFAULT_BATCH_DELAY,
             head_file: None,
             signing_key_file: None,
+            anchor_file: None,
             names: Env::with_lookup(prefix, |_| None),
         }
     }
@@ -219,7 +222,7 @@ impl AuditSettings {
 
     /// Read the file sink's knobs (`AUDIT_OVERFLOW`, `AUDIT_FSYNC`, `AUDIT_CHANNEL_CAPACITY`,
     /// `AUDIT_MAX_FILE_BYTES`, `AUDIT_CHECKPOINT_INTERVAL`, `AUDIT_BATCH_DELAY`,
-    /// `AUDIT_HEAD_FILE`, `AUDIT_SIGNING_KEY_FILE`) from `env`.
+    /// `AUDIT_HEAD_FILE`, `AUDIT_SIGNING_KEY_FILE`, `AUDIT_ANCHOR_FILE`) from `env`.
     /// [`from_env`](Self::from_env) does when [`log_file`](Self::log_file) is set and the layer
     /// enabled; code that sets those itself calls this after.
     ///
@@ -243,6 +246,9 @@ impl AuditSettings {
         }
         if let Some(v) = env.string("AUDIT_SIGNING_KEY_FILE")? {
             self.signing_key_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = env.string("AUDIT_ANCHOR_FILE")? {
+            self.anchor_file = Some(PathBuf::from(v));
         }
         Ok(())
     }
@@ -315,6 +321,11 @@ impl AuditSettings {
                 let key = crate::signing::SigningKey::from_file(file)
                     .map_err(|e| e.renamed(var("AUDIT_SIGNING_KEY_FILE")))?;
                 sink = sink.signing_key(key);
+            }
+            if let Some(file) = &self.anchor_file {
+                let anchor = crate::anchor::FileAnchor::open(file)
+                    .map_err(|e| e.renamed(var("AUDIT_ANCHOR_FILE")))?;
+                sink = sink.anchor(std::sync::Arc::new(anchor));
             }
             let sink = sink
                 .channel_capacity(self.channel_capacity)

@@ -141,6 +141,15 @@ pub enum VerifyError {
         /// Why.
         reason: String,
     },
+    /// The log does not hold a checkpoint its anchor recorded (rewritten, cut or rolled back).
+    Anchor {
+        /// The log file (or the anchor file, for a malformed anchor).
+        file: PathBuf,
+        /// The line.
+        line: u64,
+        /// What does not match.
+        reason: String,
+    },
     /// A file does not begin with a chain opener, or its link does not match.
     BrokenLink {
         /// The file.
@@ -155,7 +164,7 @@ pub enum VerifyError {
 impl VerifyError {
     /// A short stable label: `no_files`, `io`, `malformed`, `wrong_key`, `modified`, `missing`,
     /// `reordered`, `torn_tail`, `truncated`, `ends_at_rotation`, `tail_lost`, `broken_link`,
-    /// `bad_signature`, `unsigned`.
+    /// `bad_signature`, `unsigned`, `anchor`.
     pub fn kind(&self) -> &'static str {
         match self {
             VerifyError::NoFiles => "no_files",
@@ -172,6 +181,7 @@ impl VerifyError {
             VerifyError::BrokenLink { .. } => "broken_link",
             VerifyError::BadSignature { .. } => "bad_signature",
             VerifyError::Unsigned { .. } => "unsigned",
+            VerifyError::Anchor { .. } => "anchor",
         }
     }
 
@@ -190,7 +200,8 @@ impl VerifyError {
             | VerifyError::TailLost { line, .. }
             | VerifyError::BrokenLink { line, .. }
             | VerifyError::BadSignature { line, .. }
-            | VerifyError::Unsigned { line, .. } => Some(*line),
+            | VerifyError::Unsigned { line, .. }
+            | VerifyError::Anchor { line, .. } => Some(*line),
         }
     }
 }
@@ -304,6 +315,9 @@ impl fmt::Display for VerifyError {
                 file.display(),
                 first_file.display()
             ),
+            VerifyError::Anchor { file, line, reason } => {
+                write!(f, "{}:{line}: anchor: {reason}", file.display())
+            }
             VerifyError::Unsigned { file, line, reason } => {
                 write!(f, "{}:{line}: unsigned: {reason}", file.display())
             }

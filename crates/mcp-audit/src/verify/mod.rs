@@ -26,6 +26,10 @@
 //! their checkpoints instead of the chain key: order, completeness and signatures, naming the
 //! first record a signature no longer proves.
 //!
+//! [`verify_anchor`] compares the files with the anchor file that kept a copy of their
+//! checkpoints ([`crate::anchor`]): what was rewritten, cut or rolled back before an anchored
+//! checkpoint is found even by someone who holds the chain key or restored the head file.
+//!
 //! Every restart that did not follow a clean close (an unclean stop, a missing or invalid head
 //! file) passes and is listed in [`VerifyReport::unclean_resumes`].
 //!
@@ -41,12 +45,14 @@ use std::time::{Duration, SystemTime};
 
 use crate::chain::{AuditKey, MAX_LINE_BYTES, Mac, RecordKind, parse_line, split_line};
 
+mod anchor;
 mod end;
 mod error;
 mod links;
 mod public;
 mod records;
 
+pub use anchor::{AnchorReport, verify_anchor};
 pub use error::VerifyError;
 pub use public::{PublicReport, verify_public};
 
