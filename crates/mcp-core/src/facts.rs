@@ -76,6 +76,16 @@ pub enum ResponseFact {
         /// `redacted` or `blocked`.
         action: &'static str,
     },
+    /// A listed tool differs from the pinned manifest (the tool guard's lock file): new, or its
+    /// description or schemas changed since it was pinned.
+    ManifestDrift {
+        /// The tool.
+        tool: Box<str>,
+        /// `new`, `description` or `schema`.
+        change: &'static str,
+        /// Whether it was hidden from the list and is refused on call (enforce mode).
+        enforced: bool,
+    },
     /// A response could not be checked and was replaced by a JSON-RPC error.
     FailedClosed {
         /// The layer that replaced it (`list_filter`, …).

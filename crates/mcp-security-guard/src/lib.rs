@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod layer;
+pub mod manifest;
 pub mod result;
 #[cfg(feature = "schema")]
 pub mod schema;

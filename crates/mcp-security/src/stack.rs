@@ -200,7 +200,7 @@ impl SecurityLayer {
         self.summary = format!(
             "{}, security headers, {}, {}, rate limit per client ({}), resources (concurrency {}, \
              timeout {:?}), mcp-inspect (max body {} bytes), token endpoint ({}), auth ({}){}, {}, \
-             rate limit per caller ({}), list filter {}, result guard {}, tool arguments {}",
+             rate limit per caller ({}), list filter {}, result guard {}, tool arguments {}{}",
             self.audit.summary(),
             self.guard.summary(),
             self.network.summary(),
@@ -235,6 +235,18 @@ impl SecurityLayer {
                 "checked"
             } else {
                 "unchecked"
+            },
+            match self.tool_guard.manifest() {
+                Some((lock, mode)) => format!(
+                    ", tool manifest {} ({} tools)",
+                    if mode == mcp_security_guard::manifest::ManifestMode::Enforce {
+                        "enforced"
+                    } else {
+                        "warned"
+                    },
+                    lock.tools.len()
+                ),
+                None => String::new(),
             },
         );
         self
@@ -429,9 +441,12 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
     let tool_guard = ToolGuardLayer::builder()
         .result_guard(s.result_guard)
         .max_result_bytes(s.max_result_bytes)
-        .validate_arguments(s.validate_tool_args)
-        .build()
-        .map_err(|e| s.named(e))?;
+        .validate_arguments(s.validate_tool_args);
+    let tool_guard = match &s.tool_manifest {
+        Some((lock, mode)) => tool_guard.manifest(lock.clone(), *mode),
+        None => tool_guard,
+    };
+    let tool_guard = tool_guard.build().map_err(|e| s.named(e))?;
     let tool_errors = if s.tool_errors_as_results {
         ToolErrorsAsResultsLayer::new()
     } else {

@@ -173,3 +173,48 @@ fn bad_values_are_named() {
         .unwrap_err();
     assert_eq!(err.setting(), "MCP_RESULT_GUARD_MAX_BYTES");
 }
+
+#[test]
+fn a_pinned_manifest_from_the_environment() {
+    use mcp_security::guard::manifest::{ManifestMode, ToolManifest};
+    let dir = std::env::temp_dir().join(format!("mcp-security-manifest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tools.lock.json");
+    let lock = ToolManifest::from_lists(
+        &[serde_json::json!({"tools": [{"name": "read_env", "inputSchema": {"type": "object"}}]})],
+        &[],
+    );
+    std::fs::write(&path, lock.to_json()).unwrap();
+    let file = path.to_str().unwrap();
+    let stack = stack(&[
+        ("MCP_TOOL_MANIFEST_FILE", file),
+        ("MCP_TOOL_MANIFEST_MODE", "enforce"),
+    ])
+    .unwrap();
+    assert_eq!(
+        stack.tool_guard().manifest(),
+        Some((&lock, ManifestMode::Enforce))
+    );
+    assert!(
+        stack
+            .summary()
+            .ends_with("tool arguments checked, tool manifest enforced (1 tools)"),
+        "{}",
+        stack.summary()
+    );
+    let err = stack_err(&[("MCP_TOOL_MANIFEST_FILE", "/nonexistent/tools.lock.json")]);
+    assert!(err.contains("MCP_TOOL_MANIFEST_FILE"), "{err}");
+    let err = stack_err(&[
+        ("MCP_TOOL_MANIFEST_FILE", file),
+        ("MCP_TOOL_MANIFEST_MODE", "strict"),
+    ]);
+    assert!(err.contains("MCP_TOOL_MANIFEST_MODE"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn stack_err(extra: &[(&str, &str)]) -> String {
+    match stack(extra) {
+        Ok(_) => panic!("accepted {extra:?}"),
+        Err(e) => e.to_string(),
+    }
+}

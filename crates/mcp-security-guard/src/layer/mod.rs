@@ -101,6 +101,7 @@ const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 #[derive(Debug, Default)]
 struct Counters {
     refused: AtomicU64,
+    drift: AtomicU64,
     answers: AtomicU64,
     secrets: AtomicU64,
     blocked: AtomicU64,
@@ -122,6 +123,8 @@ pub struct GuardStats {
     /// `tools/call` requests answered by the layer because their arguments failed the tool's
     /// schema (feature `schema`).
     pub arguments_refused: u64,
+    /// Listed tools found differing from the pinned manifest (each time a list shows one).
+    pub manifest_drift: u64,
 }
 
 #[derive(Debug)]
@@ -131,6 +134,8 @@ pub(crate) struct Shared {
     pub(crate) max_result_bytes: usize,
     /// Arguments are checked against the learned schemas.
     validate: bool,
+    /// The pinned manifest, if any.
+    pub(crate) pinning: Option<crate::manifest::Pinning>,
     #[cfg(feature = "schema")]
     pub(crate) schemas: crate::schema::SchemaStore,
     counters: Counters,
@@ -145,6 +150,20 @@ impl Shared {
         if blocked {
             c.blocked.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    #[cfg(feature = "schema")]
+    pub(crate) fn validates(&self) -> bool {
+        self.validate
+    }
+
+    pub(crate) fn record_drift(&self, n: u64) {
+        self.counters.drift.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Whether `tools/list` answers are read (schemas learned or the manifest checked).
+    fn reads_lists(&self) -> bool {
+        self.validate || self.pinning.is_some()
     }
 
     pub(crate) fn record_failed_closed(&self) {
@@ -173,12 +192,15 @@ impl ToolGuardLayer {
             max_result_bytes: DEFAULT_MAX_RESULT_BYTES,
             scanner: SecretScanner::default(),
             validate: false,
+            manifest: None,
         }
     }
 
     /// A builder from the environment (with the [`Env`]'s prefix): `RESULT_GUARD`
     /// (`off`|`redact`|`block`, default `off`), `RESULT_GUARD_MAX_BYTES` (default 4 MiB) and,
-    /// with the feature `schema`, `VALIDATE_TOOL_ARGS` (default `true`).
+    /// with the feature `schema`, `VALIDATE_TOOL_ARGS` (default `true`); `TOOL_MANIFEST_FILE`
+    /// (a lock file from `mcp-security manifest snapshot`) and `TOOL_MANIFEST_MODE`
+    /// (`warn`|`enforce`, default `warn`).
     ///
     /// # Errors
     /// A malformed value, naming its variable.
@@ -199,6 +221,21 @@ impl ToolGuardLayer {
         {
             b = b.validate_arguments(env.bool("VALIDATE_TOOL_ARGS", true)?);
         }
+        if let Some(path) = env.string("TOOL_MANIFEST_FILE")? {
+            let var = env.var_name("TOOL_MANIFEST_FILE");
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                ConfigError::new(&var, format!("cannot be read: {e}")).with_value(&path)
+            })?;
+            let lock = crate::manifest::ToolManifest::parse(&text)
+                .map_err(|e| ConfigError::new(&var, e).with_value(&path))?;
+            let mode = match env.string("TOOL_MANIFEST_MODE")? {
+                Some(v) => {
+                    crate::manifest::ManifestMode::parse(&env.var_name("TOOL_MANIFEST_MODE"), &v)?
+                }
+                None => crate::manifest::ManifestMode::Warn,
+            };
+            b = b.manifest(lock, mode);
+        }
         Ok(b.max_result_bytes(max))
     }
 
@@ -214,7 +251,17 @@ impl ToolGuardLayer {
 
     /// Whether any guard is on (`false`: every response passes untouched).
     pub fn is_enabled(&self) -> bool {
-        self.shared.mode != ResultGuardMode::Off || self.shared.validate
+        self.shared.mode != ResultGuardMode::Off || self.shared.reads_lists()
+    }
+
+    /// The pinned manifest and its mode, if one is configured.
+    pub fn manifest(
+        &self,
+    ) -> Option<(
+        &crate::manifest::ToolManifest,
+        crate::manifest::ManifestMode,
+    )> {
+        self.shared.pinning.as_ref().map(|p| (&p.lock, p.mode))
     }
 
     /// Whether `tools/call` arguments are checked against the tools' schemas (feature
@@ -232,6 +279,7 @@ impl ToolGuardLayer {
             answers_blocked: c.blocked.load(Ordering::Relaxed),
             failed_closed: c.failed_closed.load(Ordering::Relaxed),
             arguments_refused: c.refused.load(Ordering::Relaxed),
+            manifest_drift: c.drift.load(Ordering::Relaxed),
         }
     }
 }
@@ -244,6 +292,7 @@ pub struct ToolGuardLayerBuilder {
     max_result_bytes: usize,
     scanner: SecretScanner,
     validate: bool,
+    manifest: Option<(crate::manifest::ToolManifest, crate::manifest::ManifestMode)>,
 }
 
 impl ToolGuardLayerBuilder {
@@ -281,6 +330,16 @@ impl ToolGuardLayerBuilder {
         self
     }
 
+    /// Compare every listed tool with this pinned manifest; see [`crate::manifest`].
+    pub fn manifest(
+        mut self,
+        lock: crate::manifest::ToolManifest,
+        mode: crate::manifest::ManifestMode,
+    ) -> Self {
+        self.manifest = Some((lock, mode));
+        self
+    }
+
     fn into_layer(self) -> ToolGuardLayer {
         ToolGuardLayer {
             shared: Arc::new(Shared {
@@ -288,6 +347,9 @@ impl ToolGuardLayerBuilder {
                 scanner: self.scanner,
                 max_result_bytes: self.max_result_bytes,
                 validate: self.validate,
+                pinning: self
+                    .manifest
+                    .map(|(lock, mode)| crate::manifest::Pinning::new(lock, mode)),
                 #[cfg(feature = "schema")]
                 schemas: crate::schema::SchemaStore::default(),
                 counters: Counters::default(),
@@ -348,7 +410,7 @@ fn plan<B>(req: &Request<B>, shared: &Shared) -> Option<GuardedIds> {
             .filter(|m| m.kind() == MessageKind::Request)
             .filter_map(|m| {
                 let method = match m.method()? {
-                    "tools/list" if shared.validate => "tools/list",
+                    "tools/list" if shared.reads_lists() => "tools/list",
                     other if scan => guarded_method(other)?,
                     _ => return None,
                 };
@@ -361,6 +423,37 @@ fn plan<B>(req: &Request<B>, shared: &Shared) -> Option<GuardedIds> {
     } else {
         None
     }
+}
+
+/// A `tools/call` of a tool the pinned manifest refuses (enforce mode): answered as an unknown
+/// tool.
+fn refuse_unpinned<B>(req: &Request<B>, shared: &Shared) -> Option<Response<Bytes>> {
+    let pinning = shared.pinning.as_ref()?;
+    if req.method() != Method::POST {
+        return None;
+    }
+    let call = req.extensions().get::<McpCall>()?;
+    let (id, tool) = call
+        .messages()
+        .iter()
+        .find_map(|m| Some((m.id()?, m.tool().filter(|t| pinning.refuses(t))?)))?;
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id.to_json(),
+        "error": {"code": -32602, "message": format!("Unknown tool: {tool}")},
+    })
+    .to_string();
+    let mut res = Response::new(Bytes::from(body));
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    res.extensions_mut().insert(
+        mcp_core::Rejection::new(http::StatusCode::FORBIDDEN, "tool_not_pinned")
+            .message("The tool differs from the pinned manifest")
+            .detail(format!("tool {tool} differs from the pinned manifest")),
+    );
+    Some(res)
 }
 
 /// A single `tools/call` whose arguments fail the tool's schema: the layer's answer.
@@ -412,7 +505,9 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        if let Some(answer) = refuse_arguments(&req, &self.shared) {
+        let refused =
+            refuse_unpinned(&req, &self.shared).or_else(|| refuse_arguments(&req, &self.shared));
+        if let Some(answer) = refused {
             return ResponseFuture {
                 kind: Kind::Answered {
                     answer: Some(answer),
@@ -442,7 +537,7 @@ where
 
 impl<S> ToolGuard<S> {
     fn is_on(&self) -> bool {
-        self.shared.mode != ResultGuardMode::Off || self.shared.validate
+        self.shared.mode != ResultGuardMode::Off || self.shared.reads_lists()
     }
 }
 
@@ -521,6 +616,8 @@ where
     }
 }
 
+#[cfg(test)]
+mod manifest_tests;
 #[cfg(all(test, feature = "schema"))]
 mod schema_tests;
 #[cfg(test)]

@@ -301,12 +301,19 @@ impl RewriteResponse for ResultRewriter {
             return Ok(None);
         };
         if method == Some("tools/list") {
-            // Read for the schemas only (arguments checked): kept byte for byte.
+            // Read for the schemas (arguments checked) and the pinned manifest.
             #[cfg(feature = "schema")]
-            if let Some(result) = msg.get("result") {
+            if shared.validates()
+                && let Some(result) = msg.get("result")
+            {
                 shared.schemas.learn(result.get());
             }
-            return Ok(None);
+            let Some(pinning) = &shared.pinning else {
+                return Ok(None);
+            };
+            let (drifted, rewritten) = pinning.check_list(message, self.recorder.as_ref())?;
+            shared.record_drift(drifted);
+            return Ok(rewritten);
         }
         let mut hits = Hits::default();
         for member in ["result", "error"] {

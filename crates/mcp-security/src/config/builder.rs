@@ -65,6 +65,7 @@ impl Default for SecurityConfigBuilder {
                 result_guard: mcp_security_guard::ResultGuardMode::Off,
                 max_result_bytes: mcp_security_guard::layer::DEFAULT_MAX_RESULT_BYTES,
                 validate_tool_args: true,
+                tool_manifest: None,
                 max_concurrency: DEFAULT_MAX_CONCURRENCY,
                 request_timeout: DEFAULT_REQUEST_TIMEOUT,
                 audit_enabled: true,
@@ -616,6 +617,17 @@ impl SecurityConfigBuilder {
     /// default `true`); see [`mcp_security_guard::schema`].
     pub fn validate_tool_args(mut self, on: bool) -> Self {
         self.s.validate_tool_args = on;
+        self
+    }
+
+    /// Compare every listed tool with a pinned manifest (`TOOL_MANIFEST_FILE`,
+    /// `TOOL_MANIFEST_MODE`); see [`mcp_security_guard::manifest`].
+    pub fn tool_manifest(
+        mut self,
+        lock: mcp_security_guard::manifest::ToolManifest,
+        mode: mcp_security_guard::manifest::ManifestMode,
+    ) -> Self {
+        self.s.tool_manifest = Some((lock, mode));
         self
     }
 

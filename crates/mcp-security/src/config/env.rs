@@ -169,6 +169,22 @@ impl SecurityConfigBuilder {
         }
         s.max_result_bytes = env.usize("RESULT_GUARD_MAX_BYTES", s.max_result_bytes)?;
         s.validate_tool_args = env.bool("VALIDATE_TOOL_ARGS", s.validate_tool_args)?;
+        if let Some(path) = env.string("TOOL_MANIFEST_FILE")? {
+            let var = env.var_name("TOOL_MANIFEST_FILE");
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                ConfigError::new(&var, format!("cannot be read: {e}")).with_value(&path)
+            })?;
+            let lock = mcp_security_guard::manifest::ToolManifest::parse(&text)
+                .map_err(|e| ConfigError::new(&var, e).with_value(&path))?;
+            let mode = match env.string("TOOL_MANIFEST_MODE")? {
+                Some(v) => mcp_security_guard::manifest::ManifestMode::parse(
+                    &env.var_name("TOOL_MANIFEST_MODE"),
+                    &v,
+                )?,
+                None => mcp_security_guard::manifest::ManifestMode::Warn,
+            };
+            s.tool_manifest = Some((lock, mode));
+        }
         s.request_timeout = env.duration("REQUEST_TIMEOUT", s.request_timeout)?;
         s.audit_enabled = env.bool("AUDIT_ENABLED", s.audit_enabled)?;
         if let Some(file) = env.string("AUDIT_LOG_FILE")? {

@@ -49,6 +49,7 @@
 //! | `MAX_LIST_BYTES` | the largest list response (or SSE event) the list filter reads; larger fails closed | 4 MiB |
 //! | `RESULT_GUARD` | credentials in `tools/call`, `resources/read` and `prompts/get` answers: `off`, `redact` (each becomes `[redacted]`) or `block` (the answer becomes a JSON-RPC error); see `ToolGuardLayer` | `off` |
 //! | `VALIDATE_TOOL_ARGS` | `tools/call` arguments checked against the tool's `inputSchema` (learned from `tools/list` answers) before the server sees them; a failure is answered with an `isError` result naming the JSON pointer and keyword | `true` |
+//! | `TOOL_MANIFEST_FILE`, `TOOL_MANIFEST_MODE` | a lock file from `mcp-security manifest snapshot`: every listed tool is compared with it, and one that is new or whose description or schemas changed is an audit event (`warn`) and also hidden and refused on call (`enforce`) | —, `warn` |
 //! | `RESULT_GUARD_MAX_BYTES` | the largest answer (or SSE event) the result guard scans; larger fails closed | 4 MiB |
 //! | `TOOL_ERRORS_AS_RESULTS` | a `tools/call` refused for a scope or a per-caller limit answers 200 with an `isError` tool result | `false` |
 //! | `PROTOCOL_VERSIONS` | `MCP-Protocol-Version` values accepted, comma-separated; another is refused with 400 `-32022` | the versions the bundled rmcp speaks (2024-11-05 … 2026-07-28) |
@@ -291,6 +292,11 @@ pub(crate) struct Settings {
     pub(crate) max_result_bytes: usize,
     /// `VALIDATE_TOOL_ARGS`.
     pub(crate) validate_tool_args: bool,
+    /// `TOOL_MANIFEST_FILE` (read) and `TOOL_MANIFEST_MODE`.
+    pub(crate) tool_manifest: Option<(
+        mcp_security_guard::manifest::ToolManifest,
+        mcp_security_guard::manifest::ManifestMode,
+    )>,
     pub(crate) request_timeout: Duration,
     pub(crate) audit_enabled: bool,
     pub(crate) audit_log_file: Option<PathBuf>,
