@@ -10,6 +10,8 @@
 //!                                     [--allow-rotated-end] [--env-prefix MCP]
 //! mcp-security check [--env-prefix MCP] [--env-file FILE] [--config FILE]
 //!                    [--format human|json|sarif] [--strict] [--online]
+//! mcp-security manifest snapshot URL [--token-file PATH] > tools.lock.json
+//! mcp-security manifest verify URL --lock FILE [--token-file PATH]
 //! ```
 //!
 //! `token` signs an HS256 JWT with the first secret of `MCP_JWT_SECRET` (or `MCP_JWT_SECRET_FILE`,
@@ -26,12 +28,16 @@
 //! file) and prints the findings as text, JSON or SARIF 2.1.0; it exits 1 on errors, 2 on
 //! warnings with `--strict`, else 0 (see `check.rs`). With `--online` it also fetches the
 //! identity provider's metadata and JWK Set as the server would (see `online/mod.rs`).
+//! `manifest snapshot` prints a lock file of the server's tool and prompt definitions
+//! (`MCP_TOOL_MANIFEST_FILE` for the server), `manifest verify` exits 1 when the server's
+//! definitions drifted from one (see `manifest.rs`).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod args;
 mod audit;
 mod check;
+mod manifest;
 mod online;
 
 use args::Flags;
@@ -54,6 +60,8 @@ pub(crate) const USAGE: &str = "usage:
                             [--allow-rotated-end] [--env-prefix MCP]
   mcp-security check [--env-prefix MCP] [--env-file FILE] [--config FILE]
                      [--format human|json|sarif] [--strict] [--online]
+  mcp-security manifest snapshot URL [--token-file PATH] > tools.lock.json
+  mcp-security manifest verify URL --lock FILE [--token-file PATH]
   mcp-security --version";
 
 fn main() -> ExitCode {
@@ -81,6 +89,10 @@ fn main() -> ExitCode {
             Err(message) => Err(message),
         },
         Some("check") => match check::run(&args[1..]) {
+            Ok(code) => return code,
+            Err(message) => Err(message),
+        },
+        Some("manifest") => match manifest::run(&args[1..]) {
             Ok(code) => return code,
             Err(message) => Err(message),
         },
