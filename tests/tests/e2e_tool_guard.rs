@@ -4,7 +4,9 @@
 //! id reaches the client as `[redacted]` with `MCP_RESULT_GUARD=redact`, as a JSON-RPC error
 //! with `block`, and unchanged with the guard off (the default), in rmcp's SSE answers; and
 //! `echo` called with a number for its string `text` is answered by the stack (argument
-//! validation, on by default) once the tool's schema was listed, never reaching the tool.
+//! validation, on by default) once the tool's schema was listed, never reaching the tool; and
+//! with an enforced tool manifest, tools whose definitions differ from the lock are hidden from
+//! `tools/list` and refused on call.
 //!
 //! Raw HTTP/1.1 requests (hyper-util's client), so every header and body is checked as
 //! answered.
@@ -188,4 +190,50 @@ async fn arguments_failing_the_listed_schema_never_reach_the_tool() {
     .await;
     assert_eq!(good.header("content-type"), "text/event-stream");
     assert_eq!(good.message()["result"]["content"][0]["text"], "hi");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enforced_manifest_hides_and_refuses_a_tool_whose_description_changed() {
+    use mcp_security::guard::manifest::{ManifestMode, ToolManifest};
+    // The lock as approved: `echo` had another description; `whoami` is not pinned at all.
+    let lock = ToolManifest::from_lists(
+        &[
+            json!({"tools": [{"name": "echo", "description": "Echo text.",
+            "inputSchema": {"type": "object"}}]}),
+        ],
+        &[],
+    );
+    let server = TestServer::start_configured(ServerOptions::default(), move |b| {
+        b.tool_manifest(lock, ManifestMode::Enforce)
+    })
+    .await;
+    let http = raw_http::client();
+    let session = open_session(&http, &server).await;
+    let list = post(
+        &http,
+        &server,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}),
+    )
+    .await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert_eq!(list.header("content-type"), "text/event-stream");
+    assert_eq!(list.message()["result"]["tools"], json!([]));
+    assert_eq!(server.security().tool_guard().stats().manifest_drift, 2);
+
+    let call = post(
+        &http,
+        &server,
+        Some(&session),
+        json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"text": "hi"}}}),
+    )
+    .await;
+    assert_eq!(call.status, StatusCode::OK);
+    assert_eq!(call.header("content-type"), "application/json");
+    assert_eq!(
+        call.json(),
+        json!({"jsonrpc": "2.0", "id": 4,
+            "error": {"code": -32602, "message": "Unknown tool: echo"}})
+    );
 }
