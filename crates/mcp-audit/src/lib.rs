@@ -15,7 +15,9 @@
 //!   rotation that keeps the chain, restart that continues it and, through a head file kept
 //!   beside the log, tells a clean close from an unclean stop and a cut tail), and
 //!   [`MemorySink`] for tests.
-//! - [`signing`]: Ed25519-signed checkpoints that anyone with the public key can check.
+//! - [`signing`]: Ed25519-signed checkpoints that anyone with the public key can check;
+//!   [`anchor`]: a copy of every checkpoint outside the log; [`AuditLayer::gate`]: 503 while
+//!   the file sink, with the `refuse` policy, cannot take records.
 //! - [`verify`]: the verifiers behind `mcp-security audit verify <file…> --key-file …` (the
 //!   chain key) and `--public-key …` (the signatures, no secret).
 //! - [`metrics`]: `mcp_auth_failures_total`, `mcp_rate_limit_exceeded_total`,
