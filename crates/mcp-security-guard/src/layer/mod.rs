@@ -465,6 +465,32 @@ fn refuse_arguments<B>(req: &Request<B>, shared: &Shared) -> Option<Response<Byt
     let message = req.extensions().get::<McpCall>()?.single()?;
     let tool = message.tool()?;
     let id = message.id()?.to_json();
+    if req.headers().contains_key("mcp-method")
+        && let Err(reason) = shared
+            .schemas
+            .check_params(tool, req.headers(), message.body())
+    {
+        shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+        let body = serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "error": {"code": mcp_core::jsonrpc::HEADER_MISMATCH, "message": reason,
+                "data": {"status": 400, "code": "header_mismatch"}},
+        })
+        .to_string();
+        let mut res = Response::new(Bytes::from(body));
+        *res.status_mut() = http::StatusCode::BAD_REQUEST;
+        res.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        res.extensions_mut().insert(
+            mcp_core::Rejection::new(http::StatusCode::BAD_REQUEST, "header_mismatch")
+                .message(reason)
+                .jsonrpc_code(mcp_core::jsonrpc::HEADER_MISMATCH),
+        );
+        return Some(res);
+    }
     let text = shared.schemas.check(tool, message.body()).err()?;
     shared.counters.refused.fetch_add(1, Ordering::Relaxed);
     let body = serde_json::json!({

@@ -151,3 +151,66 @@ fn validation_is_on_from_the_environment_unless_switched_off() {
     .unwrap_err();
     assert_eq!(err.setting(), "MCP_VALIDATE_TOOL_ARGS");
 }
+
+#[tokio::test]
+async fn a_mismatched_mcp_param_header_is_a_400_before_the_server() {
+    const LIST: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"add","inputSchema":{"type":"object","properties":{"a":{"type":"integer","x-mcp-header":"A"}}}}]}}"#;
+    let layer = ToolGuardLayer::builder()
+        .validate_arguments(true)
+        .build()
+        .unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let svc =
+        ServiceBuilder::new()
+            .layer(layer.clone())
+            .service_fn(move |req: Request<Full<Bytes>>| {
+                let list = req.extensions().get::<McpCall>().and_then(McpCall::method)
+                    == Some("tools/list");
+                if !list {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                async move {
+                    Ok::<_, Infallible>(
+                        Response::builder()
+                            .header("content-type", "application/json")
+                            .body(Full::new(Bytes::from(if list { LIST } else { RESULT })))
+                            .unwrap(),
+                    )
+                }
+            });
+    send(&svc, LIST_REQ).await;
+    let body = call(r#"{"a":1}"#);
+    let mut req = Request::post("/mcp")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "add")
+        .header("mcp-param-a", "2")
+        .body(Full::new(Bytes::from(body.clone())))
+        .unwrap();
+    req.extensions_mut()
+        .insert(parse_envelope(body.as_bytes()).unwrap());
+    let res = svc.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(res.headers()["content-type"], "application/json");
+    assert_eq!(
+        res.extensions().get::<Rejection>().unwrap().code(),
+        "header_mismatch"
+    );
+    let out = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        &out[..],
+        br#"{"error":{"code":-32020,"data":{"code":"header_mismatch","status":400},"message":"Mcp-Param-A header does not match `a`"},"id":2,"jsonrpc":"2.0"}"#
+    );
+    assert_eq!(calls.load(Ordering::Relaxed), 0);
+    // The same call with a matching header reaches the server.
+    let mut req = Request::post("/mcp")
+        .header("mcp-method", "tools/call")
+        .header("mcp-param-a", "1")
+        .body(Full::new(Bytes::from(body.clone())))
+        .unwrap();
+    req.extensions_mut()
+        .insert(parse_envelope(body.as_bytes()).unwrap());
+    let res = svc.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(calls.load(Ordering::Relaxed), 1);
+}

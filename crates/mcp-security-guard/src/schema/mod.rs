@@ -15,6 +15,12 @@
 //!   (never fetched: no network or file access is compiled in) is not checked.
 //! - The server's list is what counts: a later `tools/list` replaces a tool's schema (compiled
 //!   again only when its text changed).
+//! - `Mcp-Param-*` headers (SEP-2243): on a request that carries `Mcp-Method` (a client sending
+//!   the standard headers), each property the schema annotates with `x-mcp-header` (reached
+//!   through `properties` alone) must be mirrored by its `Mcp-Param-<name>` header, decoded from
+//!   `=?base64?…?=` when so encoded, as rmcp checks it: a header for an absent or null
+//!   argument, a missing header for a present one, a different value or a repeated header is a
+//!   400 with JSON-RPC `-32020` naming the header.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,9 +35,36 @@ pub const MAX_TOOLS: usize = 1024;
 /// The largest `inputSchema` compiled (its JSON text).
 pub const MAX_SCHEMA_BYTES: usize = 64 * 1024;
 
+/// `x-mcp-header` annotations: each property's path and its header's name suffix.
+type ParamHeaders = Arc<[(Vec<String>, String)]>;
+
 struct Compiled {
     text: Box<str>,
     validator: Option<Arc<jsonschema::Validator>>,
+    params: ParamHeaders,
+}
+
+/// Every `x-mcp-header` string on a `properties` chain from the root.
+fn annotations(schema: &Value) -> Vec<(Vec<String>, String)> {
+    fn walk(props: Option<&Value>, path: &mut Vec<String>, out: &mut Vec<(Vec<String>, String)>) {
+        let Some(Value::Object(props)) = props else {
+            return;
+        };
+        for (name, schema) in props {
+            path.push(name.clone());
+            if let Some(Value::String(h)) = schema.get("x-mcp-header")
+                && !h.is_empty()
+            {
+                out.push((path.clone(), h.clone()));
+            }
+            // Bounded by serde_json's nesting limit on the schema.
+            walk(schema.get("properties"), path, out);
+            path.pop();
+        }
+    }
+    let mut out = Vec::new();
+    walk(schema.get("properties"), &mut Vec::new(), &mut out);
+    out
 }
 
 /// The schemas learned so far, shared by every clone of the layer.
@@ -62,16 +95,19 @@ struct ListedTool<'a> {
     input_schema: Option<&'a RawValue>,
 }
 
-fn compile(text: &str) -> Option<Arc<jsonschema::Validator>> {
+fn compile(text: &str) -> (Option<Arc<jsonschema::Validator>>, ParamHeaders) {
     if text.len() > MAX_SCHEMA_BYTES {
-        return None;
+        return (None, Arc::from([]));
     }
-    let schema: Value = serde_json::from_str(text).ok()?;
-    jsonschema::options()
+    let Ok(schema) = serde_json::from_str::<Value>(text) else {
+        return (None, Arc::from([]));
+    };
+    let validator = jsonschema::options()
         .with_draft(jsonschema::Draft::Draft202012)
         .build(&schema)
         .ok()
-        .map(Arc::new)
+        .map(Arc::new);
+    (validator, annotations(&schema).into())
 }
 
 impl SchemaStore {
@@ -104,7 +140,7 @@ impl SchemaStore {
                 continue;
             }
             // Compiled outside the lock.
-            let validator = compile(text);
+            let (validator, params) = compile(text);
             let mut tools = self.tools.lock().unwrap_or_else(PoisonError::into_inner);
             if tools.len() < MAX_TOOLS || tools.contains_key(name.as_str()) {
                 tools.insert(
@@ -112,6 +148,7 @@ impl SchemaStore {
                     Compiled {
                         text: text.into(),
                         validator,
+                        params,
                     },
                 );
             }
@@ -123,30 +160,75 @@ impl SchemaStore {
         tools.get(tool).and_then(|c| c.validator.clone())
     }
 
+    /// Check the `Mcp-Param-*` headers of a `tools/call` of `tool` against its arguments:
+    /// `Err(reason)` naming the header.
+    pub(crate) fn check_params(
+        &self,
+        tool: &str,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<(), String> {
+        let params = {
+            let tools = self.tools.lock().unwrap_or_else(PoisonError::into_inner);
+            match tools.get(tool) {
+                Some(c) if !c.params.is_empty() => Arc::clone(&c.params),
+                _ => return Ok(()),
+            }
+        };
+        let arguments = arguments(body).unwrap_or(Value::Null);
+        for (path, header) in params.iter() {
+            let full = format!("Mcp-Param-{header}");
+            let mut values = headers.get_all(full.as_str()).iter();
+            let value = values.next();
+            if values.next().is_some() {
+                return Err(format!("{full} header sent more than once"));
+            }
+            let arg = path
+                .iter()
+                .try_fold(&arguments, |v, k| v.get(k))
+                .filter(|v| !v.is_null());
+            let expected = arg.and_then(|v| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Bool(b) => Some(b.to_string()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            });
+            let prop = path.join(".");
+            match (value, expected) {
+                (None, None) => {}
+                (Some(_), None) => {
+                    return Err(format!(
+                        "unexpected {full} header for absent or null `{prop}`"
+                    ));
+                }
+                (None, Some(_)) => return Err(format!("missing {full} header for `{prop}`")),
+                (Some(raw), Some(expected)) => {
+                    let raw = raw
+                        .to_str()
+                        .map_err(|_| format!("{full} header is not visible ASCII"))?;
+                    match mcp_core::mcp_headers::value_matches(raw, &expected) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            return Err(format!("{full} header does not match `{prop}`"));
+                        }
+                        Err(_) => return Err(format!("{full} header is not valid Base64")),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Check a `tools/call` body's `params.arguments` against `tool`'s schema: `Err(text)`
     /// naming the JSON pointer and keyword of the first failure; `Ok` when valid or unknown.
     pub(crate) fn check(&self, tool: &str, body: &[u8]) -> Result<(), String> {
         let Some(validator) = self.validator(tool) else {
             return Ok(());
         };
-        #[derive(Deserialize)]
-        struct Call {
-            #[serde(default)]
-            params: Option<Params>,
-        }
-        #[derive(Deserialize)]
-        struct Params {
-            #[serde(default)]
-            arguments: Option<Value>,
-        }
         // McpInspectLayer already refused a body that is not JSON.
-        let Ok(call) = serde_json::from_slice::<Call>(body) else {
+        let Some(arguments) = arguments(body) else {
             return Ok(());
         };
-        let arguments = call
-            .params
-            .and_then(|p| p.arguments)
-            .unwrap_or_else(|| Value::Object(Default::default()));
         match validator.iter_errors(&arguments).next() {
             None => Ok(()),
             Some(e) => {
@@ -159,6 +241,26 @@ impl SchemaStore {
             }
         }
     }
+}
+
+/// `params.arguments` of a single message body (`{}` when absent); `None` when not JSON.
+fn arguments(body: &[u8]) -> Option<Value> {
+    #[derive(Deserialize)]
+    struct Call {
+        #[serde(default)]
+        params: Option<Params>,
+    }
+    #[derive(Deserialize)]
+    struct Params {
+        #[serde(default)]
+        arguments: Option<Value>,
+    }
+    let call = serde_json::from_slice::<Call>(body).ok()?;
+    Some(
+        call.params
+            .and_then(|p| p.arguments)
+            .unwrap_or_else(|| Value::Object(Default::default())),
+    )
 }
 
 #[cfg(test)]

@@ -70,3 +70,67 @@ fn a_changed_schema_replaces_the_old_one_and_the_store_is_bounded() {
     store.learn("not json");
     store.learn(r#"{"tools":"no"}"#);
 }
+
+#[test]
+fn mcp_param_headers_must_mirror_the_annotated_arguments() {
+    let store = SchemaStore::default();
+    store.learn(
+        r#"{"tools":[{"name":"deploy","inputSchema":{"type":"object","properties":{
+            "region":{"type":"string","x-mcp-header":"Region"},
+            "opts":{"type":"object","properties":{"dry":{"type":"boolean","x-mcp-header":"Dry"}}},
+            "note":{"type":"string"}}}}]}"#,
+    );
+    let body = |args: &str| {
+        format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"deploy","arguments":{args}}}}}"#)
+            .into_bytes()
+    };
+    let headers = |pairs: &[(&str, &str)]| {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    };
+    let args = r#"{"region":"eu-west-1","opts":{"dry":true},"note":"x"}"#;
+    let ok = headers(&[("mcp-param-region", "eu-west-1"), ("mcp-param-dry", "true")]);
+    assert_eq!(store.check_params("deploy", &ok, &body(args)), Ok(()));
+    // Base64-encoded values decode first: "eu-west-1".
+    let b64 = headers(&[
+        ("mcp-param-region", "=?base64?ZXUtd2VzdC0x?="),
+        ("mcp-param-dry", "true"),
+    ]);
+    assert_eq!(store.check_params("deploy", &b64, &body(args)), Ok(()));
+    let wrong = headers(&[("mcp-param-region", "us-east-1"), ("mcp-param-dry", "true")]);
+    assert_eq!(
+        store.check_params("deploy", &wrong, &body(args)),
+        Err("Mcp-Param-Region header does not match `region`".to_owned())
+    );
+    let missing = headers(&[("mcp-param-region", "eu-west-1")]);
+    assert_eq!(
+        store.check_params("deploy", &missing, &body(args)),
+        Err("missing Mcp-Param-Dry header for `opts.dry`".to_owned())
+    );
+    let extra = headers(&[("mcp-param-region", "eu-west-1")]);
+    assert_eq!(
+        store.check_params("deploy", &extra, &body(r#"{"region":null}"#)),
+        Err("unexpected Mcp-Param-Region header for absent or null `region`".to_owned())
+    );
+    let twice = headers(&[
+        ("mcp-param-region", "eu-west-1"),
+        ("mcp-param-region", "eu-west-1"),
+    ]);
+    assert_eq!(
+        store.check_params("deploy", &twice, &body(r#"{"region":"eu-west-1"}"#)),
+        Err("Mcp-Param-Region header sent more than once".to_owned())
+    );
+    let bad = headers(&[("mcp-param-region", "=?base64?!!?=")]);
+    assert_eq!(
+        store.check_params("deploy", &bad, &body(r#"{"region":"eu-west-1"}"#)),
+        Err("Mcp-Param-Region header is not valid Base64".to_owned())
+    );
+    // Unknown tools and tools without annotations are not checked.
+    assert_eq!(store.check_params("other", &wrong, &body(args)), Ok(()));
+}
