@@ -154,6 +154,20 @@ async fn the_audit_layer_sees_each_hit_without_the_secret() {
             action: "redacted",
         }]]
     );
+    let secrets: Vec<_> = memory
+        .events()
+        .iter()
+        .filter_map(|e| e.as_completion().and_then(|c| c.secrets()))
+        .map(|(kinds, action, target)| (kinds, action, target.map(str::to_owned)))
+        .collect();
+    assert_eq!(
+        secrets,
+        [(
+            "aws_access_key_id:1".to_owned(),
+            "redacted",
+            Some("read_env".to_owned())
+        )]
+    );
     assert!(
         memory
             .events()
@@ -217,4 +231,56 @@ fn stack_err(extra: &[(&str, &str)]) -> String {
         Ok(_) => panic!("accepted {extra:?}"),
         Err(e) => e.to_string(),
     }
+}
+
+#[tokio::test]
+async fn the_audit_completion_record_names_manifest_drift() {
+    use mcp_security::guard::manifest::{ManifestMode, ToolManifest};
+    let memory = Arc::new(MemorySink::new());
+    let audit = AuditLayer::builder()
+        .sink(Arc::clone(&memory))
+        .build()
+        .unwrap();
+    let lock = ToolManifest::from_lists(
+        &[
+            serde_json::json!({"tools": [{"name": "read_env", "description": "Read one variable."}]}),
+        ],
+        &[],
+    );
+    let guard = ToolGuardLayer::builder()
+        .manifest(lock, ManifestMode::Warn)
+        .build()
+        .unwrap();
+    let list = r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read_env","description":"Read every variable."},{"name":"upload"}]}}"#;
+    let app = Router::new()
+        .route(
+            "/mcp",
+            post(move || async move { ([("content-type", "application/json")], list) }),
+        )
+        .layer(guard)
+        .layer(McpInspectLayer::builder().build().unwrap())
+        .layer(audit.clone());
+    let req = Request::post("/mcp")
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .extension(ConnectInfo(
+            "192.0.2.10:50000".parse::<SocketAddr>().unwrap(),
+        ))
+        .body(Body::from(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+        ))
+        .unwrap();
+    let res = app.oneshot(req).await.unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], list.as_bytes(), "warn mode changes nothing");
+    audit.close().await.unwrap();
+    let drift: Vec<(String, bool)> = memory
+        .events()
+        .iter()
+        .filter_map(|e| e.as_completion().and_then(|c| c.manifest_drift()))
+        .collect();
+    assert_eq!(
+        drift,
+        [("read_env:description,upload:new".to_owned(), false)]
+    );
 }

@@ -62,6 +62,53 @@ impl CompletionRecord {
         })
     }
 
+    /// What the result guard found (`mcp-security-guard`): each kind of credential with its
+    /// count (`aws_access_key_id:1,jwt:2`), what was done (`redacted` or `blocked`) and the tool,
+    /// prompt or resource URI answered (of the first hit). Never the secret.
+    pub fn secrets(&self) -> Option<(String, &'static str, Option<&str>)> {
+        let mut kinds = String::new();
+        let mut first: Option<(&'static str, Option<&str>)> = None;
+        for f in self.facts() {
+            if let ResponseFact::SecretFound {
+                kind,
+                count,
+                target,
+                action,
+                ..
+            } = f
+            {
+                if !kinds.is_empty() {
+                    kinds.push(',');
+                }
+                kinds.push_str(&format!("{kind}:{count}"));
+                first.get_or_insert((*action, target.as_deref()));
+            }
+        }
+        first.map(|(action, target)| (kinds, action, target))
+    }
+
+    /// Listed tools that differ from the pinned manifest (`mcp-security-guard`):
+    /// `read_note:description,upload:new`, and whether they were hidden and refused.
+    pub fn manifest_drift(&self) -> Option<(String, bool)> {
+        let mut out: Option<(String, bool)> = None;
+        for f in self.facts() {
+            if let ResponseFact::ManifestDrift {
+                tool,
+                change,
+                enforced,
+            } = f
+            {
+                let (list, e) = out.get_or_insert((String::new(), *enforced));
+                if !list.is_empty() {
+                    list.push(',');
+                }
+                list.push_str(&format!("{tool}:{change}"));
+                *e |= *enforced;
+            }
+        }
+        out
+    }
+
     pub(crate) fn write_body(&self, buf: &mut Vec<u8>, seq: u64) {
         let mut o = JsonObject::begin(buf, seq, RecordKind::Completion, self.time);
         o.str("request_id", Some(&self.request_id()));
@@ -81,5 +128,21 @@ impl CompletionRecord {
         o.str("failed_closed", failed.map(|f| f.1));
         o.str("failed_closed_by", failed.map(|f| f.0));
         o.u64("facts_dropped", Some(u64::from(self.facts.dropped)));
+        let secrets = self.secrets();
+        o.str("secrets", secrets.as_ref().map(|s| s.0.as_str()));
+        o.str("secrets_action", secrets.as_ref().map(|s| s.1));
+        let target = secrets
+            .as_ref()
+            .and_then(|s| s.2)
+            .map(|t| self.masker.mask_text(t));
+        o.str("secrets_target", target.as_deref());
+        let drift = self.manifest_drift();
+        o.str("manifest_drift", drift.as_ref().map(|d| d.0.as_str()));
+        o.str(
+            "manifest_drift_action",
+            drift
+                .as_ref()
+                .map(|d| if d.1 { "enforced" } else { "warned" }),
+        );
     }
 }

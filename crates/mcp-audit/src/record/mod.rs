@@ -57,6 +57,8 @@
 //! | `list_method`, `entries_kept`, `entries_hidden` | a list filtered by `ListFilterLayer` (sums when several) |
 //! | `failed_closed`, `failed_closed_by` | why a response was replaced by a JSON-RPC error, and which layer did it |
 //! | `facts_dropped` | facts beyond the per-request cap |
+//! | `secrets`, `secrets_action`, `secrets_target` | credentials the result guard found in the answer (`aws_access_key_id:1,jwt:2`, never the secret), `redacted` or `blocked`, and the tool, prompt or URI answered |
+//! | `manifest_drift`, `manifest_drift_action` | listed tools differing from the pinned manifest (`read_note:description,upload:new`), `warned` or `enforced` |
 
 use std::borrow::Cow;
 use std::net::IpAddr;
