@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::atomic::Ordering;
 
-use mcp_audit::{Audit, AuditLayer, AuditSettings};
+use mcp_audit::{Audit, AuditGate, AuditLayer, AuditSettings};
 use mcp_auth::{
     ApiKeyStore, Auth, AuthLayer, AuthPolicy, ListFilter, ListFilterLayer, SessionBinding,
     SessionBindingLayer, TokenEndpoint, TokenEndpointLayer,
@@ -77,29 +77,35 @@ impl From<ConfigError> for SecurityError {
     }
 }
 
-/// The service [`SecurityLayer`] wraps around `S`, outermost first: audit, security headers,
+/// The service [`SecurityLayer`] wraps around `S`, outermost first: audit, the audit gate (503
+/// while `MCP_AUDIT_OVERFLOW=refuse` and the audit file cannot take records), security headers,
 /// Origin guard + CORS, network allow/deny lists, per-client rate limit, resource limits, MCP
 /// envelope inspection, agent-readable refusals (when on), the token endpoint (when on), authentication,
 /// legacy-session binding, per-caller rate limits, list filtering, the tool guards.
 pub type SecurityService<S> = Audit<
-    SecurityHeaders<
-        OriginGuard<
-            NetworkPolicy<
-                RateLimit<
-                    ResourceLimit<
-                        McpInspect<
-                            ToolErrorsAsResults<
-                                TokenEndpoint<
-                                    Auth<
-                                        SessionBinding<
-                                            RateLimit<ListFilter<ToolGuard<S>>, RateLimitBackend>,
+    AuditGate<
+        SecurityHeaders<
+            OriginGuard<
+                NetworkPolicy<
+                    RateLimit<
+                        ResourceLimit<
+                            McpInspect<
+                                ToolErrorsAsResults<
+                                    TokenEndpoint<
+                                        Auth<
+                                            SessionBinding<
+                                                RateLimit<
+                                                    ListFilter<ToolGuard<S>>,
+                                                    RateLimitBackend,
+                                                >,
+                                            >,
                                         >,
                                     >,
                                 >,
                             >,
                         >,
+                        RateLimitBackend,
                     >,
-                    RateLimitBackend,
                 >,
             >,
         >,
@@ -270,6 +276,7 @@ impl<S> Layer<S> for SecurityLayer {
         let svc = self.network.layer(svc);
         let svc = self.guard.layer(svc);
         let svc = self.headers.layer(svc);
+        let svc = self.audit.gate().layer(svc);
         self.audit.layer(svc)
     }
 }
