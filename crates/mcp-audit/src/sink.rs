@@ -118,6 +118,8 @@ impl TracingSink {
     fn completion(c: &CompletionRecord) {
         let entries = c.list_entries();
         let failed = c.failed_closed();
+        let secrets = c.secrets();
+        let drift = c.manifest_drift();
         tracing::info!(
             target: TRACING_TARGET,
             kind = "completion",
@@ -128,6 +130,9 @@ impl TracingSink {
             entries_hidden = entries.map(|e| e.1),
             failed_closed = failed.map(|f| f.1),
             failed_closed_by = failed.map(|f| f.0),
+            secrets = secrets.as_ref().map(|s| s.0.as_str()),
+            secrets_action = secrets.as_ref().map(|s| s.1),
+            manifest_drift = drift.as_ref().map(|d| d.0.as_str()),
             "audit completion"
         );
     }
