@@ -606,7 +606,8 @@ impl FileSinkBuilder {
     /// # Errors
     /// `channel_capacity` when 0, `max_file_bytes` when below 4 KiB (and not 0),
     /// `checkpoint_interval` when below 1 s, `batch_delay` when above 1 s, `log_file` when the
-    /// file cannot be opened, read or written, or the writer thread cannot start.
+    /// file cannot be opened, read or written, or the writer thread cannot start, `head_file`
+    /// when the head file cannot be written.
     pub fn build(self) -> Result<FileSink, ConfigError> {
         if self.capacity == 0 {
             return Err(ConfigError::new("channel_capacity", "must be at least 1").with_value("0"));
@@ -689,6 +690,13 @@ impl FileSinkBuilder {
             recovering: false,
         };
         writer.open().map_err(log_err)?;
+        if writer.head_failing {
+            return Err(ConfigError::new(
+                "head_file",
+                "cannot write the head file (is its directory there and writable?)",
+            )
+            .with_value(writer.head_path.display().to_string()));
+        }
         let (tx, rx) = mpsc::channel(self.capacity);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()

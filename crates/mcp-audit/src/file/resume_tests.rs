@@ -311,3 +311,22 @@ async fn records_after_the_saved_head_are_an_unclean_stop_not_a_loss() {
     assert_eq!(json(&lines(&path)[3])["previous"], "unclean_stop");
     assert!(verify_files(&[&path], &key(), &VerifyOptions::new()).is_ok());
 }
+
+#[test]
+fn an_unwritable_head_file_is_a_named_error() {
+    let dir = TempDir::new("head-unwritable");
+    let e = FileSink::builder(dir.join("audit.jsonl"), key())
+        .head_file(dir.join("no-such-dir").join("audit.head"))
+        .build()
+        .unwrap_err();
+    assert_eq!(e.setting(), "head_file");
+    assert!(e.to_string().contains("no-such-dir"), "{e}");
+    let mut s = crate::AuditSettings::new("MCP");
+    s.log_file = Some(dir.join("other.jsonl"));
+    s.hmac_key = Some(mcp_core::config::Secret::new(
+        "0123456789abcdef0123456789abcdef-env",
+    ));
+    s.head_file = Some(dir.join("no-such-dir").join("other.head"));
+    let e = s.into_builder().unwrap_err();
+    assert_eq!(e.setting(), "MCP_AUDIT_HEAD_FILE");
+}

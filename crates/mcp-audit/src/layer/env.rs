@@ -341,6 +341,7 @@ impl AuditSettings {
                         "max_file_bytes" => "AUDIT_MAX_FILE_BYTES",
                         "checkpoint_interval" => "AUDIT_CHECKPOINT_INTERVAL",
                         "batch_delay" => "AUDIT_BATCH_DELAY",
+                        "head_file" => "AUDIT_HEAD_FILE",
                         _ => "AUDIT_LOG_FILE",
                     };
                     e.renamed(var(name))
