@@ -265,7 +265,7 @@ impl ToolGuardLayer {
     }
 
     /// Whether `tools/call` arguments are checked against the tools' schemas (feature
-    /// `schema`; see [`crate::schema`]).
+    /// `schema`; see its `schema` module).
     pub fn validates_arguments(&self) -> bool {
         self.shared.validate
     }
