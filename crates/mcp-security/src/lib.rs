@@ -18,6 +18,8 @@
 //! SessionBindingLayer   a legacy Mcp-Session-Id belongs to the principal that opened it;
 //!                       any other id gets the server's own unknown-session 404
 //! RateLimitLayer (who)  per principal, per route class, per MCP tool
+//! ListFilterLayer       tools/prompts/resources lists cut to what the caller may use
+//! ToolGuardLayer        credentials in results redacted or blocked; arguments checked
 //!   your service        axum Router / rmcp StreamableHttpService / tonic / hyper
 //! ```
 //!
