@@ -10,115 +10,18 @@
 //! filtered or replaced by a JSON-RPC error (fail closed).
 #![no_main]
 
-use std::convert::Infallible;
-use std::future::{Future, Ready, ready};
-use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
-
-use bytes::Bytes;
-use http::{Request, Response};
-use http_body::{Body, Frame};
+use http::Request;
 use libfuzzer_sys::fuzz_target;
 use mcp_auth::list_filter::ListFilterLayer;
 use mcp_auth::policy::AuthPolicy;
 use mcp_core::jsonrpc::parse_envelope;
 use mcp_core::{Principal, PrincipalKind};
-use serde_json::Value;
 use tower_layer::Layer;
-use tower_service::Service;
 
-/// The server's body, in frames of a fixed size.
-struct Chunks {
-    data: Bytes,
-    size: usize,
-}
+#[path = "support/rewrite.rs"]
+mod support;
 
-impl Body for Chunks {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        if self.data.is_empty() {
-            return Poll::Ready(None);
-        }
-        let n = self.size.min(self.data.len());
-        let frame = self.data.split_to(n);
-        Poll::Ready(Some(Ok(Frame::data(frame))))
-    }
-}
-
-#[derive(Clone)]
-struct Server {
-    body: Bytes,
-    size: usize,
-    content_type: &'static str,
-}
-
-impl Service<Request<()>> for Server {
-    type Response = Response<Chunks>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<Chunks>, Infallible>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _req: Request<()>) -> Self::Future {
-        let mut res = Response::new(Chunks {
-            data: self.body.clone(),
-            size: self.size,
-        });
-        res.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static(self.content_type),
-        );
-        ready(Ok(res))
-    }
-}
-
-/// The first JSON-RPC response with id 1 in what the client got, if any.
-fn first_answer(out: &[u8], sse: bool) -> Option<Value> {
-    let text = std::str::from_utf8(out).ok()?;
-    if !sse {
-        let v: Value = serde_json::from_str(text).ok()?;
-        return match v {
-            Value::Array(items) => items.into_iter().find(|m| m["id"] == 1),
-            v if v["id"] == 1 => Some(v),
-            _ => None,
-        };
-    }
-    // Events as a client reads them: data lines joined, dispatched at a blank line.
-    let normalized = text.replace("\r\n", "\n").replace('\r', "\n");
-    let mut data: Option<String> = None;
-    for line in normalized.split('\n') {
-        if line.is_empty() {
-            if let Some(d) = data.take()
-                && let Ok(v) = serde_json::from_str::<Value>(&d)
-                && v["id"] == 1
-                && (v.get("result").is_some() || v.get("error").is_some())
-            {
-                return Some(v);
-            }
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("data") {
-            let value = rest.strip_prefix(':').map(|v| v.strip_prefix(' ').unwrap_or(v));
-            if let Some(value) = value.or(rest.is_empty().then_some("")) {
-                match &mut data {
-                    Some(d) => {
-                        d.push('\n');
-                        d.push_str(value);
-                    }
-                    None => data = Some(value.to_owned()),
-                }
-            }
-        }
-    }
-    None
-}
+use support::{Server, drive, first_answer};
 
 fuzz_target!(|input: &[u8]| {
     let [flags, size, body @ ..] = input else {
@@ -134,15 +37,7 @@ fuzz_target!(|input: &[u8]| {
         .max_list_bytes(4096)
         .build()
         .expect("layer");
-    let mut svc = layer.layer(Server {
-        body: Bytes::copy_from_slice(body),
-        size: usize::from(*size) + 1,
-        content_type: if sse {
-            "text/event-stream"
-        } else {
-            "application/json"
-        },
-    });
+    let mut svc = layer.layer(Server::new(body, *size, sse));
     let mut req = Request::new(());
     *req.method_mut() = http::Method::POST;
     if era_2026 {
@@ -159,27 +54,7 @@ fuzz_target!(|input: &[u8]| {
             .scopes(["notes:read"])
             .build(),
     );
-    let mut cx = Context::from_waker(Waker::noop());
-    let mut fut = svc.call(req);
-    let Poll::Ready(Ok(res)) = Pin::new(&mut fut).poll(&mut cx) else {
-        panic!("the response future is ready");
-    };
-    let mut body = res.into_body();
-    let mut out = Vec::new();
-    // Every frame is ready; a bounded number of polls (the body cannot stall).
-    for _ in 0..body_len_bound(input.len()) {
-        match Pin::new(&mut body).poll_frame(&mut cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Ok(data) = frame.into_data() {
-                    out.extend_from_slice(&data);
-                }
-            }
-            Poll::Ready(None) => break,
-            Poll::Ready(Some(Err(never))) => match never {},
-            Poll::Pending => panic!("a ready body never pends"),
-        }
-    }
-    assert!(Pin::new(&mut body).poll_frame(&mut cx).is_ready());
+    let out = drive(&mut svc, req, input.len());
     if let Some(answer) = first_answer(&out, sse)
         && let Some(tools) = answer["result"]["tools"].as_array()
     {
@@ -189,7 +64,3 @@ fuzz_target!(|input: &[u8]| {
         );
     }
 });
-
-fn body_len_bound(len: usize) -> usize {
-    2 * len + 16
-}
