@@ -35,6 +35,7 @@ pub fn check(input: &CheckInput, runtime: &RuntimeEnvironment) -> Report {
     c.network_rules();
     c.token_endpoint();
     c.jwt_lifetime();
+    c.result_guard();
     c.rate_limit_and_audit();
     c.files(runtime);
     c.process(runtime);

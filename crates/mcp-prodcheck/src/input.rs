@@ -352,6 +352,8 @@ pub struct CheckInput {
     pub token_ttl: Option<Duration>,
     /// `JWT_MAX_LIFETIME` when set: `Some(None)` is `off`.
     pub jwt_max_lifetime: Option<Option<Duration>>,
+    /// The result guard's mode (`RESULT_GUARD`: `off`, `redact`, `block`), when the stack has one.
+    pub result_guard: Option<String>,
 }
 
 impl Default for CheckInput {
@@ -391,6 +393,7 @@ impl Default for CheckInput {
             token_endpoint: false,
             token_ttl: None,
             jwt_max_lifetime: None,
+            result_guard: None,
         }
     }
 }

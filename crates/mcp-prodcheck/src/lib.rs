@@ -39,6 +39,7 @@
 //! | `MCP-AUTH-003` | error | — | `MCP_DEV_BYPASS` on | remove it outside development |
 //! | `MCP-AUTH-004` | warning | warning | `MCP_URL_AUTH=true` (`?token=`) | send `Authorization: Bearer` |
 //! | `MCP-AUTH-005` | error | warning | authentication on, but neither `MCP_RESOURCE_URL` nor an http(s) `MCP_JWT_AUDIENCE` (with JWTs) names the protected resource: the OAuth metadata would come from `Host`, or not be served | `MCP_RESOURCE_URL=https://mcp.example.com/mcp` |
+//! | `MCP-GUARD-001` | info | — | `MCP_RESULT_GUARD=off` (the default): tool results reach clients unscanned for credentials | `MCP_RESULT_GUARD=redact` |
 //! | `MCP-TOKEN-001` | error | warning | the token endpoint (`MCP_TOKEN_ENDPOINT`) is on, bound beyond loopback, with neither an https `MCP_RESOURCE_URL` nor `MCP_TRUSTED_PROXIES` (TLS terminated in front): API keys and tokens would cross the network in clear | terminate TLS in front and say so with an https resource URL, or bind 127.0.0.1 |
 //! | `MCP-TOKEN-002` | error | error | `MCP_TOKEN_TTL` over one hour: issued tokens cannot be revoked before they expire | `15m` (the default) |
 //! | `MCP-KEY-001` | error | warning | API key shorter than 32 bytes | `mcp-security keygen` |

@@ -128,6 +128,10 @@ rules! {
     JWT_LONG_LIFETIME = "MCP-JWT-006", "JwtLifetimeUnbounded", Warning, SKIP,
         "HS256 tokens may live longer than a day",
         "Keep MCP_JWT_MAX_LIFETIME at 24h or less (the default for HS256): a leaked HS256 token cannot be revoked before it expires, and short-lived tokens are renewed, not stretched.";
+    /// Tool results reach clients unscanned for credentials.
+    RESULT_GUARD_OFF = "MCP-GUARD-001", "ResultGuardOff", Info, SKIP,
+        "tool results are not scanned for credentials",
+        "Set MCP_RESULT_GUARD=redact: a credential a tool returns (a cloud key, a private key, a token) is then replaced by [redacted] before it reaches the agent.";
     /// The token endpoint is reachable beyond loopback without TLS in front of it.
     TOKEN_ENDPOINT_PLAINTEXT = "MCP-TOKEN-001", "TokenEndpointWithoutTls", Error, WARNING,
         "the token endpoint is reachable beyond this machine without TLS",

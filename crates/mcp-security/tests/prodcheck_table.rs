@@ -59,6 +59,7 @@ fn clean(dir: &Scratch) -> BTreeMap<String, String> {
         ("MCP_JWT_AUDIENCE", "https://mcp.example.com/mcp"),
         ("MCP_CORS_ORIGINS", "https://app.example.com"),
         ("MCP_AUDIT_HMAC_KEY", HMAC_KEY),
+        ("MCP_RESULT_GUARD", "redact"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -122,6 +123,7 @@ fn one_case_per_finding() {
         set("MCP-AUTH-004", &[("MCP_URL_AUTH", Some("true"))]),
         set("MCP-AUTH-005", &[("MCP_JWT_AUDIENCE", Some("filesystem"))]),
         set("MCP-JWT-006", &[("MCP_JWT_MAX_LIFETIME", Some("off"))]),
+        set("MCP-GUARD-001", &[("MCP_RESULT_GUARD", Some("off"))]),
         set(
             "MCP-TOKEN-001",
             &[

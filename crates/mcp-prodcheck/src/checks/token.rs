@@ -1,5 +1,5 @@
-//! Token lifetimes: the built-in token endpoint (TLS in front of it beyond loopback, a short
-//! TTL) and the longest HS256 token lifetime accepted.
+//! Tokens and what tools return: the built-in token endpoint (TLS in front of it beyond
+//! loopback, a short TTL), the longest HS256 token lifetime accepted, and the result guard.
 
 use std::time::Duration;
 
@@ -89,6 +89,28 @@ impl Checker<'_> {
                 self.var("JWT_MAX_LIFETIME")
             ),
             Some(self.var("JWT_MAX_LIFETIME")),
+        );
+    }
+}
+
+impl Checker<'_> {
+    pub(super) fn result_guard(&mut self) {
+        if self.input.result_guard.as_deref() != Some("off") {
+            return;
+        }
+        self.add(
+            &rules::RESULT_GUARD_OFF,
+            format!(
+                "{} is off: a credential a tool returns (a cloud key, a private key, a token in a \
+                 file it read) reaches the agent as it is",
+                self.var("RESULT_GUARD")
+            ),
+            format!(
+                "set {}=redact (each credential replaced by [redacted]) or block (the answer \
+                 withheld)",
+                self.var("RESULT_GUARD")
+            ),
+            Some(self.var("RESULT_GUARD")),
         );
     }
 }
@@ -247,5 +269,30 @@ mod tests {
             ..CheckInput::default()
         };
         assert_eq!(lifetime(&no_secret), []);
+    }
+
+    #[test]
+    fn the_result_guard_off_is_production_info() {
+        let with = |mode: Option<&str>, environment| CheckInput {
+            environment,
+            result_guard: mode.map(str::to_owned),
+            ..CheckInput::default()
+        };
+        let guard = |input: &CheckInput| -> Vec<(&'static str, Severity)> {
+            check(input, &RuntimeEnvironment::new())
+                .findings()
+                .iter()
+                .filter(|f| f.id() == "MCP-GUARD-001")
+                .map(|f| (f.id(), f.severity()))
+                .collect()
+        };
+        assert_eq!(
+            guard(&with(Some("off"), Environment::Production)),
+            [("MCP-GUARD-001", Severity::Info)]
+        );
+        assert_eq!(guard(&with(Some("redact"), Environment::Production)), []);
+        assert_eq!(guard(&with(Some("block"), Environment::Production)), []);
+        assert_eq!(guard(&with(None, Environment::Production)), []);
+        assert_eq!(guard(&with(Some("off"), Environment::Development)), []);
     }
 }

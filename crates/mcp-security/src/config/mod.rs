@@ -570,6 +570,7 @@ impl SecurityConfig {
         i.response_headers = self.response_headers.clone();
         i.token_endpoint = s.token.enabled;
         i.token_ttl = s.token.enabled.then_some(s.token.ttl);
+        i.result_guard = Some(s.result_guard.as_str().to_owned());
         i.jwt_max_lifetime = s.jwt_max_lifetime;
         i
     }
