@@ -205,3 +205,39 @@ async fn python_client_credentials_against_the_server_alone_in_both_eras() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_gets_a_credential_in_a_tool_result_redacted_in_both_eras() {
+    // The result guard in redact mode; `echo` returns what it is given, here text holding the
+    // AWS documentation's example key id (the shape of a real one, valid nowhere).
+    let server = TestServer::start_configured(ServerOptions::default(), |b| {
+        b.result_guard(mcp_security::guard::ResultGuardMode::Redact)
+    })
+    .await;
+    for mode in ["legacy", "auto"] {
+        let run = run_python_script(
+            "e2e_client.py",
+            &[
+                &server.url,
+                "--mode",
+                mode,
+                "--token",
+                &server.api_key,
+                "--echo-text",
+                "the key is AKIAIOSFODNN7EXAMPLE, keep it",
+            ],
+        )
+        .await;
+        assert_eq!(run.code, Some(0), "{}", run.describe());
+        let echo = &run.report["echo"];
+        assert_eq!(echo["sent"], "the key is AKIAIOSFODNN7EXAMPLE, keep it");
+        assert_eq!(
+            echo["got"],
+            "the key is [redacted], keep it",
+            "{}",
+            run.describe()
+        );
+        assert_eq!(echo["is_error"], false);
+    }
+    assert!(server.security().tool_guard().stats().secrets_found >= 2);
+}

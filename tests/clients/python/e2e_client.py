@@ -82,7 +82,7 @@ async def drive(args: argparse.Namespace, report: dict) -> None:
             report["tools"] = sorted(tool.name for tool in listed.tools)
             who = await client.call_tool("whoami", {})
             report["whoami"] = json.loads(text_of(who))
-            sent = f"py-{args.mode}-{uuid.uuid4().hex}"
+            sent = args.echo_text or f"py-{args.mode}-{uuid.uuid4().hex}"
             echoed = await client.call_tool("echo", {"text": sent})
             report["echo"] = {"sent": sent, "got": text_of(echoed), "is_error": bool(echoed.is_error)}
             if storage is not None:
@@ -120,6 +120,7 @@ def main() -> int:
     p.add_argument("--oauth-client-id")
     p.add_argument("--oauth-client-secret")
     p.add_argument("--oauth-issuer")
+    p.add_argument("--echo-text", help="what to send to echo (default: a random marker)")
     return run_client(p, {"client": "python", "sdk": "mcp", "ok": False}, drive)
 
 
