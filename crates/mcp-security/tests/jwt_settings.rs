@@ -23,9 +23,13 @@ const RESOURCE: &str = "https://mcp.example.com/mcp";
 const POLICY: &str = "[[auth.path_scopes]]\nprefix = \"/api\"\nscopes = [\"notes:read\"]\n";
 
 fn stack(extra: &[(&str, &str)]) -> Result<SecurityLayer, SecurityError> {
+    // One file per stack: the tests run in parallel, and a file rewritten while another test
+    // reads it would be read empty (no policy at all).
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("mcp-jwt-settings-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let policy = dir.join("policy.toml");
+    let policy = dir.join(format!("policy-{n}.toml"));
     std::fs::write(&policy, POLICY).unwrap();
     let policy = policy.to_str().unwrap().to_owned();
     let mut pairs = vec![
