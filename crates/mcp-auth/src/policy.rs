@@ -44,7 +44,7 @@ use std::collections::HashMap;
 
 use http::Method;
 use mcp_core::config::{ConfigError, Env};
-use mcp_core::percent::{self, Plus};
+use mcp_core::percent::normalize_path;
 use mcp_core::{McpCall, Principal};
 
 /// The default exempt paths: `/health`.
@@ -278,32 +278,6 @@ fn path_has_prefix(path: &str, prefix: &str) -> bool {
         Some(rest) => rest.is_empty() || rest.starts_with('/') || prefix.ends_with('/'),
         None => false,
     }
-}
-
-/// Percent-decode (bytes that are not UTF-8 stay encoded), collapse repeated `/`, resolve `.`
-/// and `..` segments.
-fn normalize_path(path: &str) -> String {
-    let decoded = percent::decode(path, Plus::Literal);
-    let decoded = String::from_utf8_lossy(&decoded);
-    let mut segments: Vec<&str> = Vec::new();
-    for segment in decoded.split('/') {
-        match segment {
-            "" | "." => {}
-            ".." => {
-                segments.pop();
-            }
-            s => segments.push(s),
-        }
-    }
-    let mut out = String::with_capacity(decoded.len() + 1);
-    for s in &segments {
-        out.push('/');
-        out.push_str(s);
-    }
-    if decoded.ends_with('/') || out.is_empty() {
-        out.push('/');
-    }
-    out
 }
 
 /// Builds an [`AuthPolicy`]; see [`AuthPolicy::builder`].

@@ -1,5 +1,7 @@
 //! Percent-decoding (RFC 3986 §2.1), shared so that every layer reads a path or a query value the
-//! same way: auth's deny-list and query credentials, and audit's masking.
+//! same way: auth's deny-list and query credentials, the network lists, and audit's masking.
+
+use std::borrow::Cow;
 
 /// Which `+` rule applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,4 +62,47 @@ mod tests {
         assert_eq!(decode("a+b", Plus::Space), b"a b");
         assert_eq!(decode("%2B", Plus::Space), b"+");
     }
+}
+
+/// `path` percent-decoded (bytes that are not UTF-8 become U+FFFD), with repeated `/` collapsed
+/// and `.` / `..` segments resolved: the spelling a router may map a request onto, for checks
+/// that must not be bypassed by `/%69nternal`, `//internal` or `/x/../internal`. Borrowed, with
+/// no allocation, when `path` is already in that form (the common case).
+///
+/// ```
+/// use mcp_core::percent::normalize_path;
+///
+/// assert_eq!(normalize_path("/mcp"), "/mcp");
+/// assert_eq!(normalize_path("//a/./b/../%69nternal/"), "/a/internal/");
+/// assert_eq!(normalize_path("/x/.."), "/");
+/// ```
+pub fn normalize_path(path: &str) -> Cow<'_, str> {
+    let plain = path.starts_with('/')
+        && !path.contains('%')
+        && !path.contains("//")
+        && !path.split('/').any(|s| s == "." || s == "..");
+    if plain {
+        return Cow::Borrowed(path);
+    }
+    let decoded = decode(path, Plus::Literal);
+    let decoded = String::from_utf8_lossy(&decoded);
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let mut out = String::with_capacity(decoded.len() + 1);
+    for s in &segments {
+        out.push('/');
+        out.push_str(s);
+    }
+    if decoded.ends_with('/') || out.is_empty() {
+        out.push('/');
+    }
+    Cow::Owned(out)
 }

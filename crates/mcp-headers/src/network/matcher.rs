@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use mcp_core::percent::{self, Plus};
+use mcp_core::percent::normalize_path;
 
 /// A set of networks, IPv4 and IPv6 apart; IPv4-mapped IPv6 networks are stored as IPv4.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -159,7 +159,7 @@ impl Rules {
     ) -> Result<(), (Refusal, Scope<'_>)> {
         let (lists, scope) = self.lists_for(path);
         lists.decide(ip).map_err(|r| (r, scope))?;
-        if let Some(normalized) = normalized(path) {
+        if let Cow::Owned(normalized) = normalize_path(path) {
             let (other, scope) = self.lists_for(&normalized);
             if !std::ptr::eq(other, lists) {
                 other.decide(ip).map_err(|r| (r, scope))?;
@@ -175,36 +175,4 @@ pub(super) fn has_prefix(path: &str, prefix: &str) -> bool {
         Some(rest) => rest.is_empty() || rest.starts_with('/') || prefix == "/",
         None => false,
     }
-}
-
-/// The path percent-decoded, with repeated `/` collapsed and `.` / `..` resolved, when that
-/// changes it; `None` for a path already in that form (the common case: no allocation).
-fn normalized(path: &str) -> Option<Cow<'static, str>> {
-    let plain = !path.contains('%')
-        && !path.contains("//")
-        && !path.split('/').any(|s| s == "." || s == "..");
-    if plain {
-        return None;
-    }
-    let decoded = percent::decode(path, Plus::Literal);
-    let decoded = String::from_utf8_lossy(&decoded);
-    let mut segments: Vec<&str> = Vec::new();
-    for segment in decoded.split('/') {
-        match segment {
-            "" | "." => {}
-            ".." => {
-                segments.pop();
-            }
-            s => segments.push(s),
-        }
-    }
-    let mut out = String::with_capacity(decoded.len() + 1);
-    for s in &segments {
-        out.push('/');
-        out.push_str(s);
-    }
-    if decoded.ends_with('/') || out.is_empty() {
-        out.push('/');
-    }
-    Some(Cow::Owned(out))
 }
