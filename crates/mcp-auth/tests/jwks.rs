@@ -16,7 +16,7 @@ use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mcp_auth::jwks::JwksKeySource;
@@ -24,9 +24,13 @@ use mcp_auth::jwt::JwtVerifier;
 use mcp_auth::layer::AuthLayer;
 use mcp_core::clock::{ManualClock, ManualMonotonicClock};
 use mcp_core::config::Env;
-use mcp_core::{AuthFailure, AuthOutcome, Principal};
+use mcp_core::{AuthFailure, AuthOutcome};
 use serde_json::{Value, json};
 use tower::{ServiceBuilder, ServiceExt};
+
+mod support;
+
+use support::{Answer, call};
 
 const RESOURCE: &str = "https://mcp.example.com/mcp";
 const METADATA: &str = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
@@ -310,55 +314,6 @@ async fn setup() -> Setup {
         b.jwks_url(issuer.jwks_url())
     })
     .await
-}
-
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
-    outcome: Option<AuthOutcome>,
-}
-
-impl Answer {
-    fn challenge(&self) -> &str {
-        self.headers["www-authenticate"].to_str().unwrap()
-    }
-
-    fn failure(&self) -> Option<AuthFailure> {
-        match &self.outcome {
-            Some(AuthOutcome::Rejected { failure, .. }) => Some(*failure),
-            _ => None,
-        }
-    }
-}
-
-async fn call(layer: &AuthLayer, token: &str) -> Answer {
-    let svc = ServiceBuilder::new().layer(layer.clone()).service_fn(
-        |req: Request<Full<Bytes>>| async move {
-            let who = req
-                .extensions()
-                .get::<Principal>()
-                .map(|p| json!({ "sub": p.id(), "scopes": p.scopes().iter().collect::<Vec<_>>() }))
-                .unwrap_or(Value::Null);
-            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(who.to_string()))))
-        },
-    );
-    let req = Request::post("/mcp")
-        .header("authorization", format!("Bearer {token}"))
-        .body(Full::default())
-        .unwrap();
-    let res = svc.oneshot(req).await.unwrap();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let outcome = res.extensions().get::<AuthOutcome>().cloned();
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Answer {
-        status,
-        headers,
-        body,
-        outcome,
-    }
 }
 
 fn assert_invalid_token(answer: &Answer, failure: AuthFailure) {

@@ -4,7 +4,6 @@
 //! variables of `jwt_from_env`.
 #![cfg(feature = "jwks")]
 
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,18 +12,19 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::StatusCode;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mcp_auth::jwks::JwksKeySource;
 use mcp_auth::jwt::JwtVerifier;
 use mcp_auth::layer::AuthLayer;
 use mcp_core::clock::{ManualClock, ManualMonotonicClock};
 use mcp_core::config::Env;
-use mcp_core::{AuthFailure, AuthOutcome, Principal};
+use mcp_core::{AuthFailure, AuthOutcome};
 use serde_json::{Value, json};
-use tower::{ServiceBuilder, ServiceExt};
+
+mod support;
+
+use support::{Answer, call};
 
 const RESOURCE: &str = "https://mcp.example.com/mcp";
 const METADATA: &str = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
@@ -76,47 +76,9 @@ async fn serve_jwks(jwks: Arc<Mutex<String>>) -> String {
     format!("http://{addr}/jwks")
 }
 
-struct Answer {
-    status: StatusCode,
-    challenge: Option<String>,
-    body: Value,
-    outcome: Option<AuthOutcome>,
-}
-
-async fn call(layer: &AuthLayer, token: &str) -> Answer {
-    let svc = ServiceBuilder::new().layer(layer.clone()).service_fn(
-        |req: Request<Full<Bytes>>| async move {
-            let who = req
-                .extensions()
-                .get::<Principal>()
-                .map(|p| json!({ "sub": p.id(), "scopes": p.scopes().iter().collect::<Vec<_>>() }))
-                .unwrap_or(Value::Null);
-            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(who.to_string()))))
-        },
-    );
-    let req = Request::post("/mcp")
-        .header("authorization", format!("Bearer {token}"))
-        .body(Full::default())
-        .unwrap();
-    let res = svc.oneshot(req).await.unwrap();
-    let status = res.status();
-    let challenge = res
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let outcome = res.extensions().get::<AuthOutcome>().cloned();
-    let bytes = res.into_body().collect().await.unwrap().to_bytes();
-    Answer {
-        status,
-        challenge,
-        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        outcome,
-    }
-}
-
 fn assert_accepted(answer: &Answer, sub: &str) {
     assert_eq!(answer.status, StatusCode::OK);
-    assert_eq!(answer.challenge, None);
+    assert!(answer.headers.get("www-authenticate").is_none());
     assert_eq!(answer.body, json!({"sub": sub, "scopes": ["notes:read"]}));
     assert!(matches!(
         answer.outcome,
@@ -127,12 +89,9 @@ fn assert_accepted(answer: &Answer, sub: &str) {
 fn assert_refused(answer: &Answer, failure: AuthFailure) {
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        answer.challenge.as_deref(),
-        Some(
-            format!(
-                "Bearer error=\"invalid_token\", error_description=\"The credential is invalid, expired or revoked\", resource_metadata=\"{METADATA}\""
-            )
-            .as_str()
+        answer.challenge(),
+        format!(
+            "Bearer error=\"invalid_token\", error_description=\"The credential is invalid, expired or revoked\", resource_metadata=\"{METADATA}\""
         )
     );
     assert_eq!(
