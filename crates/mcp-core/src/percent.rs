@@ -46,24 +46,6 @@ pub fn decode(value: &str, plus: Plus) -> Vec<u8> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escapes_plus_and_malformed_percents() {
-        assert_eq!(decode("", Plus::Space), b"");
-        assert_eq!(decode("%41%6a%6A", Plus::Literal), b"Ajj");
-        assert_eq!(decode("%ff%00", Plus::Literal), [0xff, 0]);
-        assert_eq!(decode("%", Plus::Literal), b"%");
-        assert_eq!(decode("%4", Plus::Literal), b"%4");
-        assert_eq!(decode("%%41", Plus::Literal), b"%A");
-        assert_eq!(decode("a+b", Plus::Literal), b"a+b");
-        assert_eq!(decode("a+b", Plus::Space), b"a b");
-        assert_eq!(decode("%2B", Plus::Space), b"+");
-    }
-}
-
 /// `path` percent-decoded (bytes that are not UTF-8 become U+FFFD), with repeated `/` collapsed
 /// and `.` / `..` segments resolved: the spelling a router may map a request onto, for checks
 /// that must not be bypassed by `/%69nternal`, `//internal` or `/x/../internal`. Borrowed, with
@@ -105,4 +87,22 @@ pub fn normalize_path(path: &str) -> Cow<'_, str> {
         out.push('/');
     }
     Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_plus_and_malformed_percents() {
+        assert_eq!(decode("", Plus::Space), b"");
+        assert_eq!(decode("%41%6a%6A", Plus::Literal), b"Ajj");
+        assert_eq!(decode("%ff%00", Plus::Literal), [0xff, 0]);
+        assert_eq!(decode("%", Plus::Literal), b"%");
+        assert_eq!(decode("%4", Plus::Literal), b"%4");
+        assert_eq!(decode("%%41", Plus::Literal), b"%A");
+        assert_eq!(decode("a+b", Plus::Literal), b"a+b");
+        assert_eq!(decode("a+b", Plus::Space), b"a b");
+        assert_eq!(decode("%2B", Plus::Space), b"+");
+    }
 }
