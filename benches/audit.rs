@@ -29,12 +29,12 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use http::{Request, Response};
 use http_body_util::Full;
-use mcp_audit::chain::AuditKey;
-use mcp_audit::file::{FileSink, OverflowPolicy};
-use mcp_audit::signing::SigningKey;
-use mcp_audit::{AuditEvent, AuditLayer, AuditSink, MemorySink, Submit};
-use mcp_core::client_addr::PeerAddr;
-use mcp_core::{AuthOutcome, Principal, PrincipalKind, RateLimitOutcome};
+use mcp_security_audit::chain::AuditKey;
+use mcp_security_audit::file::{FileSink, OverflowPolicy};
+use mcp_security_audit::signing::SigningKey;
+use mcp_security_audit::{AuditEvent, AuditLayer, AuditSink, MemorySink, Submit};
+use mcp_security_core::client_addr::PeerAddr;
+use mcp_security_core::{AuthOutcome, Principal, PrincipalKind, RateLimitOutcome};
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 const KEY: &[u8] = b"bench-audit-key-0123456789abcdef0123456789";

@@ -31,8 +31,8 @@ use mcp_auth::jwks::JwksKeySource;
 use mcp_auth::jwt::{JwtVerifier, TokenRequest};
 use mcp_auth::layer::AuthLayer;
 use mcp_auth::policy::AuthPolicy;
-use mcp_core::Scopes;
-use mcp_core::config::Secret;
+use mcp_security_core::Scopes;
+use mcp_security_core::config::Secret;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 const RESOURCE: &str = "https://mcp.example.com/mcp";

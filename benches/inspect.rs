@@ -10,8 +10,8 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
-use mcp_core::McpCall;
-use mcp_core::inspect::{InspectBody, McpInspectLayer};
+use mcp_security_core::McpCall;
+use mcp_security_core::inspect::{InspectBody, McpInspectLayer};
 use serde_json::{Value, json};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -97,7 +97,7 @@ fn bench(c: &mut Criterion) {
         let body = tools_call(size);
         let mut group = c.benchmark_group(format!("inspect_tools_call_{label}"));
         group.throughput(Throughput::Bytes(body.len() as u64));
-        group.bench_function("mcp_core::McpInspectLayer", |b| {
+        group.bench_function("mcp_security_core::McpInspectLayer", |b| {
             b.iter(|| {
                 let mut svc = ours.clone();
                 rt.block_on(async {

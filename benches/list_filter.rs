@@ -15,8 +15,8 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use mcp_auth::list_filter::ListFilterLayer;
 use mcp_auth::policy::AuthPolicy;
-use mcp_core::jsonrpc::parse_envelope;
-use mcp_core::{McpCall, Principal, PrincipalKind};
+use mcp_security_core::jsonrpc::parse_envelope;
+use mcp_security_core::{McpCall, Principal, PrincipalKind};
 use serde_json::{Value, json};
 use tower::{Service, ServiceBuilder, ServiceExt};
 

@@ -33,9 +33,9 @@ use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use http_body_util::Full;
-use mcp_core::client_addr::PeerAddr;
 use mcp_ratelimit::redis::{RedisBackend, RedisStore};
 use mcp_ratelimit::{KeySelector, Limit, Quota, RateLimitLayer};
+use mcp_security_core::client_addr::PeerAddr;
 use tower::{Layer, Service, ServiceExt};
 
 // The redis-server the mcp-ratelimit tests start and stop, shared rather than copied.

@@ -15,10 +15,10 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
-use mcp_core::McpCall;
-use mcp_core::credential::SecretScanner;
-use mcp_core::jsonrpc::parse_envelope;
 use mcp_security::guard::{ResultGuardMode, ToolGuardLayer};
+use mcp_security_core::McpCall;
+use mcp_security_core::credential::SecretScanner;
+use mcp_security_core::jsonrpc::parse_envelope;
 use serde_json::json;
 use tower::{Service, ServiceBuilder, ServiceExt};
 

@@ -14,7 +14,7 @@
 //!
 //! Credentials travel as gRPC metadata: `authorization: Bearer <API key or JWT>` (or the
 //! header named by `MCP_API_KEY_HEADER`). The client address comes from tonic's
-//! `TcpConnectInfo` (mcp-core's `tonic` feature reads it).
+//! `TcpConnectInfo` (mcp-security-core's `tonic` feature reads it).
 //!
 //! ## Run it
 //!

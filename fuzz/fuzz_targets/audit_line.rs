@@ -11,9 +11,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, UNIX_EPOCH};
 
 use libfuzzer_sys::fuzz_target;
-use mcp_audit::chain::{AuditKey, parse_line, split_line};
-use mcp_audit::mask::Masker;
-use mcp_audit::verify::{VerifyOptions, verify_reader};
+use mcp_security_audit::chain::{AuditKey, parse_line, split_line};
+use mcp_security_audit::mask::Masker;
+use mcp_security_audit::verify::{VerifyOptions, verify_reader};
 
 fn key() -> &'static AuditKey {
     static KEY: OnceLock<AuditKey> = OnceLock::new();

@@ -39,9 +39,9 @@ use mcp_auth::api_key::ApiKeyStore;
 use mcp_auth::jwt::{self, JwtVerifier, MAX_TOKEN_BYTES};
 use mcp_auth::layer::{Auth, AuthLayer, parse_bearer};
 use mcp_auth::policy::AuthPolicy;
-use mcp_core::clock::ManualClock;
-use mcp_core::config::Secret;
-use mcp_core::{AuthFailure, AuthOutcome, GuardBody, Principal, PrincipalKind, Scopes};
+use mcp_security_core::clock::ManualClock;
+use mcp_security_core::config::Secret;
+use mcp_security_core::{AuthFailure, AuthOutcome, GuardBody, Principal, PrincipalKind, Scopes};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -202,7 +202,7 @@ fn query_token_count(query: Option<&str>) -> usize {
 
 /// Percent-decode (lossily; `+` is a space), as the layer does.
 fn percent_decode(value: &str) -> String {
-    String::from_utf8_lossy(&mcp_core::percent::decode(value, mcp_core::percent::Plus::Space))
+    String::from_utf8_lossy(&mcp_security_core::percent::decode(value, mcp_security_core::percent::Plus::Space))
         .into_owned()
 }
 

@@ -20,7 +20,7 @@ use std::sync::LazyLock;
 use http::{HeaderMap, HeaderValue};
 use ipnet::IpNet;
 use libfuzzer_sys::fuzz_target;
-use mcp_core::client_addr::{
+use mcp_security_core::client_addr::{
     ClientAddrResolver, ForwardedHeader, PeerAddr, parse_forwarded_for_hops,
     parse_x_forwarded_for_hop, parse_x_forwarded_for_hops,
 };

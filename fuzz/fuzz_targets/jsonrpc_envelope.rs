@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mcp_core::jsonrpc::{JsonRpcId, parse_envelope};
+use mcp_security_core::jsonrpc::{JsonRpcId, parse_envelope};
 use serde_json::Value;
 
 fuzz_target!(|data: &[u8]| {

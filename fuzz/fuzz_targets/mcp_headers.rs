@@ -16,8 +16,8 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use mcp_core::jsonrpc::parse_envelope;
-use mcp_core::mcp_headers::{
+use mcp_security_core::jsonrpc::parse_envelope;
+use mcp_security_core::mcp_headers::{
     DEFAULT_PROTOCOL_VERSIONS, MCP_METHOD, MCP_NAME, MCP_PROTOCOL_VERSION, check_headers,
     decode_value, encode_value, value_matches,
 };

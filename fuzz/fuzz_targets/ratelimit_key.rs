@@ -27,9 +27,9 @@ use std::task::{Context, Poll, Waker};
 
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
 use libfuzzer_sys::fuzz_target;
-use mcp_core::client_addr::{ClientAddrResolver, PeerAddr};
-use mcp_core::jsonrpc::parse_envelope;
-use mcp_core::{GuardBody, Principal, PrincipalKind, RateLimitOutcome};
+use mcp_security_core::client_addr::{ClientAddrResolver, PeerAddr};
+use mcp_security_core::jsonrpc::parse_envelope;
+use mcp_security_core::{GuardBody, Principal, PrincipalKind, RateLimitOutcome};
 use mcp_ratelimit::{KeySelector, Limit, Quota, RateLimitLayer, RouteClass};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -193,7 +193,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let envelope = body.and_then(|b| parse_envelope(b).ok());
 
-    let make = |peer_or_client: Result<SocketAddr, mcp_core::client_addr::ClientAddr>,
+    let make = |peer_or_client: Result<SocketAddr, mcp_security_core::client_addr::ClientAddr>,
                 headers: HeaderMap| {
         let method = if flags & 16 != 0 { "POST" } else { "GET" };
         let path = ["/mcp", "/api/notes", "/admin/x", "/"][usize::from((flags >> 5) & 3)];

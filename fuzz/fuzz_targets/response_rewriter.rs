@@ -1,4 +1,4 @@
-//! Fuzz the response side: `ListFilterLayer` over `mcp_core::response::RewriteBody`, JSON and
+//! Fuzz the response side: `ListFilterLayer` over `mcp_security_core::response::RewriteBody`, JSON and
 //! SSE, with the body cut into frames at fuzzer-chosen sizes.
 //!
 //! Input: byte 0 picks the framing (bit 0: SSE, else JSON) and the era (bit 1: 2026-07-28);
@@ -14,8 +14,8 @@ use http::Request;
 use libfuzzer_sys::fuzz_target;
 use mcp_auth::list_filter::ListFilterLayer;
 use mcp_auth::policy::AuthPolicy;
-use mcp_core::jsonrpc::parse_envelope;
-use mcp_core::{Principal, PrincipalKind};
+use mcp_security_core::jsonrpc::parse_envelope;
+use mcp_security_core::{Principal, PrincipalKind};
 use tower_layer::Layer;
 
 #[path = "support/rewrite.rs"]

@@ -1,5 +1,5 @@
 //! Fuzz the result guard: `ToolGuardLayer` (redact and block) over
-//! `mcp_core::response::RewriteBody`, JSON and SSE, with the body cut into frames at
+//! `mcp_security_core::response::RewriteBody`, JSON and SSE, with the body cut into frames at
 //! fuzzer-chosen sizes, and the secret scanner on its own.
 //!
 //! Input: byte 0 picks the framing (bit 0: SSE, else JSON) and the mode (bit 1: block, else
@@ -14,8 +14,8 @@
 
 use http::Request;
 use libfuzzer_sys::fuzz_target;
-use mcp_core::credential::SecretScanner;
-use mcp_core::jsonrpc::parse_envelope;
+use mcp_security_core::credential::SecretScanner;
+use mcp_security_core::jsonrpc::parse_envelope;
 use mcp_security_guard::{ResultGuardMode, ToolGuardLayer};
 use serde_json::Value;
 use tower_layer::Layer;

@@ -22,8 +22,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use mcp_core::inspect::{InspectBody, McpInspectLayer};
-use mcp_core::mcp_headers::DEFAULT_PROTOCOL_VERSIONS;
+use mcp_security_core::inspect::{InspectBody, McpInspectLayer};
+use mcp_security_core::mcp_headers::DEFAULT_PROTOCOL_VERSIONS;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::ProtocolVersion;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
@@ -928,7 +928,7 @@ fn default_protocol_versions_are_rmcps_known_versions() {
         .collect();
     assert_eq!(
         DEFAULT_PROTOCOL_VERSIONS, known,
-        "rmcp's known protocol versions changed: update mcp_core::mcp_headers::DEFAULT_PROTOCOL_VERSIONS"
+        "rmcp's known protocol versions changed: update mcp_security_core::mcp_headers::DEFAULT_PROTOCOL_VERSIONS"
     );
     assert_eq!(
         McpInspectLayer::new().protocol_versions(),
@@ -936,7 +936,7 @@ fn default_protocol_versions_are_rmcps_known_versions() {
         "the layer's default list"
     );
     assert_eq!(
-        mcp_core::mcp_headers::STANDARD_HEADERS_VERSION,
+        mcp_security_core::mcp_headers::STANDARD_HEADERS_VERSION,
         ProtocolVersion::STANDARD_HEADERS.as_str()
     );
 }

@@ -80,7 +80,7 @@ impl Fixture {
         let layer = ServiceBuilder::new().layer(security).map_request(
             move |req: http::Request<InspectBody<tonic::body::Body>>| {
                 // What the stack's client-address resolver reads (tonic's TcpConnectInfo, with
-                // mcp-core's `tonic` feature).
+                // mcp-security-core's `tonic` feature).
                 *seen.lock().unwrap_or_else(PoisonError::into_inner) = peer_addr(req.extensions());
                 req.map(tonic::body::Body::new)
             },

@@ -39,5 +39,5 @@ pub use policy::{AuthPolicy, AuthPolicyBuilder};
 pub use session::{SessionBinding, SessionBindingLayer, SessionBindingLayerBuilder};
 pub use token_endpoint::{TokenEndpoint, TokenEndpointLayer, TokenEndpointLayerBuilder};
 
-/// The [`mcp_core`] crate this layer builds on, re-exported for convenience.
-pub use mcp_core;
+/// The [`mcp_security_core`] crate this layer builds on, re-exported for convenience.
+pub use mcp_security_core;

@@ -6,7 +6,7 @@
 //! # Where it goes
 //!
 //! Inside [`AuthLayer`](crate::AuthLayer) (it reads the [`Principal`] authentication inserted)
-//! and [`McpInspectLayer`](mcp_core::inspect::McpInspectLayer) (it reads the request's
+//! and [`McpInspectLayer`](mcp_security_core::inspect::McpInspectLayer) (it reads the request's
 //! [`McpCall`]), next to the service:
 //!
 //! ```text
@@ -19,7 +19,7 @@
 //!   the remaining entries and their order, `nextCursor`, `_meta`, fields it does not know. An
 //!   entry without a name (or URI) is removed. Templates follow the rule in
 //!   [`policy`](crate::policy#targets-and-patterns).
-//! - Both response forms, through [`mcp_core::response::RewriteBody`]: `application/json`, and
+//! - Both response forms, through [`mcp_security_core::response::RewriteBody`]: `application/json`, and
 //!   `text/event-stream` where only the event carrying the list's response is rewritten and every
 //!   other event (notifications, progress, pings) is forwarded as it arrives, unbuffered.
 //! - A `GET` with `Last-Event-ID` (a stream replaying stored events) goes through the same filter:
@@ -33,7 +33,7 @@
 //!   `MAX_LIST_BYTES`) is never passed unfiltered: it fails closed with a JSON-RPC error
 //!   (`-32603`, `data.code: "response_too_large"`), as does a body that is not JSON
 //!   (`"response_invalid_json"`) or a list result of the wrong shape (`"response_refused"`).
-//! - Facts for the audit trail: with an [`AuditLayer`](https://docs.rs/mcp-audit) outside it,
+//! - Facts for the audit trail: with an [`AuditLayer`](https://docs.rs/mcp-security-audit) outside it,
 //!   each filtered list records [`ResponseFact::ListFiltered`] (entries kept and hidden) and each
 //!   failure [`ResponseFact::FailedClosed`], through [`ResponseFacts`].
 //!
@@ -46,8 +46,8 @@
 //! use http_body_util::{BodyExt, Full};
 //! use mcp_auth::list_filter::ListFilterLayer;
 //! use mcp_auth::policy::AuthPolicy;
-//! use mcp_core::jsonrpc::parse_envelope;
-//! use mcp_core::{Principal, PrincipalKind};
+//! use mcp_security_core::jsonrpc::parse_envelope;
+//! use mcp_security_core::{Principal, PrincipalKind};
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -87,14 +87,14 @@ use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use http::{HeaderName, Method, Request, Response};
 use http_body::Body;
-use mcp_core::config::{ConfigError, Env};
-use mcp_core::facts::{FactRecorder, ResponseFact, ResponseFacts};
-use mcp_core::jsonrpc::{JsonRpcId, MessageKind};
-use mcp_core::response::{
+use mcp_security_core::config::{ConfigError, Env};
+use mcp_security_core::facts::{FactRecorder, ResponseFact, ResponseFacts};
+use mcp_security_core::jsonrpc::{JsonRpcId, MessageKind};
+use mcp_security_core::response::{
     DEFAULT_MAX_RESPONSE_BYTES, ResponseKind, RewriteBody, RewriteFailure, RewriteResponse,
     Targets, prepare_head,
 };
-use mcp_core::{McpCall, Principal};
+use mcp_security_core::{McpCall, Principal};
 use pin_project_lite::pin_project;
 use serde::Deserialize;
 use serde_json::Value;

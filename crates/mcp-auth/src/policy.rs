@@ -3,7 +3,7 @@
 //! ```
 //! use http::Method;
 //! use mcp_auth::policy::AuthPolicy;
-//! use mcp_core::jsonrpc::parse_envelope;
+//! use mcp_security_core::jsonrpc::parse_envelope;
 //!
 //! let policy = AuthPolicy::builder()
 //!     .require_mcp("tools/call:delete_note", ["notes:delete"])
@@ -19,7 +19,7 @@
 //! assert_eq!(policy.required_scopes(&Method::POST, "/mcp", Some(&call)), ["notes:delete"]);
 //! assert!(policy.is_denied("/internal/metrics"));
 //! assert!(policy.is_exempt("/health"));
-//! # Ok::<(), mcp_core::config::ConfigError>(())
+//! # Ok::<(), mcp_security_core::config::ConfigError>(())
 //! ```
 //!
 //! # Targets and patterns
@@ -43,9 +43,9 @@
 use std::collections::HashMap;
 
 use http::Method;
-use mcp_core::config::{ConfigError, Env};
-use mcp_core::percent::normalize_path;
-use mcp_core::{McpCall, Principal};
+use mcp_security_core::config::{ConfigError, Env};
+use mcp_security_core::percent::normalize_path;
+use mcp_security_core::{McpCall, Principal};
 
 /// The default exempt paths: `/health`.
 pub const DEFAULT_EXEMPT_PATHS: &[&str] = &["/health"];
@@ -427,7 +427,7 @@ impl AuthPolicyBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mcp_core::jsonrpc::parse_envelope;
+    use mcp_security_core::jsonrpc::parse_envelope;
 
     fn notes_policy() -> AuthPolicy {
         AuthPolicy::builder()
@@ -583,7 +583,7 @@ mod tests {
     }
 
     fn principal(scopes: &[&str]) -> Principal {
-        Principal::builder("p", mcp_core::PrincipalKind::ApiKey)
+        Principal::builder("p", mcp_security_core::PrincipalKind::ApiKey)
             .scopes(scopes.iter().copied())
             .build()
     }

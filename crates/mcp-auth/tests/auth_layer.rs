@@ -12,10 +12,10 @@ use mcp_auth::api_key::{ApiKeyStore, KeyHasher, hash_line};
 use mcp_auth::jwt::{JwtVerifier, TokenRequest};
 use mcp_auth::layer::AuthLayer;
 use mcp_auth::policy::AuthPolicy;
-use mcp_core::clock::ManualClock;
-use mcp_core::config::{Environment, Secret};
-use mcp_core::inspect::McpInspectLayer;
-use mcp_core::{AuthFailure, AuthOutcome, Principal, PrincipalKind, Scopes};
+use mcp_security_core::clock::ManualClock;
+use mcp_security_core::config::{Environment, Secret};
+use mcp_security_core::inspect::McpInspectLayer;
+use mcp_security_core::{AuthFailure, AuthOutcome, Principal, PrincipalKind, Scopes};
 use serde_json::{Value, json};
 use tower::{ServiceBuilder, ServiceExt};
 
@@ -789,7 +789,7 @@ fn builder_errors_name_the_setting() {
 
 #[test]
 fn from_env_reads_prefixed_variables() {
-    let env = mcp_core::config::Env::from_pairs(
+    let env = mcp_security_core::config::Env::from_pairs(
         "IQ",
         [
             ("IQ_API_KEY", READER),
@@ -823,7 +823,7 @@ fn from_env_reads_prefixed_variables() {
             StatusCode::FORBIDDEN
         );
     });
-    let bad = mcp_core::config::Env::from_pairs("IQ", [("IQ_JWT_SECRET", "short")]);
+    let bad = mcp_security_core::config::Env::from_pairs("IQ", [("IQ_JWT_SECRET", "short")]);
     let e = AuthLayer::builder_from_env(&bad).unwrap_err();
     assert_eq!(e.setting(), "IQ_JWT_SECRET");
     assert!(!e.to_string().contains("short\""));

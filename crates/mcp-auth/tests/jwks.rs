@@ -22,9 +22,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use mcp_auth::jwks::JwksKeySource;
 use mcp_auth::jwt::JwtVerifier;
 use mcp_auth::layer::AuthLayer;
-use mcp_core::clock::{ManualClock, ManualMonotonicClock};
-use mcp_core::config::Env;
-use mcp_core::{AuthFailure, AuthOutcome};
+use mcp_security_core::clock::{ManualClock, ManualMonotonicClock};
+use mcp_security_core::config::Env;
+use mcp_security_core::{AuthFailure, AuthOutcome};
 use serde_json::{Value, json};
 use tower::{ServiceBuilder, ServiceExt};
 

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, Method};
-use mcp_core::config::{ConfigError, Env, Environment};
+use mcp_security_core::config::{ConfigError, Env, Environment};
 use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer, ExposeHeaders};
 
 use crate::origin::OriginSet;
@@ -101,7 +101,7 @@ struct Inner {
 /// A validated CORS policy; see the [module docs](self). Cheap to clone.
 ///
 /// ```
-/// use mcp_core::config::Environment;
+/// use mcp_security_core::config::Environment;
 /// use mcp_headers::CorsPolicy;
 ///
 /// let cors = CorsPolicy::builder()
@@ -123,7 +123,7 @@ struct Inner {
 /// // this for you, in front of any body).
 /// let layer: tower_http::cors::CorsLayer = cors.cors_layer();
 /// # let _ = layer;
-/// # Ok::<(), mcp_core::config::ConfigError>(())
+/// # Ok::<(), mcp_security_core::config::ConfigError>(())
 /// ```
 #[derive(Clone)]
 pub struct CorsPolicy {
@@ -193,7 +193,7 @@ impl CorsPolicy {
     /// [`builder_from_env`](Self::builder_from_env), built.
     ///
     /// ```
-    /// use mcp_core::config::Env;
+    /// use mcp_security_core::config::Env;
     /// use mcp_headers::CorsPolicy;
     ///
     /// let env = Env::from_pairs("MCP", [("MCP_CORS_ORIGINS", "https://a.example, https://b.example")]);
@@ -206,7 +206,7 @@ impl CorsPolicy {
     ///     "MCP_CORS_ORIGINS: `*` lets every website call this server; it is refused in \
     ///      production: list the origins (got \"*\")"
     /// );
-    /// # Ok::<(), mcp_core::config::ConfigError>(())
+    /// # Ok::<(), mcp_security_core::config::ConfigError>(())
     /// ```
     ///
     /// # Errors
@@ -283,7 +283,7 @@ impl CorsPolicy {
     /// asserts against was refused when the policy was built.
     ///
     /// `CorsLayer` answers preflights itself and needs a `Default` response body; in front of
-    /// layers that return [`GuardBody`](mcp_core::GuardBody), use
+    /// layers that return [`GuardBody`](mcp_security_core::GuardBody), use
     /// [`OriginGuardLayer`](crate::OriginGuardLayer), which applies this layer without that
     /// requirement and refuses disallowed origins first.
     pub fn cors_layer(&self) -> CorsLayer {

@@ -22,13 +22,13 @@
 //! let err = CspBuilder::new().script_src(["self"]).build().unwrap_err();
 //! assert_eq!(err.setting(), "csp");
 //! assert_eq!(err.to_string(), "csp: script-src: keywords must be quoted: write 'self' (got \"self\")");
-//! # Ok::<(), mcp_headers::mcp_core::config::ConfigError>(())
+//! # Ok::<(), mcp_headers::mcp_security_core::config::ConfigError>(())
 //! ```
 
 use std::fmt;
 
 use http::HeaderValue;
-use mcp_core::config::ConfigError;
+use mcp_security_core::config::ConfigError;
 
 /// The setting name CSP errors carry.
 const SETTING: &str = "csp";

@@ -24,7 +24,7 @@
 //! use bytes::Bytes;
 //! use http::{Request, Response, StatusCode};
 //! use http_body_util::Full;
-//! use mcp_core::config::Env;
+//! use mcp_security_core::config::Env;
 //! use mcp_headers::{CorsPolicy, OriginGuardLayer, SecurityHeadersLayer};
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
@@ -69,5 +69,5 @@ pub use security_headers::{
     SecurityHeadersLayerBuilder,
 };
 
-/// The [`mcp_core`] crate this layer builds on, re-exported for convenience.
-pub use mcp_core;
+/// The [`mcp_security_core`] crate this layer builds on, re-exported for convenience.
+pub use mcp_security_core;

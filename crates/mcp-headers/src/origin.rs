@@ -7,7 +7,7 @@
 //! path, a query, userinfo, a non-ASCII host, a port out of range — is not an origin: refused at
 //! build time in configuration, never allowed at request time.
 
-use mcp_core::url::split_host_port;
+use mcp_security_core::url::split_host_port;
 use std::fmt;
 use std::net::Ipv6Addr;
 

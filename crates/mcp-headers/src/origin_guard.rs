@@ -34,9 +34,9 @@ use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
-use mcp_core::config::ConfigError;
-use mcp_core::rejection::ResponseFormat;
-use mcp_core::{GuardBody, Rejection};
+use mcp_security_core::config::ConfigError;
+use mcp_security_core::rejection::ResponseFormat;
+use mcp_security_core::{GuardBody, Rejection};
 use pin_project_lite::pin_project;
 use tower_http::cors::{Cors, CorsLayer};
 use tower_layer::Layer;
@@ -576,7 +576,7 @@ mod tests {
 
     use http::HeaderValue;
     use http_body_util::{BodyExt, Full};
-    use mcp_core::config::Environment;
+    use mcp_security_core::config::Environment;
     use serde_json::{Value, json};
     use tower::{ServiceBuilder, ServiceExt, service_fn};
 

@@ -37,8 +37,8 @@ use std::time::Duration;
 use http::header::{self, HeaderName};
 use http::uri::Scheme;
 use http::{HeaderMap, HeaderValue, Request, Response};
-use mcp_core::client_addr::{ClientAddr, ClientAddrResolver, ForwardedHeader, peer_addr};
-use mcp_core::config::ConfigError;
+use mcp_security_core::client_addr::{ClientAddr, ClientAddrResolver, ForwardedHeader, peer_addr};
+use mcp_security_core::config::ConfigError;
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -723,9 +723,9 @@ mod tests {
     use bytes::Bytes;
     use http::StatusCode;
     use http_body_util::{BodyExt, Empty, Full};
-    use mcp_core::client_addr::PeerAddr;
-    use mcp_core::rejection::{BearerChallenge, ResponseFormat};
-    use mcp_core::{GuardBody, Rejection};
+    use mcp_security_core::client_addr::PeerAddr;
+    use mcp_security_core::rejection::{BearerChallenge, ResponseFormat};
+    use mcp_security_core::{GuardBody, Rejection};
     use serde_json::{Value, json};
     use tower::{ServiceBuilder, ServiceExt, service_fn};
 

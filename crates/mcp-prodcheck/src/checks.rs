@@ -4,7 +4,7 @@ use std::net::Ipv6Addr;
 use std::path::Path;
 
 use ipnet::IpNet;
-use mcp_core::config::Environment;
+use mcp_security_core::config::Environment;
 
 use crate::input::{CheckInput, MIN_SECRET_BYTES, SecretFacts, SecretInput};
 use crate::report::{Finding, Report};

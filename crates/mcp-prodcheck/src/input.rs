@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use mcp_core::config::Environment;
+use mcp_security_core::config::Environment;
 
 /// The shortest API key or HS256 secret accepted, in bytes (256 bits, RFC 7518 §3.2).
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -77,7 +77,7 @@ pub const PUBLISHED_EXAMPLES: &[&str] = &[
     // mcp-auth documentation.
     "mcp-sk-Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5",
     "an-example-secret-of-at-least-32-bytes",
-    // mcp-audit documentation.
+    // mcp-security-audit documentation.
     "at least thirty-two bytes of key!",
 ];
 
@@ -455,9 +455,9 @@ impl CheckInput {
 }
 
 /// Whether `s` names a resource: the auth layer's own parser
-/// ([`mcp_core::url::ResourceUrl`]), so the check and the layer agree on which audience does.
+/// ([`mcp_security_core::url::ResourceUrl`]), so the check and the layer agree on which audience does.
 fn is_http_url(s: &str) -> bool {
-    mcp_core::url::ResourceUrl::is_valid(s)
+    mcp_security_core::url::ResourceUrl::is_valid(s)
 }
 
 #[cfg(test)]

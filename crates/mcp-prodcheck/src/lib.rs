@@ -96,13 +96,13 @@ pub use report::{Finding, Report, SarifLocation};
 pub use rules::{RULES, Rule, Severity};
 pub use runtime::RuntimeEnvironment;
 
-/// The [`mcp_core`] crate these checks build on, re-exported for convenience.
-pub use mcp_core;
+/// The [`mcp_security_core`] crate these checks build on, re-exported for convenience.
+pub use mcp_security_core;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mcp_core::config::Environment;
+    use mcp_security_core::config::Environment;
 
     const KEY: &str = "mcp-sk-3vQ9xK2mW7pL0aZ8cN5bR1tY6uE4iO2sD9fG3hJ7kQ0";
     const JWT: &str = "Jq3x9Vt0b8R2mK5nL7pW1zY4cF6hD0sA9gE3uI8oT2k=";

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use mcp_core::config::{ConfigError, Environment};
+use mcp_security_core::config::{ConfigError, Environment};
 use serde_json::{Value, json};
 
 use crate::rules::{self, RULES, Rule, Severity};

@@ -5,7 +5,7 @@
 //! production refuse the start; in development, except where noted, they are downgraded to
 //! warnings.
 
-use mcp_core::config::Environment;
+use mcp_security_core::config::Environment;
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

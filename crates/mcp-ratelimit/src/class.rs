@@ -21,8 +21,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::Method;
-use mcp_core::config::ConfigError;
-use mcp_core::jsonrpc::JsonRpcMessage;
+use mcp_security_core::config::ConfigError;
+use mcp_security_core::jsonrpc::JsonRpcMessage;
 
 /// A named group of endpoints; see the [module docs](self). Attach it to a layer with
 /// [`RateLimitLayerBuilder::route_class`](crate::RateLimitLayerBuilder::route_class) and limit
@@ -267,7 +267,7 @@ pub(crate) fn path_has_prefix(path: &str, prefix: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mcp_core::jsonrpc::parse_envelope;
+    use mcp_security_core::jsonrpc::parse_envelope;
 
     fn message(body: &str) -> JsonRpcMessage {
         parse_envelope(body.as_bytes()).unwrap().messages()[0].clone()

@@ -60,9 +60,9 @@
 
 use std::time::Duration;
 
-use mcp_core::client_addr::ClientAddrResolver;
-use mcp_core::config::{ConfigError, Env};
-use mcp_core::toml::{self, Table, Value, integer, table};
+use mcp_security_core::client_addr::ClientAddrResolver;
+use mcp_security_core::config::{ConfigError, Env};
+use mcp_security_core::toml::{self, Table, Value, integer, table};
 
 use crate::class::RouteClass;
 use crate::key::KeySelector;
@@ -85,7 +85,7 @@ impl RateLimitLayer {
     /// `RATE_LIMIT_ENABLED=false`, a [disabled](RateLimitLayer::disabled) layer.
     ///
     /// ```
-    /// use mcp_core::config::Env;
+    /// use mcp_security_core::config::Env;
     /// use mcp_ratelimit::RateLimitLayer;
     ///
     /// let env = Env::from_pairs("MCP", [("MCP_RATE_LIMIT_REQUESTS", "60"), ("MCP_RATE_LIMIT_WINDOW", "1m")]);
@@ -95,7 +95,7 @@ impl RateLimitLayer {
     /// let err = RateLimitLayer::from_env(&Env::from_pairs("MCP", [("MCP_RATE_LIMIT_BURST", "0")]))
     ///     .unwrap_err();
     /// assert_eq!(err.to_string(), "MCP_RATE_LIMIT_BURST: must be at least 1 (got \"0\")");
-    /// # Ok::<(), mcp_core::config::ConfigError>(())
+    /// # Ok::<(), mcp_security_core::config::ConfigError>(())
     /// ```
     ///
     /// # Errors
@@ -178,7 +178,7 @@ impl<B> RateLimitLayerBuilder<B> {
     ///     layer.summary(),
     ///     "delete: 10/60s burst 10 per principal in class delete (max 100000 keys)"
     /// );
-    /// # Ok::<(), mcp_core::config::ConfigError>(())
+    /// # Ok::<(), mcp_security_core::config::ConfigError>(())
     /// ```
     ///
     /// # Errors

@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use http::header::{HeaderValue, RETRY_AFTER};
 use http::{HeaderMap, Method, Response, StatusCode};
 
-use mcp_core::client_addr::{ClientAddr, ClientAddrResolver};
-use mcp_core::clock::MonotonicClock;
-use mcp_core::jsonrpc::JsonRpcMessage;
-use mcp_core::rejection::ResponseFormat;
-use mcp_core::{BanList, GuardBody, McpCall, Principal, RateLimitOutcome, Rejection};
+use mcp_security_core::client_addr::{ClientAddr, ClientAddrResolver};
+use mcp_security_core::clock::MonotonicClock;
+use mcp_security_core::jsonrpc::JsonRpcMessage;
+use mcp_security_core::rejection::ResponseFormat;
+use mcp_security_core::{BanList, GuardBody, McpCall, Principal, RateLimitOutcome, Rejection};
 
 use crate::class::{Classifier, path_has_prefix};
 use crate::decision::{Charge, Charges, Decision, Report, merge};

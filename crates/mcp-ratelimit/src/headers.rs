@@ -20,7 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
 
-use mcp_core::clock::{Clock, MonotonicClock, SystemClock};
+use mcp_security_core::clock::{Clock, MonotonicClock, SystemClock};
 
 /// `X-RateLimit-Limit`.
 pub const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
@@ -501,7 +501,7 @@ mod tests {
 
     #[test]
     fn derived_wall_time_agrees_with_the_wall_clock() {
-        let mono = mcp_core::clock::SystemMonotonicClock::new();
+        let mono = mcp_security_core::clock::SystemMonotonicClock::new();
         let wall = WallSecs::derived_from(&mono);
         let derived = wall.epoch_secs(mono.now_nanos());
         let direct = unix_nanos(SystemTime::now()) / 1_000_000_000;

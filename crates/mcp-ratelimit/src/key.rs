@@ -14,7 +14,7 @@ use std::fmt;
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::net::IpAddr;
 
-use mcp_core::Principal;
+use mcp_security_core::Principal;
 
 const CLIENT: u8 = 1;
 const PRINCIPAL: u8 = 1 << 1;
@@ -37,7 +37,7 @@ const NAMES: [(u8, &str); 6] = [
 ///
 /// | part | value | when the request has none |
 /// |---|---|---|
-/// | [`client_addr`](Self::client_addr) | the client's [rate-limit key](mcp_core::client_addr::ClientAddr::rate_limit_key) (IPv6 by prefix) | counted in the limit's shared overflow bucket (never waved through), with a warning |
+/// | [`client_addr`](Self::client_addr) | the client's [rate-limit key](mcp_security_core::client_addr::ClientAddr::rate_limit_key) (IPv6 by prefix) | counted in the limit's shared overflow bucket (never waved through), with a warning |
 /// | [`principal`](Self::principal) | the [`Principal`]'s kind and id | the limit does not apply |
 /// | [`principal_or_client_addr`](Self::principal_or_client_addr) | the principal, else the client address | as `client_addr` |
 /// | [`route_class`](Self::route_class) | the request's [route class](crate::RouteClass) | the limit does not apply |
@@ -65,7 +65,7 @@ impl KeySelector {
     }
 
     /// Per client address (IPv6 clients by prefix, from
-    /// [`ClientAddr`](mcp_core::client_addr::ClientAddr)).
+    /// [`ClientAddr`](mcp_security_core::client_addr::ClientAddr)).
     pub const fn client_addr() -> Self {
         KeySelector { parts: CLIENT }
     }
@@ -453,7 +453,7 @@ impl Hasher for PassThrough {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mcp_core::PrincipalKind;
+    use mcp_security_core::PrincipalKind;
 
     fn parts<'a>(client: Option<&str>, principal: Option<&'a Principal>) -> KeyParts<'a> {
         KeyParts {

@@ -11,7 +11,7 @@
 //!    authorization problem (insufficient scope, a step-up authorization flow), which would send
 //!    them re-authenticating instead of waiting. The public answer is the same as a rate-limit
 //!    answer — a banned client learns nothing about which detector fired; the audit layer reads
-//!    [`RateLimitOutcome::Banned`](mcp_core::RateLimitOutcome::Banned).
+//!    [`RateLimitOutcome::Banned`](mcp_security_core::RateLimitOutcome::Banned).
 //! 2. **Limits.** Every [`Limit`] that applies charges its key (see [`KeySelector`]); the request
 //!    passes only if all admit it. If one refuses, charges already made for this request are
 //!    refunded (unless another request touched that key in between) and the answer is `429`
@@ -35,16 +35,16 @@
 //! convention (GitHub-style, `Reset` as a Unix timestamp). Both sets can be switched off
 //! ([`RateLimitLayerBuilder::legacy_headers`], [`RateLimitLayerBuilder::ietf_headers`]).
 //!
-//! The `429` body follows the caller ([`mcp_core::rejection`]):
+//! The `429` body follows the caller ([`mcp_security_core::rejection`]):
 //!
 //! | caller | body |
 //! |---|---|
 //! | plain HTTP | `{"error":"rate_limited","message":"Rate limit exceeded. Please try again later.","detail":"Rate limit exceeded. Please try again later.","retry_after":N}` — the common `detail` + `retry_after`, plus the house `error` + `message` |
-//! | MCP (JSON-RPC) | `{"jsonrpc":"2.0","id":<the request's id>,"error":{"code":-32000,"message":"Rate limit exceeded. Please try again later.","data":{"status":429,"code":"rate_limited","retry_after":N}}}`; before [`McpInspectLayer`](mcp_core::inspect::McpInspectLayer) has read the body, a POST to the MCP path gets the same with `id: null` |
+//! | MCP (JSON-RPC) | `{"jsonrpc":"2.0","id":<the request's id>,"error":{"code":-32000,"message":"Rate limit exceeded. Please try again later.","data":{"status":429,"code":"rate_limited","retry_after":N}}}`; before [`McpInspectLayer`](mcp_security_core::inspect::McpInspectLayer) has read the body, a POST to the MCP path gets the same with `id: null` |
 //! | gRPC | trailers-only, `grpc-status: 8` (resource exhausted), the same headers |
 //!
-//! The decision goes into the response extensions as a [`RateLimitOutcome`](mcp_core::RateLimitOutcome) (and refusals also
-//! as the [`Rejection`](mcp_core::Rejection)), for the audit layer.
+//! The decision goes into the response extensions as a [`RateLimitOutcome`](mcp_security_core::RateLimitOutcome) (and refusals also
+//! as the [`Rejection`](mcp_security_core::Rejection)), for the audit layer.
 //!
 //! # Backends
 //!
@@ -61,10 +61,10 @@
 //!
 //! Twice, as the stack's request path has it (see ARCHITECTURE.md): a per-client layer before authentication (cheap,
 //! before any crypto or body read), and a per-principal / per-class / per-tool layer after
-//! [`McpInspectLayer`](mcp_core::inspect::McpInspectLayer) and authentication, where
-//! [`McpCall`](mcp_core::McpCall) and [`Principal`](mcp_core::Principal) are in the request extensions. The client address comes from a
-//! [`ClientAddr`](mcp_core::client_addr::ClientAddr) extension when a
-//! [`ClientAddrLayer`](mcp_core::client_addr::ClientAddrLayer) put one there, otherwise the layer
+//! [`McpInspectLayer`](mcp_security_core::inspect::McpInspectLayer) and authentication, where
+//! [`McpCall`](mcp_security_core::McpCall) and [`Principal`](mcp_security_core::Principal) are in the request extensions. The client address comes from a
+//! [`ClientAddr`](mcp_security_core::client_addr::ClientAddr) extension when a
+//! [`ClientAddrLayer`](mcp_security_core::client_addr::ClientAddrLayer) put one there, otherwise the layer
 //! resolves it with its own [`ClientAddrResolver`] (which trusts no proxy unless configured).
 
 use std::borrow::Cow;
@@ -80,10 +80,10 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use mcp_core::client_addr::ClientAddrResolver;
-use mcp_core::clock::{Clock, MonotonicClock, SystemClock, SystemMonotonicClock};
-use mcp_core::config::ConfigError;
-use mcp_core::{BanList, GuardBody};
+use mcp_security_core::client_addr::ClientAddrResolver;
+use mcp_security_core::clock::{Clock, MonotonicClock, SystemClock, SystemMonotonicClock};
+use mcp_security_core::config::ConfigError;
+use mcp_security_core::{BanList, GuardBody};
 
 use crate::backend::Backend;
 use crate::backend::memory::Memory;
@@ -228,7 +228,7 @@ impl<B: Backend> Shared<B> {
 /// use bytes::Bytes;
 /// use http::{Request, Response, StatusCode};
 /// use http_body_util::Full;
-/// use mcp_core::client_addr::PeerAddr;
+/// use mcp_security_core::client_addr::PeerAddr;
 /// use mcp_ratelimit::{KeySelector, Limit, Quota, RateLimitLayer};
 /// use tower::{ServiceBuilder, ServiceExt};
 ///

@@ -10,7 +10,7 @@
 //!   `RateLimit-Policy` headers (draft-ietf-httpapi-ratelimit-headers-11); refusals are `429`
 //!   with an exact `Retry-After` (whole seconds, rounded up, never 0) in the caller's format
 //!   (JSON with the common `detail` / `retry_after`, JSON-RPC with the request id, gRPC status
-//!   8). A [`BanList`](mcp_core::BanList) is checked first. See [`layer`].
+//!   8). A [`BanList`](mcp_security_core::BanList) is checked first. See [`layer`].
 //! - [`quota`]: the GCRA, in integer nanoseconds: over any window `W` at most
 //!   `burst + ⌊W × requests / window⌋` requests are admitted — proven in the module docs, and
 //!   checked by a property test and a two-thread stress test.
@@ -33,7 +33,7 @@
 //!   tower-http's `Timeout` composed to answer `503` / `504` in the house format, with the MCP
 //!   SSE stream exempt from the timeout.
 //!
-//! Time comes from an injected [`MonotonicClock`](mcp_core::clock::MonotonicClock), so tests
+//! Time comes from an injected [`MonotonicClock`](mcp_security_core::clock::MonotonicClock), so tests
 //! move it by hand.
 //!
 //! ```
@@ -53,7 +53,7 @@
 //!     .limit(Limit::new("delete", Quota::per_minute(10), KeySelector::principal()).for_class("delete"))
 //!     .build()?;
 //! # let _ = (per_ip, per_caller);
-//! # Ok::<(), mcp_core::config::ConfigError>(())
+//! # Ok::<(), mcp_security_core::config::ConfigError>(())
 //! ```
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -82,5 +82,5 @@ pub use layer::{Limit, RateLimit, RateLimitLayer, RateLimitLayerBuilder};
 pub use quota::Quota;
 pub use resource::{ResourceLimit, ResourceLimitLayer, ResourceLimitLayerBuilder};
 
-/// The [`mcp_core`] crate this layer builds on, re-exported for convenience.
-pub use mcp_core;
+/// The [`mcp_security_core`] crate this layer builds on, re-exported for convenience.
+pub use mcp_security_core;

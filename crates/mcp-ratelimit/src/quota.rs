@@ -25,7 +25,7 @@
 
 use std::time::Duration;
 
-use mcp_core::config::ConfigError;
+use mcp_security_core::config::ConfigError;
 
 /// How much a key may do: `requests` per `window`, with bursts of up to `burst` requests at once
 /// (by default `burst = requests`).

@@ -16,7 +16,7 @@
 //!   [`Rejection`] in the caller's format. A `GET` to the MCP path (the streamable-HTTP SSE
 //!   stream, which stays open for as long as the session) is exempt from the timeout.
 //!
-//! Body size is bounded by [`McpInspectLayer`](mcp_core::inspect::McpInspectLayer) on the MCP
+//! Body size is bounded by [`McpInspectLayer`](mcp_security_core::inspect::McpInspectLayer) on the MCP
 //! path (its 413 is already in the house format); for other routes use tower-http's
 //! `RequestBodyLimitLayer` or axum's `DefaultBodyLimit`.
 //!
@@ -45,9 +45,9 @@ use tower::load_shed::error::Overloaded;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use mcp_core::config::{ConfigError, Env};
-use mcp_core::rejection::ResponseFormat;
-use mcp_core::{GuardBody, Rejection};
+use mcp_security_core::config::{ConfigError, Env};
+use mcp_security_core::rejection::ResponseFormat;
+use mcp_security_core::{GuardBody, Rejection};
 
 use crate::class::path_has_prefix;
 use crate::layer::DEFAULT_MCP_PATH;

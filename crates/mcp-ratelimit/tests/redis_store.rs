@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
-use mcp_core::RateLimitOutcome;
 use mcp_ratelimit::redis::{FailurePolicy, RedisBackend, RedisStore};
 use mcp_ratelimit::{KeySelector, Limit, Quota, RateLimitLayer};
+use mcp_security_core::RateLimitOutcome;
 use proptest::prelude::*;
 use redis_support::*;
 
@@ -188,7 +188,7 @@ fn outage_layer(server: &RedisServer, policy: FailurePolicy) -> RateLimitLayer<R
 async fn wait_for_recovery(
     svc: &mut Svc,
     ip: &str,
-) -> http::Response<mcp_core::GuardBody<http_body_util::Full<bytes::Bytes>>> {
+) -> http::Response<mcp_security_core::GuardBody<http_body_util::Full<bytes::Bytes>>> {
     for _ in 0..400 {
         let res = send(svc, request_from(ip)).await;
         let degraded = matches!(
@@ -423,8 +423,13 @@ async fn a_refusal_charges_no_limit() {
     let mut svc = service(layer);
     let as_alice_from = |ip: &str| {
         let mut req = request_from(ip);
-        req.extensions_mut()
-            .insert(mcp_core::Principal::builder("alice", mcp_core::PrincipalKind::ApiKey).build());
+        req.extensions_mut().insert(
+            mcp_security_core::Principal::builder(
+                "alice",
+                mcp_security_core::PrincipalKind::ApiKey,
+            )
+            .build(),
+        );
         req
     };
     assert_eq!(

@@ -7,10 +7,10 @@ mod redis_support;
 use std::time::Duration;
 
 use http::StatusCode;
-use mcp_core::RateLimitOutcome;
-use mcp_core::config::Env;
 use mcp_ratelimit::redis::{FailurePolicy, RedisBackend, RedisStore};
 use mcp_ratelimit::{KeySelector, Limit, Quota, RateLimitLayer};
+use mcp_security_core::RateLimitOutcome;
+use mcp_security_core::config::Env;
 use redis_support::*;
 
 const USER: &str = "mcp-ratelimit";

@@ -6,7 +6,7 @@
 //! - **Result guard** (`MCP_RESULT_GUARD=off|redact|block`, default `off`): every string the
 //!   client would receive — text content, embedded resources, `structuredContent`, error
 //!   messages, resource contents, prompt messages — is scanned *after JSON decoding* for
-//!   credentials with the detectors audit masking uses ([`mcp_core::credential`]: PEM private
+//!   credentials with the detectors audit masking uses ([`mcp_security_core::credential`]: PEM private
 //!   keys, AWS access key ids, GitHub / GitLab / Slack tokens, JWTs, `mcp-sk-…` API keys,
 //!   random-looking `password=` / `secret:` values). `redact` replaces each match with
 //!   `[redacted]`; `block` replaces the whole answer with a JSON-RPC error. See

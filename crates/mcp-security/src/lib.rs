@@ -65,10 +65,10 @@ pub use config::{EnvironmentSource, SecurityConfig, SecurityConfigBuilder};
 pub use stack::{MaybeAuth, MaybeAuthFuture};
 pub use stack::{SecurityError, SecurityLayer, SecurityService};
 
-pub use mcp_audit as audit;
 pub use mcp_auth as auth;
-pub use mcp_core as core;
 pub use mcp_headers as headers;
 pub use mcp_prodcheck as prodcheck;
 pub use mcp_ratelimit as ratelimit;
+pub use mcp_security_audit as audit;
+pub use mcp_security_core as core;
 pub use mcp_security_guard as guard;

@@ -4,23 +4,23 @@
 use std::fmt;
 use std::sync::atomic::Ordering;
 
-use mcp_audit::{Audit, AuditGate, AuditLayer, AuditSettings};
 use mcp_auth::{
     ApiKeyStore, Auth, AuthLayer, AuthPolicy, ListFilter, ListFilterLayer, SessionBinding,
     SessionBindingLayer, TokenEndpoint, TokenEndpointLayer,
 };
-use mcp_core::BanList;
-use mcp_core::Scopes;
-use mcp_core::client_addr::ClientAddrResolver;
-use mcp_core::config::{ConfigError, Env, Environment};
-use mcp_core::inspect::{McpInspect, McpInspectLayer};
-use mcp_core::refusal::{ToolErrorsAsResults, ToolErrorsAsResultsLayer};
 use mcp_headers::{
     CorsPolicy, NetworkPolicy, NetworkPolicyLayer, NetworkRule, OriginGuard, OriginGuardLayer,
     SecurityHeaders, SecurityHeadersLayer,
 };
 use mcp_prodcheck::{Report, RuntimeEnvironment, Severity};
 use mcp_ratelimit::{RateLimit, RateLimitLayer, ResourceLimit, ResourceLimitLayer};
+use mcp_security_audit::{Audit, AuditGate, AuditLayer, AuditSettings};
+use mcp_security_core::BanList;
+use mcp_security_core::Scopes;
+use mcp_security_core::client_addr::ClientAddrResolver;
+use mcp_security_core::config::{ConfigError, Env, Environment};
+use mcp_security_core::inspect::{McpInspect, McpInspectLayer};
+use mcp_security_core::refusal::{ToolErrorsAsResults, ToolErrorsAsResultsLayer};
 use mcp_security_guard::{ToolGuard, ToolGuardLayer};
 use tower_layer::Layer;
 
@@ -686,9 +686,9 @@ mod tests {
     use axum::extract::ConnectInfo;
     use http::{HeaderMap, Request, StatusCode};
     use http_body_util::BodyExt;
-    use mcp_core::Scopes;
-    use mcp_core::config::{Environment, Secret};
     use mcp_prodcheck::RuntimeEnvironment;
+    use mcp_security_core::Scopes;
+    use mcp_security_core::config::{Environment, Secret};
     use serde_json::{Value, json};
     use tower::ServiceExt;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use mcp_auth::ApiKeyStore;
 use mcp_auth::token_endpoint::{DEFAULT_TTL, TokenEndpointLayer};
-use mcp_core::config::{ConfigError, Env};
+use mcp_security_core::config::{ConfigError, Env};
 
 use crate::config::Settings;
 
@@ -215,7 +215,7 @@ pub(crate) fn verifier_with_jwks(
     #[cfg(feature = "jwks")]
     {
         use mcp_auth::jwks::JwksKeySource;
-        use mcp_core::config::Secret;
+        use mcp_security_core::config::Secret;
 
         let mut b = mcp_auth::JwtVerifier::builder();
         if let Some(secret) = &s.jwt_secret {

@@ -206,7 +206,7 @@ async fn the_audit_file_records_rejected_requests_too() {
                 "IQ_AUDIT_HMAC_KEY",
                 "4f9a1c7e2b8d3f60a5e9c1b7d2f84a36e0c9b5a17d3f8e2c6b0a4d9f1e7c3b52".to_owned(),
             ),
-            // Another AUDIT_* knob, read from the same environment by mcp-audit.
+            // Another AUDIT_* knob, read from the same environment by mcp-security-audit.
             ("IQ_AUDIT_TRACING", "false".to_owned()),
         ],
     );

@@ -3,7 +3,7 @@
 
 use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
-use mcp_core::config::{ConfigError, Secret};
+use mcp_security_core::config::{ConfigError, Secret};
 use sha2::{Digest, Sha256};
 
 use super::MAX_PREFIX_LEN;
@@ -20,7 +20,7 @@ pub(super) type HmacSha256 = Hmac<Sha256>;
 /// assert!(key.starts_with("mcp-sk-"));
 /// assert_eq!(key.len(), "mcp-sk-".len() + 43);
 /// assert!(generate_key("has space").is_err());
-/// # Ok::<(), mcp_auth::mcp_core::config::ConfigError>(())
+/// # Ok::<(), mcp_auth::mcp_security_core::config::ConfigError>(())
 /// ```
 ///
 /// # Errors

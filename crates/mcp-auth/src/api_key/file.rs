@@ -5,8 +5,8 @@ use std::io::Read;
 use std::path::Path;
 use std::time::SystemTime;
 
-use mcp_core::config::ConfigError;
-use mcp_core::{Principal, PrincipalKind, Scopes};
+use mcp_security_core::config::ConfigError;
+use mcp_security_core::{Principal, PrincipalKind, Scopes};
 use serde::Deserialize;
 
 use super::digest::{HashKind, HmacSha256, is_visible_ascii, parse_hash};

@@ -62,8 +62,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, SystemTime};
 
-use mcp_core::config::{ConfigError, Secret};
-use mcp_core::{AuthFailure, Principal, PrincipalKind, Scopes};
+use mcp_security_core::config::{ConfigError, Secret};
+use mcp_security_core::{AuthFailure, Principal, PrincipalKind, Scopes};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
 mod digest;
@@ -75,7 +75,7 @@ use file::{check_name, combine, parse_key_file, read_key_file};
 
 /// The prefix [`generate_key`] is usually given: keys look like `mcp-sk-…`, which secret
 /// scanners and humans recognise.
-pub const DEFAULT_KEY_PREFIX: &str = mcp_core::credential::KEY_PREFIX;
+pub const DEFAULT_KEY_PREFIX: &str = mcp_security_core::credential::KEY_PREFIX;
 
 /// The longest key [`ApiKeyStore::verify`] hashes, in bytes; longer ones are refused up front
 /// as [`AuthFailure::UnknownKey`] so the cost of a guess is bounded.
@@ -135,7 +135,7 @@ struct Inner {
 /// ```
 /// use std::time::SystemTime;
 /// use mcp_auth::api_key::{generate_key, ApiKeyStore, DEFAULT_KEY_PREFIX};
-/// use mcp_auth::mcp_core::{AuthFailure, PrincipalKind, Scopes};
+/// use mcp_auth::mcp_security_core::{AuthFailure, PrincipalKind, Scopes};
 ///
 /// let key = generate_key(DEFAULT_KEY_PREFIX)?;
 /// let store = ApiKeyStore::builder()
@@ -150,7 +150,7 @@ struct Inner {
 /// assert!(!principal.has_scope("notes:write"));
 ///
 /// assert_eq!(store.verify("mcp-sk-not-a-key", now), Err(AuthFailure::UnknownKey));
-/// # Ok::<(), mcp_auth::mcp_core::config::ConfigError>(())
+/// # Ok::<(), mcp_auth::mcp_security_core::config::ConfigError>(())
 /// ```
 #[derive(Clone)]
 pub struct ApiKeyStore {

@@ -199,7 +199,7 @@ fn scopes_and_kind_carried_into_the_principal() {
     // Each key is its own principal, which remembers the key's audit fingerprint: computed on
     // the first request, reused by the next ones.
     assert!(admin.is_single_credential() && reader.is_single_credential());
-    let f = mcp_core::credential::Fingerprinter::new(b"fingerprint-key");
+    let f = mcp_security_core::credential::Fingerprinter::new(b"fingerprint-key");
     let fp = reader.credential_fingerprint(&f, || f.fingerprint(b"reader-key"));
     let again = store.verify("reader-key", now()).unwrap();
     assert_eq!(again.credential_fingerprint(&f, || unreachable!()), fp);

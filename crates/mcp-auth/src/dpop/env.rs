@@ -1,6 +1,6 @@
 //! DPoP from the environment: [`DpopVerifier::from_env`].
 
-use mcp_core::config::{ConfigError, Env};
+use mcp_security_core::config::{ConfigError, Env};
 
 use super::{DpopMode, DpopVerifier};
 
@@ -20,7 +20,7 @@ impl DpopVerifier {
     ///
     /// ```
     /// use mcp_auth::dpop::{DpopMode, DpopVerifier};
-    /// use mcp_core::config::Env;
+    /// use mcp_security_core::config::Env;
     ///
     /// let env = Env::from_pairs("MCP", [("MCP_DPOP", "required"), ("MCP_DPOP_NONCE", "true")]);
     /// let (mode, verifier) = DpopVerifier::from_env(&env)?.expect("DPoP is on");
@@ -31,7 +31,7 @@ impl DpopVerifier {
     /// let err = DpopVerifier::from_env(&Env::from_pairs("MCP", [("MCP_DPOP", "maybe")]))
     ///     .unwrap_err();
     /// assert_eq!(err.setting(), "MCP_DPOP");
-    /// # Ok::<(), mcp_core::config::ConfigError>(())
+    /// # Ok::<(), mcp_security_core::config::ConfigError>(())
     /// ```
     ///
     /// # Errors

@@ -31,7 +31,7 @@ pub fn normalize_htu(url: &str) -> Option<String> {
     if authority.is_empty() || authority.contains('@') || !authority.is_ascii() {
         return None;
     }
-    let (host, port) = mcp_core::url::split_host_port(authority)?;
+    let (host, port) = mcp_security_core::url::split_host_port(authority)?;
     if host.is_empty() {
         return None;
     }

@@ -44,7 +44,7 @@
 //!     )
 //!     .unwrap_err();
 //! assert_eq!(err.error_code(), "invalid_dpop_proof");
-//! # Ok::<(), mcp_core::config::ConfigError>(())
+//! # Ok::<(), mcp_security_core::config::ConfigError>(())
 //! ```
 
 mod env;
@@ -63,7 +63,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use mcp_core::config::{ConfigError, Secret};
+use mcp_security_core::config::{ConfigError, Secret};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 

@@ -74,9 +74,9 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, Validation};
-use mcp_core::AuthFailure;
-use mcp_core::clock::{MonotonicClock, SystemMonotonicClock};
-use mcp_core::config::ConfigError;
+use mcp_security_core::AuthFailure;
+use mcp_security_core::clock::{MonotonicClock, SystemMonotonicClock};
+use mcp_security_core::config::ConfigError;
 use tokio::sync::{Notify, watch};
 
 mod fetch;

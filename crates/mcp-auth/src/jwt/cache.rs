@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use mcp_core::Principal;
+use mcp_security_core::Principal;
 use sha2::{Digest as _, Sha256};
 
 use super::TokenTimes;

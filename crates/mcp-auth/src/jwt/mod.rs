@@ -49,8 +49,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use mcp_core::config::{ConfigError, Secret};
-use mcp_core::{AuthFailure, Principal, PrincipalKind, Scopes};
+use mcp_security_core::config::{ConfigError, Secret};
+use mcp_security_core::{AuthFailure, Principal, PrincipalKind, Scopes};
 
 mod cache;
 mod claims;
@@ -110,7 +110,7 @@ const SETTING_MAX_LIFETIME: &str = "jwt_max_lifetime";
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
 /// use mcp_auth::jwt::{JwtVerifier, TokenRequest};
-/// use mcp_auth::mcp_core::{AuthFailure, config::Secret};
+/// use mcp_auth::mcp_security_core::{AuthFailure, config::Secret};
 ///
 /// let secret = Secret::new("an-example-secret-of-at-least-32-bytes");
 /// let verifier = JwtVerifier::builder()
@@ -272,7 +272,7 @@ impl JwtVerifierBuilder {
     ///
     /// ```
     /// use mcp_auth::jwt::JwtVerifier;
-    /// use mcp_auth::mcp_core::config::Secret;
+    /// use mcp_auth::mcp_security_core::config::Secret;
     ///
     /// // Entra ID: delegated scopes in `scp`, application roles in `roles`.
     /// let verifier = JwtVerifier::builder()

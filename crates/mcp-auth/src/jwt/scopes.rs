@@ -20,8 +20,8 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use mcp_core::AuthFailure;
-use mcp_core::config::ConfigError;
+use mcp_security_core::AuthFailure;
+use mcp_security_core::config::ConfigError;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;

@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, Header};
-use mcp_core::config::ConfigError;
+use mcp_security_core::config::ConfigError;
 use serde::Serialize;
 
 use super::{JwtVerifier, SETTING_BACKEND, SETTING_SECRET};

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use mcp_core::AuthFailure;
+use mcp_security_core::AuthFailure;
 
 /// A verified token's time claims (since the Unix epoch) and the lifetime limit its kind of
 /// token is held to.

@@ -5,9 +5,9 @@
 use http::header::{AUTHORIZATION, HeaderValue};
 use http::{Request, Uri};
 
-use mcp_core::credential::QUERY_CREDENTIAL_PARAMS;
-use mcp_core::percent::{self, Plus};
-use mcp_core::{AuthFailure, Principal};
+use mcp_security_core::credential::QUERY_CREDENTIAL_PARAMS;
+use mcp_security_core::percent::{self, Plus};
+use mcp_security_core::{AuthFailure, Principal};
 
 use crate::jwt::looks_like_jwt;
 

@@ -7,8 +7,8 @@ use std::borrow::Cow;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Request, StatusCode};
 
-use mcp_core::rejection::BearerError;
-use mcp_core::{AuthFailure, Principal, PrincipalKind, Rejection};
+use mcp_security_core::rejection::BearerError;
+use mcp_security_core::{AuthFailure, Principal, PrincipalKind, Rejection};
 
 use crate::dpop::{DpopError, DpopMode, DpopVerifier, ProofRequest};
 

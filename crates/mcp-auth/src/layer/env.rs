@@ -1,8 +1,8 @@
 //! Configuration from the environment: [`AuthLayer::builder_from_env`] and
 //! [`AuthLayer::jwt_from_env`].
 
-use mcp_core::Scopes;
-use mcp_core::config::{ConfigError, Env, Secret};
+use mcp_security_core::Scopes;
+use mcp_security_core::config::{ConfigError, Env, Secret};
 
 use crate::api_key::ApiKeyStore;
 use crate::jwt::JwtVerifier;
@@ -112,13 +112,15 @@ impl AuthLayer {
                 if value.eq_ignore_ascii_case("off") || value.eq_ignore_ascii_case("none") {
                     None
                 } else {
-                    Some(mcp_core::config::parse_duration(value).ok_or_else(|| {
-                        ConfigError::new(
-                            env.var_name("JWT_MAX_LIFETIME"),
-                            "expected a duration such as 1h, 15m or 1d, or off for no limit",
-                        )
-                        .with_value(value)
-                    })?)
+                    Some(
+                        mcp_security_core::config::parse_duration(value).ok_or_else(|| {
+                            ConfigError::new(
+                                env.var_name("JWT_MAX_LIFETIME"),
+                                "expected a duration such as 1h, 15m or 1d, or off for no limit",
+                            )
+                            .with_value(value)
+                        })?,
+                    )
                 };
             jwt = jwt.max_lifetime(lifetime);
         }

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use http::{HeaderValue, Response};
 use pin_project_lite::pin_project;
 
-use mcp_core::{AuthOutcome, GuardBody};
+use mcp_security_core::{AuthOutcome, GuardBody};
 
 pin_project! {
     /// The response future of [`Auth`].

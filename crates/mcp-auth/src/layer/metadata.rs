@@ -8,10 +8,10 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
-use mcp_core::config::ConfigError;
-use mcp_core::rejection::{BearerChallenge, BearerError, ResponseFormat};
-use mcp_core::url::{is_authority_byte, split_host_port};
-use mcp_core::{AuthOutcome, GuardBody, Rejection};
+use mcp_security_core::config::ConfigError;
+use mcp_security_core::rejection::{BearerChallenge, BearerError, ResponseFormat};
+use mcp_security_core::url::{is_authority_byte, split_host_port};
+use mcp_security_core::{AuthOutcome, GuardBody, Rejection};
 
 use super::{METADATA_PATH, Shared};
 
@@ -24,10 +24,10 @@ pub(super) struct ResourceUrl {
 }
 
 impl ResourceUrl {
-    /// With [`mcp_core::url::ResourceUrl`]'s rules, the one parser `mcp-security check` uses
+    /// With [`mcp_security_core::url::ResourceUrl`]'s rules, the one parser `mcp-security check` uses
     /// too.
     pub(super) fn parse(url: &str) -> Result<Self, ConfigError> {
-        let parsed = mcp_core::url::ResourceUrl::parse(url)
+        let parsed = mcp_security_core::url::ResourceUrl::parse(url)
             .map_err(|e| ConfigError::new("resource", e.reason()).with_value(url))?;
         Ok(ResourceUrl {
             url: url.to_owned(),
@@ -331,7 +331,7 @@ mod resource_url_tests {
             let e = ResourceUrl::parse(url).unwrap_err();
             assert_eq!(e.setting(), "resource", "{url}");
             assert!(e.to_string().contains(reason), "{url}: {e}");
-            assert!(!mcp_core::url::ResourceUrl::is_valid(url));
+            assert!(!mcp_security_core::url::ResourceUrl::is_valid(url));
         }
         let r = ResourceUrl::parse("https://mcp.example.com:8443/mcp/").unwrap();
         assert_eq!(r.origin, "https://mcp.example.com:8443");

@@ -11,7 +11,7 @@
 //! | gRPC callers | the same decisions as `grpc-status` 16, 7 or 3 |
 //!
 //! Why a credential failed (expired, bad signature, unknown key, revoked) is never in the
-//! response: it goes to the [`AuthOutcome`](mcp_core::AuthOutcome) in the response extensions, for the audit layer.
+//! response: it goes to the [`AuthOutcome`](mcp_security_core::AuthOutcome) in the response extensions, for the audit layer.
 //!
 //! The layer also serves RFC 9728 protected-resource metadata at
 //! `/.well-known/oauth-protected-resource` and at the form suffixed with the resource's path
@@ -48,13 +48,13 @@
 //!
 //! | request | [`DpopMode::Off`] (default) | [`DpopMode::Allowed`] | [`DpopMode::Required`] |
 //! |---|---|---|---|
-//! | `Bearer`, unbound token or API key | accepted | accepted | API key accepted; a JWT 401 `invalid_token` ([`DpopRequired`](mcp_core::AuthFailure::DpopRequired)) |
-//! | `Bearer`, token with `cnf.jkt` | 401 `invalid_token` ([`BoundTokenAsBearer`](mcp_core::AuthFailure::BoundTokenAsBearer)) | the same | the same |
+//! | `Bearer`, unbound token or API key | accepted | accepted | API key accepted; a JWT 401 `invalid_token` ([`DpopRequired`](mcp_security_core::AuthFailure::DpopRequired)) |
+//! | `Bearer`, token with `cnf.jkt` | 401 `invalid_token` ([`BoundTokenAsBearer`](mcp_security_core::AuthFailure::BoundTokenAsBearer)) | the same | the same |
 //! | `DPoP`, bound token, valid proof | 401 `invalid_token` (malformed credential) | accepted | accepted |
-//! | `DPoP`, bad, replayed or missing proof | — | 401 `invalid_dpop_proof` ([`InvalidDpopProof`](mcp_core::AuthFailure::InvalidDpopProof)) | the same |
-//! | `DPoP`, proof by another key | — | 401 `invalid_dpop_proof` ([`DpopBindingMismatch`](mcp_core::AuthFailure::DpopBindingMismatch)) | the same |
+//! | `DPoP`, bad, replayed or missing proof | — | 401 `invalid_dpop_proof` ([`InvalidDpopProof`](mcp_security_core::AuthFailure::InvalidDpopProof)) | the same |
+//! | `DPoP`, proof by another key | — | 401 `invalid_dpop_proof` ([`DpopBindingMismatch`](mcp_security_core::AuthFailure::DpopBindingMismatch)) | the same |
 //! | `DPoP`, token without `cnf.jkt` | — | 401 `invalid_token` (`DpopBindingMismatch`) | the same |
-//! | `DPoP`, server nonces on, proof without a current nonce | — | 401 `use_dpop_nonce` and a `DPoP-Nonce` header ([`DpopNonceRequired`](mcp_core::AuthFailure::DpopNonceRequired)) | the same |
+//! | `DPoP`, server nonces on, proof without a current nonce | — | 401 `use_dpop_nonce` and a `DPoP-Nonce` header ([`DpopNonceRequired`](mcp_security_core::AuthFailure::DpopNonceRequired)) | the same |
 //!
 //! With DPoP on, every challenged refusal carries `WWW-Authenticate: DPoP algs="ES256 EdDSA
 //! RS256 PS256"` next to the `Bearer` challenge; the `error` goes on the challenge of the scheme
@@ -77,7 +77,7 @@
 //! use mcp_auth::dpop::{DpopMode, DpopVerifier};
 //! use mcp_auth::jwt::JwtVerifier;
 //! use mcp_auth::layer::AuthLayer;
-//! use mcp_core::config::Secret;
+//! use mcp_security_core::config::Secret;
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -136,9 +136,9 @@ use std::time::Duration;
 
 use http::header::{AUTHORIZATION, HeaderName};
 
-use mcp_core::clock::{Clock, SystemClock};
-use mcp_core::config::{ConfigError, Environment, Secret};
-use mcp_core::credential::Fingerprinter;
+use mcp_security_core::clock::{Clock, SystemClock};
+use mcp_security_core::config::{ConfigError, Environment, Secret};
+use mcp_security_core::credential::Fingerprinter;
 
 use crate::api_key::ApiKeyStore;
 use crate::dpop::{DpopMode, DpopVerifier};
@@ -209,7 +209,7 @@ impl fmt::Debug for Shared {
 /// use mcp_auth::api_key::ApiKeyStore;
 /// use mcp_auth::layer::AuthLayer;
 /// use mcp_auth::policy::AuthPolicy;
-/// use mcp_core::{Principal, Scopes};
+/// use mcp_security_core::{Principal, Scopes};
 /// use tower::{ServiceBuilder, ServiceExt};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
@@ -253,10 +253,10 @@ impl AuthLayer {
     }
 
     /// A layer that authenticates nothing: requests pass through untouched (no [`Principal`],
-    /// no [`AuthOutcome`](mcp_core::AuthOutcome)), responses are wrapped in the same
-    /// [`GuardBody`](mcp_core::GuardBody), so a stack has one type whether auth is on or off.
+    /// no [`AuthOutcome`](mcp_security_core::AuthOutcome)), responses are wrapped in the same
+    /// [`GuardBody`](mcp_security_core::GuardBody), so a stack has one type whether auth is on or off.
     ///
-    /// [`Principal`]: mcp_core::Principal
+    /// [`Principal`]: mcp_security_core::Principal
     pub fn disabled() -> Self {
         AuthLayer { shared: None }
     }
@@ -491,7 +491,7 @@ impl AuthLayerBuilder {
 
     /// Remove `Authorization` and the API-key header before the inner service (default on): the
     /// MCP specification forbids passing the client's token through to upstream services. The
-    /// [`Principal`](mcp_core::Principal) stays in the request extensions.
+    /// [`Principal`](mcp_security_core::Principal) stays in the request extensions.
     pub fn strip_credentials(mut self, on: bool) -> Self {
         self.strip_credentials = on;
         self
@@ -522,7 +522,7 @@ impl AuthLayerBuilder {
         self
     }
 
-    /// The key for credential fingerprints in [`AuthOutcome`](mcp_core::AuthOutcome) (default: random per process).
+    /// The key for credential fingerprints in [`AuthOutcome`](mcp_security_core::AuthOutcome) (default: random per process).
     pub fn fingerprint_key(mut self, key: Secret) -> Self {
         self.fingerprint_key = Some(key);
         self

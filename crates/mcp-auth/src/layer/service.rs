@@ -9,8 +9,10 @@ use http::{Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use mcp_core::rejection::{BearerError, ResponseFormat};
-use mcp_core::{AuthFailure, AuthOutcome, GuardBody, McpCall, Principal, PrincipalKind, Rejection};
+use mcp_security_core::rejection::{BearerError, ResponseFormat};
+use mcp_security_core::{
+    AuthFailure, AuthOutcome, GuardBody, McpCall, Principal, PrincipalKind, Rejection,
+};
 
 use super::credentials::{Extracted, Source, strip_query_tokens};
 use super::dpop::DpopChallengeError;
@@ -34,7 +36,7 @@ pub struct Auth<S> {
     shared: Option<Arc<Shared>>,
 }
 
-mcp_core::impl_inner_service!(Auth, inner);
+mcp_security_core::impl_inner_service!(Auth, inner);
 
 impl<S, B, ResBody> Service<Request<B>> for Auth<S>
 where

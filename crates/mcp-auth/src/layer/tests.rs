@@ -2,8 +2,8 @@ use super::*;
 use bytes::Bytes;
 use http::header;
 use http::{Method, Request, Response, StatusCode};
-use mcp_core::Scopes;
-use mcp_core::config::Env;
+use mcp_security_core::Scopes;
+use mcp_security_core::config::Env;
 use tower_layer::Layer;
 
 fn jwt_env(pairs: &[(&str, &str)]) -> Result<Option<JwtVerifier>, ConfigError> {
@@ -308,7 +308,7 @@ mod resource_url {
 #[tokio::test]
 async fn a_disabled_layer_passes_requests_through_untouched() {
     use http_body_util::{BodyExt, Full};
-    use mcp_core::{AuthOutcome, Principal};
+    use mcp_security_core::{AuthOutcome, Principal};
     use tower::ServiceExt;
 
     let layer = AuthLayer::disabled();

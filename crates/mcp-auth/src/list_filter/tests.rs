@@ -3,9 +3,9 @@ use std::sync::Mutex;
 
 use http::StatusCode;
 use http_body_util::{BodyExt, Full};
-use mcp_core::PrincipalKind;
-use mcp_core::facts::BodyFacts;
-use mcp_core::jsonrpc::parse_envelope;
+use mcp_security_core::PrincipalKind;
+use mcp_security_core::facts::BodyFacts;
+use mcp_security_core::jsonrpc::parse_envelope;
 use serde_json::json;
 use tower::{ServiceBuilder, ServiceExt};
 

@@ -52,7 +52,7 @@
 //!   [`DEFAULT_EVICTION_GRACE`], one minute). The evicted id gets the unknown-session 404 from
 //!   then on (still failing closed: its holder starts a new session). Only when none of the
 //!   principal's sessions has been idle that long is the new one refused with the 503. With
-//!   [`McpInspectLayer`](mcp_core::inspect::McpInspectLayer) outside (as in the `mcp-security`
+//!   [`McpInspectLayer`](mcp_security_core::inspect::McpInspectLayer) outside (as in the `mcp-security`
 //!   stack) an `initialize` over the cap is refused before it reaches the server, so no orphan
 //!   session is created; without it, the cap is applied when the server's answer issues the id,
 //!   and the answer is replaced with the 503 (the client never learns the id, and the server
@@ -80,10 +80,10 @@ use sha2::Sha256;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use mcp_core::clock::{MonotonicClock, SystemMonotonicClock};
-use mcp_core::config::ConfigError;
-use mcp_core::rejection::ResponseFormat;
-use mcp_core::{GuardBody, McpCall, Principal, Rejection};
+use mcp_security_core::clock::{MonotonicClock, SystemMonotonicClock};
+use mcp_security_core::config::ConfigError;
+use mcp_security_core::rejection::ResponseFormat;
+use mcp_security_core::{GuardBody, McpCall, Principal, Rejection};
 
 mod body;
 mod table;
@@ -207,7 +207,7 @@ impl Default for UnknownSessionResponse {
 /// use http::{Request, Response, StatusCode};
 /// use http_body_util::{BodyExt, Full};
 /// use mcp_auth::session::SessionBindingLayer;
-/// use mcp_core::{Principal, PrincipalKind};
+/// use mcp_security_core::{Principal, PrincipalKind};
 /// use tower::{Service, ServiceBuilder, ServiceExt};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
@@ -535,7 +535,7 @@ fn is_initialize(call: &McpCall) -> bool {
         .any(|m| m.method() == Some("initialize"))
 }
 
-mcp_core::impl_inner_service!(SessionBinding, inner);
+mcp_security_core::impl_inner_service!(SessionBinding, inner);
 
 impl<S, B, ResBody> Service<Request<B>> for SessionBinding<S>
 where

@@ -10,8 +10,8 @@ use hmac::{Hmac, Mac};
 use http::StatusCode;
 use sha2::Sha256;
 
-use mcp_core::clock::MonotonicClock;
-use mcp_core::{Principal, PrincipalKind, Rejection};
+use mcp_security_core::clock::MonotonicClock;
+use mcp_security_core::{Principal, PrincipalKind, Rejection};
 
 use super::UnknownSessionResponse;
 

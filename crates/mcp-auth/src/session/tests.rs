@@ -1,5 +1,5 @@
 use super::*;
-use mcp_core::PrincipalKind;
+use mcp_security_core::PrincipalKind;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use http::HeaderValue;
 use http_body_util::{BodyExt, Full};
-use mcp_core::clock::ManualMonotonicClock;
-use mcp_core::inspect::McpInspectLayer;
-use mcp_core::jsonrpc::parse_envelope;
+use mcp_security_core::clock::ManualMonotonicClock;
+use mcp_security_core::inspect::McpInspectLayer;
+use mcp_security_core::jsonrpc::parse_envelope;
 use serde_json::{Value, json};
 use tower::{ServiceBuilder, ServiceExt};
 

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcp_core::clock::{Clock, SystemClock};
-use mcp_core::config::{ConfigError, Secret};
-use mcp_core::credential::Fingerprinter;
-use mcp_core::url::ResourceUrl;
+use mcp_security_core::clock::{Clock, SystemClock};
+use mcp_security_core::config::{ConfigError, Secret};
+use mcp_security_core::credential::Fingerprinter;
+use mcp_security_core::url::ResourceUrl;
 
 use crate::api_key::ApiKeyStore;
 

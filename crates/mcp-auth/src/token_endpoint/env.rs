@@ -1,6 +1,6 @@
 //! Configuration from the environment: [`TokenEndpointLayer::builder_from_env`].
 
-use mcp_core::config::{ConfigError, Env, Secret};
+use mcp_security_core::config::{ConfigError, Env, Secret};
 
 use super::builder::Names;
 use super::{DEFAULT_TTL, TokenEndpointLayer, TokenEndpointLayerBuilder};
@@ -66,7 +66,7 @@ impl TokenEndpointLayer {
             Some(url) => Some(url),
             None => env.list("JWT_AUDIENCE")?.and_then(|list| {
                 list.into_iter()
-                    .find(|a| mcp_core::url::ResourceUrl::is_valid(a))
+                    .find(|a| mcp_security_core::url::ResourceUrl::is_valid(a))
             }),
         };
         if let Some(url) = resource {

@@ -8,7 +8,7 @@ use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 use serde_json::{Map, Value, json};
 
-use mcp_core::{AuthFailure, AuthOutcome, GuardBody, Principal, Rejection};
+use mcp_security_core::{AuthFailure, AuthOutcome, GuardBody, Principal, Rejection};
 
 /// A refusal: the RFC 6749 error, its public description, and what the audit record gets.
 #[derive(Debug)]

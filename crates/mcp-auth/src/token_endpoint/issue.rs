@@ -6,8 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::HeaderMap;
-use mcp_core::config::Secret;
-use mcp_core::{AuthFailure, Principal};
+use mcp_security_core::config::Secret;
+use mcp_security_core::{AuthFailure, Principal};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 

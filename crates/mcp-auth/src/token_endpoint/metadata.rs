@@ -6,7 +6,7 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
-use mcp_core::{AuthOutcome, GuardBody};
+use mcp_security_core::{AuthOutcome, GuardBody};
 
 use super::error::Refusal;
 use super::{AUTHORIZE_PATH, JWKS_PATH, Shared, TOKEN_PATH};

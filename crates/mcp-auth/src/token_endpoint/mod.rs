@@ -56,13 +56,13 @@
 //!
 //! Each answer carries in its extensions what the [`AuthLayer`](crate::AuthLayer)'s answers
 //! carry, so the audit layer records it and its detectors count it the same way:
-//! [`AuthOutcome::Authenticated`](mcp_core::AuthOutcome) with the key's principal for an issued
-//! token; [`AuthOutcome::Rejected`](mcp_core::AuthOutcome) with the
-//! [`AuthFailure`](mcp_core::AuthFailure) (`unknown_key`, `disabled_key`, `expired_key`,
+//! [`AuthOutcome::Authenticated`](mcp_security_core::AuthOutcome) with the key's principal for an issued
+//! token; [`AuthOutcome::Rejected`](mcp_security_core::AuthOutcome) with the
+//! [`AuthFailure`](mcp_security_core::AuthFailure) (`unknown_key`, `disabled_key`, `expired_key`,
 //! `missing_credential`, `malformed_credential`, `multiple_credentials`) and a keyed fingerprint
 //! of the presented secret for a failed client authentication, which the ban detector counts
 //! like a bad bearer credential; `insufficient_scope` with the principal for a scope refusal; and
-//! a [`Rejection`](mcp_core::Rejection) with the `error` code and an internal detail for every
+//! a [`Rejection`](mcp_security_core::Rejection) with the `error` code and an internal detail for every
 //! refusal. Neither the secret nor the token is ever put into an extension, a log line or an
 //! error.
 
@@ -71,8 +71,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use mcp_core::clock::Clock;
-use mcp_core::credential::Fingerprinter;
+use mcp_security_core::clock::Clock;
+use mcp_security_core::credential::Fingerprinter;
 
 use crate::api_key::ApiKeyStore;
 
@@ -185,7 +185,7 @@ impl Shared {
 /// use mcp_auth::jwt::JwtVerifier;
 /// use mcp_auth::layer::AuthLayer;
 /// use mcp_auth::token_endpoint::TokenEndpointLayer;
-/// use mcp_core::{Principal, Scopes, config::Secret};
+/// use mcp_security_core::{Principal, Scopes, config::Secret};
 /// use tower::{ServiceBuilder, ServiceExt};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
@@ -248,7 +248,7 @@ impl TokenEndpointLayer {
     }
 
     /// A layer that answers nothing: every request goes to the inner service and every response
-    /// is wrapped in the same [`GuardBody`](mcp_core::GuardBody), so a stack has one type
+    /// is wrapped in the same [`GuardBody`](mcp_security_core::GuardBody), so a stack has one type
     /// whether the endpoint is on or off.
     pub fn disabled() -> Self {
         TokenEndpointLayer { shared: None }

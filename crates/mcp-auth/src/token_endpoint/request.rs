@@ -6,8 +6,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use http::HeaderMap;
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
-use mcp_core::config::Secret;
-use mcp_core::percent::{Plus, decode};
+use mcp_security_core::config::Secret;
+use mcp_security_core::percent::{Plus, decode};
 use serde::Deserialize;
 
 use super::error::Refusal;

@@ -16,7 +16,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use mcp_core::GuardBody;
+use mcp_security_core::GuardBody;
 
 use super::error::{Refusal, token_response};
 use super::{Route, Shared, TokenEndpointLayer};
@@ -41,7 +41,7 @@ pub struct TokenEndpoint<S> {
     shared: Option<Arc<Shared>>,
 }
 
-mcp_core::impl_inner_service!(TokenEndpoint, inner);
+mcp_security_core::impl_inner_service!(TokenEndpoint, inner);
 
 impl<S, B, ResBody> Service<Request<B>> for TokenEndpoint<S>
 where

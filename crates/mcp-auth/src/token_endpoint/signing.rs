@@ -10,7 +10,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use mcp_core::config::{ConfigError, Secret};
+use mcp_security_core::config::{ConfigError, Secret};
 use serde_json::{Value, json};
 
 use crate::jwt::JwtVerifier;

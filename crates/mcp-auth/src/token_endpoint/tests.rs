@@ -7,9 +7,9 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use mcp_core::clock::ManualClock;
-use mcp_core::config::{Env, Secret};
-use mcp_core::{AuthFailure, AuthOutcome, GuardBody, Rejection, Scopes};
+use mcp_security_core::clock::ManualClock;
+use mcp_security_core::config::{Env, Secret};
+use mcp_security_core::{AuthFailure, AuthOutcome, GuardBody, Rejection, Scopes};
 use serde_json::{Value, json};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -255,7 +255,7 @@ async fn the_fingerprint_is_the_secret_s_keyed_one_and_never_the_secret() {
     let AuthOutcome::Rejected { fingerprint, .. } = outcome(&res) else {
         panic!()
     };
-    let expected = mcp_core::credential::Fingerprinter::new(b"fingerprints")
+    let expected = mcp_security_core::credential::Fingerprinter::new(b"fingerprints")
         .fingerprint(KEY.as_bytes())
         .to_string();
     assert_eq!(fingerprint.as_deref(), Some(expected.as_str()));

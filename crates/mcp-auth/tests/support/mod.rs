@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use mcp_auth::layer::AuthLayer;
-use mcp_core::{AuthFailure, AuthOutcome, Principal};
+use mcp_security_core::{AuthFailure, AuthOutcome, Principal};
 use serde_json::{Value, json};
 use tower::{ServiceBuilder, ServiceExt};
 

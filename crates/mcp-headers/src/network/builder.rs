@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use ipnet::IpNet;
-use mcp_core::client_addr::ClientAddrResolver;
-use mcp_core::config::ConfigError;
+use mcp_security_core::client_addr::ClientAddrResolver;
+use mcp_security_core::config::ConfigError;
 
 use super::matcher::{Lists, NetSet, Rules, normalize_net};
 use super::{Config, NetworkPolicyLayer};

@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use mcp_core::percent::normalize_path;
+use mcp_security_core::percent::normalize_path;
 
 /// A set of networks, IPv4 and IPv6 apart; IPv4-mapped IPv6 networks are stored as IPv4.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -11,7 +11,7 @@
 //! It lives in `mcp-headers`, beside the Origin guard, because both answer the same question —
 //! *may this caller reach the server at all?* — from facts of the request head alone, before
 //! the rate limiter, the body read and authentication spend anything on it; both render their
-//! 403 through [`Rejection`] the same way. `mcp-core` holds shared plumbing and no policy, so
+//! 403 through [`Rejection`] the same way. `mcp-security-core` holds shared plumbing and no policy, so
 //! the client address resolution it provides ([`ClientAddrResolver`]) is used here rather than
 //! the policy being put there.
 //!
@@ -25,7 +25,7 @@
 //! | both lists empty? | every request passes untouched, without resolving the address (a rule with empty lists opens its prefix, e.g. `/health`, under server-wide lists) |
 //! | which address? | the resolved client ([`ClientAddr`]): the peer, or the forwarding header's client when the peer is a trusted proxy of the [`ClientAddrResolver`]; a `ClientAddr` already in the request extensions is used as is |
 //! | IPv4-mapped IPv6? | `::ffff:192.0.2.1` is `192.0.2.1`, for clients and list entries alike; IPv4 clients match IPv4 entries only, so `::/0` covers IPv6 clients only |
-//! | no client address (the server passes no peer address) while a list applies? | **refused** (fail closed): serve with axum's `ConnectInfo`, tonic's TCP transport, or insert [`PeerAddr`](mcp_core::client_addr::PeerAddr) |
+//! | no client address (the server passes no peer address) while a list applies? | **refused** (fail closed): serve with axum's `ConnectInfo`, tonic's TCP transport, or insert [`PeerAddr`](mcp_security_core::client_addr::PeerAddr) |
 //! | a path spelled with `%XX`, `//`, `.` or `..`? | it must pass the lists of its raw spelling **and** of its normalised one, so `/%6Detrics` or `/x/../metrics` does not slip past the `/metrics` rule |
 //!
 //! A refusal is a 403 [`Rejection`] with the code `network_not_allowed` in the caller's format:
@@ -45,9 +45,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Method, Request, Response, StatusCode};
-use mcp_core::client_addr::{ClientAddr, ClientAddrResolver};
-use mcp_core::rejection::ResponseFormat;
-use mcp_core::{GuardBody, Rejection};
+use mcp_security_core::client_addr::{ClientAddr, ClientAddrResolver};
+use mcp_security_core::rejection::ResponseFormat;
+use mcp_security_core::{GuardBody, Rejection};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -138,7 +138,7 @@ fn rejection(refusal: &Refusal, scope: Option<&str>) -> Rejection {
 /// use http::{Request, Response, StatusCode};
 /// use http_body_util::{BodyExt, Full};
 /// use mcp_headers::network::{NetworkPolicyLayer, NetworkRule};
-/// use mcp_headers::mcp_core::client_addr::{ClientAddrResolver, PeerAddr};
+/// use mcp_headers::mcp_security_core::client_addr::{ClientAddrResolver, PeerAddr};
 /// use tower::{ServiceBuilder, ServiceExt};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
@@ -272,7 +272,7 @@ pub struct NetworkPolicy<S> {
     config: Arc<Config>,
 }
 
-mcp_core::impl_inner_service!(NetworkPolicy, inner);
+mcp_security_core::impl_inner_service!(NetworkPolicy, inner);
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for NetworkPolicy<S>
 where

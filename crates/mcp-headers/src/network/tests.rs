@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use bytes::Bytes;
 use http::HeaderValue;
 use http_body_util::{BodyExt, Full};
-use mcp_core::client_addr::PeerAddr;
+use mcp_security_core::client_addr::PeerAddr;
 use serde_json::json;
 use tower::{ServiceBuilder, ServiceExt, service_fn};
 

@@ -122,7 +122,7 @@ const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 mod tests {
     use std::time::Duration;
 
-    use mcp_core::config::Environment;
+    use mcp_security_core::config::Environment;
 
     use crate::{CheckInput, RuntimeEnvironment, Severity, check};
 

@@ -48,7 +48,7 @@
 //! overflow buckets run at the limit's overflow quota ([`Limit::overflow_quota`](crate::Limit::overflow_quota),
 //! by default the limit's own), are shared by every key of all limits' rules for that prefix
 //! (the class, method and tool are not part of a prefix key), and are reported as `overflow` in
-//! [`RateLimitOutcome`](mcp_core::RateLimitOutcome).
+//! [`RateLimitOutcome`](mcp_security_core::RateLimitOutcome).
 //!
 //! # Memory
 //!

@@ -31,7 +31,7 @@ pub trait Backend: sealed::Sealed + fmt::Debug {}
 impl Backend for Memory {}
 
 pub(crate) mod sealed {
-    use mcp_core::config::ConfigError;
+    use mcp_security_core::config::ConfigError;
 
     use crate::backend::memory::Memory;
     use crate::quota::{Gcra, Quota};

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use mcp_core::config::{ConfigError, Env};
+use mcp_security_core::config::{ConfigError, Env};
 
 use super::{CLIENT_LIMIT_NAME, DEFAULT_REQUESTS, DEFAULT_WINDOW};
 use crate::key::KeySelector;
@@ -30,7 +30,7 @@ pub const REDIS_URL: &str = "RATE_LIMIT_REDIS_URL";
 ///
 /// ```
 /// use std::time::Duration;
-/// use mcp_core::config::Env;
+/// use mcp_security_core::config::Env;
 /// use mcp_ratelimit::config::RateLimitSettings;
 ///
 /// let mut settings = RateLimitSettings::new("IQ");
@@ -42,7 +42,7 @@ pub const REDIS_URL: &str = "RATE_LIMIT_REDIS_URL";
 ///     settings.check().unwrap_err().to_string(),
 ///     "IQ_RATE_LIMIT_BURST: must be at least 1 (got \"0\")"
 /// );
-/// # Ok::<(), mcp_core::config::ConfigError>(())
+/// # Ok::<(), mcp_security_core::config::ConfigError>(())
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]

@@ -122,7 +122,7 @@ impl<B> RateLimitLayerBuilder<B> {
     }
 
     /// How to resolve the client address when no
-    /// [`ClientAddr`](mcp_core::client_addr::ClientAddr) is in the request extensions
+    /// [`ClientAddr`](mcp_security_core::client_addr::ClientAddr) is in the request extensions
     /// (default: the peer address, no trusted proxies).
     pub fn client_addr_resolver(mut self, resolver: ClientAddrResolver) -> Self {
         self.resolver = Some(resolver);
@@ -130,7 +130,7 @@ impl<B> RateLimitLayerBuilder<B> {
     }
 
     /// The MCP endpoint path (default `/mcp`): a refused POST to it that
-    /// [`McpInspectLayer`](mcp_core::inspect::McpInspectLayer) has not read yet is answered as
+    /// [`McpInspectLayer`](mcp_security_core::inspect::McpInspectLayer) has not read yet is answered as
     /// JSON-RPC with `id: null`.
     pub fn mcp_path(mut self, path: impl Into<String>) -> Self {
         self.mcp_path = path.into();

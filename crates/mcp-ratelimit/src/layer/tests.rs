@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use mcp_core::client_addr::{ClientAddrResolver, PeerAddr};
-use mcp_core::clock::{ManualClock, ManualMonotonicClock};
-use mcp_core::jsonrpc::parse_envelope;
-use mcp_core::{PrincipalKind, RateLimitOutcome};
+use mcp_security_core::client_addr::{ClientAddrResolver, PeerAddr};
+use mcp_security_core::clock::{ManualClock, ManualMonotonicClock};
+use mcp_security_core::jsonrpc::parse_envelope;
+use mcp_security_core::{PrincipalKind, RateLimitOutcome};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -16,7 +16,7 @@ use tower::ServiceExt;
 use super::*;
 use http::StatusCode;
 use http::header::HeaderValue;
-use mcp_core::{Principal, Rejection};
+use mcp_security_core::{Principal, Rejection};
 use std::time::UNIX_EPOCH;
 
 const EPOCH: u64 = 1_700_000_000;

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
-use mcp_core::client_addr::PeerAddr;
-use mcp_core::{GuardBody, Principal, PrincipalKind};
 use mcp_ratelimit::RateLimitLayer;
 use mcp_ratelimit::redis::RedisBackend;
+use mcp_security_core::client_addr::PeerAddr;
+use mcp_security_core::{GuardBody, Principal, PrincipalKind};
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 pub struct RedisServer {

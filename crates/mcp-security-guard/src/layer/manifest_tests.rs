@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use mcp_core::Rejection;
-use mcp_core::facts::{BodyFacts, ResponseFact, ResponseFacts};
-use mcp_core::jsonrpc::parse_envelope;
+use mcp_security_core::Rejection;
+use mcp_security_core::facts::{BodyFacts, ResponseFact, ResponseFacts};
+use mcp_security_core::jsonrpc::parse_envelope;
 use serde_json::json;
 use tower::ServiceExt;
 

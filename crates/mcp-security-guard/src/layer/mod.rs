@@ -10,7 +10,7 @@
 //!   whole); everything else is kept byte for byte, members in order.
 //! - `block`: the answer becomes a JSON-RPC error for its id: `-32603`, message
 //!   `"The result was withheld: it contained a credential"`, `data.code: "secret_in_result"`.
-//! - Both response forms through [`mcp_core::response::RewriteBody`]: `application/json`, and
+//! - Both response forms through [`mcp_security_core::response::RewriteBody`]: `application/json`, and
 //!   `text/event-stream` where only the answer's event is read and every other event
 //!   (progress, notifications) is forwarded as it arrives.
 //! - Bounded, fail closed: a JSON body or one SSE event over `max_result_bytes` (default 4 MiB,
@@ -29,7 +29,7 @@
 //! use bytes::Bytes;
 //! use http::{Request, Response};
 //! use http_body_util::{BodyExt, Full};
-//! use mcp_core::jsonrpc::parse_envelope;
+//! use mcp_security_core::jsonrpc::parse_envelope;
 //! use mcp_security_guard::{ResultGuardMode, ToolGuardLayer};
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
@@ -71,16 +71,16 @@ use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
 use http::{HeaderName, Method, Request, Response};
 use http_body::Body;
-use mcp_core::config::{ConfigError, Env};
-use mcp_core::credential::SecretScanner;
+use mcp_security_core::config::{ConfigError, Env};
+use mcp_security_core::credential::SecretScanner;
 #[cfg(doc)]
-use mcp_core::facts::ResponseFact;
-use mcp_core::facts::ResponseFacts;
-use mcp_core::jsonrpc::{JsonRpcId, MessageKind};
-use mcp_core::response::{
+use mcp_security_core::facts::ResponseFact;
+use mcp_security_core::facts::ResponseFacts;
+use mcp_security_core::jsonrpc::{JsonRpcId, MessageKind};
+use mcp_security_core::response::{
     DEFAULT_MAX_RESPONSE_BYTES, ResponseKind, RewriteBody, Targets, prepare_head,
 };
-use mcp_core::{GuardBody, McpCall};
+use mcp_security_core::{GuardBody, McpCall};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -449,7 +449,7 @@ fn refuse_unpinned<B>(req: &Request<B>, shared: &Shared) -> Option<Response<Byte
         http::HeaderValue::from_static("application/json"),
     );
     res.extensions_mut().insert(
-        mcp_core::Rejection::new(http::StatusCode::FORBIDDEN, "tool_not_pinned")
+        mcp_security_core::Rejection::new(http::StatusCode::FORBIDDEN, "tool_not_pinned")
             .message("The tool differs from the pinned manifest")
             .detail(format!("tool {tool} differs from the pinned manifest")),
     );
@@ -474,7 +474,7 @@ fn refuse_arguments<B>(req: &Request<B>, shared: &Shared) -> Option<Response<Byt
         let body = serde_json::json!({
             "jsonrpc": "2.0",
             "id": id,
-            "error": {"code": mcp_core::jsonrpc::HEADER_MISMATCH, "message": reason,
+            "error": {"code": mcp_security_core::jsonrpc::HEADER_MISMATCH, "message": reason,
                 "data": {"status": 400, "code": "header_mismatch"}},
         })
         .to_string();
@@ -485,9 +485,9 @@ fn refuse_arguments<B>(req: &Request<B>, shared: &Shared) -> Option<Response<Byt
             http::HeaderValue::from_static("application/json"),
         );
         res.extensions_mut().insert(
-            mcp_core::Rejection::new(http::StatusCode::BAD_REQUEST, "header_mismatch")
+            mcp_security_core::Rejection::new(http::StatusCode::BAD_REQUEST, "header_mismatch")
                 .message(reason)
-                .jsonrpc_code(mcp_core::jsonrpc::HEADER_MISMATCH),
+                .jsonrpc_code(mcp_security_core::jsonrpc::HEADER_MISMATCH),
         );
         return Some(res);
     }
@@ -505,7 +505,7 @@ fn refuse_arguments<B>(req: &Request<B>, shared: &Shared) -> Option<Response<Byt
         http::HeaderValue::from_static("application/json"),
     );
     res.extensions_mut().insert(
-        mcp_core::Rejection::new(http::StatusCode::BAD_REQUEST, "invalid_tool_arguments")
+        mcp_security_core::Rejection::new(http::StatusCode::BAD_REQUEST, "invalid_tool_arguments")
             .message("The tool's arguments do not match its input schema")
             .detail(text),
     );

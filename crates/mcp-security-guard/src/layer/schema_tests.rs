@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use mcp_core::Rejection;
-use mcp_core::jsonrpc::parse_envelope;
+use mcp_security_core::Rejection;
+use mcp_security_core::jsonrpc::parse_envelope;
 use tower::{Service, ServiceBuilder, ServiceExt};
 
 use super::*;

@@ -4,9 +4,9 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use mcp_core::facts::{BodyFacts, ResponseFact, ResponseFacts};
-use mcp_core::jsonrpc::parse_envelope;
-use mcp_core::response::RewriteFailure;
+use mcp_security_core::facts::{BodyFacts, ResponseFact, ResponseFacts};
+use mcp_security_core::jsonrpc::parse_envelope;
+use mcp_security_core::response::RewriteFailure;
 use tower::{ServiceBuilder, ServiceExt};
 
 use super::*;

@@ -3,8 +3,8 @@
 use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
 
-use mcp_core::facts::{FactRecorder, ResponseFact};
-use mcp_core::response::RawObject;
+use mcp_security_core::facts::{FactRecorder, ResponseFact};
+use mcp_security_core::response::RawObject;
 use serde_json::Value;
 use serde_json::value::RawValue;
 

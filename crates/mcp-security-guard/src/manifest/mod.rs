@@ -9,7 +9,7 @@
 //! points the layer at it.
 //!
 //! What the layer does with each listed tool that differs from the lock ([`Drift`]): records a
-//! [`ResponseFact::ManifestDrift`](mcp_core::facts::ResponseFact::ManifestDrift) for the audit
+//! [`ResponseFact::ManifestDrift`](mcp_security_core::facts::ResponseFact::ManifestDrift) for the audit
 //! trail and counts it; with [`ManifestMode::Enforce`] (`MCP_TOOL_MANIFEST_MODE=enforce`) also
 //! removes it from the list and answers calls to it as an unknown tool (`-32602`) until the
 //! lock file is updated. Tools in the lock that the server no longer lists are only reported by
@@ -61,14 +61,18 @@ impl ManifestMode {
     ///
     /// # Errors
     /// Any other value, naming `setting`.
-    pub fn parse(setting: &str, value: &str) -> Result<Self, mcp_core::config::ConfigError> {
+    pub fn parse(
+        setting: &str,
+        value: &str,
+    ) -> Result<Self, mcp_security_core::config::ConfigError> {
         match value.trim().to_ascii_lowercase().as_str() {
             "warn" => Ok(ManifestMode::Warn),
             "enforce" => Ok(ManifestMode::Enforce),
-            _ => Err(
-                mcp_core::config::ConfigError::new(setting, "must be warn or enforce")
-                    .with_value(value),
-            ),
+            _ => Err(mcp_security_core::config::ConfigError::new(
+                setting,
+                "must be warn or enforce",
+            )
+            .with_value(value)),
         }
     }
 }

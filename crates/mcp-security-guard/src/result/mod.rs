@@ -1,6 +1,6 @@
 //! The result guard: credentials in what the server answers, found after JSON decoding and
 //! redacted or blocked. [`ResultRewriter`] is the [`RewriteResponse`] that
-//! [`ToolGuard`](crate::ToolGuard) hands mcp-core's response rewriter; the walk over a
+//! [`ToolGuard`](crate::ToolGuard) hands mcp-security-core's response rewriter; the walk over a
 //! message's strings lives here.
 //!
 //! What is scanned: every string value and object key in the answer's `result` (text content,
@@ -8,14 +8,16 @@
 //! its `error` (message and data), each decoded from JSON first, so `\u0041KIA…` and a PEM key
 //! whose line breaks are `\n` escapes are found. A string under a key that names a secret
 //! (`"password": "…"`, see [`is_secret_name`]) counts as a secret when its value
-//! [looks random](mcp_core::credential::looks_random). Base64 `blob` contents are not decoded.
+//! [looks random](mcp_security_core::credential::looks_random). Base64 `blob` contents are not decoded.
 
 use std::sync::Arc;
 
-use mcp_core::credential::{REDACTED, SecretKind, SecretScanner, is_secret_name, looks_random};
-use mcp_core::facts::{FactRecorder, ResponseFact};
-use mcp_core::jsonrpc::JsonRpcId;
-use mcp_core::response::{INTERNAL_ERROR, RawObject, RewriteFailure, RewriteResponse};
+use mcp_security_core::credential::{
+    REDACTED, SecretKind, SecretScanner, is_secret_name, looks_random,
+};
+use mcp_security_core::facts::{FactRecorder, ResponseFact};
+use mcp_security_core::jsonrpc::JsonRpcId;
+use mcp_security_core::response::{INTERNAL_ERROR, RawObject, RewriteFailure, RewriteResponse};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -41,15 +43,19 @@ impl ResultGuardMode {
     ///
     /// # Errors
     /// Any other value, naming `setting`.
-    pub fn parse(setting: &str, value: &str) -> Result<Self, mcp_core::config::ConfigError> {
+    pub fn parse(
+        setting: &str,
+        value: &str,
+    ) -> Result<Self, mcp_security_core::config::ConfigError> {
         match value.trim().to_ascii_lowercase().as_str() {
             "off" | "false" => Ok(ResultGuardMode::Off),
             "redact" => Ok(ResultGuardMode::Redact),
             "block" => Ok(ResultGuardMode::Block),
-            _ => Err(
-                mcp_core::config::ConfigError::new(setting, "must be off, redact or block")
-                    .with_value(value),
-            ),
+            _ => Err(mcp_security_core::config::ConfigError::new(
+                setting,
+                "must be off, redact or block",
+            )
+            .with_value(value)),
         }
     }
 

@@ -6,7 +6,7 @@
 //! - A call whose arguments fail is answered by the layer, the way the 2025-11-25
 //!   specification (SEP-1303) and rmcp answer input errors: HTTP 200 and a result with
 //!   `isError: true` whose text names the failing JSON pointer and keyword — not a JSON-RPC
-//!   protocol error. The response carries a [`Rejection`](mcp_core::Rejection)
+//!   protocol error. The response carries a [`Rejection`](mcp_security_core::Rejection)
 //!   (`invalid_tool_arguments`, the failure as its detail) for the audit record.
 //! - A tool the layer has not seen listed passes to the server (it answers "unknown tool"), as
 //!   does a batch (MCP 2025-03-26 only).
@@ -206,7 +206,7 @@ impl SchemaStore {
                     let raw = raw
                         .to_str()
                         .map_err(|_| format!("{full} header is not visible ASCII"))?;
-                    match mcp_core::mcp_headers::value_matches(raw, &expected) {
+                    match mcp_security_core::mcp_headers::value_matches(raw, &expected) {
                         Ok(true) => {}
                         Ok(false) => {
                             return Err(format!("{full} header does not match `{prop}`"));

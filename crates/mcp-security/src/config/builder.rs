@@ -558,7 +558,7 @@ impl SecurityConfigBuilder {
     }
 
     /// The `MCP-Protocol-Version` values `McpInspectLayer` accepts (`PROTOCOL_VERSIONS`,
-    /// comma-separated; default [`DEFAULT_PROTOCOL_VERSIONS`](mcp_core::mcp_headers::DEFAULT_PROTOCOL_VERSIONS),
+    /// comma-separated; default [`DEFAULT_PROTOCOL_VERSIONS`](mcp_security_core::mcp_headers::DEFAULT_PROTOCOL_VERSIONS),
     /// the versions the bundled rmcp speaks). Another version is refused with 400 `-32022`
     /// naming the supported ones; set this when the server behind speaks other versions.
     pub fn protocol_versions<I, S>(mut self, versions: I) -> Self
@@ -710,14 +710,15 @@ impl SecurityConfigBuilder {
         let toml = match (&s.config_toml, &s.config_file) {
             (Some((setting, text)), _) => Some((setting.clone(), text.clone(), None)),
             (None, Some((setting, path))) => {
-                let text = mcp_core::toml::read_file(path, setting)?;
+                let text = mcp_security_core::toml::read_file(path, setting)?;
                 Some((setting.clone(), text, Some(path.clone())))
             }
             (None, None) => None,
         };
         if let Some((setting, text, path)) = toml {
             let shown = path.map_or_else(|| "TOML".to_owned(), |p| p.display().to_string());
-            let doc = mcp_core::toml::parse(&text, &setting).map_err(|e| e.with_value(shown))?;
+            let doc =
+                mcp_security_core::toml::parse(&text, &setting).map_err(|e| e.with_value(shown))?;
             apply_toml(&mut s, &doc)?;
             if doc.contains_key("rate_limit") {
                 // Parsed once, into the per-caller layer's typed classes and limits (replacing

@@ -53,7 +53,7 @@
 //! | `RESULT_GUARD_MAX_BYTES` | the largest answer (or SSE event) the result guard scans; larger fails closed | 4 MiB |
 //! | `TOOL_ERRORS_AS_RESULTS` | a `tools/call` refused for a scope or a per-caller limit answers 200 with an `isError` tool result | `false` |
 //! | `PROTOCOL_VERSIONS` | `MCP-Protocol-Version` values accepted, comma-separated; another is refused with 400 `-32022` | the versions the bundled rmcp speaks (2024-11-05 … 2026-07-28) |
-//! | `AUDIT_ENABLED`, `AUDIT_LOG_FILE`, `AUDIT_HMAC_KEY` / `_FILE` | audit trail (the other `AUDIT_*` knobs of `mcp-audit` are read too) | `true`, — (tracing only), — |
+//! | `AUDIT_ENABLED`, `AUDIT_LOG_FILE`, `AUDIT_HMAC_KEY` / `_FILE` | audit trail (the other `AUDIT_*` knobs of `mcp-security-audit` are read too) | `true`, — (tracing only), — |
 //! | `DATA_FILES` | files holding user data (a memory server's `memory.jsonl`, say), for the permission check | — |
 //! | `CONFIG_FILE` | the TOML file below | — |
 //!
@@ -105,16 +105,16 @@ use std::time::Duration;
 use http::Method;
 use ipnet::IpNet;
 use mcp_auth::dpop::{DpopMode, DpopVerifier};
-use mcp_core::BanList;
-use mcp_core::Scopes;
-use mcp_core::config::{ConfigError, Env, Environment, Secret};
-use mcp_core::inspect::DEFAULT_MAX_BODY_BYTES;
-use mcp_core::toml::{Table, Value};
 use mcp_headers::{Preset, SecurityHeadersLayer, SecurityHeadersLayerBuilder};
 use mcp_prodcheck::{CheckInput, Report, RuntimeEnvironment, SecretInput};
 use mcp_ratelimit::config::RateLimitSettings;
 use mcp_ratelimit::resource::{DEFAULT_MAX_CONCURRENCY, DEFAULT_REQUEST_TIMEOUT};
 use mcp_ratelimit::{Limit, RateLimitLayer, RouteClass};
+use mcp_security_core::BanList;
+use mcp_security_core::Scopes;
+use mcp_security_core::config::{ConfigError, Env, Environment, Secret};
+use mcp_security_core::inspect::DEFAULT_MAX_BODY_BYTES;
+use mcp_security_core::toml::{Table, Value};
 
 mod builder;
 mod env;

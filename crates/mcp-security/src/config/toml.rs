@@ -1,6 +1,6 @@
 //! The TOML file (`CONFIG_FILE`): what variables cannot say well.
 
-use mcp_core::toml::{boolean, string, strings, table, unknown_key};
+use mcp_security_core::toml::{boolean, string, strings, table, unknown_key};
 
 use super::*;
 

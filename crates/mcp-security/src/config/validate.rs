@@ -24,7 +24,7 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
         }
         if let Some(bad) = versions
             .iter()
-            .find(|v| !mcp_core::mcp_headers::is_version_shaped(v))
+            .find(|v| !mcp_security_core::mcp_headers::is_version_shaped(v))
         {
             return Err(ConfigError::new(
                 s.var("PROTOCOL_VERSIONS"),

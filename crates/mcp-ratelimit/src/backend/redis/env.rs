@@ -16,7 +16,7 @@ impl RedisStore {
     /// | `RATE_LIMIT_REDIS_PREFIX`, `_FAILURE`, `_TIMEOUT`, `RATE_LIMIT_REPLICAS` | see [`RedisStoreBuilder`] |
     ///
     /// ```
-    /// use mcp_core::config::Env;
+    /// use mcp_security_core::config::Env;
     /// use mcp_ratelimit::redis::RedisStore;
     ///
     /// let env = Env::from_pairs("MCP", [
@@ -26,7 +26,7 @@ impl RedisStore {
     /// ]);
     /// let store = RedisStore::from_env(&env)?.expect("configured");
     /// assert_eq!(store.display_url(), "rediss://mcp-ratelimit:***@redis.example.com:6380/0");
-    /// # Ok::<(), mcp_core::config::ConfigError>(())
+    /// # Ok::<(), mcp_security_core::config::ConfigError>(())
     /// ```
     ///
     /// # Errors

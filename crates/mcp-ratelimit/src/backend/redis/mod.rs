@@ -69,7 +69,7 @@
 //!   code `rate_limit_unavailable`, in the caller's format (gRPC `14`). Not `429`: the client did
 //!   not exceed anything, and `429` would tell it (and the audit trail, and dashboards) that it
 //!   did; `503` + `Retry-After` is the status clients and load balancers already retry with
-//!   back-off. The audit layer records [`RateLimitOutcome::Unavailable`](mcp_core::RateLimitOutcome).
+//!   back-off. The audit layer records [`RateLimitOutcome::Unavailable`](mcp_security_core::RateLimitOutcome).
 //! - [`FailurePolicy::Open`]: the request is decided by a local in-memory limiter whose quotas
 //!   are each limit's divided by [`RedisStoreBuilder::replicas`] (rounded down, at least 1), so
 //!   the fleet as a whole stays near the limit. Recorded as `RateLimitOutcome::Degraded`.
@@ -88,9 +88,9 @@ use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use indexmap::IndexMap;
-use mcp_core::config::{ConfigError, Env, Secret};
+use mcp_security_core::config::{ConfigError, Env, Secret};
 
-use mcp_core::clock::MonotonicClock;
+use mcp_security_core::clock::MonotonicClock;
 
 use crate::backend::memory::{Bucket, Memory};
 use crate::backend::sealed::{Sealed, Spec};
@@ -223,7 +223,7 @@ pub struct RedisStats {
 ///     .redis(store)
 ///     .build()?;
 /// # let _ = layer;
-/// # Ok::<(), mcp_core::config::ConfigError>(())
+/// # Ok::<(), mcp_security_core::config::ConfigError>(())
 /// ```
 #[derive(Clone)]
 pub struct RedisStore {
