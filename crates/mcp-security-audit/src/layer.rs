@@ -730,6 +730,9 @@ impl Shared {
             completion,
             masker: self.masker.clone(),
         };
+        if self.metrics {
+            m::request(&record);
+        }
         (record, events)
     }
 

@@ -3,6 +3,7 @@
 //!
 //! | metric | type | labels | counts |
 //! |---|---|---|---|
+//! | `mcp_requests_total` | counter | `status_class` (`1xx` … `5xx`, `error`: no response), `decision` (`allowed`, `rejected`, `error`, `cancelled`: the audit record's `decision`) | every request the audit layer saw, once it ended |
 //! | `mcp_auth_failures_total` | counter | `reason` (`missing_credential`, `bad_signature`, `insufficient_scope`, …) | requests refused by authentication or authorization |
 //! | `mcp_rate_limit_exceeded_total` | counter | `policy` (the limit's name, or `ban`) | requests refused by a rate limit or the ban list |
 //! | `mcp_security_violations_total` | counter | `reason` | other refusals (the rejection code: `origin_not_allowed`, `payload_too_large`, `parse_error`, …) and detector firings (`auth_failure_burst`, `global_auth_failure_burst`, `request_flood`) |
@@ -13,6 +14,10 @@
 //! | `mcp_audit_write_errors_total` | counter | — | failed writes of the audit file |
 //! | `mcp_audit_resumes_total` | counter | `previous` (`clean_close`, `unclean_stop`, `missing_tail`, `head_mismatch`, `head_missing`, `head_invalid`) | starts of the file sink on an existing log, by how the previous run ended (a lost tail also counts in `mcp_security_violations_total{reason="audit_tail_missing"}`) |
 //! | `mcp_audit_bans_total` | counter | `detector` | clients a detector added to the ban list |
+//! | `mcp_rate_limit_store_degraded_total` | counter | `outcome` (`unavailable`: refused with `503`, fail-closed; `allowed_degraded` / `limited_degraded`: decided by the local fallback limiter, fail-open) | requests the shared rate-limit store (Redis) did not answer in time for |
+//!
+//! Every label value comes from a fixed set: no path, principal, client address or tool name is
+//! ever a label (those are in the audit records).
 //!
 //! With the Prometheus exporter, give the histogram buckets (it renders a summary otherwise):
 //!
@@ -31,10 +36,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use mcp_security_core::RateLimitOutcome;
 use metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
 
+use crate::record::AuditRecord;
+
+/// `mcp_requests_total`.
+pub const REQUESTS_TOTAL: &str = "mcp_requests_total";
 /// `mcp_auth_failures_total`.
 pub const AUTH_FAILURES_TOTAL: &str = "mcp_auth_failures_total";
 /// `mcp_rate_limit_exceeded_total`.
@@ -55,6 +65,8 @@ pub const AUDIT_WRITE_ERRORS_TOTAL: &str = "mcp_audit_write_errors_total";
 pub const AUDIT_RESUMES_TOTAL: &str = "mcp_audit_resumes_total";
 /// `mcp_audit_bans_total`.
 pub const AUDIT_BANS_TOTAL: &str = "mcp_audit_bans_total";
+/// `mcp_rate_limit_store_degraded_total`.
+pub const RATE_LIMIT_STORE_DEGRADED_TOTAL: &str = "mcp_rate_limit_store_degraded_total";
 
 /// Histogram buckets for [`REQUEST_DURATION_SECONDS`], from 1 ms to 30 s.
 pub const DURATION_BUCKETS: &[f64] = &[
@@ -63,6 +75,10 @@ pub const DURATION_BUCKETS: &[f64] = &[
 
 /// Register help texts and units with the installed recorder. Call once after installing it.
 pub fn describe() {
+    describe_counter!(
+        REQUESTS_TOTAL,
+        "Requests the audit layer saw, by status class and decision"
+    );
     describe_counter!(
         AUTH_FAILURES_TOTAL,
         "Requests refused by authentication or authorization, by reason"
@@ -101,6 +117,24 @@ pub fn describe() {
         AUDIT_BANS_TOTAL,
         "Clients a detector added to the ban list, by detector"
     );
+    describe_counter!(
+        RATE_LIMIT_STORE_DEGRADED_TOTAL,
+        "Requests decided without the shared rate-limit store (Redis), by outcome"
+    );
+}
+
+/// One ended request: `mcp_requests_total`, and `mcp_rate_limit_store_degraded_total` when the
+/// shared rate-limit store did not answer for it.
+pub(crate) fn request(record: &AuditRecord) {
+    let status = status_class(record.status);
+    let decision = record.decision().as_str();
+    counter!(REQUESTS_TOTAL, "status_class" => status, "decision" => decision).increment(1);
+    if let Some(
+        outcome @ (RateLimitOutcome::Unavailable { .. } | RateLimitOutcome::Degraded { .. }),
+    ) = &record.rate_limit
+    {
+        counter!(RATE_LIMIT_STORE_DEGRADED_TOTAL, "outcome" => outcome.as_str()).increment(1);
+    }
 }
 
 pub(crate) fn auth_failure(reason: &'static str) {
@@ -154,3 +188,7 @@ pub(crate) fn status_class(status: Option<http::StatusCode>) -> &'static str {
         None => "error",
     }
 }
+
+#[cfg(test)]
+#[path = "metrics_tests.rs"]
+mod tests;
