@@ -17,6 +17,12 @@
 //!   authorization specification and RFC 6750 ask, with RFC 9728 protected-resource metadata.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// The README's example, compiled and run as a doctest so the published README cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 pub mod api_key;
 pub mod dpop;

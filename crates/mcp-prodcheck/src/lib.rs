@@ -83,6 +83,12 @@
 //! | `MCP-ONLINE-010` | warning | warning | (`check --online`) the issuer advertises only algorithms not in `MCP_JWT_ALGORITHMS` | allow one |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// The README's example, compiled and run as a doctest so the published README cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 mod checks;
 pub mod input;

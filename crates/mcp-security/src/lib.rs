@@ -55,6 +55,12 @@
 //! [`from_env_with_prefix`]: SecurityConfig::from_env_with_prefix
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// The README's example, compiled and run as a doctest so the published README cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 pub mod config;
 pub mod stack;
