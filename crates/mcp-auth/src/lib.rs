@@ -10,6 +10,8 @@
 //! - `jwks` (cargo feature `jwks`): `JwksKeySource`, an OAuth authorization server's public
 //!   keys (RS256, PS256, ES256, EdDSA…) from its JWKS, discovered from the issuer, cached and
 //!   refreshed, for [`JwtVerifier`].
+//! - [`credential_age`]: [`CredentialAges`], the age of the oldest API key and HS256 secret as
+//!   the gauge `mcp_credential_oldest_age_seconds`.
 //! - [`policy`]: the scopes each path and each MCP method or tool needs, exempt and denied paths.
 //! - [`list_filter`]: [`ListFilterLayer`] cuts `tools/list`, `prompts/list`, `resources/list` and
 //!   `resources/templates/list` results to what the caller may use, under the same policy.
@@ -25,6 +27,7 @@
 pub struct ReadmeDoctests;
 
 pub mod api_key;
+pub mod credential_age;
 pub mod dpop;
 #[cfg(feature = "jwks")]
 pub mod jwks;
@@ -36,6 +39,7 @@ pub mod session;
 pub mod token_endpoint;
 
 pub use api_key::{ApiKeyStore, ApiKeyStoreBuilder};
+pub use credential_age::CredentialAges;
 #[cfg(feature = "jwks")]
 pub use jwks::{JwksKeySource, JwksKeySourceBuilder};
 pub use jwt::{JwtVerifier, JwtVerifierBuilder};

@@ -30,6 +30,9 @@ pub(super) struct FileEntry {
     /// A string in either format, or a bare TOML datetime.
     #[serde(default)]
     expires_at: Option<toml::Value>,
+    /// When the key was made (`mcp-security keygen` writes it); same forms as `expires_at`.
+    #[serde(default)]
+    created_at: Option<toml::Value>,
     #[serde(default = "enabled_by_default")]
     enabled: bool,
 }
@@ -65,10 +68,13 @@ pub(super) enum Format {
 }
 
 /// Parse and validate a key file's entries (not yet checked against the keys given in code).
+/// With `check_pepper` false (reading only the dates), `hmac-sha256` entries are accepted
+/// without a pepper.
 pub(super) fn parse_key_file(
     path: &Path,
     bytes: &[u8],
     hmac: Option<&HmacSha256>,
+    check_pepper: bool,
 ) -> Result<Vec<Entry>, ConfigError> {
     let format = match path.extension().and_then(|e| e.to_str()) {
         Some(ext) if ext.eq_ignore_ascii_case("toml") => Format::Toml,
@@ -117,7 +123,7 @@ pub(super) fn parse_key_file(
                  (from `mcp-security hash-key`), never the key itself",
             )
         })?;
-        if kind == HashKind::HmacSha256 && hmac.is_none() {
+        if check_pepper && kind == HashKind::HmacSha256 && hmac.is_none() {
             return Err(refuse(
                 "an hmac-sha256 hash needs the server's pepper, and none is configured",
             ));
@@ -140,6 +146,20 @@ pub(super) fn parse_key_file(
                 )
             })?),
         };
+        let created_at = match &raw.created_at {
+            None => None,
+            Some(value) => Some(parse_expiry(value).ok_or_else(|| {
+                refuse(
+                    "created_at must be an RFC 3339 timestamp in UTC, such as \
+                     \"2026-12-07T00:00:00Z\" (`mcp-security keygen` writes it)",
+                )
+            })?),
+        };
+        if let (Some(created), Some(expires)) = (created_at, expires_at)
+            && created >= expires
+        {
+            return Err(refuse("created_at is not before expires_at"));
+        }
         if let Some(j) = entries.iter().position(|e| e.principal.id() == raw.name) {
             return Err(refuse(&format!("duplicate name (also keys[{j}])")));
         }
@@ -158,6 +178,7 @@ pub(super) fn parse_key_file(
         entries.push(Entry {
             principal: principal.build(),
             enabled: raw.enabled,
+            created_at,
             kind,
             digest,
         });

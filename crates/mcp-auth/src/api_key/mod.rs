@@ -27,6 +27,7 @@
 //! hash = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 //! scopes = ["notes:read", "notes:write"] # optional, default none
 //! expires_at = "2027-01-01T00:00:00Z"    # optional, RFC 3339 in UTC
+//! created_at = "2026-12-07T00:00:00Z"    # optional, RFC 3339 in UTC (`mcp-security keygen`)
 //! enabled = true                         # optional, default true; false revokes the key
 //!
 //! [[keys]]
@@ -45,7 +46,10 @@
 //! The `keys` list is required (an empty file is refused rather than read as "no keys"); an
 //! explicit `keys = []` revokes every file key. Unknown fields are errors, so a typo such as
 //! `scope = [..]` fails loudly instead of silently granting nothing. `expires_at` may also be a
-//! bare TOML datetime; offsets other than `Z` / `+00:00` are refused. Every error names the setting
+//! bare TOML datetime; offsets other than `Z` / `+00:00` are refused. `created_at` (the same
+//! forms; it must be before `expires_at`) is not used to accept or refuse a key: it dates the key
+//! for rotation checks ([`KeyDates`], `mcp-security check`) and the credential-age gauge; entries
+//! without it (files written before it existed) load as before. Every error names the setting
 //! `api_keys_file`, the file, and the entry (`keys[1] ("ops")`), and never contains key material.
 //!
 //! # Reloading
@@ -66,9 +70,11 @@ use mcp_security_core::config::{ConfigError, Secret};
 use mcp_security_core::{AuthFailure, Principal, PrincipalKind, Scopes};
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
+mod dates;
 mod digest;
 mod file;
 
+pub use dates::{KeyDates, read_key_dates};
 use digest::{HashKind, HmacSha256, hmac_digest, is_visible_ascii, keyed_hmac, sha256};
 pub use digest::{KeyHasher, generate_key, hash_line};
 use file::{check_name, combine, parse_key_file, read_key_file};
@@ -106,6 +112,8 @@ const PEPPER_SETTING: &str = "api_key_pepper";
 struct Entry {
     principal: Principal,
     enabled: bool,
+    /// `created_at` from the key file; `None` for keys given in code and older entries.
+    created_at: Option<SystemTime>,
     kind: HashKind,
     digest: [u8; 32],
 }
@@ -252,7 +260,7 @@ impl ApiKeyStore {
         if current.file_fingerprint == Some(fingerprint) {
             return Ok(false);
         }
-        let file_entries = parse_key_file(path, &bytes, self.inner.hmac.as_ref())?;
+        let file_entries = parse_key_file(path, &bytes, self.inner.hmac.as_ref(), true)?;
         let entries = combine(&self.inner.fixed, file_entries, path)?;
         let changed = entries != current.entries;
         let next = Arc::new(KeySet {
@@ -464,6 +472,7 @@ impl ApiKeyStoreBuilder {
                     .single_credential()
                     .build(),
                 enabled: true,
+                created_at: None,
                 kind,
                 digest,
             });
@@ -476,7 +485,7 @@ impl ApiKeyStoreBuilder {
             },
             Some(path) => {
                 let bytes = read_key_file(path)?;
-                let file_entries = parse_key_file(path, &bytes, hmac.as_ref())?;
+                let file_entries = parse_key_file(path, &bytes, hmac.as_ref(), true)?;
                 KeySet {
                     entries: combine(&fixed, file_entries, path)?,
                     file_fingerprint: Some(sha256(&bytes)),

@@ -945,3 +945,158 @@ async fn spawned_reloader_picks_up_a_change() {
         .expect("the reloader stops when the store is dropped")
         .unwrap();
 }
+
+#[test]
+fn created_at_dates_keys_and_old_files_still_load() {
+    let dir = TempDir::new("created");
+    let path = dir.write(
+        "keys.toml",
+        &format!(
+            "[[keys]]\nname = \"dated\"\nhash = \"{}\"\ncreated_at = \"2026-03-01T00:00:00Z\"\n\
+             expires_at = \"2027-03-01T00:00:00Z\"\n\n\
+             [[keys]]\nname = \"native\"\nhash = \"{}\"\ncreated_at = 2026-04-01T12:30:00Z\n\n\
+             [[keys]]\nname = \"legacy\"\nhash = \"{}\"\nenabled = false\n",
+            sha_line("dated-key"),
+            sha_line("native-key"),
+            sha_line("legacy-key"),
+        ),
+    );
+    let store = ApiKeyStore::builder()
+        .key("env", "code-key", Scopes::new(["*"]))
+        .file(&path)
+        .build()
+        .unwrap();
+    // created_at changes nothing about which keys are accepted.
+    assert_eq!(id(store.verify("dated-key", now())), Ok("dated".to_owned()));
+    assert_eq!(
+        id(store.verify("native-key", now())),
+        Ok("native".to_owned())
+    );
+    let dates = store.key_dates();
+    let got: Vec<(&str, Option<SystemTime>, Option<SystemTime>, bool)> = dates
+        .iter()
+        .map(|d| (d.name.as_str(), d.created_at, d.expires_at, d.enabled))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("env", None, None, true),
+            (
+                "dated",
+                Some(at("2026-03-01T00:00:00Z")),
+                Some(at("2027-03-01T00:00:00Z")),
+                true
+            ),
+            ("native", Some(at("2026-04-01T12:30:00Z")), None, true),
+            ("legacy", None, None, false),
+        ]
+    );
+    assert_eq!(read_key_dates(&path).unwrap(), dates[1..]);
+    assert_eq!(
+        store.oldest_created_at(now()),
+        Some(at("2026-03-01T00:00:00Z"))
+    );
+    // Once the oldest key has expired, the next one is the oldest in use.
+    assert_eq!(
+        store.oldest_created_at(at("2027-03-01T00:00:00Z")),
+        Some(at("2026-04-01T12:30:00Z"))
+    );
+    assert!(dates[1].is_usable(now()));
+    assert!(!dates[1].is_usable(at("2027-03-01T00:00:00Z")));
+    assert!(!dates[3].is_usable(now()));
+
+    // A reload changes the dates.
+    dir.write(
+        "keys.toml",
+        &format!(
+            "[[keys]]\nname = \"dated\"\nhash = \"{}\"\ncreated_at = \"2026-05-01T00:00:00Z\"\n",
+            sha_line("rotated-key"),
+        ),
+    );
+    assert!(store.reload().unwrap());
+    assert_eq!(
+        store.oldest_created_at(now()),
+        Some(at("2026-05-01T00:00:00Z"))
+    );
+
+    // JSON, with and without the field.
+    let json = dir.write(
+        "keys.json",
+        &format!(
+            r#"{{"keys": [{{"name": "a", "hash": "{}", "created_at": "2026-02-01T00:00:00Z"}},
+                          {{"name": "b", "hash": "{}", "created_at": null}}]}}"#,
+            sha_line("a"),
+            sha_line("b"),
+        ),
+    );
+    let dates = read_key_dates(&json).unwrap();
+    assert_eq!(dates[0].created_at, Some(at("2026-02-01T00:00:00Z")));
+    assert_eq!(dates[1].created_at, None);
+}
+
+#[test]
+fn a_bad_created_at_names_the_entry_and_the_setting() {
+    let dir = TempDir::new("bad-created");
+    for (value, reason) in [
+        (
+            "\"last spring\"",
+            "created_at must be an RFC 3339 timestamp in UTC, such as \"2026-12-07T00:00:00Z\" \
+             (`mcp-security keygen` writes it)",
+        ),
+        (
+            "\"2026-03-01T00:00:00+02:00\"",
+            "created_at must be an RFC 3339 timestamp in UTC, such as \"2026-12-07T00:00:00Z\" \
+             (`mcp-security keygen` writes it)",
+        ),
+        (
+            "20260301",
+            "created_at must be an RFC 3339 timestamp in UTC, such as \"2026-12-07T00:00:00Z\" (`mcp-security keygen` writes it)",
+        ),
+        (
+            "\"2027-06-01T00:00:00Z\"\nexpires_at = \"2027-01-01T00:00:00Z\"",
+            "created_at is not before expires_at",
+        ),
+    ] {
+        let path = dir.write(
+            "keys.toml",
+            &format!(
+                "[[keys]]\nname = \"ok\"\nhash = \"{}\"\n\n[[keys]]\nname = \"ops\"\nhash = \"{}\"\n\
+                 created_at = {value}\n",
+                sha_line("a"),
+                sha_line("b"),
+            ),
+        );
+        for err in [
+            ApiKeyStore::builder().file(&path).build().unwrap_err(),
+            read_key_dates(&path).unwrap_err(),
+        ] {
+            assert_eq!(err.setting(), "api_keys_file", "{value}");
+            assert_eq!(err.value(), Some(path.display().to_string().as_str()));
+            assert_eq!(
+                err.reason(),
+                format!("keys[1] (\"ops\"): {reason}"),
+                "{value}"
+            );
+        }
+    }
+}
+
+#[test]
+fn key_dates_need_no_pepper() {
+    let dir = TempDir::new("dates-pepper");
+    let hmac = KeyHasher::HmacSha256(Secret::new("server-pepper-0123456789abcdef"));
+    let path = dir.write(
+        "keys.toml",
+        &format!(
+            "[[keys]]\nname = \"ops\"\nhash = \"{}\"\ncreated_at = \"2026-01-15T00:00:00Z\"\n",
+            hash_line(&hmac, "ops-key"),
+        ),
+    );
+    // The server needs the pepper; a check dating the keys does not.
+    assert!(ApiKeyStore::builder().file(&path).build().is_err());
+    let dates = read_key_dates(&path).unwrap();
+    assert_eq!(dates[0].name, "ops");
+    assert_eq!(dates[0].created_at, Some(at("2026-01-15T00:00:00Z")));
+    let missing = read_key_dates(&dir.0.join("missing.toml")).unwrap_err();
+    assert_eq!(missing.setting(), "api_keys_file");
+}
