@@ -11,6 +11,11 @@
 //!   random-looking `password=` / `secret:` values). `redact` replaces each match with
 //!   `[redacted]`; `block` replaces the whole answer with a JSON-RPC error. See
 //!   [`ResultGuardMode`] and the [`layer`] module.
+//! - **Blocked input patterns** (`[[blocked_pattern]]`, `BLOCK_PATH_TRAVERSAL`,
+//!   `BLOCK_SHELL_METACHARACTERS`): per tool and argument JSON pointer, regular expressions
+//!   (and the presets `path_traversal`, `shell_metacharacters`) that refuse a `tools/call`
+//!   with JSON-RPC `-32602` naming the pointer and the rule, before the server sees it. See
+//!   the [`patterns`] module.
 //!
 //! ```text
 //! AuditLayer -> … -> AuthLayer -> RateLimitLayer -> ListFilterLayer -> ToolGuardLayer -> service
@@ -26,9 +31,11 @@ pub struct ReadmeDoctests;
 
 pub mod layer;
 pub mod manifest;
+pub mod patterns;
 pub mod result;
 #[cfg(feature = "schema")]
 pub mod schema;
 
 pub use layer::{GuardStats, ToolGuard, ToolGuardLayer, ToolGuardLayerBuilder};
+pub use patterns::{BlockedPattern, BlockedPatterns, PatternPreset};
 pub use result::{ResultGuardMode, ResultRewriter};

@@ -85,6 +85,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::patterns::{BlockedPattern, BlockedPatterns};
 use crate::result::{GuardedIds, Hits, ResultGuardMode, ResultRewriter};
 
 /// The default cap on a scanned answer (a JSON body or one SSE event): 4 MiB.
@@ -101,6 +102,7 @@ const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 #[derive(Debug, Default)]
 struct Counters {
     refused: AtomicU64,
+    blocked_args: AtomicU64,
     drift: AtomicU64,
     answers: AtomicU64,
     secrets: AtomicU64,
@@ -123,6 +125,9 @@ pub struct GuardStats {
     /// `tools/call` requests answered by the layer because their arguments failed the tool's
     /// schema (feature `schema`).
     pub arguments_refused: u64,
+    /// `tools/call` requests answered by the layer because an argument matched a blocked
+    /// pattern (see [`crate::patterns`]).
+    pub arguments_blocked: u64,
     /// Listed tools found differing from the pinned manifest (each time a list shows one).
     pub manifest_drift: u64,
 }
@@ -136,6 +141,8 @@ pub(crate) struct Shared {
     validate: bool,
     /// The pinned manifest, if any.
     pub(crate) pinning: Option<crate::manifest::Pinning>,
+    /// Blocked argument patterns (empty: none).
+    patterns: BlockedPatterns,
     #[cfg(feature = "schema")]
     pub(crate) schemas: crate::schema::SchemaStore,
     counters: Counters,
@@ -180,7 +187,7 @@ pub struct ToolGuardLayer {
 impl Default for ToolGuardLayer {
     /// Every guard off: responses pass untouched.
     fn default() -> Self {
-        ToolGuardLayer::builder().into_layer()
+        ToolGuardLayer::builder().into_layer(BlockedPatterns::default())
     }
 }
 
@@ -193,6 +200,7 @@ impl ToolGuardLayer {
             scanner: SecretScanner::default(),
             validate: false,
             manifest: None,
+            patterns: Vec::new(),
         }
     }
 
@@ -200,7 +208,8 @@ impl ToolGuardLayer {
     /// (`off`|`redact`|`block`, default `off`), `RESULT_GUARD_MAX_BYTES` (default 4 MiB) and,
     /// with the feature `schema`, `VALIDATE_TOOL_ARGS` (default `true`); `TOOL_MANIFEST_FILE`
     /// (a lock file from `mcp-security manifest snapshot`) and `TOOL_MANIFEST_MODE`
-    /// (`warn`|`enforce`, default `warn`).
+    /// (`warn`|`enforce`, default `warn`); `BLOCK_PATH_TRAVERSAL` and
+    /// `BLOCK_SHELL_METACHARACTERS` (see [`crate::patterns::from_env`]).
     ///
     /// # Errors
     /// A malformed value, naming its variable.
@@ -236,6 +245,7 @@ impl ToolGuardLayer {
             };
             b = b.manifest(lock, mode);
         }
+        b = b.blocked_patterns(crate::patterns::from_env(env)?);
         Ok(b.max_result_bytes(max))
     }
 
@@ -251,7 +261,14 @@ impl ToolGuardLayer {
 
     /// Whether any guard is on (`false`: every response passes untouched).
     pub fn is_enabled(&self) -> bool {
-        self.shared.mode != ResultGuardMode::Off || self.shared.reads_lists()
+        self.shared.mode != ResultGuardMode::Off
+            || self.shared.reads_lists()
+            || !self.shared.patterns.is_empty()
+    }
+
+    /// The blocked argument patterns (empty: none); see [`crate::patterns`].
+    pub fn blocked_patterns(&self) -> &BlockedPatterns {
+        &self.shared.patterns
     }
 
     /// The pinned manifest and its mode, if one is configured.
@@ -279,6 +296,7 @@ impl ToolGuardLayer {
             answers_blocked: c.blocked.load(Ordering::Relaxed),
             failed_closed: c.failed_closed.load(Ordering::Relaxed),
             arguments_refused: c.refused.load(Ordering::Relaxed),
+            arguments_blocked: c.blocked_args.load(Ordering::Relaxed),
             manifest_drift: c.drift.load(Ordering::Relaxed),
         }
     }
@@ -293,6 +311,7 @@ pub struct ToolGuardLayerBuilder {
     scanner: SecretScanner,
     validate: bool,
     manifest: Option<(crate::manifest::ToolManifest, crate::manifest::ManifestMode)>,
+    patterns: Vec<BlockedPattern>,
 }
 
 impl ToolGuardLayerBuilder {
@@ -340,7 +359,23 @@ impl ToolGuardLayerBuilder {
         self
     }
 
-    fn into_layer(self) -> ToolGuardLayer {
+    /// Refuse `tools/call` requests whose arguments match this rule, before the server sees
+    /// them; see [`crate::patterns`].
+    pub fn blocked_pattern(mut self, rule: BlockedPattern) -> Self {
+        self.patterns.push(rule);
+        self
+    }
+
+    /// Add blocked-pattern rules; see [`blocked_pattern`](Self::blocked_pattern).
+    pub fn blocked_patterns<I>(mut self, rules: I) -> Self
+    where
+        I: IntoIterator<Item = BlockedPattern>,
+    {
+        self.patterns.extend(rules);
+        self
+    }
+
+    fn into_layer(self, patterns: BlockedPatterns) -> ToolGuardLayer {
         ToolGuardLayer {
             shared: Arc::new(Shared {
                 mode: self.mode,
@@ -350,6 +385,7 @@ impl ToolGuardLayerBuilder {
                 pinning: self
                     .manifest
                     .map(|(lock, mode)| crate::manifest::Pinning::new(lock, mode)),
+                patterns,
                 #[cfg(feature = "schema")]
                 schemas: crate::schema::SchemaStore::default(),
                 counters: Counters::default(),
@@ -360,12 +396,14 @@ impl ToolGuardLayerBuilder {
     /// Validate and build.
     ///
     /// # Errors
-    /// `max_result_bytes` when zero.
-    pub fn build(self) -> Result<ToolGuardLayer, ConfigError> {
+    /// `max_result_bytes` when zero; `blocked_pattern`, naming the rule, when a blocked-pattern
+    /// rule is invalid (see [`BlockedPatterns::new`]).
+    pub fn build(mut self) -> Result<ToolGuardLayer, ConfigError> {
         if self.max_result_bytes == 0 {
             return Err(ConfigError::new("max_result_bytes", "must be at least 1").with_value("0"));
         }
-        Ok(self.into_layer())
+        let patterns = BlockedPatterns::new(std::mem::take(&mut self.patterns))?;
+        Ok(self.into_layer(patterns))
     }
 }
 
@@ -512,6 +550,14 @@ fn refuse_arguments<B>(req: &Request<B>, shared: &Shared) -> Option<Response<Byt
     Some(res)
 }
 
+/// A `tools/call` (single, or any in a batch) with an argument a blocked pattern refuses: the
+/// layer's answer.
+fn refuse_blocked<B>(req: &Request<B>, shared: &Shared) -> Option<Response<Bytes>> {
+    let res = crate::patterns::refuse::refuse(req, &shared.patterns)?;
+    shared.counters.blocked_args.fetch_add(1, Ordering::Relaxed);
+    Some(res)
+}
+
 #[cfg(not(feature = "schema"))]
 fn refuse_arguments<B>(_req: &Request<B>, _shared: &Shared) -> Option<Response<Bytes>> {
     None
@@ -531,8 +577,9 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let refused =
-            refuse_unpinned(&req, &self.shared).or_else(|| refuse_arguments(&req, &self.shared));
+        let refused = refuse_unpinned(&req, &self.shared)
+            .or_else(|| refuse_blocked(&req, &self.shared))
+            .or_else(|| refuse_arguments(&req, &self.shared));
         if let Some(answer) = refused {
             return ResponseFuture {
                 kind: Kind::Answered {
