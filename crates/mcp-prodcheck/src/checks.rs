@@ -11,6 +11,7 @@ use crate::report::{Finding, Report};
 use crate::rules::{self, Rule};
 use crate::runtime::{RuntimeEnvironment, file_mode, git_root, is_git_ignored, mode_too_open};
 
+mod key_age;
 mod network;
 mod token;
 
@@ -35,6 +36,7 @@ pub fn check(input: &CheckInput, runtime: &RuntimeEnvironment) -> Report {
     c.network_rules();
     c.token_endpoint();
     c.jwt_lifetime();
+    c.key_age(runtime);
     c.result_guard();
     c.rate_limit_and_audit();
     c.files(runtime);

@@ -26,13 +26,24 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use ipnet::IpNet;
 use mcp_security_core::config::Environment;
 
 /// The shortest API key or HS256 secret accepted, in bytes (256 bits, RFC 7518 §3.2).
 pub const MIN_SECRET_BYTES: usize = 32;
+
+/// How old an API key may get before `MCP-KEY-004` warns (`KEY_MAX_AGE`): 90 days, the
+/// quarterly rotation the JWT multi-server policy sets for API keys.
+pub const DEFAULT_KEY_MAX_AGE: Duration = Duration::from_secs(90 * 86_400);
+
+/// How old the HS256 secret may get before `MCP-JWT-007` warns (`JWT_SECRET_MAX_AGE`): 30 days,
+/// the monthly rotation of the same policy.
+pub const DEFAULT_JWT_SECRET_MAX_AGE: Duration = Duration::from_secs(30 * 86_400);
+
+/// How soon before an API key expires `MCP-KEY-005` warns: 7 days.
+pub const KEY_EXPIRY_WARNING: Duration = Duration::from_secs(7 * 86_400);
 
 /// The least estimated entropy (bits per character × length) of a secret.
 pub const MIN_ENTROPY_BITS: f64 = 100.0;
@@ -279,6 +290,36 @@ fn split_list(text: &str) -> Vec<SecretFacts> {
         .collect()
 }
 
+/// The dates of one API key from the key file (`API_KEYS_FILE`), for the rotation checks: never
+/// its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyDates {
+    /// The key's name.
+    pub name: String,
+    /// `created_at`, when the entry has one.
+    pub created_at: Option<SystemTime>,
+    /// `expires_at`, when the key expires.
+    pub expires_at: Option<SystemTime>,
+    /// `false` for a disabled (revoked) entry, which is not checked.
+    pub enabled: bool,
+}
+
+impl ApiKeyDates {
+    /// An enabled key named `name` with these dates.
+    pub fn new(
+        name: impl Into<String>,
+        created_at: Option<SystemTime>,
+        expires_at: Option<SystemTime>,
+    ) -> Self {
+        ApiKeyDates {
+            name: name.into(),
+            created_at,
+            expires_at,
+            enabled: true,
+        }
+    }
+}
+
 /// A snapshot of the security settings the checker reads. Fill it in field by field, starting
 /// from [`CheckInput::default`] (a production configuration with the secure defaults and no
 /// credential), or get it from `mcp_security::SecurityConfig::check_input`.
@@ -301,8 +342,17 @@ pub struct CheckInput {
     pub api_keys_file: Option<PathBuf>,
     /// API keys given in code (a generated development key, for example).
     pub code_api_keys: usize,
+    /// The dates of the key file's entries (empty when it has none or cannot be read here).
+    pub api_key_dates: Vec<ApiKeyDates>,
+    /// `KEY_MAX_AGE`: the age past which an API key should be rotated.
+    pub key_max_age: Duration,
     /// `JWT_SECRET` / `JWT_SECRET_FILE`: HS256 secrets.
     pub jwt_secret: Option<SecretInput>,
+    /// `JWT_SECRET_CREATED_AT`: when the HS256 secret was made. Unset, the checker dates a
+    /// `JWT_SECRET_FILE` secret by the file's modification time.
+    pub jwt_secret_created_at: Option<SystemTime>,
+    /// `JWT_SECRET_MAX_AGE`: the age past which the HS256 secret should be rotated.
+    pub jwt_secret_max_age: Duration,
     /// `JWT_AUDIENCE`: accepted token audiences.
     pub jwt_audiences: Vec<String>,
     /// `JWT_ISSUER` when tokens are verified against the issuer's published keys (JWKS found by
@@ -369,7 +419,11 @@ impl Default for CheckInput {
             api_key: None,
             api_keys_file: None,
             code_api_keys: 0,
+            api_key_dates: Vec::new(),
+            key_max_age: DEFAULT_KEY_MAX_AGE,
             jwt_secret: None,
+            jwt_secret_created_at: None,
+            jwt_secret_max_age: DEFAULT_JWT_SECRET_MAX_AGE,
             jwt_audiences: Vec::new(),
             jwt_issuer: None,
             jwks_url: None,

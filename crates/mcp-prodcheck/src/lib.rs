@@ -45,12 +45,15 @@
 //! | `MCP-KEY-001` | error | warning | API key shorter than 32 bytes | `mcp-security keygen` |
 //! | `MCP-KEY-002` | error | warning | API key with low entropy (see [`input`]) | `mcp-security keygen` |
 //! | `MCP-KEY-003` | error | warning | API key is a placeholder (`your-…-here`, `changeme`, `secret`, …) or a key printed in widely copied MCP security guides or our docs | `mcp-security keygen` |
+//! | `MCP-KEY-004` | warning | — | an enabled API key of `MCP_API_KEYS_FILE` whose `created_at` is older than `MCP_KEY_MAX_AGE` (default 90 days) | `mcp-security keygen --name <name>`, then retire the old entry |
+//! | `MCP-KEY-005` | warning | warning | an enabled API key of `MCP_API_KEYS_FILE` expires within 7 days | `mcp-security keygen --name <name>` now |
 //! | `MCP-JWT-001` | error | warning | an HS256 secret under 256 bits | `openssl rand -base64 32` |
 //! | `MCP-JWT-002` | error | warning | an HS256 secret that is a placeholder, published, or low entropy | `openssl rand -base64 32` |
 //! | `MCP-JWT-003` | warning | — | JWTs without `MCP_JWT_AUDIENCE` | one audience per server |
 //! | `MCP-JWT-004` | error | error | `MCP_JWT_ISSUER` or `MCP_JWKS_URL` over plain http beyond loopback | an https:// URL |
 //! | `MCP-JWT-005` | error | warning | an issuer's JWKS without `MCP_JWT_AUDIENCE` | this server's resource URL as audience |
 //! | `MCP-JWT-006` | warning | — | `MCP_JWT_MAX_LIFETIME` off or above 24 h while HS256 secrets are set | 24 h or less (the default) |
+//! | `MCP-JWT-007` | warning | — | the HS256 secret is older than `MCP_JWT_SECRET_MAX_AGE` (default 30 days), dated by `MCP_JWT_SECRET_CREATED_AT` or else its `MCP_JWT_SECRET_FILE`'s modification time | a new secret first in the list (`openssl rand -base64 32` or `mcp-security keygen`) |
 //! | `MCP-SECRET-001` | error | warning | API key pepper, audit HMAC or fingerprint key weak | `openssl rand -hex 32` |
 //! | `MCP-DEBUG-001` | error | — | `MCP_DEBUG=true` | `MCP_DEBUG=false` |
 //! | `MCP-CORS-001` | error | warning | `MCP_CORS_ORIGINS=*` | list the origins |
@@ -97,7 +100,7 @@ pub mod rules;
 pub mod runtime;
 
 pub use checks::check;
-pub use input::{CheckInput, SecretFacts, SecretInput};
+pub use input::{ApiKeyDates, CheckInput, SecretFacts, SecretInput};
 pub use report::{Finding, Report, SarifLocation};
 pub use rules::{RULES, Rule, Severity};
 pub use runtime::RuntimeEnvironment;

@@ -128,6 +128,10 @@ rules! {
     JWT_LONG_LIFETIME = "MCP-JWT-006", "JwtLifetimeUnbounded", Warning, SKIP,
         "HS256 tokens may live longer than a day",
         "Keep MCP_JWT_MAX_LIFETIME at 24h or less (the default for HS256): a leaked HS256 token cannot be revoked before it expires, and short-lived tokens are renewed, not stretched.";
+    /// The HS256 secret is older than `JWT_SECRET_MAX_AGE`.
+    JWT_SECRET_OLD = "MCP-JWT-007", "JwtSecretTooOld", Warning, SKIP,
+        "the HS256 JWT secret is older than its rotation period",
+        "Rotate it: put a new secret (`openssl rand -base64 32`, or the key line of `mcp-security keygen`) first in MCP_JWT_SECRET_FILE, keep the old one after it until the tokens it signed have expired, and set MCP_JWT_SECRET_CREATED_AT. MCP_JWT_SECRET_MAX_AGE sets the period (default 30d).";
     /// Tool results reach clients unscanned for credentials.
     RESULT_GUARD_OFF = "MCP-GUARD-001", "ResultGuardOff", Info, SKIP,
         "tool results are not scanned for credentials",
@@ -152,6 +156,14 @@ rules! {
     API_KEY_PLACEHOLDER = "MCP-KEY-003", "ApiKeyPlaceholder", Error, WARNING,
         "the API key is a placeholder or a published example key",
         "Replace it with a key from `mcp-security keygen`; a key printed in a guide is known to everyone.";
+    /// An API key from the key file is older than `KEY_MAX_AGE`.
+    API_KEY_OLD = "MCP-KEY-004", "ApiKeyTooOld", Warning, SKIP,
+        "an API key is older than its rotation period",
+        "Rotate it: `mcp-security keygen --name <name>` prints a new key and its key-file entry (with created_at); add the entry to MCP_API_KEYS_FILE, move the client to the new key, then disable or remove the old entry. MCP_KEY_MAX_AGE sets the period (default 90d).";
+    /// An API key from the key file expires within 7 days.
+    API_KEY_EXPIRING = "MCP-KEY-005", "ApiKeyExpiringSoon", Warning, WARNING,
+        "an API key expires within 7 days",
+        "Issue its replacement now with `mcp-security keygen --name <name>`, add the entry to MCP_API_KEYS_FILE and move the client to it before the old key expires.";
     /// An HS256 secret is shorter than 256 bits.
     JWT_SECRET_SHORT = "MCP-JWT-001", "JwtSecretTooShort", Error, WARNING,
         "an HS256 JWT secret is shorter than 256 bits",

@@ -1,11 +1,12 @@
 //! What the checker reads about the process and the machine, as opposed to the configuration:
-//! the effective user, the working directory (for `.env` and `.gitignore`), and file
-//! permissions.
+//! the effective user, the working directory (for `.env` and `.gitignore`), file permissions,
+//! and the time (for the age of keys and secrets).
 //!
 //! [`RuntimeEnvironment::current`] reads them from the running process;
 //! tests build one by hand so results do not depend on who runs them.
 
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 /// The process facts the checker reads. Cheap to build; see the [module docs](self).
 ///
@@ -21,10 +22,12 @@ use std::path::{Path, PathBuf};
 pub struct RuntimeEnvironment {
     cwd: Option<PathBuf>,
     euid: Option<u32>,
+    now: Option<SystemTime>,
 }
 
 impl RuntimeEnvironment {
-    /// Nothing known: no working directory (no `.env` check), unknown user.
+    /// Nothing known: no working directory (no `.env` check), unknown user; the time is read
+    /// from the system clock when a check needs it.
     pub fn new() -> Self {
         Self::default()
     }
@@ -35,6 +38,7 @@ impl RuntimeEnvironment {
         RuntimeEnvironment {
             cwd: std::env::current_dir().ok(),
             euid: current_euid(),
+            now: Some(SystemTime::now()),
         }
     }
 
@@ -50,6 +54,20 @@ impl RuntimeEnvironment {
     pub fn euid(mut self, euid: Option<u32>) -> Self {
         self.euid = euid;
         self
+    }
+
+    /// Check the age of keys and secrets as of `now` instead of the system clock (tests, or a
+    /// check of what a configuration will look like on a given day).
+    #[must_use]
+    pub fn now(mut self, now: SystemTime) -> Self {
+        self.now = Some(now);
+        self
+    }
+
+    /// The time the age checks use: the one given to [`now`](Self::now), else the system
+    /// clock.
+    pub fn current_time(&self) -> SystemTime {
+        self.now.unwrap_or_else(SystemTime::now)
     }
 
     /// The working directory, when known.
