@@ -1,13 +1,13 @@
 #![cfg(feature = "e2e")]
-//! Callers see only what they may call: `ListFilterLayer` in front of a real rmcp server, driven
+//! Callers see only what they may call: the stack's `ListFilterLayer` in front of a real rmcp server, driven
 //! by the official Python client (both eras) and TypeScript client (2025-11-25 era) over real
 //! sockets, with a read-only token, an admin token and a token with no tool scopes; plus the
 //! unbuffered-SSE barrier and the fail-closed cases with a raw HTTP client.
 //!
 //! The server mirrors `examples/axum_mcp_server.rs`: the whole stack from `SecurityConfig`
-//! (audit, auth, rate limits …; `TestServer::start_serving` of the e2e harness) around a
-//! `Router` whose MCP service is wrapped in `ListFilterLayer` explicitly, with the same
-//! `AuthPolicy` rules the stack enforces on calls.
+//! (audit, auth, rate limits, and the list filter the stack switches on because its rules are
+//! MCP rules; `TestServer::start_serving` of the e2e harness) around a `Router` whose MCP service
+//! is the bare server: nothing but the facade's own filter cuts the lists.
 //!
 //! Setup: `bash .ci/e2e-setup.sh`.
 
@@ -25,9 +25,7 @@ use axum::http::{Request, Response};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use mcp_security::SecurityConfigBuilder;
-use mcp_security::auth::AuthPolicy;
 use mcp_security::auth::api_key::{DEFAULT_KEY_PREFIX, generate_key};
-use mcp_security::auth::list_filter::ListFilterLayer;
 use mcp_security::core::Scopes;
 use mcp_security::core::config::Secret;
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -182,7 +180,7 @@ impl ServerHandler for NotesServer {
     }
 }
 
-/// The rules the stack enforces on calls; the list filter gets the same.
+/// The rules the stack enforces on calls; its list filter applies the same policy.
 fn rules() -> Vec<(&'static str, &'static [&'static str])> {
     vec![
         ("tools/call:read_note", &["notes:read"]),
@@ -192,14 +190,6 @@ fn rules() -> Vec<(&'static str, &'static [&'static str])> {
         ("resources/read:mem://notes/*", &["notes:read"]),
         ("resources/read:mem://admin/*", &["admin"]),
     ]
-}
-
-fn policy() -> AuthPolicy {
-    let mut b = AuthPolicy::builder();
-    for (key, scopes) in rules() {
-        b = b.require_mcp(key, scopes.iter().copied());
-    }
-    b.build().expect("policy")
 }
 
 struct Keys {
@@ -240,9 +230,19 @@ impl Drop for Server {
     }
 }
 
-/// The stack (from `SecurityConfig`) around a router whose `/mcp` service is `mcp`, wrapped in
-/// `ListFilterLayer` (with a cap of `max_list_bytes`).
+/// The stack (from `SecurityConfig`) around a router whose `/mcp` service is `mcp`; the stack's
+/// built-in list filter (switched on by the MCP rules) cuts the lists, with a cap of
+/// `max_list_bytes` (`SecurityConfigBuilder::max_list_bytes`).
 async fn start_with(mcp: McpService, max_list_bytes: usize) -> Server {
+    start_configured(mcp, max_list_bytes, |b| b).await
+}
+
+/// [`start_with`], with `more` applied last to the builder.
+async fn start_configured(
+    mcp: McpService,
+    max_list_bytes: usize,
+    more: impl FnOnce(SecurityConfigBuilder) -> SecurityConfigBuilder,
+) -> Server {
     static NEXT_TRAIL: AtomicU64 = AtomicU64::new(0);
     let key = || generate_key(DEFAULT_KEY_PREFIX).expect("key");
     let keys = Keys {
@@ -267,23 +267,17 @@ async fn start_with(mcp: McpService, max_list_bytes: usize) -> Server {
             .audit_log_file(
                 &audit_file,
                 Secret::new("an audit chain key of at least 32 bytes!!"),
-            );
+            )
+            // The stack's own list filter (on because the rules below are MCP rules) does the
+            // filtering, with this cap; nothing else in front of the server filters.
+            .max_list_bytes(max_list_bytes);
         for (k, scopes) in rules() {
             builder = builder.require_mcp(k, scopes.iter().copied());
         }
-        builder
+        more(builder)
     };
     let server = TestServer::start_serving(ServerOptions::default(), configure, |_| {
-        let filtered = tower::ServiceBuilder::new()
-            .layer(
-                ListFilterLayer::builder(policy())
-                    .max_list_bytes(max_list_bytes)
-                    .build()
-                    .expect("list filter"),
-            )
-            .map_response(|res: Response<_>| res.map(Body::new))
-            .service(mcp);
-        Router::new().nest_service(MCP_PATH, filtered)
+        Router::new().nest_service(MCP_PATH, mcp)
     })
     .await;
     Server {
@@ -587,44 +581,90 @@ async fn sse_notification_ahead_of_the_list_is_not_buffered() {
     );
 }
 
+/// Posts each script's `tools/list` and asserts the answer is the fail-closed JSON-RPC error
+/// with `code`, never the unfiltered list.
+async fn assert_fails_closed(server: &Server, script: &str, code: &str) {
+    let res = tokio::time::timeout(BOUND, post_list(server.addr, &server.keys.admin, script))
+        .await
+        .expect("answer");
+    assert_eq!(res.status(), 200, "{script}");
+    let body = tokio::time::timeout(BOUND, res.into_body().collect())
+        .await
+        .expect("body")
+        .expect("body")
+        .to_bytes();
+    let text = String::from_utf8(body.to_vec()).expect("utf-8");
+    assert!(
+        !text.contains("delete_note"),
+        "{script}: never unfiltered: {text}"
+    );
+    let data = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .next_back()
+        .unwrap_or(&text);
+    let v: Value = serde_json::from_str(data).unwrap_or_else(|_| panic!("{script}: {text}"));
+    assert_eq!(v["id"], 1, "{script}");
+    assert_eq!(v["error"]["code"], -32603, "{script}");
+    assert_eq!(v["error"]["data"]["code"], code, "{script}");
+}
+
+/// The `(failed_closed, failed_closed_by)` pairs of the trail's completion records, in order.
+fn failures(trail: &str) -> Vec<(String, String)> {
+    trail
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["kind"] == "completion" && !v["failed_closed"].is_null())
+        .map(|v| {
+            (
+                v["failed_closed"].as_str().unwrap_or_default().to_owned(),
+                v["failed_closed_by"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversize_and_invalid_lists_fail_closed() {
+    // The stack as configured: the list filter's cap is the facade's 1024 bytes (the tool
+    // guard, which also reads `tools/list` answers to learn the tools' schemas, has its 4 MiB).
     let server = start_with(scripted(Arc::new(Notify::new())), 1024).await;
     for (script, code) in [
         ("big", "response_too_large"),
         ("big-json", "response_too_large"),
         ("invalid", "response_invalid_json"),
     ] {
-        let res = tokio::time::timeout(BOUND, post_list(server.addr, &server.keys.admin, script))
-            .await
-            .expect("answer");
-        assert_eq!(res.status(), 200, "{script}");
-        let body = tokio::time::timeout(BOUND, res.into_body().collect())
-            .await
-            .expect("body")
-            .expect("body")
-            .to_bytes();
-        let text = String::from_utf8(body.to_vec()).expect("utf-8");
-        assert!(
-            !text.contains("delete_note"),
-            "{script}: never unfiltered: {text}"
-        );
-        let data = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("data: "))
-            .next_back()
-            .unwrap_or(&text);
-        let v: Value = serde_json::from_str(data).unwrap_or_else(|_| panic!("{script}: {text}"));
-        assert_eq!(v["id"], 1, "{script}");
-        assert_eq!(v["error"]["code"], -32603, "{script}");
-        assert_eq!(v["error"]["data"]["code"], code, "{script}");
+        assert_fails_closed(&server, script, code).await;
     }
     let trail = server.audit_trail().await;
+    let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
     assert_eq!(
-        trail
-            .matches("\"failed_closed_by\":\"list_filter\"")
-            .count(),
-        3,
+        failures(&trail),
+        [
+            pair("response_too_large", "list_filter"),
+            pair("response_too_large", "list_filter"),
+            // Invalid JSON is met first by the innermost reader of `tools/list` answers, the
+            // tool guard (which records itself as the result guard); the list filter then
+            // passes its JSON-RPC error on.
+            pair("response_invalid_json", "result_guard"),
+        ],
+        "{trail}"
+    );
+
+    // With nothing else reading lists (argument validation off), the list filter itself
+    // refuses the invalid list.
+    let server = start_configured(scripted(Arc::new(Notify::new())), 1024, |b| {
+        b.validate_tool_args(false)
+    })
+    .await;
+    assert_fails_closed(&server, "invalid", "response_invalid_json").await;
+    let trail = server.audit_trail().await;
+    assert_eq!(
+        failures(&trail),
+        [pair("response_invalid_json", "list_filter")],
         "{trail}"
     );
 }
