@@ -447,6 +447,20 @@ async fn main() -> anyhow::Result<()> {
         generated_key = Some(key);
     }
     let config = settings.build()?;
+    // The security metrics the audit layer records (mcp_requests_total, mcp_auth_failures_total,
+    // …), in Prometheus format on GET /metrics, behind auth. Installed before the stack is built,
+    // so what the audit file sink counts at start (mcp_audit_resumes_total) is kept; the request
+    // duration gets histogram buckets (without them the exporter renders a summary).
+    let duration = mcp_security::audit::metrics::REQUEST_DURATION_SECONDS;
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(duration.to_owned()),
+            mcp_security::audit::metrics::DURATION_BUCKETS,
+        )
+        .context("histogram buckets")?
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
+    mcp_security::audit::metrics::describe();
     // The production checks: in production an unsafe setting (no credential source, a
     // placeholder key, MCP_DEBUG, CORS `*`, …) refuses the start, listing each with its fix; in
     // development the findings are logged as warnings.
@@ -473,12 +487,6 @@ async fn main() -> anyhow::Result<()> {
         Arc::new(LocalSessionManager::default()),
         mcp_config,
     );
-
-    // The security metrics the audit layer records (mcp_auth_failures_total,
-    // mcp_rate_limit_exceeded_total, …), in Prometheus format on GET /metrics, behind auth.
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .context("cannot install the metrics recorder")?;
 
     let app = Router::new()
         .route("/health", get(health))
