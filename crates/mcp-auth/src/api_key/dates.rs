@@ -75,6 +75,24 @@ pub fn read_key_dates(path: &Path) -> Result<Vec<KeyDates>, ConfigError> {
     Ok(entries.iter().map(KeyDates::of).collect())
 }
 
+/// `at` as key files write times: RFC 3339 in UTC, to the second, such as
+/// `2026-12-07T00:00:00Z` (what `mcp-security keygen` writes as `created_at`). Times outside
+/// the years 1970 to 9999 are written as the nearest end of that range.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use mcp_auth::api_key::format_key_time;
+///
+/// let at = UNIX_EPOCH + Duration::from_secs(1_767_225_600) + Duration::from_millis(900);
+/// assert_eq!(format_key_time(at), "2026-01-01T00:00:00Z");
+/// ```
+pub fn format_key_time(at: SystemTime) -> String {
+    // 9999-12-31T23:59:59Z: humantime's last formattable second.
+    let last = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(253_402_300_799);
+    let at = at.clamp(SystemTime::UNIX_EPOCH, last);
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
 impl ApiKeyStore {
     /// The dates of every key the store holds now (keys given in code first, without
     /// `created_at`), disabled and expired ones included; a reload changes them.

@@ -1100,3 +1100,21 @@ fn key_dates_need_no_pepper() {
     let missing = read_key_dates(&dir.0.join("missing.toml")).unwrap_err();
     assert_eq!(missing.setting(), "api_keys_file");
 }
+
+#[test]
+fn key_times_are_written_as_they_are_read() {
+    let t = at("2026-12-07T08:09:10Z");
+    assert_eq!(format_key_time(t), "2026-12-07T08:09:10Z");
+    assert_eq!(
+        parse_expiry(&toml::Value::String(format_key_time(t))),
+        Some(t)
+    );
+    assert_eq!(
+        format_key_time(SystemTime::UNIX_EPOCH - Duration::from_secs(5)),
+        "1970-01-01T00:00:00Z"
+    );
+    assert_eq!(
+        format_key_time(SystemTime::UNIX_EPOCH + Duration::from_secs(400_000_000_000)),
+        "9999-12-31T23:59:59Z"
+    );
+}

@@ -147,9 +147,11 @@ fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).ok()?.modified().ok()
 }
 
-/// RFC 3339 in UTC, to the second.
+/// RFC 3339 in UTC, to the second; times outside the years 1970 to 9999 (which humantime cannot
+/// write) as the nearest end of that range.
 fn timestamp(at: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(at).to_string()
+    let last = SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_799);
+    humantime::format_rfc3339_seconds(at.clamp(SystemTime::UNIX_EPOCH, last)).to_string()
 }
 
 /// `97 days`, `1 day`, `5 hours`, `42s`: whole days from a day on.
@@ -382,6 +384,20 @@ mod tests {
         ));
         assert!(only(&run(&input), "MCP-JWT-007").is_empty());
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn times_humantime_cannot_write_do_not_panic() {
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(400_000_000_000);
+        assert_eq!(super::timestamp(far), "9999-12-31T23:59:59Z");
+        let before = SystemTime::UNIX_EPOCH - DAY;
+        assert_eq!(super::timestamp(before), "1970-01-01T00:00:00Z");
+        let r = run(&keys(vec![ApiKeyDates::new(
+            "odd",
+            Some(before),
+            Some(far),
+        )]));
+        assert_eq!(only(&r, "MCP-KEY-004").len(), 1, "{r}");
     }
 
     #[test]
