@@ -206,7 +206,7 @@ impl SecurityLayer {
         self.summary = format!(
             "{}, security headers, {}, {}, rate limit per client ({}), resources (concurrency {}, \
              timeout {:?}), mcp-inspect (max body {} bytes), token endpoint ({}), auth ({}){}, {}, \
-             rate limit per caller ({}), list filter {}, result guard {}, tool arguments {}{}",
+             rate limit per caller ({}), list filter {}, result guard {}, tool arguments {}{}{}",
             self.audit.summary(),
             self.guard.summary(),
             self.network.summary(),
@@ -253,6 +253,11 @@ impl SecurityLayer {
                     lock.tools.len()
                 ),
                 None => String::new(),
+            },
+            match self.tool_guard.blocked_patterns().len() {
+                0 => String::new(),
+                1 => ", blocked patterns (1 rule)".to_owned(),
+                n => format!(", blocked patterns ({n} rules)"),
             },
         );
         self
@@ -452,7 +457,8 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
     let tool_guard = match &s.tool_manifest {
         Some((lock, mode)) => tool_guard.manifest(lock.clone(), *mode),
         None => tool_guard,
-    };
+    }
+    .blocked_patterns(s.blocked_patterns.iter().cloned());
     let tool_guard = tool_guard.build().map_err(|e| s.named(e))?;
     let tool_errors = if s.tool_errors_as_results {
         ToolErrorsAsResultsLayer::new()

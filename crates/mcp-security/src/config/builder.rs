@@ -66,6 +66,7 @@ impl Default for SecurityConfigBuilder {
                 max_result_bytes: mcp_security_guard::layer::DEFAULT_MAX_RESULT_BYTES,
                 validate_tool_args: true,
                 tool_manifest: None,
+                blocked_patterns: Vec::new(),
                 max_concurrency: DEFAULT_MAX_CONCURRENCY,
                 request_timeout: DEFAULT_REQUEST_TIMEOUT,
                 audit_enabled: true,
@@ -628,6 +629,33 @@ impl SecurityConfigBuilder {
         mode: mcp_security_guard::manifest::ManifestMode,
     ) -> Self {
         self.s.tool_manifest = Some((lock, mode));
+        self
+    }
+
+    /// Refuse `tools/call` requests whose arguments match this rule before the server sees
+    /// them (TOML `[[blocked_pattern]]`, `BLOCK_PATH_TRAVERSAL`, `BLOCK_SHELL_METACHARACTERS`);
+    /// added to the others. See [`mcp_security_guard::patterns`].
+    ///
+    /// ```
+    /// use mcp_security::SecurityConfig;
+    /// use mcp_security::guard::{BlockedPattern, PatternPreset};
+    ///
+    /// let config = SecurityConfig::builder()
+    ///     .blocked_pattern(
+    ///         BlockedPattern::new("files", "read_file", "/path").preset(PatternPreset::PathTraversal),
+    ///     )
+    ///     .build()?;
+    /// // A bad expression is refused at build, naming the setting and the rule.
+    /// let err = SecurityConfig::builder()
+    ///     .blocked_pattern(BlockedPattern::new("broken", "*", "").pattern("(unclosed"))
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(err.setting(), "blocked_pattern");
+    /// assert!(err.reason().starts_with("rule `broken`"));
+    /// # Ok::<(), mcp_security::core::config::ConfigError>(())
+    /// ```
+    pub fn blocked_pattern(mut self, rule: mcp_security_guard::BlockedPattern) -> Self {
+        self.s.blocked_patterns.push(rule);
         self
     }
 

@@ -185,6 +185,8 @@ impl SecurityConfigBuilder {
             };
             s.tool_manifest = Some((lock, mode));
         }
+        s.blocked_patterns
+            .extend(mcp_security_guard::patterns::from_env(env)?);
         s.request_timeout = env.duration("REQUEST_TIMEOUT", s.request_timeout)?;
         s.audit_enabled = env.bool("AUDIT_ENABLED", s.audit_enabled)?;
         if let Some(file) = env.string("AUDIT_LOG_FILE")? {

@@ -50,6 +50,7 @@
 //! | `RESULT_GUARD` | credentials in `tools/call`, `resources/read` and `prompts/get` answers: `off`, `redact` (each becomes `[redacted]`) or `block` (the answer becomes a JSON-RPC error); see `ToolGuardLayer` | `off` |
 //! | `VALIDATE_TOOL_ARGS` | `tools/call` arguments checked against the tool's `inputSchema` (learned from `tools/list` answers) before the server sees them; a failure is answered with an `isError` result naming the JSON pointer and keyword | `true` |
 //! | `TOOL_MANIFEST_FILE`, `TOOL_MANIFEST_MODE` | a lock file from `mcp-security manifest snapshot`: every listed tool is compared with it, and one that is new or whose description or schemas changed is an audit event (`warn`) and also hidden and refused on call (`enforce`) | —, `warn` |
+//! | `BLOCK_PATH_TRAVERSAL`, `BLOCK_SHELL_METACHARACTERS` | `tools/call` arguments refused before the server sees them (JSON-RPC `-32602` naming the pointer and the rule, audited as `blocked_pattern`) when a string under the argument matches the preset (`path_traversal`: `..` segments raw and encoded, system roots, `~`, NUL…; `shell_metacharacters`: `;` `&` `\|` `` ` `` `$` `<` `>` line breaks): comma-separated `tool:/json/pointer` entries, `*` for every tool, a tool alone for every argument; rules with their own expressions: `[[blocked_pattern]]` in the TOML file (see `mcp_security_guard::patterns`) | —, — |
 //! | `RESULT_GUARD_MAX_BYTES` | the largest answer (or SSE event) the result guard scans; larger fails closed | 4 MiB |
 //! | `TOOL_ERRORS_AS_RESULTS` | a `tools/call` refused for a scope or a per-caller limit answers 200 with an `isError` tool result | `false` |
 //! | `PROTOCOL_VERSIONS` | `MCP-Protocol-Version` values accepted, comma-separated; another is refused with 400 `-32022` | the versions the bundled rmcp speaks (2024-11-05 … 2026-07-28) |
@@ -88,6 +89,13 @@
 //! path = "/metrics"                           # matching prefix replaces ALLOW_NETWORKS /
 //! allow = ["10.0.0.0/8", "fd00::/8"]          # DENY_NETWORKS there (empty lists: open to all)
 //! deny = ["10.66.0.0/16"]                     # deny wins over allow
+//!
+//! [[blocked_pattern]]                         # tools/call arguments refused before the
+//! id = "files"                                # server (JSON-RPC -32602 naming pointer and id)
+//! tool = "read_file"                          # or "*" for every tool
+//! pointer = "/path"                           # RFC 6901 into arguments; every string under
+//! preset = "path_traversal"                   # it ("" or absent: every argument); a preset
+//! patterns = ['(?i)\.env$']                   # (or a list) and/or regular expressions
 //!
 //! [rate_limit]                                # mcp-ratelimit's section: route classes and
 //! [rate_limit.classes.write]                  # per-tool limits of the per-caller layer; when
@@ -297,6 +305,9 @@ pub(crate) struct Settings {
         mcp_security_guard::manifest::ToolManifest,
         mcp_security_guard::manifest::ManifestMode,
     )>,
+    /// `[[blocked_pattern]]`, `BLOCK_PATH_TRAVERSAL`, `BLOCK_SHELL_METACHARACTERS` and
+    /// [`SecurityConfigBuilder::blocked_pattern`].
+    pub(crate) blocked_patterns: Vec<mcp_security_guard::BlockedPattern>,
     pub(crate) request_timeout: Duration,
     pub(crate) audit_enabled: bool,
     pub(crate) audit_log_file: Option<PathBuf>,

@@ -20,6 +20,7 @@ pub(super) fn apply_toml(s: &mut Settings, doc: &Table) -> Result<(), ConfigErro
             }
             "headers" => toml_headers(s, table(value, "headers")?)?,
             "network" => toml_network(s, value)?,
+            "blocked_pattern" => toml_blocked_patterns(s, value)?,
             "rate_limit" => {}
             _ => return Err(unknown(key)),
         }
@@ -170,6 +171,54 @@ fn toml_network(s: &mut Settings, value: &Value) -> Result<(), ConfigError> {
         let prefix =
             prefix.ok_or_else(|| ConfigError::new(format!("{path}.path"), "is required"))?;
         s.network_rules.push((prefix, allow, deny));
+    }
+    Ok(())
+}
+
+/// `[[blocked_pattern]]`: `id` and `tool` (required), `pointer` (default `""`: every argument),
+/// `patterns` and `preset` (a name or a list; at least one of the two). The expressions are
+/// compiled by the build's validation, which names the rule.
+fn toml_blocked_patterns(s: &mut Settings, value: &Value) -> Result<(), ConfigError> {
+    use mcp_security_guard::{BlockedPattern, PatternPreset};
+    let Value::Array(rules) = value else {
+        return Err(ConfigError::new(
+            "blocked_pattern",
+            "must be an array of tables ([[blocked_pattern]])",
+        ));
+    };
+    for (i, rule) in rules.iter().enumerate() {
+        let path = format!("blocked_pattern[{i}]");
+        let (mut id, mut tool, mut pointer) = (None, None, String::new());
+        let mut patterns = Vec::new();
+        let mut presets = Vec::new();
+        for (k, v) in table(rule, &path)? {
+            let key = format!("{path}.{k}");
+            match k.as_str() {
+                "id" => id = Some(string(v, &key)?),
+                "tool" => tool = Some(string(v, &key)?),
+                "pointer" => pointer = string(v, &key)?,
+                "patterns" => patterns = strings(v, &key)?,
+                "preset" => {
+                    let names = match v {
+                        Value::String(name) => vec![name.clone()],
+                        _ => strings(v, &key)?,
+                    };
+                    for name in names {
+                        presets.push(PatternPreset::parse(&key, &name)?);
+                    }
+                }
+                _ => return Err(unknown(&key)),
+            }
+        }
+        let id = id.ok_or_else(|| ConfigError::new(format!("{path}.id"), "is required"))?;
+        let tool = tool.ok_or_else(|| {
+            ConfigError::new(format!("{path}.tool"), "is required (`*` for every tool)")
+        })?;
+        let mut rule = BlockedPattern::new(id, tool, pointer).patterns(patterns);
+        for p in presets {
+            rule = rule.preset(p);
+        }
+        s.blocked_patterns.push(rule);
     }
     Ok(())
 }

@@ -15,6 +15,9 @@ pub(super) fn validate(s: &Settings) -> Result<(), ConfigError> {
     at_least_one("MAX_BODY_BYTES", s.max_body_bytes as u64)?;
     at_least_one("MAX_LIST_BYTES", s.max_list_bytes as u64)?;
     at_least_one("RESULT_GUARD_MAX_BYTES", s.max_result_bytes as u64)?;
+    // Compiled here so a bad expression fails the build (and `mcp-security check`), naming
+    // the rule; the stack compiles them again for its guard.
+    mcp_security_guard::BlockedPatterns::new(s.blocked_patterns.iter().cloned())?;
     if let Some(versions) = &s.protocol_versions {
         if versions.is_empty() {
             return Err(ConfigError::new(
