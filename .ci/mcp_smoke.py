@@ -4,6 +4,9 @@
 Usage:
     python .ci/mcp_smoke.py [URL] [--token TOKEN] [--expect-principal ID] [--expect-refused]
                             [--expect-browser-guards] [--expect-rate-limit N]
+                            [--expect-tools A,B] [--expect-prompts A,B]
+                            [--expect-resources URI,URI] [--expect-templates T,T]
+                            [--expect-call-refused TOOL,TOOL]
 
     URL defaults to http://127.0.0.1:8080/mcp. --token sends `Authorization:
     Bearer TOKEN` on every request; --expect-principal checks that `whoami`
@@ -25,8 +28,21 @@ Expects the tools of `examples/axum_mcp_server.rs` (whoami, echo, read_note,
 write_note, delete_note). For both protocol eras -- `mode="legacy"` (the
 2025-11-25 initialize handshake and Mcp-Session-Id sessions) and `mode="auto"`
 (server/discover, which negotiates the stateless 2026-07-28 era with rmcp) --
-it connects, lists the tools, calls `echo`, writes a note and reads it back, and
-checks that reading a missing note is a tool error rather than a protocol error.
+it connects, lists the tools, calls `echo`, writes a note and reads it back (when
+the caller is shown write_note), and checks that reading a missing note is a
+tool error rather than a protocol error.
+
+Per-caller lists: --expect-tools, --expect-prompts, --expect-resources and
+--expect-templates (comma-separated) make tools/list, prompts/list,
+resources/list and resources/templates/list match exactly that set (without
+--expect-tools, tools/list must contain the five tools above); every listed
+prompt is fetched and every listed resource read. --expect-call-refused names
+tools the caller is not shown and may not call: the list must not contain them,
+and calling each through the client (which sends it anyway) must fail, with the
+answer on the wire an HTTP 403 carrying `WWW-Authenticate: Bearer
+error="insufficient_scope", ..., scope="..."` and the RFC 6750 JSON body
+`{"error": "insufficient_scope", "required_scopes": [...]}` (seen through an
+httpx2 response hook), in both eras.
 
 Prints one line per check; exits 0 when all pass, 1 on the first failure (with
 the reason), 2 on bad usage. The whole run is bounded by TOTAL_TIMEOUT_S.
@@ -78,12 +94,109 @@ def auth_headers(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-async def drive(url: str, mode: str, token: str | None, principal: str | None) -> None:
+def names_of(value: str | None) -> set[str] | None:
+    """A comma-separated option as a set (None when the option was not given)."""
+    if value is None:
+        return None
+    return {item.strip() for item in value.split(",") if item.strip()}
+
+
+def check_exact(listed: set[str], expected: set[str] | None, mode: str, what: str) -> None:
+    if expected is None:
+        return
+    check(
+        listed == expected,
+        mode,
+        f"{what} is exactly {sorted(expected)}",
+        f"listed {sorted(listed)}; extra {sorted(listed - expected)}, missing {sorted(expected - listed)}",
+    )
+
+
+class WireLog:
+    """What the server answered to each JSON-RPC method the client posted (an httpx2 response
+    hook): status, WWW-Authenticate, the MCP request headers sent and, for errors, the body."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict] = []
+
+    async def hook(self, response) -> None:
+        try:
+            sent = json.loads(response.request.content or b"null")
+        except (ValueError, UnicodeDecodeError):
+            sent = None
+        entry = {
+            "method": sent.get("method") if isinstance(sent, dict) else None,
+            "name": (sent.get("params") or {}).get("name") if isinstance(sent, dict) else None,
+            "status": response.status_code,
+            "www_authenticate": response.headers.get("www-authenticate", ""),
+            "content_type": response.headers.get("content-type", ""),
+            "sent_headers": {k.lower(): v for k, v in response.request.headers.items() if k.lower().startswith("mcp-")},
+            "body": None,
+        }
+        if response.status_code >= 400:
+            # Small error bodies only; reading here leaves the content for the SDK.
+            await response.aread()
+            entry["body"] = response.text
+        self.entries.append(entry)
+
+    def last_call(self, tool: str) -> dict | None:
+        for entry in reversed(self.entries):
+            if entry["method"] == "tools/call" and entry["name"] == tool:
+                return entry
+        return None
+
+
+async def expect_call_refused(client, wire: WireLog, mode: str, tool: str) -> None:
+    """Calling `tool` (not listed for this caller) fails, and the wire shows the stack's 403."""
+    failed = False
+    detail = "the call succeeded"
+    try:
+        result = await client.call_tool(tool, {"name": "smoke-refused"})
+        detail = f"isError={result.is_error}: {text_of(result)!r}"
+    except Exception as exc:  # noqa: BLE001 - the SDK raises on the 403
+        failed = True
+        detail = describe(exc)
+    check(failed, mode, f"calling the hidden tool {tool} fails in the client ({detail[:70]})", detail)
+    entry = wire.last_call(tool)
+    check(entry is not None, mode, f"the client posted tools/call {tool}", f"wire log: {wire.entries[-3:]!r}")
+    assert entry is not None
+    if mode != "legacy":
+        sent = entry["sent_headers"]
+        check(
+            sent.get("mcp-method") == "tools/call" and sent.get("mcp-name") == tool,
+            mode,
+            f"it was sent with Mcp-Method: tools/call, Mcp-Name: {tool}",
+            f"sent {sent!r}",
+        )
+    challenge = entry["www_authenticate"]
+    try:
+        body = json.loads(entry["body"] or "null")
+    except ValueError:
+        body = None
+    check(
+        entry["status"] == 403
+        and challenge.startswith("Bearer ")
+        and 'error="insufficient_scope"' in challenge
+        and re.search(r'scope="[^"]+"', challenge) is not None
+        and entry["content_type"].startswith("application/json")
+        and isinstance(body, dict)
+        and body.get("error") == "insufficient_scope"
+        and bool(body.get("required_scopes")),
+        mode,
+        f"the stack answered 403 insufficient_scope (needs {body.get('required_scopes') if isinstance(body, dict) else '?'})",
+        f"got {entry['status']} {challenge!r} {entry['content_type']!r} {entry['body']!r}",
+    )
+
+
+async def drive(url: str, mode: str, token: str | None, principal: str | None, args: argparse.Namespace) -> None:
     run = uuid.uuid4().hex
+    wire = WireLog()
     # Short connect/read timeouts so a hung server fails fast instead of waiting
     # for the SDK's 300 s SSE read default.
     timeout = httpx2.Timeout(10.0, read=30.0)
-    async with httpx2.AsyncClient(timeout=timeout, headers=auth_headers(token)) as http:
+    async with httpx2.AsyncClient(
+        timeout=timeout, headers=auth_headers(token), event_hooks={"response": [wire.hook]}
+    ) as http:
         async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:
             version = client.protocol_version
             if mode == "legacy":
@@ -103,13 +216,39 @@ async def drive(url: str, mode: str, token: str | None, principal: str | None) -
 
             listed = await client.list_tools()
             names = {tool.name for tool in listed.tools}
-            missing = EXPECTED_TOOLS - names
+            expected_tools = names_of(args.expect_tools)
+            if expected_tools is None:
+                missing = EXPECTED_TOOLS - names
+                check(
+                    not missing,
+                    mode,
+                    f"tools/list has {sorted(EXPECTED_TOOLS)}",
+                    f"missing {sorted(missing)}; server listed {sorted(names)}",
+                )
+            else:
+                check_exact(names, expected_tools, mode, "tools/list")
+            refused = names_of(args.expect_call_refused) or set()
             check(
-                not missing,
+                not (refused & names),
                 mode,
-                f"tools/list has {sorted(EXPECTED_TOOLS)}",
-                f"missing {sorted(missing)}; server listed {sorted(names)}",
+                f"tools/list hides {sorted(refused)}" if refused else "no hidden tools to check",
+                f"listed {sorted(refused & names)}",
             )
+            if args.expect_prompts is not None:
+                prompts = {p.name for p in (await client.list_prompts()).prompts}
+                check_exact(prompts, names_of(args.expect_prompts), mode, "prompts/list")
+                for prompt in sorted(prompts):
+                    got = await client.get_prompt(prompt, {})
+                    check(bool(got.messages), mode, f"prompts/get {prompt} answers", f"got {got!r}")
+            if args.expect_resources is not None:
+                resources = {str(r.uri) for r in (await client.list_resources()).resources}
+                check_exact(resources, names_of(args.expect_resources), mode, "resources/list")
+                for uri in sorted(resources):
+                    got = await client.read_resource(uri)
+                    check(bool(got.contents), mode, f"resources/read {uri} answers", f"got {got!r}")
+            if args.expect_templates is not None:
+                templates = {str(t.uri_template) for t in (await client.list_resource_templates()).resource_templates}
+                check_exact(templates, names_of(args.expect_templates), mode, "resources/templates/list")
 
             if principal is not None:
                 result = await client.call_tool("whoami", {})
@@ -137,37 +276,43 @@ async def drive(url: str, mode: str, token: str | None, principal: str | None) -
 
             name = f"smoke-note-{mode}-{run}"
             content = f"content {run} \u2713 with unicode"
-            result = await client.call_tool("write_note", {"name": name, "content": content})
-            check(
-                not result.is_error,
-                mode,
-                "write_note succeeds",
-                f"isError=True: {text_of(result)!r}",
-            )
-            result = await client.call_tool("read_note", {"name": name})
-            got = text_of(result)
-            check(
-                not result.is_error and got == content,
-                mode,
-                "read_note returns what write_note stored",
-                f"expected {content!r}, got {got!r} (isError={result.is_error})",
-            )
+            if "write_note" in names:
+                result = await client.call_tool("write_note", {"name": name, "content": content})
+                check(
+                    not result.is_error,
+                    mode,
+                    "write_note succeeds",
+                    f"isError=True: {text_of(result)!r}",
+                )
+                result = await client.call_tool("read_note", {"name": name})
+                got = text_of(result)
+                check(
+                    not result.is_error and got == content,
+                    mode,
+                    "read_note returns what write_note stored",
+                    f"expected {content!r}, got {got!r} (isError={result.is_error})",
+                )
 
-            result = await client.call_tool("read_note", {"name": f"no-such-note-{run}"})
-            check(
-                bool(result.is_error),
-                mode,
-                "read_note of a missing note is a tool error",
-                f"expected isError=True, got {result.is_error} with {text_of(result)!r}",
-            )
+            if "read_note" in names:
+                result = await client.call_tool("read_note", {"name": f"no-such-note-{run}"})
+                check(
+                    bool(result.is_error),
+                    mode,
+                    "read_note of a missing note is a tool error",
+                    f"expected isError=True, got {result.is_error} with {text_of(result)!r}",
+                )
 
-            result = await client.call_tool("delete_note", {"name": name})
-            check(
-                not result.is_error,
-                mode,
-                "delete_note removes the note",
-                f"isError=True: {text_of(result)!r}",
-            )
+            if "write_note" in names and "delete_note" in names:
+                result = await client.call_tool("delete_note", {"name": name})
+                check(
+                    not result.is_error,
+                    mode,
+                    "delete_note removes the note",
+                    f"isError=True: {text_of(result)!r}",
+                )
+
+            for tool in sorted(refused):
+                await expect_call_refused(client, wire, mode, tool)
 
 
 async def expect_refused(url: str, token: str | None) -> None:
@@ -369,7 +514,7 @@ async def main(args: argparse.Namespace) -> None:
             await expect_rate_limit(args.url, args.expect_rate_limit)
             return
         for mode in ("legacy", "auto"):
-            await drive(args.url, mode, args.token, args.expect_principal)
+            await drive(args.url, mode, args.token, args.expect_principal, args)
 
 
 def run(argv: list[str]) -> int:
@@ -381,6 +526,17 @@ def run(argv: list[str]) -> int:
     parser.add_argument("--expect-rate-limit", type=int, metavar="N", help="the per-IP limit is N requests")
     parser.add_argument(
         "--expect-browser-guards", action="store_true", help="check security headers, Origin guard and CORS"
+    )
+    parser.add_argument("--expect-tools", metavar="A,B", help="tools/list must be exactly these tools")
+    parser.add_argument("--expect-prompts", metavar="A,B", help="prompts/list must be exactly these prompts")
+    parser.add_argument("--expect-resources", metavar="URI,URI", help="resources/list must be exactly these URIs")
+    parser.add_argument(
+        "--expect-templates", metavar="T,T", help="resources/templates/list must be exactly these URI templates"
+    )
+    parser.add_argument(
+        "--expect-call-refused",
+        metavar="TOOL,TOOL",
+        help="these tools are not listed, and calling them gets 403 insufficient_scope",
     )
     try:
         args = parser.parse_args(argv[1:])
