@@ -169,8 +169,14 @@ impl AuditKey {
 
     /// A value derived from the key for another purpose (`HMAC(key, label)`).
     pub(crate) fn derive(&self, label: &[u8]) -> [u8; 32] {
+        self.hmac(label, b"")
+    }
+
+    /// `HMAC(key, prefix || text)`: the keyed digests of [`crate::evidence`].
+    pub(crate) fn hmac(&self, prefix: &[u8], text: &[u8]) -> [u8; 32] {
         let mut m = self.keyed.clone();
-        m.update(label);
+        m.update(prefix);
+        m.update(text);
         let mut out = [0; 32];
         out.copy_from_slice(&m.finalize().into_bytes());
         out

@@ -33,10 +33,12 @@
 //! # Facts from the body
 //!
 //! Each request carries a [`ResponseFacts`](mcp_security_core::facts::ResponseFacts) handle in its
-//! extensions. A response-side layer inside this one (`ListFilterLayer`; later result guards and
-//! tool-call digests) takes a recorder from it and records what the body revealed; when the body ends, or is dropped early, the layer writes a
-//! `completion` record with the same `request_id` ([`crate::record#completion-records`]). A
-//! request no layer recorded a fact for gets no completion record.
+//! extensions. A response-side layer inside this one (`ListFilterLayer`, the tool guard's result
+//! guard) takes a recorder from it and records what the body revealed; when the body ends, or is
+//! dropped early, the layer writes a `completion` record with the same `request_id`
+//! ([`crate::record#completion-records`]). A request no layer recorded a fact for gets no
+//! completion record. For a `tools/call` the layer records a fact of its own, over the body it
+//! hands on ([`AuditBody`]): the tool-call evidence of [`crate::evidence`].
 //!
 //! # Environment
 //!
@@ -55,6 +57,8 @@
 //! | `AUDIT_MASK_PARAMS` | more query parameters to mask | (see [`crate::mask`]) |
 //! | `API_KEY_HEADER` | the API-key header `mcp-auth` reads, fingerprinted here | — |
 //! | `TRUSTED_PROXIES` | CIDRs whose `X-Forwarded-For` is believed | none |
+//! | `AUDIT_TOOL_CALL_EVIDENCE` | keyed digests of each `tools/call`'s arguments and result, and `isError` ([`crate::evidence`]); needs `AUDIT_HMAC_KEY` | `true` |
+//! | `AUDIT_TOOL_CALL_EVIDENCE_MAX_BYTES` | the most buffered to digest one result (larger: not digested, passed on unchanged) | `4194304` |
 //! | `AUDIT_METRICS` | record metrics | `true` |
 //! | `AUDIT_AUTH_FAILURE_THRESHOLD`, `AUDIT_AUTH_FAILURE_WINDOW` | per-client auth-failure burst (`0`: off) | `10`, `60s` |
 //! | `AUDIT_GLOBAL_AUTH_FAILURE_THRESHOLD` | all clients, same window (`0`: off) | `100` |
@@ -72,16 +76,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use http::header::{CONTENT_LENGTH, USER_AGENT};
-use http::{HeaderName, HeaderValue, Method, Request, Response, Uri, Version};
-use http_body::Body;
+use http::{HeaderName, HeaderValue, Method, Request, Uri, Version};
 use mcp_security_core::client_addr::{ClientAddr, ClientAddrResolver};
 use mcp_security_core::clock::{Clock, MonotonicClock, SystemClock, SystemMonotonicClock};
 use mcp_security_core::config::{ConfigError, Secret};
-use mcp_security_core::facts::BodyFacts;
 use mcp_security_core::inspect::{MCP_METHOD, MCP_NAME};
 use mcp_security_core::{AuthFailure, AuthOutcome, BanList, McpCall, RateLimitOutcome, Rejection};
 
+use crate::chain::AuditKey;
 use crate::detect::{DetectorSettings, Detectors, Observation, Rule};
+use crate::evidence::{DEFAULT_MAX_EVIDENCE_BYTES, EvidenceConfig};
 use crate::file::FileSink;
 use crate::mask::{
     Credential, CredentialSource, DEFAULT_KEY_PREFIXES, DEFAULT_SENSITIVE_PARAMS, Fingerprinter,
@@ -89,8 +93,8 @@ use crate::mask::{
 };
 use crate::metrics as m;
 use crate::record::{
-    AuditEvent, AuditRecord, AuthSummary, Completion, CompletionRecord, FingerprintText, McpInfo,
-    RejectionSummary, RequestId,
+    AuditEvent, AuditRecord, AuthSummary, Completion, FingerprintText, McpInfo, RejectionSummary,
+    RequestId,
 };
 use crate::sink::{AuditSink, Submit, TracingSink};
 
@@ -112,6 +116,7 @@ struct Shared {
     metrics: bool,
     id_prefix: u32,
     counter: AtomicU64,
+    evidence: Option<Arc<EvidenceConfig>>,
 }
 
 impl fmt::Debug for Shared {
@@ -124,6 +129,7 @@ impl fmt::Debug for Shared {
             .field("api_key_headers", &self.api_key_headers)
             .field("detectors", &self.detectors)
             .field("metrics", &self.metrics)
+            .field("tool_call_evidence", &self.evidence.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -244,6 +250,9 @@ pub struct AuditLayerBuilder {
     mono: Arc<dyn MonotonicClock>,
     detectors: DetectorSettings,
     metrics: bool,
+    /// `None`: the file sink's key, if any; `Some(None)`: off.
+    evidence: Option<Option<AuditKey>>,
+    evidence_max_bytes: usize,
 }
 
 impl Default for AuditLayerBuilder {
@@ -270,6 +279,8 @@ impl Default for AuditLayerBuilder {
             mono: Arc::new(SystemMonotonicClock::new()),
             detectors: DetectorSettings::default(),
             metrics: true,
+            evidence: None,
+            evidence_max_bytes: DEFAULT_MAX_EVIDENCE_BYTES,
         }
     }
 }
@@ -436,7 +447,8 @@ impl AuditLayerBuilder {
     /// `api_key_header` / `request_id_header` when not a valid header name, `fingerprint_key`
     /// when empty, `detect_auth_failures` / `detect_global_auth_failures` / `detect_floods` with
     /// a zero threshold or a window under 1 s, `detect_expiring_tokens` when zero,
-    /// `ban_duration` when zero, `detector_max_clients` when zero.
+    /// `ban_duration` when zero, `detector_max_clients` when zero,
+    /// `tool_call_evidence_max_bytes` when zero.
     pub fn build(self) -> Result<AuditLayer, ConfigError> {
         let header = |setting: &str, name: &str| {
             HeaderName::try_from(name.trim())
@@ -479,6 +491,22 @@ impl AuditLayerBuilder {
                 ConfigError::new("detector_max_clients", "must be at least 1").with_value("0"),
             );
         }
+        if self.evidence_max_bytes == 0 {
+            return Err(
+                ConfigError::new("tool_call_evidence_max_bytes", "must be at least 1")
+                    .with_value("0"),
+            );
+        }
+        let evidence = match self.evidence {
+            Some(key) => key,
+            None => self.file.as_ref().map(|f| f.key().clone()),
+        }
+        .map(|key| {
+            Arc::new(EvidenceConfig {
+                key,
+                max_bytes: self.evidence_max_bytes,
+            })
+        });
         let masker = Masker::new(&self.prefixes, &self.params);
         let mut sinks = self.sinks;
         if self.tracing.unwrap_or(sinks.is_empty()) {
@@ -508,30 +536,9 @@ impl AuditLayerBuilder {
                 metrics: self.metrics,
                 id_prefix: u32::from_be_bytes(prefix),
                 counter: AtomicU64::new(0),
+                evidence,
             }),
         })
-    }
-}
-
-/// What the layer reads from a response head.
-struct ResponseView<'a> {
-    status: http::StatusCode,
-    bytes: Option<u64>,
-    extensions: &'a http::Extensions,
-}
-
-impl<'a> ResponseView<'a> {
-    fn of<B: Body>(res: &'a Response<B>) -> Self {
-        ResponseView {
-            status: res.status(),
-            bytes: res
-                .headers()
-                .get(CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse().ok())
-                .or_else(|| res.body().size_hint().exact()),
-            extensions: res.extensions(),
-        }
     }
 }
 
@@ -736,34 +743,6 @@ impl Shared {
         (record, events)
     }
 
-    /// Write the completion record of a request whose body revealed facts. Runs when the body
-    /// ends or is dropped, possibly outside any task: sinks that push back are waited for on
-    /// the current runtime, if there is one.
-    fn complete(&self, request_id: RequestId, facts: BodyFacts) {
-        if facts.facts.is_empty() && facts.dropped == 0 {
-            return;
-        }
-        let event = Arc::new(AuditEvent::Completion(CompletionRecord {
-            time: self.clock.now(),
-            request_id,
-            facts,
-            masker: self.masker.clone(),
-        }));
-        let mut waits = Vec::new();
-        for sink in &*self.sinks {
-            if let Submit::Wait(w) = sink.submit(&event) {
-                waits.push(w);
-            }
-        }
-        if !waits.is_empty()
-            && let Ok(handle) = tokio::runtime::Handle::try_current()
-        {
-            for w in waits {
-                handle.spawn(w);
-            }
-        }
-    }
-
     /// Offer the record and events to every sink; the waits of sinks that push back.
     fn submit(
         &self,
@@ -787,11 +766,14 @@ impl Shared {
 }
 
 mod env;
+mod evidence;
 mod gate;
 mod service;
 
+pub use crate::evidence::AuditBody;
 pub use env::AuditSettings;
 pub use gate::{AuditGate, AuditGateLayer, GateFuture, REFUSED_BODY};
+use service::ResponseView;
 pub use service::{Audit, ResponseFuture};
 
 #[cfg(test)]

@@ -64,6 +64,7 @@ pub struct ReadmeDoctests;
 pub mod anchor;
 pub mod chain;
 pub mod detect;
+pub mod evidence;
 pub mod file;
 pub mod layer;
 pub mod mask;
@@ -77,7 +78,9 @@ pub mod verify;
 mod test_support;
 
 pub use file::{FileSink, FileSinkBuilder};
-pub use layer::{Audit, AuditGate, AuditGateLayer, AuditLayer, AuditLayerBuilder, AuditSettings};
+pub use layer::{
+    Audit, AuditBody, AuditGate, AuditGateLayer, AuditLayer, AuditLayerBuilder, AuditSettings,
+};
 pub use record::{AuditEvent, AuditRecord, Decision, DetectorKind, McpSource, SecurityEvent};
 pub use sink::{AuditSink, MemorySink, Submit, TracingSink};
 

@@ -120,6 +120,8 @@ impl TracingSink {
         let failed = c.failed_closed();
         let secrets = c.secrets();
         let drift = c.manifest_drift();
+        let evidence = c.tool_call();
+        let evidence = evidence.as_ref();
         tracing::info!(
             target: TRACING_TARGET,
             kind = "completion",
@@ -133,6 +135,10 @@ impl TracingSink {
             secrets = secrets.as_ref().map(|s| s.0.as_str()),
             secrets_action = secrets.as_ref().map(|s| s.1),
             manifest_drift = drift.as_ref().map(|d| d.0.as_str()),
+            args_digest = evidence.and_then(|e| e.args_digest.as_deref()),
+            result_digest = evidence.and_then(|e| e.result_digest.as_deref()),
+            is_error = evidence.and_then(|e| e.is_error),
+            result_not_digested = evidence.and_then(|e| e.result_not_digested),
             "audit completion"
         );
     }

@@ -2,7 +2,7 @@
 //!
 //! The audit record is written when the response head comes back, before any of the body is
 //! known. Facts that only the body reveals (entries hidden from a list, a list that failed
-//! closed; later tool-call digests, `isError`, result-guard hits) reach the audit layer through
+//! closed, result-guard hits, tool-call digests and `isError`) reach the audit layer through
 //! this one mechanism:
 //!
 //! 1. The audit layer creates a [`ResponseFacts`] per request with
@@ -85,6 +85,21 @@ pub enum ResponseFact {
         change: &'static str,
         /// Whether it was hidden from the list and is refused on call (enforce mode).
         enforced: bool,
+    },
+    /// Evidence of one `tools/call`, taken by the audit layer over what left the stack:
+    /// keyed digests of the arguments as received and of the result as the client received
+    /// it (never their contents), and the result's `isError`. `mcp-security-audit`'s
+    /// `evidence` module defines what bytes are digested.
+    ToolCallEvidence {
+        /// The keyed digest of `params.arguments`; `None` when the request had none.
+        arguments: Option<[u8; 32]>,
+        /// The keyed digest of the response's `result`; `None` when none was taken
+        /// (`not_digested` says why).
+        result: Option<[u8; 32]>,
+        /// The result's `isError` (`false` when absent); `None` without a readable result.
+        is_error: Option<bool>,
+        /// Why no result digest was taken (`jsonrpc_error`, `response_too_large`, …).
+        not_digested: Option<&'static str>,
     },
     /// A response could not be checked and was replaced by a JSON-RPC error.
     FailedClosed {

@@ -244,6 +244,8 @@ struct Shared {
     dropped: AtomicU64,
     written: AtomicU64,
     key_id: String,
+    /// The chain key, for the layer's tool-call digests.
+    key: AuditKey,
     /// Signalled by the writer after it took a batch off the channel: blocked submitters retry
     /// then, once per batch rather than once per freed slot.
     room: tokio::sync::Notify,
@@ -265,13 +267,14 @@ struct Shared {
 }
 
 impl Shared {
-    fn new(path: PathBuf, policy: OverflowPolicy, key_id: String, capacity: usize) -> Self {
+    fn new(path: PathBuf, policy: OverflowPolicy, key: AuditKey, capacity: usize) -> Self {
         Shared {
             path,
             policy,
             dropped: AtomicU64::new(0),
             written: AtomicU64::new(0),
-            key_id,
+            key_id: key.id(),
+            key,
             room: tokio::sync::Notify::new(),
             wake: tokio::sync::Notify::new(),
             high_water: (capacity / 2).clamp(1, MAX_BATCH),
@@ -364,6 +367,11 @@ impl FileSink {
         &self.shared.key_id
     }
 
+    /// The chain key (the audit layer keys its tool-call digests with it).
+    pub(crate) fn key(&self) -> &AuditKey {
+        &self.shared.key
+    }
+
     async fn request(&self, make: fn(oneshot::Sender<io::Result<()>>) -> Msg) -> io::Result<()> {
         let (reply, answer) = oneshot::channel();
         self.tx
@@ -437,7 +445,7 @@ impl FileSink {
         let shared = Arc::new(Shared::new(
             PathBuf::from("detached"),
             policy,
-            String::new(),
+            crate::test_support::key(),
             capacity,
         ));
         (FileSink { tx, shared }, rx)
@@ -649,7 +657,7 @@ impl FileSinkBuilder {
         let shared = Arc::new(Shared::new(
             self.path.clone(),
             self.overflow,
-            self.key.id(),
+            self.key.clone(),
             self.capacity,
         ));
         let now = self.clock.now();

@@ -14,6 +14,7 @@ use crate::detect::{
     DEFAULT_AUTH_FAILURE_RULE, DEFAULT_BAN_DURATION, DEFAULT_FLOOD_RULE,
     DEFAULT_GLOBAL_AUTH_FAILURE_RULE, DEFAULT_MAX_CLIENTS, DEFAULT_TOKEN_WARNING, Rule,
 };
+use crate::evidence::DEFAULT_MAX_EVIDENCE_BYTES;
 use crate::file::{
     DEFAULT_BATCH_DELAY, DEFAULT_CHANNEL_CAPACITY, DEFAULT_CHECKPOINT_INTERVAL,
     DEFAULT_MAX_FILE_BYTES, FileSink, OverflowPolicy, SyncPolicy,
@@ -79,6 +80,12 @@ pub struct AuditSettings {
     pub signing_key_file: Option<PathBuf>,
     /// `AUDIT_ANCHOR_FILE`: an append-only file that gets a copy of every checkpoint.
     pub anchor_file: Option<PathBuf>,
+    /// `AUDIT_TOOL_CALL_EVIDENCE`: digests of each `tools/call`'s arguments and result, keyed
+    /// with [`hmac_key`](Self::hmac_key) (off without one); see [`crate::evidence`].
+    pub tool_call_evidence: bool,
+    /// `AUDIT_TOOL_CALL_EVIDENCE_MAX_BYTES`: the most buffered to digest one result (at
+    /// least 1).
+    pub tool_call_evidence_max_bytes: usize,
     /// Names the variables in errors (`MCP_AUDIT_HMAC_KEY`).
     names: Env,
 }
@@ -135,6 +142,8 @@ impl AuditSettings {
             head_file: None,
             signing_key_file: None,
             anchor_file: None,
+            tool_call_evidence: true,
+            tool_call_evidence_max_bytes: DEFAULT_MAX_EVIDENCE_BYTES,
             names: Env::with_lookup(prefix, |_| None),
         }
     }
@@ -213,6 +222,18 @@ impl AuditSettings {
             );
         }
         s.tracing = env.bool("AUDIT_TRACING", true)?;
+        s.tool_call_evidence = env.bool("AUDIT_TOOL_CALL_EVIDENCE", true)?;
+        s.tool_call_evidence_max_bytes = env.usize(
+            "AUDIT_TOOL_CALL_EVIDENCE_MAX_BYTES",
+            DEFAULT_MAX_EVIDENCE_BYTES,
+        )?;
+        if s.tool_call_evidence_max_bytes == 0 {
+            return Err(ConfigError::new(
+                var("AUDIT_TOOL_CALL_EVIDENCE_MAX_BYTES"),
+                "must be at least 1",
+            )
+            .with_value("0"));
+        }
         s.log_file = env.string("AUDIT_LOG_FILE")?.map(PathBuf::from);
         if s.log_file.is_some() && s.enabled {
             s.file_from_env(env)?;
@@ -299,7 +320,9 @@ impl AuditSettings {
             .detect_expiring_tokens(self.token_expiry_warning)
             .ban_duration(self.ban_duration)
             .detector_max_clients(self.detector_max_clients)
-            .tracing(self.tracing);
+            .tracing(self.tracing)
+            .tool_call_evidence(hmac_key.clone().filter(|_| self.tool_call_evidence))
+            .tool_call_evidence_max_bytes(self.tool_call_evidence_max_bytes);
         if let Some(path) = &self.log_file
             && b.enabled
         {

@@ -7,6 +7,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
+use http::header::CONTENT_LENGTH;
 use http::{Request, Response};
 use http_body::Body;
 use mcp_security_core::facts::{FactRecorder, ResponseFacts};
@@ -14,7 +16,8 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{AuditLayer, Pending, ResponseView, Shared};
+use super::{AuditLayer, Pending, Shared};
+use crate::evidence::AuditBody;
 use crate::metrics as m;
 use crate::record::Completion;
 
@@ -46,9 +49,9 @@ impl<S> Audit<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Audit<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    ResBody: Body,
+    ResBody: Body<Data = Bytes>,
 {
-    type Response = Response<ResBody>;
+    type Response = Response<AuditBody<ResBody>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
@@ -99,7 +102,7 @@ pin_project! {
         // Holds the request's completion open until the record is written.
         facts: Option<FactRecorder>,
         waiting: Option<Vec<Wait>>,
-        output: Option<Result<Response<B>, E>>,
+        output: Option<Result<Response<AuditBody<B>>, E>>,
     }
 
     impl<F, B, E> PinnedDrop for ResponseFuture<F, B, E> {
@@ -144,7 +147,7 @@ where
     F: Future<Output = Result<Response<B>, E>>,
     B: Body,
 {
-    type Output = Result<Response<B>, E>;
+    type Output = Result<Response<AuditBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
@@ -164,19 +167,25 @@ where
             Poll::Pending => return Poll::Pending,
         };
         let Some(pending) = this.pending.take() else {
-            return Poll::Ready(out);
+            return Poll::Ready(out.map(|res| res.map(AuditBody::plain)));
         };
         let shared = &**this.shared;
         if shared.metrics {
             m::in_flight(-1.0);
         }
+        let mut target = None;
         let (record, events) = match &out {
-            Ok(res) => shared.finish(pending, Some(ResponseView::of(res)), Completion::Responded),
+            Ok(res) => {
+                target = shared.evidence_target(&pending, res);
+                shared.finish(pending, Some(ResponseView::of(res)), Completion::Responded)
+            }
             Err(_) => shared.finish(pending, None, Completion::Error),
         };
         let mut waits = shared.submit(record, events);
-        // The request record is out; body-side facts now complete with the body.
-        this.facts.take();
+        // The request record is out; body-side facts now complete with the body (the layer's
+        // own recorder goes with a body that digests a tool call, else it is dropped here).
+        let recorder = this.facts.take();
+        let out = out.map(|res| shared.wrap(res, target, recorder));
         waits.retain_mut(|w| w.as_mut().poll(cx).is_pending());
         if waits.is_empty() {
             return Poll::Ready(out);
@@ -184,5 +193,27 @@ where
         *this.waiting = Some(waits);
         *this.output = Some(out);
         Poll::Pending
+    }
+}
+
+/// What the layer reads from a response head.
+pub(super) struct ResponseView<'a> {
+    pub(super) status: http::StatusCode,
+    pub(super) bytes: Option<u64>,
+    pub(super) extensions: &'a http::Extensions,
+}
+
+impl<'a> ResponseView<'a> {
+    pub(super) fn of<B: Body>(res: &'a Response<B>) -> Self {
+        ResponseView {
+            status: res.status(),
+            bytes: res
+                .headers()
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse().ok())
+                .or_else(|| res.body().size_hint().exact()),
+            extensions: res.extensions(),
+        }
     }
 }

@@ -6,7 +6,8 @@ use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
-use http::StatusCode;
+use http::{Response, StatusCode};
+use http_body::Body;
 use http_body_util::Full;
 use mcp_security_core::client_addr::PeerAddr;
 use mcp_security_core::clock::ManualClock;
@@ -456,7 +457,12 @@ async fn no_secret_reaches_the_file_or_tracing() {
     let file = std::fs::read_to_string(&path).unwrap();
     let traced = tracing_out.text();
     assert_eq!(file.matches("\"kind\":\"request\"").count(), 4);
-    assert_eq!(traced.matches("mcp_security_audit").count(), 4, "{traced}");
+    // Four requests, and the tool-call evidence of the allowed `tools/call` (on by default with
+    // a file sink): digests, never the arguments.
+    assert_eq!(traced.matches("mcp_security_audit").count(), 5, "{traced}");
+    assert_eq!(file.matches("\"kind\":\"completion\"").count(), 1);
+    assert!(file.contains("\"args_digest\":\"hmac-sha256:"), "{file}");
+    assert!(!file.contains("\"text\":\"hi\""), "{file}");
     assert!(traced.contains("[redacted]"), "{traced}");
     for secret in [
         API_KEY,

@@ -109,6 +109,24 @@ impl CompletionRecord {
         out
     }
 
+    /// The tool-call evidence ([`crate::evidence`]), when this completes a `tools/call`.
+    pub fn tool_call(&self) -> Option<ToolCallEvidence> {
+        self.facts().iter().find_map(|f| match f {
+            ResponseFact::ToolCallEvidence {
+                arguments,
+                result,
+                is_error,
+                not_digested,
+            } => Some(ToolCallEvidence {
+                args_digest: arguments.as_ref().map(crate::evidence::format),
+                result_digest: result.as_ref().map(crate::evidence::format),
+                is_error: *is_error,
+                result_not_digested: *not_digested,
+            }),
+            _ => None,
+        })
+    }
+
     pub(crate) fn write_body(&self, buf: &mut Vec<u8>, seq: u64) {
         let mut o = JsonObject::begin(buf, seq, RecordKind::Completion, self.time);
         o.str("request_id", Some(&self.request_id()));
@@ -144,5 +162,35 @@ impl CompletionRecord {
                 .as_ref()
                 .map(|d| if d.1 { "enforced" } else { "warned" }),
         );
+        let evidence = self.tool_call();
+        let evidence = evidence.as_ref();
+        o.str(
+            "args_digest",
+            evidence.and_then(|e| e.args_digest.as_deref()),
+        );
+        o.str(
+            "result_digest",
+            evidence.and_then(|e| e.result_digest.as_deref()),
+        );
+        o.bool("is_error", evidence.and_then(|e| e.is_error));
+        o.str(
+            "result_not_digested",
+            evidence.and_then(|e| e.result_not_digested),
+        );
     }
+}
+
+/// The tool-call evidence of a completion record ([`crate::evidence`]), as the record shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ToolCallEvidence {
+    /// `hmac-sha256:<hex>` of `params.arguments`; `None` when the request had none.
+    pub args_digest: Option<String>,
+    /// `hmac-sha256:<hex>` of the result the client received; `None` when none was taken.
+    pub result_digest: Option<String>,
+    /// The result's `isError`; `None` without a readable result.
+    pub is_error: Option<bool>,
+    /// Why no result digest was taken (`jsonrpc_error`, `response_too_large`,
+    /// `response_invalid_json`, `not_json_or_sse`, `no_response`).
+    pub result_not_digested: Option<&'static str>,
 }

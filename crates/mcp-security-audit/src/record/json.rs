@@ -65,6 +65,15 @@ impl<'a> JsonObject<'a> {
         }
     }
 
+    pub(crate) fn bool(&mut self, name: &str, value: Option<bool>) {
+        self.key(name);
+        self.buf.extend_from_slice(match value {
+            Some(true) => b"true",
+            Some(false) => b"false",
+            None => b"null",
+        });
+    }
+
     pub(crate) fn f64(&mut self, name: &str, value: Option<f64>) {
         use std::io::Write as _;
         self.key(name);

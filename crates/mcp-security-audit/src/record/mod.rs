@@ -47,7 +47,7 @@
 //! The request record is written at the response head. What only the body reveals reaches the
 //! trail as a second, `completion` record with the same `request_id`, written when the body ends
 //! or is dropped, and only when a response-side layer recorded something
-//! ([`mcp_security_core::facts`]):
+//! ([`mcp_security_core::facts`]; the layer itself does for each `tools/call` it takes evidence of):
 //!
 //! | field | meaning |
 //! |---|---|
@@ -59,6 +59,7 @@
 //! | `facts_dropped` | facts beyond the per-request cap |
 //! | `secrets`, `secrets_action`, `secrets_target` | credentials the result guard found in the answer (`aws_access_key_id:1,jwt:2`, never the secret), `redacted` or `blocked`, and the tool, prompt or URI answered |
 //! | `manifest_drift`, `manifest_drift_action` | listed tools differing from the pinned manifest (`read_note:description,upload:new`), `warned` or `enforced` |
+//! | `args_digest`, `result_digest`, `is_error`, `result_not_digested` | a `tools/call`'s evidence: keyed digests of the arguments and of the result the client received, never their contents ([`crate::evidence`]) |
 
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -77,7 +78,7 @@ mod completion;
 mod json;
 mod security;
 
-pub use completion::CompletionRecord;
+pub use completion::{CompletionRecord, ToolCallEvidence};
 pub(crate) use json::JsonObject;
 pub use security::{DetectorKind, SecurityEvent};
 
