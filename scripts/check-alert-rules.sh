@@ -35,8 +35,29 @@ promtool check rules "$RULES"
 say "promtool test rules $TESTS"
 promtool test rules "$TESTS"
 
-say "the dashboard is valid JSON"
-python3 -m json.tool "$DASHBOARD" >/dev/null || fail "$DASHBOARD is not valid JSON"
+say "the dashboard is valid JSON and its queries parse (promtool check rules on a copy)"
+DASH_RULES=$(mktemp --suffix=.yml)
+python3 - "$DASHBOARD" >"$DASH_RULES" <<'EOF'
+import json, sys
+# Each panel query as a recording rule, Grafana's variables replaced by values Prometheus knows.
+with open(sys.argv[1]) as f:
+    dash = json.load(f)
+subst = {"$__rate_interval": "5m", "$__interval": "1m", "$instance": ".*"}
+print("groups:\n  - name: dashboard\n    rules:")
+n = 0
+for panel in dash["panels"]:
+    for target in panel.get("targets", []):
+        expr = target["expr"]
+        for k, v in subst.items():
+            expr = expr.replace(k, v)
+        n += 1
+        print(f"      - record: dashboard:query_{n}")
+        print(f"        expr: {json.dumps(expr)}")
+if n == 0:
+    sys.exit("no panel queries")
+EOF
+promtool check rules "$DASH_RULES" || { rm -f "$DASH_RULES"; fail "a query of $DASHBOARD does not parse"; }
+rm -f "$DASH_RULES"
 
 say "cargo build -p examples --example axum_mcp_server"
 cargo build -q -p examples --example axum_mcp_server
@@ -234,5 +255,33 @@ if missing:
     sys.exit(1)
 for n in sorted(used):
     print(f"  ok {n}")
+
+# Label values matched with = or =~ (plain words, `a|b` alternatives): each must be one the
+# scrapes show, or a string literal of the product's source, so a misspelt reason or outcome
+# cannot hide an alert that would never fire.
+import glob
+literals = set()
+for src in glob.glob("crates/*/src/**/*.rs", recursive=True):
+    with open(src) as f:
+        literals.update(re.findall(r'"([a-z0-9_:]+)"', f.read()))
+seen = set()
+for path in scrapes:
+    with open(path) as f:
+        seen.update(re.findall(r'[a-z_]+="([^"]*)"', f.read()))
+texts = [open(rules).read()] + list(exprs(dash))
+bad = set()
+for text in texts:
+    for sel in re.findall(r"\bmcp_[a-z0-9_]+\{([^}]*)\}", text):
+        for label, op, value in re.findall(r'([a-z_]+)\s*(=~|!~|!=|=)\s*"([^"]*)"', sel):
+            if label in ("instance", "job", "le", "quantile"):
+                continue
+            for v in value.split("|"):
+                if re.fullmatch(r"[a-z0-9_:]+", v) and v not in seen and v not in literals:
+                    bad.add(f'{label}{op}"{v}"')
+if bad:
+    for b in sorted(bad):
+        print(f"label value used but produced nowhere: {b}", file=sys.stderr)
+    sys.exit(1)
+print("every label value used is produced by the product")
 EOF
 say "alert rules and dashboard OK"
