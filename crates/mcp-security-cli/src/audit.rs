@@ -1,5 +1,6 @@
-//! `audit verify` (with the chain key, or with the public key of the signing key) and
-//! `keygen --ed25519` (the key that signs checkpoints).
+//! `audit verify` (with the chain key, or with the public key of the signing key), the
+//! verification `audit report` runs first (see `report/mod.rs`), and `keygen --ed25519` (the key
+//! that signs checkpoints).
 
 use std::io::Write as _;
 use std::path::Path;
@@ -24,25 +25,53 @@ use crate::{USAGE, emit};
 pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
     match args.first().map(String::as_str) {
         Some("verify") => {}
+        Some("report") => return crate::report::run(&args[1..]),
         Some(other) => return Err(format!("unknown audit command {other:?}\n{USAGE}")),
         None => return Err(format!("audit needs a command\n{USAGE}")),
     }
-    let flags = Flags::parse(&args[1..], &["allow-rotated-end"])?;
-    flags.only(&[
-        "key-file",
-        "public-key",
-        "anchor",
-        "env-prefix",
-        "allow-rotated-end",
-    ])?;
+    let flags = Flags::parse(&args[1..], VERIFY_SWITCHES)?;
+    flags.only(VERIFY_OPTIONS)?;
     let files = flags.positional();
+    if files.is_empty() {
+        return Err("audit verify needs at least one file".into());
+    }
+    let verdict = verify(&flags, files)?;
+    emit(&verdict.text)?;
+    Ok(if verdict.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The options of `audit verify`, which `audit report` takes too.
+pub(crate) const VERIFY_OPTIONS: &[&str] = &[
+    "key-file",
+    "public-key",
+    "anchor",
+    "env-prefix",
+    "allow-rotated-end",
+];
+
+/// The switches among [`VERIFY_OPTIONS`].
+pub(crate) const VERIFY_SWITCHES: &[&str] = &["allow-rotated-end"];
+
+/// What `audit verify` found: whether the trail verified, and what it prints (`OK: …` lines
+/// and warnings, or the first failure as `FAILED: …`).
+pub(crate) struct Verdict {
+    /// Every check that ran passed.
+    pub(crate) ok: bool,
+    /// The verifier's report, one finding a line.
+    pub(crate) text: String,
+}
+
+/// Run the checks the verify options ask for on `files`. A trail that does not verify is a
+/// [`Verdict`] with `ok == false`; `Err` is a usage error (no key, an unreadable key file).
+pub(crate) fn verify(flags: &Flags, files: &[String]) -> Result<Verdict, String> {
     let key_file = flags.one("key-file")?;
     let public_key = flags.one("public-key")?;
     let anchor = flags.one("anchor")?;
     let env_prefix = flags.one("env-prefix")?;
-    if files.is_empty() {
-        return Err("audit verify needs at least one file".into());
-    }
     let public = public_key
         .map(|path| {
             PublicKey::from_file(Path::new(path))
@@ -83,8 +112,8 @@ pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
                 }
             }
             Err(e) => {
-                emit(&format!("{text}FAILED: {e}\n"))?;
-                return Ok(ExitCode::from(1));
+                text.push_str(&format!("FAILED: {e}\n"));
+                return Ok(Verdict { ok: false, text });
             }
         }
     }
@@ -103,8 +132,8 @@ pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
                 }
             }
             Err(e) => {
-                emit(&format!("{text}FAILED: {e}\n"))?;
-                return Ok(ExitCode::from(1));
+                text.push_str(&format!("FAILED: {e}\n"));
+                return Ok(Verdict { ok: false, text });
             }
         }
     }
@@ -117,13 +146,12 @@ pub(crate) fn run(args: &[String]) -> Result<ExitCode, String> {
                 }
             }
             Err(e) => {
-                emit(&format!("{text}FAILED: {e}\n"))?;
-                return Ok(ExitCode::from(1));
+                text.push_str(&format!("FAILED: {e}\n"));
+                return Ok(Verdict { ok: false, text });
             }
         }
     }
-    emit(&text)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Verdict { ok: true, text })
 }
 
 /// `keygen --ed25519 --out FILE`: a new signing key to FILE (PKCS#8 PEM, mode 0600, never

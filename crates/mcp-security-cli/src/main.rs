@@ -8,6 +8,7 @@
 //! mcp-security hash-key [--pepper-file PATH]        (reads the key from standard input)
 //! mcp-security audit verify <file>... [--key-file PATH] [--public-key PATH] [--anchor PATH]
 //!                                     [--allow-rotated-end] [--env-prefix MCP]
+//! mcp-security audit report <file>... [the verify options] [--top 10] [--html OUT.html]
 //! mcp-security check [--env-prefix MCP] [--env-file FILE] [--config FILE]
 //!                    [--format human|json|sarif] [--strict] [--online]
 //! mcp-security manifest snapshot URL [--token-file PATH] > tools.lock.json
@@ -24,6 +25,10 @@
 //! `MCP_AUDIT_HMAC_KEY_FILE`, or with the signing key's public key from `--public-key` (no
 //! secret: see `audit.rs`), and against an anchor file with `--anchor`; it prints `OK: …` and exits 0, or `FAILED: <file>:<line>: …` and
 //! exits 1 (2 for usage errors).
+//! `audit report` verifies the same way, then prints a summary of the trail (requests, refusals
+//! by reason, top principals, tools and client addresses, bans, the time range) and with
+//! `--html` writes a self-contained page with charts; it exits 1, after printing the report
+//! marked unverified, when the trail does not verify (see `report/mod.rs`).
 //! `check` runs the production checks against the configuration (the environment, or one env
 //! file) and prints the findings as text, JSON or SARIF 2.1.0; it exits 1 on errors, 2 on
 //! warnings with `--strict`, else 0 (see `check.rs`). With `--online` it also fetches the
@@ -39,6 +44,7 @@ mod audit;
 mod check;
 mod manifest;
 mod online;
+mod report;
 
 use args::Flags;
 
@@ -58,6 +64,7 @@ pub(crate) const USAGE: &str = "usage:
   mcp-security hash-key [--pepper-file PATH]   (the key is read from standard input)
   mcp-security audit verify FILE... [--key-file PATH] [--public-key PATH] [--anchor PATH]
                             [--allow-rotated-end] [--env-prefix MCP]
+  mcp-security audit report FILE... [the verify options] [--top 10] [--html OUT.html]
   mcp-security check [--env-prefix MCP] [--env-file FILE] [--config FILE]
                      [--format human|json|sarif] [--strict] [--online]
   mcp-security manifest snapshot URL [--token-file PATH] > tools.lock.json
