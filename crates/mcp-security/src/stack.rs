@@ -5,8 +5,8 @@ use std::fmt;
 use std::sync::atomic::Ordering;
 
 use mcp_auth::{
-    ApiKeyStore, Auth, AuthLayer, AuthPolicy, ListFilter, ListFilterLayer, SessionBinding,
-    SessionBindingLayer, TokenEndpoint, TokenEndpointLayer,
+    ApiKeyStore, Auth, AuthLayer, AuthPolicy, CredentialAges, ListFilter, ListFilterLayer,
+    SessionBinding, SessionBindingLayer, TokenEndpoint, TokenEndpointLayer,
 };
 use mcp_headers::{
     CorsPolicy, NetworkPolicy, NetworkPolicyLayer, NetworkRule, OriginGuard, OriginGuardLayer,
@@ -133,6 +133,7 @@ pub struct SecurityLayer {
     tool_guard: ToolGuardLayer,
     tool_errors: ToolErrorsAsResultsLayer,
     bans: BanList,
+    credentials: CredentialAges,
     report: Report,
     summary: String,
 }
@@ -147,6 +148,15 @@ impl SecurityLayer {
     /// The ban list the per-client limiter checks and the audit detectors add to.
     pub fn ban_list(&self) -> &BanList {
         &self.bans
+    }
+
+    /// The API keys (`created_at` in the key file, as reloaded) and the HS256 secret
+    /// (`JWT_SECRET_CREATED_AT`, or its file's modification time) the stack accepts, dated for
+    /// the gauge `mcp_credential_oldest_age_seconds{kind}`: call
+    /// [`CredentialAges::record`]`(SystemTime::now())` in the `/metrics` handler right before
+    /// rendering, so the age is current when scraped.
+    pub fn credential_ages(&self) -> &CredentialAges {
+        &self.credentials
     }
 
     /// The production-check report the stack was built with (warnings and info only, in
@@ -424,6 +434,7 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
     // Disabled only with REQUIRE_AUTH=false and no credential source (MCP-AUTH-001 says so). The
     // Origin guard's Host allowlist is the one the resource URL may be derived from.
     let store = build_key_store(s)?;
+    let credentials = config.credential_ages(store.as_ref());
     let tokens = crate::tokens::build_token_endpoint(s, store.as_ref())?;
     let auth = build_auth(s, environment, guard.allowed_hosts(), store, &tokens)?;
 
@@ -485,6 +496,7 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
         tool_guard,
         tool_errors,
         bans: s.ban_list.clone(),
+        credentials,
         report,
         summary: String::new(),
     }

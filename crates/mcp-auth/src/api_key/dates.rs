@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use mcp_security_core::config::ConfigError;
 
-use super::file::{parse_key_file, read_key_file};
+use super::file::{parse_key_file, parse_time, read_key_file};
 use super::{ApiKeyStore, Entry};
 
 /// When one key was made and when it expires, with its name and whether it is enabled; what a
@@ -91,6 +91,22 @@ pub fn format_key_time(at: SystemTime) -> String {
     let last = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(253_402_300_799);
     let at = at.clamp(SystemTime::UNIX_EPOCH, last);
     humantime::format_rfc3339_seconds(at).to_string()
+}
+
+/// Read a time as key files write it ([`format_key_time`]): RFC 3339 in UTC
+/// (`2026-12-07T00:00:00Z`; `z`, `+00:00`, a space for the `T`, a fraction of a second and no
+/// zone at all are accepted too), or `None`. Other offsets are refused rather than guessed.
+///
+/// ```
+/// use mcp_auth::api_key::{format_key_time, parse_key_time};
+///
+/// let at = parse_key_time("2026-12-07T00:00:00Z").unwrap();
+/// assert_eq!(format_key_time(at), "2026-12-07T00:00:00Z");
+/// assert_eq!(parse_key_time("2026-12-07T01:00:00+01:00"), None);
+/// assert_eq!(parse_key_time("yesterday"), None);
+/// ```
+pub fn parse_key_time(text: &str) -> Option<SystemTime> {
+    parse_time(text)
 }
 
 impl ApiKeyStore {

@@ -231,11 +231,16 @@ pub(super) fn check_name(name: &str) -> Result<(), String> {
 
 /// An expiry written as an RFC 3339 string or a bare TOML datetime, in UTC.
 pub(super) fn parse_expiry(value: &toml::Value) -> Option<SystemTime> {
-    let text = match value {
-        toml::Value::String(s) => s.trim().to_owned(),
-        toml::Value::Datetime(dt) => dt.to_string(),
-        _ => return None,
-    };
+    match value {
+        toml::Value::String(s) => parse_time(s),
+        toml::Value::Datetime(dt) => parse_time(&dt.to_string()),
+        _ => None,
+    }
+}
+
+/// `YYYY-MM-DD[T ]HH:MM:SS[.fraction][Z|+00:00]`, surrounding whitespace ignored.
+pub(super) fn parse_time(text: &str) -> Option<SystemTime> {
+    let text = text.trim();
     // `parse_rfc3339_weak` ignores some offsets and trailing text; accept only
     // `YYYY-MM-DD[T ]HH:MM:SS[.fraction][Z|+00:00]`.
     let tail = text.get(19..)?;

@@ -74,7 +74,7 @@ mod dates;
 mod digest;
 mod file;
 
-pub use dates::{KeyDates, format_key_time, read_key_dates};
+pub use dates::{KeyDates, format_key_time, parse_key_time, read_key_dates};
 use digest::{HashKind, HmacSha256, hmac_digest, is_visible_ascii, keyed_hmac, sha256};
 pub use digest::{KeyHasher, generate_key, hash_line};
 use file::{check_name, combine, parse_key_file, read_key_file};

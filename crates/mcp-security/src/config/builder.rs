@@ -19,6 +19,7 @@ impl Default for SecurityConfigBuilder {
                 api_key: None,
                 named_keys: Vec::new(),
                 api_keys_file: None,
+                rotation: Default::default(),
                 api_key_pepper: None,
                 api_key_header: None,
                 url_auth: false,

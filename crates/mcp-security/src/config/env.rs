@@ -132,6 +132,7 @@ impl SecurityConfigBuilder {
             s.authorization_servers = servers;
         }
         s.token.read_env(env)?;
+        s.rotation.read_env(env)?;
         if let Some(dpop) = DpopVerifier::from_env(env)? {
             s.dpop = Some(dpop);
         }

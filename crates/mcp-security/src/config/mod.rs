@@ -16,10 +16,12 @@
 //! | `ALLOWED_HOSTS` | `Host` values accepted (`name`, `name:port`, an address); `*` turns the check off | loopback names for a loopback bind, the address for a specific one, loopback (with a warning) for a wildcard bind |
 //! | `API_KEY` / `API_KEY_FILE` | one API key with every scope (principal `env`) | — |
 //! | `API_KEYS_FILE` | hashed keys with name, scopes, expiry; reloaded on change | — |
+//! | `KEY_MAX_AGE` | API keys of the key file whose `created_at` (written by `mcp-security keygen`) is older are reported (`MCP-KEY-004`, a warning); keys expiring within 7 days are too (`MCP-KEY-005`) | `90d` |
 //! | `API_KEY_PEPPER` / `_FILE` | HMAC pepper for key digests | — |
 //! | `API_KEY_HEADER` | an extra header carrying a key, e.g. `X-API-Key` | — |
 //! | `URL_AUTH` | also accept `?token=` | `false` |
 //! | `JWT_SECRET` / `JWT_SECRET_FILE` | HS256 secrets, comma-separated: the first signs, all verify | — |
+//! | `JWT_SECRET_CREATED_AT`, `JWT_SECRET_MAX_AGE` | when the HS256 secret was made (RFC 3339 UTC; unset, a `JWT_SECRET_FILE` is dated by its modification time); a secret older than the maximum age is reported (`MCP-JWT-007`, a warning) | —, `30d` |
 //! | `JWT_AUDIENCE`, `JWT_ISSUER`, `JWT_LEEWAY` | required `aud` (comma-separated) / `iss`; clock skew | —, —, 30 s |
 //! | `JWKS_URL` | asymmetric JWTs (RS256, ES256, EdDSA…) verified with this JWK Set; `JWT_ISSUER` alone (no secret, no `JWKS_URL`) discovers it from the issuer's metadata (feature `jwks`, on by default) | — |
 //! | `JWT_ALGORITHMS` | allow-list, comma-separated: `HS256` exactly when `JWT_SECRET` is set, asymmetric ones exactly when a JWKS is | all that fit the keys |
@@ -126,6 +128,7 @@ use mcp_security_core::toml::{Table, Value};
 
 mod builder;
 mod env;
+mod rotation;
 mod toml;
 mod validate;
 
@@ -237,6 +240,8 @@ pub(crate) struct Settings {
     pub(crate) api_key: Option<SecretSetting>,
     pub(crate) named_keys: Vec<(String, Secret, Scopes)>,
     pub(crate) api_keys_file: Option<PathBuf>,
+    /// `KEY_MAX_AGE`, `JWT_SECRET_MAX_AGE`, `JWT_SECRET_CREATED_AT`.
+    pub(crate) rotation: rotation::RotationSettings,
     pub(crate) api_key_pepper: Option<SecretSetting>,
     pub(crate) api_key_header: Option<String>,
     pub(crate) url_auth: bool,
@@ -522,7 +527,12 @@ impl SecurityConfig {
                 None => b.build(),
             });
         match config {
-            Ok(config) => config.check(runtime),
+            // The key file's entries are read by the server when it starts; here, so that an
+            // entry it would refuse (a bad created_at, say) is reported rather than skipped.
+            Ok(config) => match config.api_key_dates() {
+                Err(e) => Report::invalid_setting(config.environment(), &e),
+                Ok(_) => config.check(runtime),
+            },
             Err(e) => Report::invalid_setting(
                 env.environment("ENV").unwrap_or(Environment::Production),
                 &e,
@@ -583,6 +593,7 @@ impl SecurityConfig {
         i.token_ttl = s.token.enabled.then_some(s.token.ttl);
         i.result_guard = Some(s.result_guard.as_str().to_owned());
         i.jwt_max_lifetime = s.jwt_max_lifetime;
+        self.rotation_input(&mut i);
         i
     }
 
