@@ -17,7 +17,7 @@
 //!
 //! `token` signs an HS256 JWT with the first secret of `MCP_JWT_SECRET` (or `MCP_JWT_SECRET_FILE`,
 //! or `--secret-file`) and prints it. `keygen` prints a new API key once, then the entry to put in
-//! the key file (only its hash); `keygen --ed25519 --out FILE` writes a checkpoint signing key
+//! the key file (only its hash, and `created_at`: now, for the rotation checks); `keygen --ed25519 --out FILE` writes a checkpoint signing key
 //! (PKCS#8 PEM, mode 0600) to FILE and prints its public key, base64.
 //! `hash-key` prints the hash line of a key read from standard input.
 //! `audit verify` checks tamper-evident audit files (in any order: they are sorted into chain
@@ -52,7 +52,9 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use mcp_security::auth::api_key::{DEFAULT_KEY_PREFIX, KeyHasher, generate_key, hash_line};
+use mcp_security::auth::api_key::{
+    DEFAULT_KEY_PREFIX, KeyHasher, format_key_time, generate_key, hash_line,
+};
 use mcp_security::auth::jwt::{JwtVerifier, TokenRequest};
 use mcp_security::core::config::{Env, Secret, parse_duration};
 
@@ -224,10 +226,12 @@ fn keygen(flags: &Flags) -> Result<(), String> {
     let hasher = hasher(flags)?;
     let key = generate_key(prefix).map_err(|e| e.to_string())?;
     let entry = format!(
-        "[[keys]]\nname = {}\nhash = {}\nscopes = {}\nenabled = true",
+        "[[keys]]\nname = {}\nhash = {}\nscopes = {}\ncreated_at = {}\nenabled = true",
         serde_json::Value::from(name),
         serde_json::Value::from(hash_line(&hasher, &key)),
         serde_json::Value::from(if scopes.is_empty() { vec!["*"] } else { scopes }),
+        // Dates the key for the rotation check (`check`: MCP-KEY-004) and the age gauge.
+        serde_json::Value::from(format_key_time(SystemTime::now())),
     );
     emit(&format!(
         "{key}\n\n# The key above is shown once; only its hash goes into the key file:\n{entry}\n"

@@ -4,7 +4,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::SystemTime;
 
-use mcp_security::auth::api_key::{ApiKeyStore, KeyHasher, hash_line};
+use mcp_security::auth::api_key::{
+    ApiKeyStore, KeyHasher, format_key_time, hash_line, parse_key_time, read_key_dates,
+};
 use mcp_security::auth::jwt::JwtVerifier;
 use mcp_security::core::config::Secret;
 
@@ -76,6 +78,45 @@ fn keygen_prints_a_key_once_and_its_hash_entry() {
     let principal = store.verify(key, SystemTime::now()).unwrap();
     assert_eq!(principal.id(), "ci");
     assert!(principal.has_scope("notes:read"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn keygen_dates_the_entry() {
+    let before = SystemTime::now() - std::time::Duration::from_secs(1);
+    let (code, out, err) = run(&["keygen", "--name", "dated"], &[], "");
+    let after = SystemTime::now();
+    assert_eq!(code, 0, "{err}");
+    let entry = out
+        .split_once("[[keys]]")
+        .map(|(_, e)| format!("[[keys]]{e}"))
+        .unwrap();
+    let line = entry
+        .lines()
+        .find(|l| l.starts_with("created_at = "))
+        .unwrap_or_else(|| panic!("no created_at in {entry}"));
+    // `created_at = "2026-12-07T00:00:00Z"`: RFC 3339 in UTC, to the second.
+    let value = line
+        .strip_prefix("created_at = \"")
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap();
+    assert_eq!(value.len(), 20, "{line}");
+    assert!(
+        value.ends_with('Z') && value.as_bytes()[10] == b'T',
+        "{line}"
+    );
+    let created = parse_key_time(value).unwrap();
+    assert!(before <= created && created <= after, "{line}");
+    // The key file reads it back as the key's creation time.
+    let dir = std::env::temp_dir().join(format!("mcp-cli-keygen-dated-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("keys.toml");
+    std::fs::write(&file, &entry).unwrap();
+    let dates = read_key_dates(&file).unwrap();
+    assert_eq!(dates.len(), 1);
+    assert_eq!(dates[0].name, "dated");
+    assert_eq!(dates[0].created_at, Some(created));
+    assert!(dates[0].enabled);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -582,4 +623,109 @@ fn check_passes_every_deployment_file() {
             );
         }
     }
+}
+
+#[test]
+fn check_warns_on_old_and_expiring_keys_and_an_old_secret_file() {
+    let dir = check_dir("key-age");
+    let day = std::time::Duration::from_secs(86_400);
+    let now = SystemTime::now();
+    let entry = |name: &str, extra: &str| {
+        format!(
+            "[[keys]]\nname = \"{name}\"\nhash = \"{}\"\nscopes = [\"*\"]\n{extra}\n",
+            hash_line(&KeyHasher::Sha256, &format!("{CHECK_KEY}-{name}"))
+        )
+    };
+    std::fs::write(
+        dir.join("keys.toml"),
+        [
+            entry("old-bot", "created_at = \"2020-01-01T00:00:00Z\""),
+            entry(
+                "fresh",
+                &format!("created_at = \"{}\"", format_key_time(now - 10 * day)),
+            ),
+            entry(
+                "leaving",
+                &format!("expires_at = \"{}\"", format_key_time(now + 3 * day)),
+            ),
+            entry("legacy", ""),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let secret = dir.join("jwt_secret");
+    std::fs::write(&secret, "Jq3x9Vt0b8R2mK5nL7pW1zY4cF6hD0sA9gE3uI8oT2k=").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&secret)
+        .unwrap()
+        .set_modified(now - 45 * day)
+        .unwrap();
+    #[cfg(unix)]
+    for file in ["keys.toml", "jwt_secret"] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join(file), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let env = [
+        ("MCP_ENV", "production"),
+        ("MCP_API_KEYS_FILE", "keys.toml"),
+        ("MCP_JWT_SECRET_FILE", "jwt_secret"),
+        ("MCP_JWT_AUDIENCE", "https://mcp.example.com/mcp"),
+        ("MCP_CORS_ORIGINS", "https://app.example.com"),
+    ];
+    let (code, out, err) = run_check(&[], &env, &dir);
+    assert_eq!(code, 0, "warnings only: {out}{err}");
+    assert!(
+        out.contains("warning MCP-KEY-004  the API key \"old-bot\" in MCP_API_KEYS_FILE was created 2020-01-01T00:00:00Z"),
+        "{out}"
+    );
+    assert!(
+        out.contains("fix: rotate it: `mcp-security keygen --name old-bot` prints a new key"),
+        "{out}"
+    );
+    assert!(
+        out.contains("warning MCP-KEY-005  the API key \"leaving\" in MCP_API_KEYS_FILE expires"),
+        "{out}"
+    );
+    assert!(
+        out.contains("warning MCP-JWT-007  the HS256 secret (MCP_JWT_SECRET_FILE) was created"),
+        "{out}"
+    );
+    assert!(out.contains("45 days ago"), "{out}");
+    for quiet in ["\"fresh\"", "\"legacy\""] {
+        assert!(!out.contains(quiet), "{quiet}: {out}");
+    }
+    assert_eq!(run_check(&["--strict"], &env, &dir).0, 2);
+    let (_, out, _) = run_check(&["--format", "json"], &env, &dir);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let old: Vec<&serde_json::Value> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "MCP-KEY-004")
+        .collect();
+    assert_eq!(old.len(), 1, "{out}");
+    assert_eq!(old[0]["severity"], "warning");
+    assert_eq!(old[0]["setting"], "MCP_API_KEYS_FILE");
+
+    // A longer period quiets the key; a setting that cannot be read is an error naming it.
+    let mut longer = env.to_vec();
+    longer.push(("MCP_KEY_MAX_AGE", "3650d"));
+    longer.push(("MCP_JWT_SECRET_MAX_AGE", "90d"));
+    let (code, out, _) = run_check(&[], &longer, &dir);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        !out.contains("MCP-KEY-004") && !out.contains("MCP-JWT-007"),
+        "{out}"
+    );
+    let mut bad = env.to_vec();
+    bad.push(("MCP_KEY_MAX_AGE", "quarterly"));
+    let (code, out, _) = run_check(&[], &bad, &dir);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("MCP-CONFIG-001") && out.contains("MCP_KEY_MAX_AGE"),
+        "{out}"
+    );
+    assert!(!out.contains("MCP-KEY-004"), "{out}");
+    std::fs::remove_dir_all(dir).unwrap();
 }
