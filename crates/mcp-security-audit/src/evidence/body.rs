@@ -130,13 +130,20 @@ where
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
-        let this = self.project();
-        let out = this.inner.poll_frame(cx);
+        let mut this = self.project();
+        let out = this.inner.as_mut().poll_frame(cx);
         if let Some(evidence) = this.evidence.as_mut() {
             match &out {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Some(data) = frame.data_ref() {
                         evidence.feed(data);
+                    }
+                    // A body that knows it has ended is not polled again (hyper stops at
+                    // `is_end_stream`): this was its last frame.
+                    if this.inner.is_end_stream()
+                        && let Some(mut evidence) = this.evidence.take()
+                    {
+                        evidence.finish(true);
                     }
                 }
                 Poll::Ready(None) => {

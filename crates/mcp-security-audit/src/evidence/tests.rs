@@ -586,3 +586,26 @@ fn arguments_are_read_raw_and_ambiguity_is_not_guessed() {
     );
     assert_eq!(digest(&key(), DigestPart::Arguments, ARGS), format(&mac));
 }
+
+#[tokio::test]
+async fn a_body_that_knows_its_end_is_digested_at_its_last_frame() {
+    // hyper stops polling once `is_end_stream` says so, and drops the body.
+    let sink = MemorySink::new();
+    let text = answer(1, RESULT_OK);
+    let res = run(
+        &layer(&sink, None),
+        call_body(1),
+        response("application/json", Full::new(Bytes::from(text.clone()))),
+    )
+    .await;
+    let mut body = res.into_body();
+    assert_eq!(poll(&mut body), Poll::Ready(Some(Bytes::from(text))));
+    assert!(body.is_end_stream());
+    drop(body);
+    let (evidence, complete) = only_evidence(&sink);
+    assert!(complete);
+    assert_eq!(
+        evidence.result_digest,
+        Some(digest(&key(), DigestPart::Result, RESULT_OK))
+    );
+}
