@@ -940,3 +940,36 @@ fn default_protocol_versions_are_rmcps_known_versions() {
         ProtocolVersion::STANDARD_HEADERS.as_str()
     );
 }
+
+/// A legacy session's binding expires after the same idle time as rmcp's session itself: the
+/// binding table's default (`MCP_SESSION_IDLE_TIMEOUT`) is rmcp's session keep-alive, so a
+/// binding outlives neither the session it guards nor, by default, expires long before it.
+#[test]
+fn session_idle_timeout_defaults_to_rmcps_session_keep_alive() {
+    use rmcp::transport::streamable_http_server::session::local::{
+        LocalSessionManager, SessionConfig,
+    };
+    let rmcp_keep_alive = SessionConfig::DEFAULT_KEEP_ALIVE;
+    assert_eq!(
+        mcp_security::auth::session::DEFAULT_IDLE_TIMEOUT,
+        rmcp_keep_alive,
+        "rmcp's session keep-alive changed: update mcp_auth::session::DEFAULT_IDLE_TIMEOUT"
+    );
+    // What rmcp's session manager really uses by default, not only its constant.
+    assert_eq!(
+        LocalSessionManager::default().session_config.keep_alive,
+        Some(rmcp_keep_alive)
+    );
+    // The layer's and the facade's defaults are that constant.
+    assert_eq!(
+        mcp_security::auth::SessionBindingLayer::new().idle_timeout(),
+        rmcp_keep_alive
+    );
+    let config = mcp_security::SecurityConfig::builder()
+        .api_key(mcp_security::core::config::Secret::new(
+            "mcp-sk-an-api-key-long-enough-for-the-checks-0123456789",
+        ))
+        .build()
+        .expect("config");
+    assert_eq!(config.session_idle_timeout(), rmcp_keep_alive);
+}
