@@ -98,16 +98,20 @@ pub(crate) fn render(report: &Report<'_>) -> String {
         );
     }
     let d = s.decisions;
-    let cards: [(&str, u64, bool); 7] = [
-        ("requests", s.requests, false),
-        ("refused", d.rejected, d.rejected > 0),
-        ("errors", d.error, d.error > 0),
-        ("principals", s.principals.distinct() as u64, false),
-        ("client addresses", s.clients.distinct() as u64, false),
-        ("bans", s.bans.total().total, s.bans.total().total > 0),
+    let cards: [(&str, String, bool); 7] = [
+        ("requests", s.requests.to_string(), false),
+        ("refused", d.rejected.to_string(), d.rejected > 0),
+        ("errors", d.error.to_string(), d.error > 0),
+        ("principals", s.principals.distinct_text(), false),
+        ("client addresses", s.clients.distinct_text(), false),
+        (
+            "bans",
+            s.bans.total().total.to_string(),
+            s.bans.total().total > 0,
+        ),
         (
             "detector alerts",
-            s.detectors.total().total,
+            s.detectors.total().total.to_string(),
             s.detectors.total().total > 0,
         ),
     ];

@@ -71,6 +71,11 @@ fn call(tool: &str) -> String {
 /// 21 requests: 13 allowed, 8 refused. Then the audit layer is closed (the chain ends with
 /// `close`).
 pub async fn write(name: &str) -> Trail {
+    write_with(name, &[]).await
+}
+
+/// [`write`] with more settings for the stack (`MCP_AUDIT_MAX_FILE_BYTES`, …).
+pub async fn write_with(name: &str, extra: &[(&str, &str)]) -> Trail {
     let dir = std::env::temp_dir().join(format!("mcp-report-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
@@ -82,23 +87,22 @@ pub async fn write(name: &str) -> Trail {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let env = Env::from_pairs(
-        "MCP",
-        [
-            ("MCP_ENV", "development".to_owned()),
-            ("MCP_BIND", addr.to_string()),
-            ("MCP_JWT_SECRET", JWT_SECRET.to_owned()),
-            ("MCP_JWT_AUDIENCE", AUDIENCE.to_owned()),
-            ("MCP_TRUSTED_PROXIES", "127.0.0.1/32".to_owned()),
-            ("MCP_RATE_LIMIT_REQUESTS", "5".to_owned()),
-            ("MCP_RATE_LIMIT_WINDOW", "1h".to_owned()),
-            ("MCP_AUDIT_LOG_FILE", log.display().to_string()),
-            ("MCP_AUDIT_HMAC_KEY", AUDIT_KEY.to_owned()),
-            ("MCP_AUDIT_TRACING", "false".to_owned()),
-            ("MCP_AUDIT_AUTH_FAILURE_THRESHOLD", "2".to_owned()),
-            ("MCP_AUDIT_BAN_ON_AUTH_FAILURES", "true".to_owned()),
-        ],
-    );
+    let mut pairs = vec![
+        ("MCP_ENV", "development".to_owned()),
+        ("MCP_BIND", addr.to_string()),
+        ("MCP_JWT_SECRET", JWT_SECRET.to_owned()),
+        ("MCP_JWT_AUDIENCE", AUDIENCE.to_owned()),
+        ("MCP_TRUSTED_PROXIES", "127.0.0.1/32".to_owned()),
+        ("MCP_RATE_LIMIT_REQUESTS", "5".to_owned()),
+        ("MCP_RATE_LIMIT_WINDOW", "1h".to_owned()),
+        ("MCP_AUDIT_LOG_FILE", log.display().to_string()),
+        ("MCP_AUDIT_HMAC_KEY", AUDIT_KEY.to_owned()),
+        ("MCP_AUDIT_TRACING", "false".to_owned()),
+        ("MCP_AUDIT_AUTH_FAILURE_THRESHOLD", "2".to_owned()),
+        ("MCP_AUDIT_BAN_ON_AUTH_FAILURES", "true".to_owned()),
+    ];
+    pairs.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let env = Env::from_pairs("MCP", pairs);
     let stack = SecurityConfig::builder_from_env(&env)
         .expect("config")
         .build()

@@ -274,3 +274,54 @@ fn lines_that_are_not_records_are_counted_and_skipped() {
     assert!(text.contains("  \\u{1b}[31m10.0.0.1 "), "{text}");
     assert!(text.contains("Unreadable lines: 3 of 6"));
 }
+
+#[tokio::test]
+async fn a_rotated_trail_reads_the_same_across_its_files_in_any_order() {
+    let trail = test_trail::write_with("rotated", &[("MCP_AUDIT_MAX_FILE_BYTES", "4096")]).await;
+    let mut files: Vec<String> = std::fs::read_dir(&trail.dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .map(|p| p.display().to_string())
+        .collect();
+    files.sort();
+    files.reverse(); // the live file first: not chain order
+    assert!(files.len() >= 3, "{files:?}");
+    let flags = Flags::parse(
+        &[
+            "--key-file".to_owned(),
+            trail.key_file.display().to_string(),
+        ],
+        &[],
+    )
+    .unwrap();
+    let verdict = verify(&flags, &files).unwrap();
+    assert!(verdict.ok, "{}", verdict.text);
+    let report = Report::build(&files, verdict.ok, verdict.text, 10);
+    let s = &report.summary;
+    assert_eq!(s.unreadable, 0);
+    assert_eq!(
+        (s.requests, s.decisions.allowed, s.decisions.rejected),
+        (21, 13, 8)
+    );
+    assert_eq!(s.clients.top(1), vec![("203.0.113.20", count(7, 2))]);
+    assert_eq!(s.bans.top(10), vec![("203.0.113.66", count(1, 1))]);
+    // the rotation's own records are counted as records, not requests
+    let kinds = s.kinds.top(20);
+    assert!(
+        kinds
+            .iter()
+            .any(|(k, c)| *k == "rotate" && c.total as usize == files.len() - 1)
+    );
+    assert!(
+        kinds
+            .iter()
+            .any(|(k, c)| *k == "link" && c.total as usize == files.len() - 1)
+    );
+    let text = report.text();
+    assert!(text.starts_with(&format!(
+        "mcp-security audit report: {} file(s)\nVerified: yes\n",
+        files.len()
+    )));
+    std::fs::remove_dir_all(&trail.dir).unwrap();
+}

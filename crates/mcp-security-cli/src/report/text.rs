@@ -88,9 +88,9 @@ pub(crate) fn render(report: &Report<'_>) -> String {
     let _ = writeln!(
         out,
         "Principals: {} ({} requests without one); client addresses: {}",
-        s.principals.distinct(),
+        s.principals.distinct_text(),
         s.anonymous,
-        s.clients.distinct()
+        s.clients.distinct_text()
     );
     let bans = s.bans.total().total;
     let _ = writeln!(

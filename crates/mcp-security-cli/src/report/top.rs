@@ -67,6 +67,7 @@ impl TopCounts {
     }
 
     /// Distinct keys counted exactly.
+    #[cfg(test)]
     pub(crate) fn distinct(&self) -> usize {
         self.map.len()
     }
@@ -74,6 +75,15 @@ impl TopCounts {
     /// Whether nothing was counted.
     pub(crate) fn is_empty(&self) -> bool {
         self.map.is_empty() && self.other.total == 0
+    }
+
+    /// `distinct()` as text: `10000+` when the table filled and later keys went to "other".
+    pub(crate) fn distinct_text(&self) -> String {
+        if self.other.total > 0 {
+            format!("{}+", self.map.len())
+        } else {
+            self.map.len().to_string()
+        }
     }
 
     /// Records whose key arrived after the table was full.
@@ -185,6 +195,8 @@ mod tests {
             }
         );
         assert!(!t.is_empty());
+        assert_eq!(t.distinct_text(), "2+");
+        assert_eq!(TopCounts::default().distinct_text(), "0");
     }
 
     #[test]
