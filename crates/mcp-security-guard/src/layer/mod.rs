@@ -60,6 +60,13 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Blocked patterns
+//!
+//! With rules ([`ToolGuardLayerBuilder::blocked_pattern`]), a `tools/call` whose arguments
+//! match one is answered by the layer (JSON-RPC `-32602` naming the rule's pointer and id)
+//! before the server sees it, in the place argument validation answers; see
+//! [`crate::patterns`]. Without rules it costs one branch per request.
 
 use std::future::Future;
 use std::pin::Pin;
