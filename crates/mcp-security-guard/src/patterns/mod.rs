@@ -121,6 +121,16 @@ pub const BLOCKED_METRIC: &str = "mcp_blocked_pattern_hits_total";
 const SETTING: &str = "blocked_pattern";
 
 /// A ready-made list of expressions; see the [module docs](self#presets).
+///
+/// ```
+/// use mcp_security_guard::PatternPreset;
+///
+/// let preset = PatternPreset::parse("MCP_PRESET", "shell_metacharacters")?;
+/// assert_eq!(preset, PatternPreset::ShellMetacharacters);
+/// let labels: Vec<_> = preset.expressions().iter().map(|(label, _)| *label).collect();
+/// assert_eq!(labels, ["command separator", "substitution", "redirection", "NUL byte"]);
+/// # Ok::<(), mcp_security_core::config::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum PatternPreset {
@@ -179,6 +189,20 @@ impl fmt::Display for PatternPreset {
 }
 
 /// One rule, not yet compiled: see the [module docs](self).
+///
+/// ```
+/// use mcp_security_guard::{BlockedPattern, BlockedPatterns, PatternPreset};
+/// use serde_json::json;
+///
+/// let rule = BlockedPattern::new("uploads", "*", "/files")
+///     .preset(PatternPreset::PathTraversal)
+///     .pattern(r"(?i)\.(exe|dll)$");
+/// assert_eq!((rule.id(), rule.tool(), rule.pointer()), ("uploads", "*", "/files"));
+/// let rules = BlockedPatterns::new([rule])?;
+/// let hit = rules.check("upload", &json!({"files": [{"name": "a.txt"}, {"name": "setup.EXE"}]})).unwrap();
+/// assert_eq!((hit.at(), hit.pattern()), ("/files/1/name", "pattern 1"));
+/// # Ok::<(), mcp_security_core::config::ConfigError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
 pub struct BlockedPattern {
