@@ -166,15 +166,20 @@ fn usage_errors_exit_2() {
     );
 }
 
-/// The browser: `MCP_CHROMIUM`, else `chromium` on the PATH.
-fn chromium() -> Option<PathBuf> {
+/// The browser: `MCP_CHROMIUM`, else `chromium` on the PATH; why not, when there is none.
+fn chromium() -> Result<PathBuf, String> {
     if let Some(path) = std::env::var_os("MCP_CHROMIUM") {
-        return Some(PathBuf::from(path));
+        let path = PathBuf::from(path);
+        return match path.is_file() {
+            true => Ok(path),
+            false => Err(format!("MCP_CHROMIUM={} is not a file", path.display())),
+        };
     }
-    let path = std::env::var_os("PATH")?;
+    let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .map(|dir| dir.join("chromium"))
         .find(|p| p.is_file())
+        .ok_or_else(|| "no `chromium` on the PATH".to_owned())
 }
 
 /// Run headless chromium on `page` with its own profile directory.
@@ -221,16 +226,17 @@ fn screenshot(browser: &Path, profile: &Path, page: &Path, png: &Path) -> Vec<u8
 
 #[tokio::test]
 async fn the_page_renders_in_a_real_browser() {
-    let Some(browser) = chromium() else {
-        if std::env::var("MCP_SKIP_BROWSER_TEST").as_deref() == Ok("1") {
-            eprintln!("skipped: no chromium, and MCP_SKIP_BROWSER_TEST=1");
+    let browser = match chromium() {
+        Ok(browser) => browser,
+        Err(why) if std::env::var("MCP_SKIP_BROWSER_TEST").as_deref() == Ok("1") => {
+            eprintln!("skipped ({why}): MCP_SKIP_BROWSER_TEST=1");
             return;
         }
-        panic!(
-            "this test renders the report page in a real browser: install Debian's `chromium` \
-             (apt-get install -y chromium) or set MCP_CHROMIUM=/path/to/chromium; \
-             MCP_SKIP_BROWSER_TEST=1 skips it"
-        );
+        Err(why) => panic!(
+            "{why}: this test renders the report page in a real browser; install Debian's \
+             `chromium` (apt-get install -y chromium) or set MCP_CHROMIUM=/path/to/chromium \
+             (MCP_SKIP_BROWSER_TEST=1 skips the test)"
+        ),
     };
     let trail = test_trail::write("browser").await;
     let html = trail.dir.join("report.html");
