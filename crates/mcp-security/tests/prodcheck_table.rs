@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
+use mcp_security::auth::api_key::format_key_time;
 use mcp_security::core::config::Env;
 use mcp_security::prodcheck::{RULES, Report, RuntimeEnvironment, Severity};
 use mcp_security::{SecurityConfig, SecurityError};
@@ -115,6 +117,27 @@ fn one_case_per_finding() {
         0o644,
     );
     let no_key: [(&str, Option<&str>); 2] = [("MCP_API_KEY", None), ("MCP_JWT_SECRET", None)];
+    let key_entry = |dates: &str| {
+        format!(
+            "[[keys]]\nname = \"ci-bot\"\n\
+             hash = \"sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\n\
+             {dates}\n"
+        )
+    };
+    let old_keys = dir.file(
+        "old_keys.toml",
+        &key_entry("created_at = \"2020-01-01T00:00:00Z\""),
+        0o600,
+    );
+    let in_three_days = SystemTime::now() + Duration::from_secs(3 * 86_400);
+    let expiring_keys = dir.file(
+        "expiring_keys.toml",
+        &key_entry(&format!(
+            "expires_at = \"{}\"",
+            format_key_time(in_three_days)
+        )),
+        0o600,
+    );
     let mut cases = vec![
         set("MCP-CONFIG-001", &[("MCP_RATE_LIMIT_REQUESTS", Some("0"))]),
         set("MCP-AUTH-001", &[("MCP_REQUIRE_AUTH", Some("false"))]),
@@ -123,6 +146,15 @@ fn one_case_per_finding() {
         set("MCP-AUTH-004", &[("MCP_URL_AUTH", Some("true"))]),
         set("MCP-AUTH-005", &[("MCP_JWT_AUDIENCE", Some("filesystem"))]),
         set("MCP-JWT-006", &[("MCP_JWT_MAX_LIFETIME", Some("off"))]),
+        set(
+            "MCP-JWT-007",
+            &[("MCP_JWT_SECRET_CREATED_AT", Some("2020-01-01T00:00:00Z"))],
+        ),
+        set("MCP-KEY-004", &[("MCP_API_KEYS_FILE", Some(&old_keys))]),
+        set(
+            "MCP-KEY-005",
+            &[("MCP_API_KEYS_FILE", Some(&expiring_keys))],
+        ),
         set("MCP-GUARD-001", &[("MCP_RESULT_GUARD", Some("off"))]),
         set(
             "MCP-TOKEN-001",
