@@ -182,14 +182,23 @@ fn chromium() -> Result<PathBuf, String> {
         .ok_or_else(|| "no `chromium` on the PATH".to_owned())
 }
 
-/// Run headless chromium on `page` with its own profile directory.
+/// Run headless chromium on `page` with its own profile directory, bounded by coreutils'
+/// `timeout` so a hung browser fails the test instead of hanging it; no background networking
+/// (the page needs none, and CI machines may have no network).
 fn chromium_run(browser: &Path, profile: &Path, args: &[String], page: &Path) -> (String, String) {
-    let out = Command::new(browser)
+    let out = Command::new("timeout")
+        .args(["--kill-after=5", "120"])
+        .arg(browser)
         .args([
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
             "--hide-scrollbars",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-quic",
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(args)
@@ -199,7 +208,11 @@ fn chromium_run(browser: &Path, profile: &Path, args: &[String], page: &Path) ->
         .expect("run chromium");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "chromium failed: {stderr}");
+    assert!(
+        out.status.success(),
+        "chromium failed ({}; 124 is the 120 s timeout): {stderr}",
+        out.status
+    );
     (stdout, stderr)
 }
 
