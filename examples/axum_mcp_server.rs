@@ -461,6 +461,7 @@ async fn main() -> anyhow::Result<()> {
         .install_recorder()
         .context("cannot install the metrics recorder")?;
     mcp_security::audit::metrics::describe();
+    mcp_security::auth::CredentialAges::describe();
     // The production checks: in production an unsafe setting (no credential source, a
     // placeholder key, MCP_DEBUG, CORS `*`, …) refuses the start, listing each with its fix; in
     // development the findings are logged as warnings.
@@ -488,11 +489,17 @@ async fn main() -> anyhow::Result<()> {
         mcp_config,
     );
 
+    // mcp_credential_oldest_age_seconds{kind}: the oldest dated API key (created_at in
+    // MCP_API_KEYS_FILE) and HS256 secret, computed at each scrape so it grows between rotations.
+    let credentials = security.credential_ages().clone();
     let app = Router::new()
         .route("/health", get(health))
         .route(
             "/metrics",
-            get(move || std::future::ready(metrics.render())),
+            get(move || {
+                credentials.record(std::time::SystemTime::now());
+                std::future::ready(metrics.render())
+            }),
         )
         .nest_service(MCP_PATH, mcp)
         .layer(security.clone());
