@@ -2,7 +2,9 @@
 //! Legacy-session binding over real sockets: a session created by one principal is a 404 for
 //! every other principal, whatever the method; its owner keeps using it and can end it. Our 404
 //! for a foreign or unknown session id is byte for byte bare rmcp's answer for an unknown one.
-//! The per-principal session cap, and the protected-resource metadata with a hostile `Host`.
+//! The per-principal session cap, and the protected-resource metadata with a hostile `Host`:
+//! with a resource URL configured, derived from an allowlisted `Host` when there is none (with
+//! `Vary: Host`), and absent (404) when any `Host` is accepted and there is none.
 //!
 //! Raw HTTP/1.1 requests (hyper-util's client), so every header and body is checked as sent.
 
@@ -398,4 +400,168 @@ async fn the_resource_metadata_ignores_a_hostile_host() {
     .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     assert!(!String::from_utf8_lossy(&a.body).contains("evil"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// No resource URL or audience configured: the metadata's resource comes from an allowlisted
+// Host, or (any Host accepted) there is no metadata at all.
+// ---------------------------------------------------------------------------------------------
+
+/// The stack with an API key only (no `MCP_RESOURCE_URL`, no JWT audience) in front of a
+/// router answering POST /mcp, on a fresh port; `any_host` is `MCP_ALLOWED_HOSTS=*`.
+async fn start_without_resource(
+    any_host: bool,
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    use axum::serve::ListenerExt;
+    use mcp_security::SecurityConfig;
+    use mcp_security::core::config::{Environment, Secret};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let key = mcp_security::auth::api_key::generate_key("mcp-sk-").expect("key");
+    let mut builder = SecurityConfig::builder()
+        .environment(Environment::Development)
+        .bind_addr(addr)
+        .api_key(Secret::new(&key));
+    if any_host {
+        builder = builder.any_host();
+    }
+    let stack = builder.build().expect("config").layer().expect("the stack");
+    let app = axum::Router::new()
+        .route("/mcp", axum::routing::post(|| async { "{}" }))
+        .layer(stack);
+    let task = tokio::spawn(async move {
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await;
+    });
+    (addr, task)
+}
+
+fn varies_by_host(a: &Answer) -> bool {
+    a.headers.get_all("vary").iter().any(|v| {
+        v.to_str()
+            .unwrap_or("")
+            .to_ascii_lowercase()
+            .contains("host")
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_resource_url_the_metadata_follows_only_an_allowlisted_host() {
+    let http = raw_http::client();
+    let (addr, task) = start_without_resource(false).await;
+    let meta = format!("http://{addr}/.well-known/oauth-protected-resource/mcp");
+    let mcp = format!("http://{addr}/mcp");
+
+    // An allowlisted Host (the loopback defaults for a loopback bind): 200, the resource
+    // derived from it, and `Vary: Host` because the answer depends on it.
+    for host in [
+        format!("127.0.0.1:{}", addr.port()),
+        format!("localhost:{}", addr.port()),
+    ] {
+        let a = raw(&http, Method::GET, &meta, &[("host", &host)], None).await;
+        assert_eq!(a.status, StatusCode::OK, "{host}");
+        assert_eq!(a.headers["content-type"], "application/json");
+        assert_eq!(a.headers["cache-control"], "public, max-age=3600");
+        assert!(varies_by_host(&a), "{host}: {:?}", a.headers);
+        assert_eq!(a.json()["resource"], format!("http://{host}/mcp"), "{host}");
+        // The 401 challenge points at the same derived metadata URL.
+        let a = raw(
+            &http,
+            Method::POST,
+            &mcp,
+            &[("host", &host), ("content-type", "application/json")],
+            Some(initialize_body()),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{host}");
+        assert_eq!(
+            a.header("www-authenticate"),
+            format!(
+                "Bearer resource_metadata=\"http://{host}/.well-known/oauth-protected-resource/mcp\""
+            )
+        );
+        assert!(varies_by_host(&a), "{host}: {:?}", a.headers);
+    }
+
+    // A hostile Host: the metadata is a 404 that never names it (still `Vary: Host`, and not
+    // cacheable), and the MCP endpoint refuses it (the Origin guard's Host check) with 403.
+    let a = raw(&http, Method::GET, &meta, &[("host", "evil.example")], None).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert_eq!(a.headers["content-type"], "application/json");
+    assert_eq!(a.headers["cache-control"], "no-store");
+    assert!(varies_by_host(&a), "{:?}", a.headers);
+    assert_eq!(a.json()["error"], "not_found");
+    assert!(
+        !String::from_utf8_lossy(&a.body).contains("evil"),
+        "{:?}",
+        a.body
+    );
+    assert!(
+        !a.headers
+            .values()
+            .any(|v| v.to_str().unwrap_or("").contains("evil")),
+        "{:?}",
+        a.headers
+    );
+    let a = raw(
+        &http,
+        Method::POST,
+        &mcp,
+        &[
+            ("host", "evil.example"),
+            ("content-type", "application/json"),
+        ],
+        Some(initialize_body()),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert_eq!(a.headers["content-type"], "application/json");
+    assert!(a.headers.get("www-authenticate").is_none());
+    assert_eq!(a.json()["error"]["data"]["code"], "host_not_allowed");
+    assert!(
+        !String::from_utf8_lossy(&a.body).contains("evil"),
+        "{:?}",
+        a.body
+    );
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_host_and_no_resource_url_means_no_metadata() {
+    let http = raw_http::client();
+    let (addr, task) = start_without_resource(true).await;
+    let meta = format!("http://{addr}/.well-known/oauth-protected-resource/mcp");
+    let mcp = format!("http://{addr}/mcp");
+    let own = format!("127.0.0.1:{}", addr.port());
+    for host in [own.as_str(), "evil.example"] {
+        // Nothing to derive the resource from safely: 404, whatever the Host.
+        let a = raw(&http, Method::GET, &meta, &[("host", host)], None).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{host}");
+        assert_eq!(a.headers["content-type"], "application/json");
+        assert_eq!(a.headers["cache-control"], "no-store");
+        assert_eq!(a.json()["error"], "not_found");
+        assert!(!String::from_utf8_lossy(&a.body).contains("evil"));
+        // The challenge names no metadata URL rather than one built from the Host.
+        let a = raw(
+            &http,
+            Method::POST,
+            &mcp,
+            &[("host", host), ("content-type", "application/json")],
+            Some(initialize_body()),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{host}");
+        assert_eq!(a.header("www-authenticate"), "Bearer");
+        assert!(!String::from_utf8_lossy(&a.body).contains("evil"));
+    }
+    task.abort();
 }
