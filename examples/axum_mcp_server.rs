@@ -25,8 +25,9 @@
 //! | template `note://notes/{name}`| one note's content                        | `notes:read`   |
 //!
 //! (`resources/read:note://*` is a prefix rule: every `note://` URI needs `notes:read`.)
-//! A caller's `tools/list`, `prompts/list` and `resources/list` show only what its scopes allow
-//! once `ListFilterLayer` is in the stack.
+//! A caller's `tools/list`, `prompts/list`, `resources/list` and `resources/templates/list` show
+//! only what its scopes allow: the stack's `ListFilterLayer` is on because these rules are MCP
+//! rules (`MCP_FILTER_LISTS=false` turns it off), and the same policy refuses the calls.
 //!
 //! ## Run it
 //!
