@@ -16,6 +16,12 @@
 //! per iteration; and the same with an Ed25519 signing key (a SHA-256 of every line, for the
 //! signed checkpoints).
 //!
+//! `audit_tool_call_evidence`: a `tools/call` answered with a ~150-byte result (the `McpCall`
+//! in the response, as the inspect layer leaves it), the body read to its end, through the
+//! audit layer with a sink that discards, tool-call evidence off and on (HMAC of the
+//! arguments, a copy of the JSON body, one parse, HMAC of the result, the completion record);
+//! and the same answered as an event stream with a notification before the answer.
+//!
 //! Run: `cargo bench -p benches --bench audit`
 use std::convert::Infallible;
 use std::hint::black_box;
@@ -28,12 +34,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use http::{Request, Response};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use mcp_security_audit::chain::AuditKey;
 use mcp_security_audit::file::{FileSink, OverflowPolicy};
 use mcp_security_audit::signing::SigningKey;
 use mcp_security_audit::{AuditEvent, AuditLayer, AuditSink, MemorySink, Submit};
 use mcp_security_core::client_addr::PeerAddr;
+use mcp_security_core::jsonrpc::{McpCall, parse_envelope};
 use mcp_security_core::{AuthOutcome, Principal, PrincipalKind, RateLimitOutcome};
 use tower::{Service, ServiceBuilder, ServiceExt};
 
@@ -61,6 +68,48 @@ fn inner()
             });
             Ok::<_, Infallible>(res)
         }
+    })
+}
+
+const CALL: &[u8] =
+    br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}"#;
+const ANSWER: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"hi, this is the echo tool answering the call"}],"isError":false}}"#;
+const PROGRESS: &str = "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progressToken\":1,\"progress\":1}}\n\n";
+
+/// A sink that discards: the cost of the layer alone.
+struct Discard;
+
+impl AuditSink for Discard {
+    fn submit(&self, _event: &Arc<AuditEvent>) -> Submit {
+        Submit::Done
+    }
+}
+
+/// The inner service of the evidence rows: a `tools/call` answer, JSON or SSE, with the
+/// request's `McpCall` in the response.
+fn answering(
+    sse: bool,
+) -> impl Service<
+    Request<Full<Bytes>>,
+    Response = Response<Full<Bytes>>,
+    Error = Infallible,
+    Future: Send,
+> + Clone {
+    let call: McpCall = parse_envelope(CALL).expect("envelope");
+    let (content_type, body) = if sse {
+        (
+            "text/event-stream",
+            Bytes::from(format!("{PROGRESS}event: message\ndata: {ANSWER}\n\n")),
+        )
+    } else {
+        ("application/json", Bytes::from_static(ANSWER.as_bytes()))
+    };
+    tower::service_fn(move |_req: Request<Full<Bytes>>| {
+        let mut res = Response::new(Full::new(body.clone()));
+        res.headers_mut()
+            .insert("content-type", http::HeaderValue::from_static(content_type));
+        res.extensions_mut().insert(call.clone());
+        async move { Ok::<_, Infallible>(res) }
     })
 }
 
@@ -206,6 +255,45 @@ fn bench(c: &mut Criterion) {
     );
     drop(scratch);
     drop(drop_scratch);
+
+    let evidence = |on: bool| {
+        AuditLayer::builder()
+            .sink(Discard)
+            .tool_call_evidence(on.then(|| AuditKey::from_bytes(KEY).expect("key")))
+            .detect_floods(None)
+            .build()
+            .expect("layer")
+    };
+    let mut group = c.benchmark_group("audit_tool_call_evidence");
+    for (name, sse, on) in [
+        ("tools/call JSON, evidence off", false, false),
+        ("tools/call JSON, evidence on", false, true),
+        (
+            "tools/call SSE (progress + answer), evidence off",
+            true,
+            false,
+        ),
+        (
+            "tools/call SSE (progress + answer), evidence on",
+            true,
+            true,
+        ),
+    ] {
+        let svc = ServiceBuilder::new()
+            .layer(evidence(on))
+            .service(answering(sse));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut svc = svc.clone();
+                rt.block_on(async {
+                    let svc = svc.ready().await.expect("ready");
+                    let res = svc.call(request()).await.expect("call");
+                    black_box(res.into_body().collect().await.expect("body").to_bytes())
+                })
+            })
+        });
+    }
+    group.finish();
 
     // Real records, collected once through the layer.
     let memory = MemorySink::new();

@@ -15,6 +15,10 @@
 //!   rotation that keeps the chain, restart that continues it and, through a head file kept
 //!   beside the log, tells a clean close from an unclean stop and a cut tail), and
 //!   [`MemorySink`] for tests.
+//! - [`evidence`]: for each `tools/call`, keyed digests (HMAC-SHA256 with the audit key) of the
+//!   arguments as received and of the result as the client received it, and `isError`, in the
+//!   request's `completion` record — taken over the bytes leaving the stack by [`AuditBody`],
+//!   which never changes them; [`evidence::digest`] recomputes one.
 //! - [`signing`]: Ed25519-signed checkpoints that anyone with the public key can check;
 //!   [`anchor`]: a copy of every checkpoint outside the log; [`AuditLayer::gate`]: 503 while
 //!   the file sink, with the `refuse` policy, cannot take records.

@@ -13,10 +13,12 @@ use http_body::{Body, Frame, SizeHint};
 use mcp_security_core::facts::{FactRecorder, ResponseFact};
 use mcp_security_core::jsonrpc::JsonRpcId;
 use mcp_security_core::response::{
-    RawObject, ResponseKind, RewriteBody, RewriteFailure, RewriteResponse, Targets,
+    ResponseKind, RewriteBody, RewriteFailure, RewriteResponse, Targets,
 };
 use pin_project_lite::pin_project;
+use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::{DigestPart, EvidenceConfig, mac};
 
@@ -227,21 +229,35 @@ impl Observer {
     }
 }
 
+/// The member of a response the digest is taken over, borrowed (other members are skipped).
+#[derive(Deserialize)]
+struct Answer<'a> {
+    #[serde(borrow, default)]
+    result: Option<&'a RawValue>,
+}
+
+/// The member of a result read for the record.
+#[derive(Deserialize)]
+struct ResultFlags<'a> {
+    #[serde(rename = "isError", borrow, default)]
+    is_error: Option<&'a RawValue>,
+}
+
 impl RewriteResponse for Observer {
     fn rewrite(&mut self, message: &str) -> Result<Option<String>, ()> {
-        let outcome = match RawObject::parse(message) {
-            Ok(msg) => match msg.get("result") {
-                Some(result) => Outcome::Digested {
-                    mac: mac(
-                        &self.config.key,
-                        DigestPart::Result,
-                        result.get().as_bytes(),
-                    ),
-                    is_error: is_error(result.get()),
-                },
-                None => Outcome::NotDigested(JSONRPC_ERROR),
+        let outcome = match serde_json::from_str::<Answer<'_>>(message) {
+            Ok(Answer {
+                result: Some(result),
+            }) => Outcome::Digested {
+                mac: mac(
+                    &self.config.key,
+                    DigestPart::Result,
+                    result.get().as_bytes(),
+                ),
+                is_error: is_error(result.get()),
             },
-            // A repeated key: which `result` a client reads is a guess.
+            Ok(Answer { result: None }) => Outcome::NotDigested(JSONRPC_ERROR),
+            // `result` repeated: which one a client reads is a guess.
             Err(_) => Outcome::NotDigested(RewriteFailure::InvalidJson.as_str()),
         };
         self.note(outcome);
@@ -254,10 +270,11 @@ impl RewriteResponse for Observer {
     }
 }
 
-/// `isError` of a result object: `true` only for the JSON literal.
+/// `isError` of a result object: `true` only for the JSON literal; `None` when the result is
+/// not an object or repeats `isError`.
 fn is_error(result: &str) -> Option<bool> {
-    let obj = RawObject::parse(result).ok()?;
-    Some(obj.get("isError").is_some_and(|v| v.get() == "true"))
+    let flags: ResultFlags<'_> = serde_json::from_str(result).ok()?;
+    Some(flags.is_error.is_some_and(|v| v.get() == "true"))
 }
 
 /// The evidence of one `tools/call` answer in the making; see [`crate::evidence`].

@@ -9,7 +9,7 @@
 //! |---|---|
 //! | `args_digest` | `hmac-sha256:<64 hex>` of the arguments; `null` when the request had no `arguments` member (or repeated it) |
 //! | `result_digest` | `hmac-sha256:<64 hex>` of the result; `null` when none was taken |
-//! | `is_error` | the result's `isError`: `true` only for the JSON literal `true`, else `false`; `null` without a result, or when the result is not a JSON object or repeats a key |
+//! | `is_error` | the result's `isError`: `true` only for the JSON literal `true`, else `false`; `null` without a result, or when the result is not a JSON object or repeats `isError` |
 //! | `result_not_digested` | why there is no `result_digest`: `jsonrpc_error` (the answer was a JSON-RPC error), `response_too_large` (over the cap), `response_invalid_json`, `not_json_or_sse` (another content type), `no_response` (the body ended, or the client dropped it, before the answer) |
 //!
 //! The record is chained like every other, so `audit verify` covers these fields too.
@@ -139,7 +139,7 @@ pub(crate) struct EvidenceConfig {
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(borrow, default)]
-    params: Option<&'a RawValue>,
+    params: Option<Params<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -152,8 +152,7 @@ struct Params<'a> {
 /// none, or when a key the path goes through is repeated (which one counts would be a guess).
 pub(crate) fn arguments_text(body: &[u8]) -> Option<&str> {
     let envelope: Envelope<'_> = serde_json::from_slice(body).ok()?;
-    let params: Params<'_> = serde_json::from_str(envelope.params?.get()).ok()?;
-    params.arguments.map(RawValue::get)
+    envelope.params?.arguments.map(RawValue::get)
 }
 
 #[cfg(test)]
