@@ -164,6 +164,43 @@ use serde::Deserialize;
 use serde_json::json;
 use tracing_subscriber::EnvFilter;
 
+/// OTLP export of the spans (feature `otel`): the OpenTelemetry SDK with its standard
+/// `OTEL_EXPORTER_OTLP_*` variables, over HTTP/protobuf.
+#[cfg(feature = "otel")]
+mod otlp {
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+
+    /// A tracer provider exporting to `OTEL_EXPORTER_OTLP_ENDPOINT`, when it is set.
+    pub fn provider() -> anyhow::Result<Option<SdkTracerProvider>> {
+        if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_none() {
+            return Ok(None);
+        }
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .build()?;
+        let resource = opentelemetry_sdk::Resource::builder()
+            .with_service_name("axum_mcp_server")
+            .build();
+        Ok(Some(
+            SdkTracerProvider::builder()
+                .with_batch_exporter(exporter)
+                .with_resource(resource)
+                .build(),
+        ))
+    }
+
+    /// The `tracing` layer that hands spans to `provider`.
+    pub fn layer<S>(
+        provider: &SdkTracerProvider,
+    ) -> tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::Tracer>
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        tracing_opentelemetry::layer().with_tracer(provider.tracer("axum_mcp_server"))
+    }
+}
+
 /// Where the MCP endpoint is mounted.
 const MCP_PATH: &str = "/mcp";
 /// The note store is a demo; refuse to grow it without bound.
@@ -405,12 +442,22 @@ impl ServerHandler for NotesServer {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            // rmcp logs several INFO lines per stateless request; keep its warnings.
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let logs = tracing_subscriber::registry()
+        // rmcp logs several INFO lines per stateless request; keep its warnings.
+        .with(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn")),
         )
-        .init();
+        .with(tracing_subscriber::fmt::layer());
+    // With `--features otel` and OTEL_EXPORTER_OTLP_ENDPOINT set, the stack's request spans
+    // (`tools/call read_note`, with mcp.method.name, gen_ai.tool.name, enduser.id, error.type, the
+    // caller's traceparent) and the tools' own spans go to an OTLP/HTTP collector.
+    #[cfg(feature = "otel")]
+    let otlp = otlp::provider()?;
+    #[cfg(feature = "otel")]
+    let logs = logs.with(otlp.as_ref().map(otlp::layer));
+    logs.init();
 
     // Every MCP_* setting (the table in `mcp_security::config`), plus what this server adds:
     // the scopes its tools need and per-caller limits per endpoint class (MCP_CONFIG_FILE's
@@ -536,6 +583,10 @@ async fn main() -> anyhow::Result<()> {
     .context("server error")?;
     // Write what the audit file sink still queues.
     security.audit().close().await.context("audit log")?;
+    #[cfg(feature = "otel")]
+    if let Some(provider) = otlp {
+        provider.shutdown().context("OTLP export")?;
+    }
     Ok(())
 }
 

@@ -63,6 +63,7 @@
 pub struct ReadmeDoctests;
 
 pub mod config;
+pub mod otel;
 pub mod stack;
 mod tokens;
 

@@ -77,34 +77,39 @@ impl From<ConfigError> for SecurityError {
     }
 }
 
-/// The service [`SecurityLayer`] wraps around `S`, outermost first: audit, the audit gate (503
+/// The service [`SecurityLayer`] wraps around `S`, outermost first: the request span (feature
+/// `otel`), audit, the audit gate (503
 /// while `MCP_AUDIT_OVERFLOW=refuse` and the audit file cannot take records), security headers,
 /// Origin guard + CORS, network allow/deny lists, per-client rate limit, resource limits, MCP
-/// envelope inspection, agent-readable refusals (when on), the token endpoint (when on), authentication,
+/// envelope inspection, the request span entered (feature `otel`), agent-readable refusals (when on), the token endpoint (when on), authentication,
 /// legacy-session binding, per-caller rate limits, list filtering, the tool guards.
-pub type SecurityService<S> = Audit<
-    AuditGate<
-        SecurityHeaders<
-            OriginGuard<
-                NetworkPolicy<
-                    RateLimit<
-                        ResourceLimit<
-                            McpInspect<
-                                ToolErrorsAsResults<
-                                    TokenEndpoint<
-                                        Auth<
-                                            SessionBinding<
-                                                RateLimit<
-                                                    ListFilter<ToolGuard<S>>,
-                                                    RateLimitBackend,
+pub type SecurityService<S> = crate::otel::RequestSpanService<
+    Audit<
+        AuditGate<
+            SecurityHeaders<
+                OriginGuard<
+                    NetworkPolicy<
+                        RateLimit<
+                            ResourceLimit<
+                                McpInspect<
+                                    crate::otel::SpanContextService<
+                                        ToolErrorsAsResults<
+                                            TokenEndpoint<
+                                                Auth<
+                                                    SessionBinding<
+                                                        RateLimit<
+                                                            ListFilter<ToolGuard<S>>,
+                                                            RateLimitBackend,
+                                                        >,
+                                                    >,
                                                 >,
                                             >,
                                         >,
                                     >,
                                 >,
                             >,
+                            RateLimitBackend,
                         >,
-                        RateLimitBackend,
                     >,
                 >,
             >,
@@ -118,6 +123,7 @@ pub type SecurityService<S> = Audit<
 /// sinks) behind `Arc`s.
 #[derive(Debug, Clone)]
 pub struct SecurityLayer {
+    spans: crate::otel::RequestSpanLayer,
     audit: AuditLayer,
     headers: SecurityHeadersLayer,
     guard: OriginGuardLayer,
@@ -285,6 +291,7 @@ impl<S> Layer<S> for SecurityLayer {
         let svc = self.auth.layer(svc);
         let svc = self.tokens.layer(svc);
         let svc = self.tool_errors.layer(svc);
+        let svc = crate::otel::SpanContextLayer.layer(svc);
         let svc = self.inspect.layer(svc);
         let svc = self.resources.layer(svc);
         let svc = self.per_client.layer(svc);
@@ -292,7 +299,8 @@ impl<S> Layer<S> for SecurityLayer {
         let svc = self.guard.layer(svc);
         let svc = self.headers.layer(svc);
         let svc = self.audit.gate().layer(svc);
-        self.audit.layer(svc)
+        let svc = self.audit.layer(svc);
+        self.spans.layer(svc)
     }
 }
 
@@ -481,6 +489,7 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
     let audit = build_audit(s, &resolver)?;
 
     Ok(SecurityLayer {
+        spans: crate::otel::RequestSpanLayer::new(s.otel_spans),
         audit,
         headers,
         guard,

@@ -59,6 +59,7 @@ impl Default for SecurityConfigBuilder {
                 caller_limits: Vec::new(),
                 caller_classes: Vec::new(),
                 max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+                otel_spans: true,
                 protocol_versions: None,
                 filter_lists: None,
                 max_list_bytes: mcp_auth::list_filter::DEFAULT_MAX_LIST_BYTES,
@@ -569,6 +570,14 @@ impl SecurityConfigBuilder {
         S: Into<String>,
     {
         self.s.protocol_versions = Some(versions.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// One span per request with OpenTelemetry's MCP attributes and the caller's W3C trace
+    /// context (`OTEL_SPANS`, default on); only with the `otel` cargo feature, see
+    /// [`otel`](crate::otel).
+    pub fn otel_spans(mut self, on: bool) -> Self {
+        self.s.otel_spans = on;
         self
     }
 

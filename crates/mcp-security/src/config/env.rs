@@ -159,6 +159,7 @@ impl SecurityConfigBuilder {
             s.protocol_versions = Some(versions);
         }
         s.max_concurrency = env.usize("MAX_CONCURRENCY", s.max_concurrency)?;
+        s.otel_spans = env.bool("OTEL_SPANS", s.otel_spans)?;
         if env.string("FILTER_LISTS")?.is_some() {
             s.filter_lists = Some(env.bool("FILTER_LISTS", true)?);
         }

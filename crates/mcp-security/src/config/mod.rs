@@ -47,6 +47,7 @@
 //! | `TRUSTED_PROXIES` | CIDRs whose forwarding headers are believed | none |
 //! | `ALLOW_NETWORKS`, `DENY_NETWORKS` | server-wide CIDR allow and deny lists (or addresses), comma-separated, on the resolved client address (`TRUSTED_PROXIES` respected), checked right after the Origin guard; deny wins, an empty allow list allows any address, no resolvable address is refused; a 403 `network_not_allowed` (see `mcp_headers::network`). Per path prefix: `[[network]]` in the TOML file | —, — |
 //! | `MAX_BODY_BYTES`, `MAX_CONCURRENCY`, `REQUEST_TIMEOUT` | resource limits | 1 MiB, 1000, 30 s |
+//! | `OTEL_SPANS` | one span per request with OpenTelemetry's MCP attributes and the caller's W3C trace context (cargo feature `otel`; see `mcp_security::otel`) | `true` with the feature |
 //! | `FILTER_LISTS` | cut tools/prompts/resources lists to what the caller may use under the MCP scope rules (`ListFilterLayer`) | on when there are MCP rules |
 //! | `MAX_LIST_BYTES` | the largest list response (or SSE event) the list filter reads; larger fails closed | 4 MiB |
 //! | `RESULT_GUARD` | credentials in `tools/call`, `resources/read` and `prompts/get` answers: `off`, `redact` (each becomes `[redacted]`) or `block` (the answer becomes a JSON-RPC error); see `ToolGuardLayer` | `off` |
@@ -290,6 +291,8 @@ pub(crate) struct Settings {
     pub(crate) caller_limits: Vec<Limit>,
     pub(crate) caller_classes: Vec<RouteClass>,
     pub(crate) max_body_bytes: usize,
+    /// `OTEL_SPANS`: a request span per request (only with the `otel` feature).
+    pub(crate) otel_spans: bool,
     /// `PROTOCOL_VERSIONS`; `None` keeps `McpInspectLayer`'s default (the bundled rmcp's).
     pub(crate) protocol_versions: Option<Vec<String>>,
     pub(crate) max_concurrency: usize,
