@@ -140,9 +140,9 @@ where
                     if let Some(data) = frame.data_ref() {
                         evidence.feed(data);
                     }
-                    // A body that knows it has ended is not polled again (hyper stops at
-                    // `is_end_stream`): this was its last frame.
-                    if this.inner.is_end_stream()
+                    // A body that knows it has ended, or has sent its declared length, is not
+                    // polled again (hyper stops there and drops it): this was its last frame.
+                    if (this.inner.is_end_stream() || evidence.remaining == Some(0))
                         && let Some(mut evidence) = this.evidence.take()
                     {
                         evidence.finish(true);
@@ -289,6 +289,8 @@ pub(crate) struct Evidence {
     slot: SharedSlot,
     /// Decided at the head (the response is not one the reader can read).
     not_digested: Option<&'static str>,
+    /// What is left of the declared `Content-Length`, if one was declared.
+    remaining: Option<u64>,
 }
 
 impl fmt::Debug for Evidence {
@@ -310,12 +312,12 @@ impl Evidence {
         headers: &HeaderMap,
     ) -> Box<Self> {
         let slot = SharedSlot::default();
+        let declared: Option<u64> = headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
         let (shadow, not_digested) = match ResponseKind::of(headers) {
             Some(kind) => {
-                let declared = headers
-                    .get(CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse().ok());
                 let observer = Observer {
                     config: Arc::clone(config),
                     slot: Arc::clone(&slot),
@@ -338,11 +340,15 @@ impl Evidence {
             shadow,
             slot,
             not_digested,
+            remaining: declared,
         })
     }
 
     /// A copy of one frame the client is being sent.
     fn feed(&mut self, data: &Bytes) {
+        if let Some(left) = &mut self.remaining {
+            *left = left.saturating_sub(data.len() as u64);
+        }
         if self.shadow.is_none() || data.is_empty() {
             return;
         }

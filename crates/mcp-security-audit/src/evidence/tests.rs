@@ -609,3 +609,39 @@ async fn a_body_that_knows_its_end_is_digested_at_its_last_frame() {
         Some(digest(&key(), DigestPart::Result, RESULT_OK))
     );
 }
+
+#[tokio::test]
+async fn a_body_that_sent_its_declared_length_is_digested_then() {
+    // A streaming body with a Content-Length: hyper stops once that many bytes went out.
+    let sink = MemorySink::new();
+    let text = answer(1, RESULT_OK);
+    let (a, b) = text.split_at(30);
+    let mut res = response(
+        "application/json",
+        Script::new([Some(a.to_owned()), None, Some(b.to_owned()), None]),
+    );
+    res.headers_mut()
+        .insert(CONTENT_LENGTH, text.len().to_string().parse().unwrap());
+    let res = run(&layer(&sink, None), call_body(1), res).await;
+    let mut body = res.into_body();
+    assert_eq!(
+        poll(&mut body),
+        Poll::Ready(Some(Bytes::from(a.to_owned())))
+    );
+    assert_eq!(poll(&mut body), Poll::Pending);
+    assert_eq!(
+        poll(&mut body),
+        Poll::Ready(Some(Bytes::from(b.to_owned())))
+    );
+    assert!(
+        !body.is_end_stream(),
+        "the inner body does not know it ended"
+    );
+    drop(body);
+    let (evidence, complete) = only_evidence(&sink);
+    assert!(complete);
+    assert_eq!(
+        evidence.result_digest,
+        Some(digest(&key(), DigestPart::Result, RESULT_OK))
+    );
+}
