@@ -645,3 +645,9 @@ async fn a_body_that_sent_its_declared_length_is_digested_then() {
         Some(digest(&key(), DigestPart::Result, RESULT_OK))
     );
 }
+
+#[test]
+fn the_body_can_cross_threads() {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<AuditBody<Full<Bytes>>>();
+}
