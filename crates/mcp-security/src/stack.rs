@@ -469,10 +469,21 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
     } else {
         ListFilterLayer::disabled()
     };
+    // Without the `schema` feature there is no validator: say so rather than claim the check.
+    #[cfg(not(feature = "schema"))]
+    if s.validate_tool_args {
+        tracing::warn!(
+            target: "mcp_security",
+            "{} is on, but mcp-security was built without its `schema` feature: tools/call \
+             arguments are not checked against the tools' inputSchema",
+            s.var("VALIDATE_TOOL_ARGS")
+        );
+    }
     let tool_guard = ToolGuardLayer::builder()
         .result_guard(s.result_guard)
-        .max_result_bytes(s.max_result_bytes)
-        .validate_arguments(s.validate_tool_args);
+        .max_result_bytes(s.max_result_bytes);
+    #[cfg(feature = "schema")]
+    let tool_guard = tool_guard.validate_arguments(s.validate_tool_args);
     let tool_guard = match &s.tool_manifest {
         Some((lock, mode)) => tool_guard.manifest(lock.clone(), *mode),
         None => tool_guard,
