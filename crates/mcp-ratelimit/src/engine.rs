@@ -193,8 +193,10 @@ impl Engine {
                             tracing::warn!(
                                 limit = %limit.name,
                                 "no client address for a request (the server inserts neither \
-                                 PeerAddr nor ConnectInfo): such requests share the limit's \
-                                 overflow bucket"
+                                 PeerAddr nor ConnectInfo; an axum server needs mcp-security's \
+                                 `axum` feature and into_make_service_with_connect_info, a \
+                                 tonic server its `tonic` feature): such requests share the \
+                                 limit's overflow bucket"
                             );
                         }
                         #[cfg(feature = "redis")]
