@@ -147,6 +147,9 @@ pub(crate) enum Decision {
         until: SystemTime,
         retry_after: u64,
     },
+    /// A banned client's credentialed request that no principal authenticated (ban scope
+    /// `failed`): refused with the ban's answer.
+    Held(Box<crate::engine::BanHold>),
     /// The shared store failed and the policy is fail-closed.
     #[cfg(feature = "redis")]
     Unavailable {

@@ -7,15 +7,20 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
 
-use http::header::{HeaderValue, RETRY_AFTER};
+use http::header::{AUTHORIZATION, HeaderName, HeaderValue, RETRY_AFTER};
 use http::{HeaderMap, Method, Response, StatusCode};
 
+use mcp_security_core::ban::BanScope;
 use mcp_security_core::client_addr::{ClientAddr, ClientAddrResolver};
 use mcp_security_core::clock::MonotonicClock;
+use mcp_security_core::credential::QUERY_CREDENTIAL_PARAMS;
 use mcp_security_core::jsonrpc::JsonRpcMessage;
 use mcp_security_core::rejection::ResponseFormat;
-use mcp_security_core::{BanList, GuardBody, McpCall, Principal, RateLimitOutcome, Rejection};
+use mcp_security_core::{
+    AuthFailure, AuthOutcome, BanList, GuardBody, McpCall, Principal, RateLimitOutcome, Rejection,
+};
 
 use crate::class::{Classifier, path_has_prefix};
 use crate::decision::{Charge, Charges, Decision, Report, merge};
@@ -68,6 +73,10 @@ pub(crate) struct Engine {
     pub(crate) classifier: Classifier,
     pub(crate) hasher: KeyHasher,
     pub(crate) bans: Option<BanList>,
+    /// Which requests of a banned client are refused.
+    pub(crate) ban_scope: BanScope,
+    /// A header that carries a credential besides `Authorization` (an API-key header).
+    pub(crate) credential_header: Option<HeaderName>,
     pub(crate) resolver: ClientAddrResolver,
     pub(crate) mcp_path: Box<str>,
     pub(crate) clock: Arc<dyn MonotonicClock>,
@@ -99,6 +108,61 @@ pub(crate) enum Prepared {
     Charges(Charges),
 }
 
+/// A banned client's request let through because it carries a credential (ban scope
+/// [`BanScope::Failed`]): put into the request's extensions by the per-client layer, it is
+/// refused right after authentication unless a principal authenticated (any rate-limit layer
+/// of this crate after the auth layer checks it), and the per-client layer turns any answer
+/// whose credential failed into the ban's `429` on the way out. Private to this crate: no other
+/// code can forge or lift it.
+#[derive(Debug, Clone)]
+pub(crate) struct BanHold {
+    until: SystemTime,
+    retry_after: u64,
+    /// The format of the refusal, as the per-client layer saw the request (today's ban answer).
+    format: ResponseFormat,
+}
+
+impl BanHold {
+    /// The ban's `429`, exactly as a refusal by the per-client layer.
+    pub(crate) fn response<B>(&self) -> Response<GuardBody<B>> {
+        banned(&self.format, self.until, self.retry_after)
+    }
+
+    /// Whether `response` is the answer to a valid credential (authenticated, or refused for
+    /// what a valid credential may still lack: a scope, a fresh DPoP nonce — what the
+    /// auth-failure detector does not count either), so it is kept rather than replaced.
+    pub(crate) fn credential_held<B>(response: &Response<B>) -> bool {
+        matches!(
+            response.extensions().get::<AuthOutcome>(),
+            Some(
+                AuthOutcome::Authenticated { .. }
+                    | AuthOutcome::Rejected {
+                        failure: AuthFailure::InsufficientScope | AuthFailure::DpopNonceRequired,
+                        ..
+                    }
+            )
+        )
+    }
+}
+
+/// The ban's `429`: `Retry-After` = the seconds left, no rate-limit headers.
+fn banned<B>(
+    format: &ResponseFormat,
+    until: SystemTime,
+    retry_after: u64,
+) -> Response<GuardBody<B>> {
+    too_many(
+        format,
+        retry_after,
+        None,
+        RateLimitOutcome::Banned {
+            until,
+            retry_after_secs: retry_after,
+        },
+        "client is on the ban list".to_owned(),
+    )
+}
+
 static WARNED_NO_CLIENT: AtomicBool = AtomicBool::new(false);
 
 impl Engine {
@@ -108,17 +172,26 @@ impl Engine {
         self.clock.now_nanos()
     }
 
-    /// The ban list, then the charges a request makes.
+    /// The ban list, then the charges a request makes. With ban scope [`BanScope::Failed`], a
+    /// banned client's request that carries a credential is charged as usual and comes back
+    /// with a [`BanHold`] for the request's extensions; one held by an outer layer and not
+    /// authenticated by now is refused.
     #[inline]
     pub(crate) fn prepare(
         &self,
         method: &Method,
         path: &str,
+        query: Option<&str>,
         headers: &HeaderMap,
         ext: &http::Extensions,
-    ) -> Prepared {
+    ) -> (Prepared, Option<BanHold>) {
+        if let Some(hold) = ext.get::<BanHold>()
+            && ext.get::<Principal>().is_none()
+        {
+            return (Prepared::Done(Decision::Held(Box::new(hold.clone()))), None);
+        }
         if !self.enabled {
-            return Prepared::Done(Decision::Pass);
+            return (Prepared::Done(Decision::Pass), None);
         }
         let client: Option<ClientAddr> = if self.needs_client {
             ext.get::<ClientAddr>()
@@ -127,6 +200,7 @@ impl Engine {
         } else {
             None
         };
+        let mut hold = None;
         if let (Some(bans), Some(client)) = (&self.bans, &client)
             && !bans.is_empty()
         {
@@ -134,17 +208,41 @@ impl Engine {
             if let Some(until) = bans.check_client(client, now) {
                 let left = until.duration_since(now).unwrap_or_default();
                 let nanos = u64::try_from(left.as_nanos()).unwrap_or(u64::MAX);
-                return Prepared::Done(Decision::Banned {
+                let retry_after = ceil_secs(nanos).max(1);
+                if self.ban_scope == BanScope::All || !self.carries_credential(headers, query) {
+                    return (
+                        Prepared::Done(Decision::Banned { until, retry_after }),
+                        None,
+                    );
+                }
+                hold = Some(BanHold {
                     until,
-                    retry_after: ceil_secs(nanos).max(1),
+                    retry_after,
+                    format: self.format(method, path, headers, ext),
                 });
             }
         }
         let charges = self.charges(method, path, client, ext);
         if charges.as_slice().is_empty() {
-            return Prepared::Done(Decision::NotLimited);
+            return (Prepared::Done(Decision::NotLimited), hold);
         }
-        Prepared::Charges(charges)
+        (Prepared::Charges(charges), hold)
+    }
+
+    /// Whether the request carries a credential to verify: an `Authorization` header, the
+    /// configured API-key header, or a query credential (`token`, `access_token`).
+    fn carries_credential(&self, headers: &HeaderMap, query: Option<&str>) -> bool {
+        headers.contains_key(AUTHORIZATION)
+            || self
+                .credential_header
+                .as_ref()
+                .is_some_and(|h| headers.contains_key(h))
+            || query.is_some_and(|q| {
+                q.split('&').any(|pair| {
+                    let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+                    QUERY_CREDENTIAL_PARAMS.contains(&name)
+                })
+            })
     }
 
     /// The key of `parts` for limit `index`: per-process keyed in memory, stable across
@@ -316,30 +414,30 @@ impl Engine {
             .get(usize::from(limit))
             .map_or(Cow::Borrowed(""), |l| l.name.clone())
     }
+}
 
-    fn too_many<B>(
-        &self,
-        format: &ResponseFormat,
-        retry_after: u64,
-        stamp: Option<Stamp>,
-        outcome: RateLimitOutcome,
-        detail: String,
-    ) -> Response<GuardBody<B>> {
-        let mut rejection = Rejection::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited")
-            .message(RATE_LIMITED_MESSAGE)
-            .header(RETRY_AFTER, HeaderValue::from(retry_after))
-            .detail(detail);
-        if *format == ResponseFormat::Json {
-            rejection = rejection.field("detail", RATE_LIMITED_MESSAGE);
-        }
-        rejection = rejection.field("retry_after", retry_after);
-        let mut response = rejection.into_response(format);
-        if let (Some(stamp), RateLimitOutcome::Limited { policy, .. }) = (stamp, &outcome) {
-            stamp.apply(policy, response.headers_mut());
-        }
-        response.extensions_mut().insert(outcome);
-        response
+/// A `429` in the caller's format, with the outcome for the audit layer.
+pub(crate) fn too_many<B>(
+    format: &ResponseFormat,
+    retry_after: u64,
+    stamp: Option<Stamp>,
+    outcome: RateLimitOutcome,
+    detail: String,
+) -> Response<GuardBody<B>> {
+    let mut rejection = Rejection::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+        .message(RATE_LIMITED_MESSAGE)
+        .header(RETRY_AFTER, HeaderValue::from(retry_after))
+        .detail(detail);
+    if *format == ResponseFormat::Json {
+        rejection = rejection.field("detail", RATE_LIMITED_MESSAGE);
     }
+    rejection = rejection.field("retry_after", retry_after);
+    let mut response = rejection.into_response(format);
+    if let (Some(stamp), RateLimitOutcome::Limited { policy, .. }) = (stamp, &outcome) {
+        stamp.apply(policy, response.headers_mut());
+    }
+    response.extensions_mut().insert(outcome);
+    response
 }
 
 /// What to add to an admitted response.
@@ -459,22 +557,13 @@ impl Engine {
                     }
                 };
                 let stamp = self.stamp(&report, Some(retry_after));
-                Concluded::Answer(self.too_many(&format, retry_after, stamp, outcome, detail))
+                Concluded::Answer(too_many(&format, retry_after, stamp, outcome, detail))
             }
             Decision::Banned { until, retry_after } => {
                 let format = self.format(method, path, headers, ext);
-                let outcome = RateLimitOutcome::Banned {
-                    until,
-                    retry_after_secs: retry_after,
-                };
-                Concluded::Answer(self.too_many(
-                    &format,
-                    retry_after,
-                    None,
-                    outcome,
-                    "client is on the ban list".to_owned(),
-                ))
+                Concluded::Answer(banned(&format, until, retry_after))
             }
+            Decision::Held(hold) => Concluded::Answer(hold.response()),
             #[cfg(feature = "redis")]
             Decision::Unavailable { retry_after } => {
                 let format = self.format(method, path, headers, ext);

@@ -75,7 +75,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use http::{HeaderMap, Method, Request, Response};
+use http::{HeaderMap, HeaderName, Method, Request, Response};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
@@ -83,14 +83,14 @@ use tower_service::Service;
 use mcp_security_core::client_addr::ClientAddrResolver;
 use mcp_security_core::clock::{Clock, MonotonicClock, SystemClock, SystemMonotonicClock};
 use mcp_security_core::config::ConfigError;
-use mcp_security_core::{BanList, GuardBody};
+use mcp_security_core::{BanList, BanScope, GuardBody};
 
 use crate::backend::Backend;
 use crate::backend::memory::Memory;
 use crate::backend::sealed::{LimitSpec, Spec};
 use crate::class::{Classifier, RouteClass, check_name};
 use crate::decision::Decision;
-use crate::engine::{Admitted, Concluded, Engine, LimitRt, Prepared, ScopeRt};
+use crate::engine::{Admitted, BanHold, Concluded, Engine, LimitRt, Prepared, ScopeRt};
 use crate::headers::{WallSecs, fixed_number, fixed_value, intern};
 use crate::key::{KeyHasher, KeySelector};
 use crate::quota::Quota;
@@ -200,8 +200,8 @@ pub(crate) struct Shared<B> {
 }
 
 impl<B: Backend> Shared<B> {
-    /// Decide in memory (the backend's local store).
-    #[inline]
+    /// Decide in memory (the backend's local store), for a request without a query.
+    #[cfg(test)]
     pub(crate) fn decide(
         &self,
         method: &Method,
@@ -209,14 +209,30 @@ impl<B: Backend> Shared<B> {
         headers: &HeaderMap,
         ext: &http::Extensions,
     ) -> Decision {
-        match self.engine.prepare(method, path, headers, ext) {
+        self.decide_held(method, path, None, headers, ext).0
+    }
+
+    /// Decide in memory (the backend's local store); a banned client's credentialed request
+    /// (ban scope `failed`) also gets its [`BanHold`].
+    #[inline]
+    pub(crate) fn decide_held(
+        &self,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+        ext: &http::Extensions,
+    ) -> (Decision, Option<BanHold>) {
+        let (prepared, hold) = self.engine.prepare(method, path, query, headers, ext);
+        let decision = match prepared {
             Prepared::Done(decision) => decision,
             Prepared::Charges(charges) => {
                 self.backend
                     .local()
                     .apply(charges.as_slice(), self.engine.now(), false)
             }
-        }
+        };
+        (decision, hold)
     }
 }
 
@@ -317,6 +333,8 @@ impl<B: Backend> Default for RateLimitLayer<B> {
                     classifier: Classifier::default(),
                     hasher: KeyHasher::default(),
                     bans: None,
+                    ban_scope: BanScope::default(),
+                    credential_header: None,
                     resolver: ClientAddrResolver::default(),
                     mcp_path: DEFAULT_MCP_PATH.into(),
                     clock: Arc::new(SystemMonotonicClock::new()),
@@ -449,23 +467,38 @@ impl<S, B: Backend> RateLimit<S, B> {
     #[inline]
     fn call_local<ReqBody, ResBody>(
         &mut self,
-        req: Request<ReqBody>,
-        decision: Option<Decision>,
+        mut req: Request<ReqBody>,
+        decided: Option<(Decision, Option<BanHold>)>,
     ) -> ResponseFuture<S::Future, ResBody>
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     {
         let shared = &*self.shared;
-        let (method, path) = (req.method(), req.uri().path());
-        let decision = match decision {
-            Some(decision) => decision,
-            None => shared.decide(method, path, req.headers(), req.extensions()),
+        let (method, uri) = (req.method(), req.uri());
+        let (decision, hold) = match decided {
+            Some(decided) => decided,
+            None => shared.decide_held(
+                method,
+                uri.path(),
+                uri.query(),
+                req.headers(),
+                req.extensions(),
+            ),
         };
-        match shared
-            .engine
-            .conclude(decision, method, path, req.headers(), req.extensions())
-        {
-            Concluded::Call(admitted) => ResponseFuture::inner(self.inner.call(req), admitted),
+        match shared.engine.conclude(
+            decision,
+            method,
+            uri.path(),
+            req.headers(),
+            req.extensions(),
+        ) {
+            Concluded::Call(admitted) => {
+                let hold = hold.map(|hold| {
+                    req.extensions_mut().insert(hold.clone());
+                    Box::new(hold)
+                });
+                ResponseFuture::inner(self.inner.call(req), admitted).held(hold)
+            }
             Concluded::Answer(response) => ResponseFuture::ready(response),
         }
     }
@@ -499,6 +532,9 @@ pin_project! {
         #[pin]
         kind: Kind<F, B>,
         admitted: Option<Admitted>,
+        // A banned client's credentialed request (ban scope `failed`): an answer whose
+        // credential failed becomes the ban's `429`.
+        hold: Option<Box<BanHold>>,
     }
 }
 
@@ -518,7 +554,13 @@ impl<F, B> ResponseFuture<F, B> {
         ResponseFuture {
             kind: Kind::Inner { future },
             admitted,
+            hold: None,
         }
+    }
+
+    fn held(mut self, hold: Option<Box<BanHold>>) -> Self {
+        self.hold = hold;
+        self
     }
 
     fn ready(response: Response<GuardBody<B>>) -> Self {
@@ -527,6 +569,7 @@ impl<F, B> ResponseFuture<F, B> {
                 response: Some(Box::new(response)),
             },
             admitted: None,
+            hold: None,
         }
     }
 
@@ -535,6 +578,7 @@ impl<F, B> ResponseFuture<F, B> {
         ResponseFuture {
             kind: Kind::Remote { future },
             admitted: None,
+            hold: None,
         }
     }
 }
@@ -561,6 +605,11 @@ where
                         Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                         Poll::Pending => return Poll::Pending,
                     };
+                    if let Some(hold) = this.hold.take()
+                        && !BanHold::credential_held(&response)
+                    {
+                        return Poll::Ready(Ok(hold.response()));
+                    }
                     if let Some(admitted) = this.admitted.take() {
                         admitted.apply(&mut response);
                     }

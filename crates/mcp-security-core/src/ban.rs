@@ -15,6 +15,16 @@
 //! first); a ban that would itself end before every recorded ban is not recorded. Lookups on an
 //! empty list take no lock.
 //!
+//! # What a ban refuses: [`BanScope`]
+//!
+//! Remote MCP servers are called from shared egress addresses (hosted agent platforms, corporate
+//! networks), so one misbehaving client behind an address must not lock out every user behind
+//! it. With [`BanScope::Failed`] (the default) a ban refuses the banned address's requests that
+//! carry no credential (at once, before any cryptography) or a credential that fails
+//! authentication; a request with a *valid* credential is served and limited per principal as
+//! usual. [`BanScope::All`] refuses every request from the address. The rate limiter enforces
+//! it (`mcp-ratelimit`'s per-client and per-caller layers).
+//!
 //! ```
 //! use std::time::{Duration, SystemTime};
 //! use mcp_security_core::ban::BanList;
@@ -36,6 +46,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::SystemTime;
 
 use crate::client_addr::ClientAddr;
+use crate::config::ConfigError;
 
 /// The default bound on recorded bans.
 pub const DEFAULT_MAX_ENTRIES: usize = 100_000;
@@ -212,6 +223,56 @@ impl BanList {
     }
 }
 
+/// Which requests of a banned address are refused; see the [module docs](self#what-a-ban-refuses-banscope).
+///
+/// ```
+/// use mcp_security_core::ban::BanScope;
+///
+/// assert_eq!(BanScope::default(), BanScope::Failed);
+/// assert_eq!(BanScope::parse("MCP_AUDIT_BAN_SCOPE", "all")?, BanScope::All);
+/// let err = BanScope::parse("MCP_AUDIT_BAN_SCOPE", "some").unwrap_err();
+/// assert_eq!(err.setting(), "MCP_AUDIT_BAN_SCOPE");
+/// # Ok::<(), mcp_security_core::config::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BanScope {
+    /// Refuse requests without a credential (before any cryptography) and requests whose
+    /// credential fails authentication; serve requests with a valid credential.
+    #[default]
+    Failed,
+    /// Refuse every request from the address.
+    All,
+}
+
+impl BanScope {
+    /// `failed` or `all`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BanScope::Failed => "failed",
+            BanScope::All => "all",
+        }
+    }
+
+    /// Parse `failed` or `all` (ASCII case-insensitive, surrounding blanks ignored).
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming `setting` for any other value.
+    pub fn parse(setting: &str, value: &str) -> Result<Self, ConfigError> {
+        match value.trim() {
+            v if v.eq_ignore_ascii_case("failed") => Ok(BanScope::Failed),
+            v if v.eq_ignore_ascii_case("all") => Ok(BanScope::All),
+            v => Err(ConfigError::new(setting, "must be `failed` or `all`").with_value(v)),
+        }
+    }
+}
+
+impl fmt::Display for BanScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,6 +363,18 @@ mod tests {
         // both: the later end
         bans.ban(ip("2001:db8:1:200::"), at(20));
         assert_eq!(bans.check_client(&other, at(0)), Some(at(20)));
+    }
+
+    #[test]
+    fn ban_scope_parses_and_names_the_setting() {
+        assert_eq!(BanScope::parse("X", " Failed ").unwrap(), BanScope::Failed);
+        assert_eq!(BanScope::parse("X", "ALL").unwrap(), BanScope::All);
+        let e = BanScope::parse("MCP_AUDIT_BAN_SCOPE", "none").unwrap_err();
+        assert_eq!(
+            (e.setting(), e.value()),
+            ("MCP_AUDIT_BAN_SCOPE", Some("none"))
+        );
+        assert_eq!(BanScope::All.to_string(), "all");
     }
 
     #[test]

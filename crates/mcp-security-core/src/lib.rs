@@ -59,7 +59,7 @@ pub mod response;
 pub mod toml;
 pub mod url;
 
-pub use ban::BanList;
+pub use ban::{BanList, BanScope};
 pub use client_addr::{
     ClientAddr, ClientAddrLayer, ClientAddrResolver, ClientAddrResolverBuilder, ClientAddrService,
 };

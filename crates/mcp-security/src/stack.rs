@@ -417,13 +417,17 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
     let mut per_client = RateLimitLayer::builder()
         .mcp_path(&s.mcp_path)
         .ban_list(s.ban_list.clone())
+        .ban_scope(s.ban_scope)
         .client_addr_resolver(resolver.clone());
+    if let Some(header) = &s.api_key_header {
+        per_client = per_client.credential_header(header);
+    }
     if s.rate_limit.enabled {
         per_client = per_client.client_limit(&s.rate_limit);
     }
     #[cfg(feature = "redis")]
     let per_client = per_client.maybe_redis(s.rate_limit_redis.clone());
-    let per_client = per_client.build()?;
+    let per_client = per_client.build().map_err(|e| s.named(e))?;
 
     let resources = ResourceLimitLayer::builder()
         .max_concurrency(s.max_concurrency)

@@ -12,6 +12,8 @@ pub struct RateLimitLayerBuilder<B = Memory> {
     pub(super) max_keys: usize,
     pub(super) max_prefixes: usize,
     pub(super) bans: Option<BanList>,
+    pub(super) ban_scope: BanScope,
+    pub(super) credential_header: Option<String>,
     pub(super) resolver: Option<ClientAddrResolver>,
     pub(super) mcp_path: String,
     pub(super) clock: Arc<dyn MonotonicClock>,
@@ -34,6 +36,8 @@ impl Default for RateLimitLayerBuilder {
             max_keys: DEFAULT_MAX_KEYS,
             max_prefixes: DEFAULT_MAX_PREFIXES,
             bans: None,
+            ban_scope: BanScope::default(),
+            credential_header: None,
             resolver: None,
             mcp_path: DEFAULT_MCP_PATH.to_owned(),
             clock: Arc::new(SystemMonotonicClock::new()),
@@ -72,6 +76,8 @@ impl<B> RateLimitLayerBuilder<B> {
             max_keys: self.max_keys,
             max_prefixes: self.max_prefixes,
             bans: self.bans,
+            ban_scope: self.ban_scope,
+            credential_header: self.credential_header,
             resolver: self.resolver,
             mcp_path: self.mcp_path,
             clock: self.clock,
@@ -115,9 +121,35 @@ impl<B> RateLimitLayerBuilder<B> {
         self
     }
 
-    /// Refuse clients on this list before any limit is consulted.
+    /// Refuse clients on this list before any limit is consulted (which of their requests:
+    /// [`ban_scope`](Self::ban_scope)).
     pub fn ban_list(mut self, bans: BanList) -> Self {
         self.bans = Some(bans);
+        self
+    }
+
+    /// Which requests of a banned client are refused (default [`BanScope::Failed`]):
+    ///
+    /// - [`BanScope::Failed`]: a request without a credential is refused here, before any
+    ///   cryptography; one with a credential is charged as usual and let through marked, and
+    ///   refused with the very same `429` unless a principal authenticated: right after
+    ///   authentication by the next rate-limit layer of this crate (the per-caller one, which
+    ///   checks the mark even when it limits nothing), and on the way out when authentication
+    ///   refused the credential. The per-caller layer must therefore sit after the auth layer,
+    ///   as the stack has it.
+    /// - [`BanScope::All`]: every request of a banned client is refused here.
+    ///
+    /// A credential is an `Authorization` header, the [`credential_header`](Self::credential_header)
+    /// or a `token` / `access_token` query parameter.
+    pub fn ban_scope(mut self, scope: BanScope) -> Self {
+        self.ban_scope = scope;
+        self
+    }
+
+    /// A header carrying a credential besides `Authorization` (the auth layer's API-key header,
+    /// e.g. `X-API-Key`), for [`ban_scope`](Self::ban_scope).
+    pub fn credential_header(mut self, name: impl Into<String>) -> Self {
+        self.credential_header = Some(name.into());
         self
     }
 
@@ -188,7 +220,7 @@ impl<B> RateLimitLayerBuilder<B> {
     /// name), `limit.<name>.requests` / `.window` / `.burst` (an invalid quota),
     /// `limit.<name>.overflow_quota.*`, `limit.<name>.class` (an unknown class),
     /// `limit.<name>.tool`, `route_class` / `route_class.<name>` (a bad or conflicting rule),
-    /// `max_keys` (zero), `mcp_path`.
+    /// `max_keys` (zero), `mcp_path`, `credential_header`.
     pub fn build(self) -> Result<RateLimitLayer<B>, ConfigError>
     where
         B: Backend,
@@ -213,6 +245,13 @@ impl<B> RateLimitLayerBuilder<B> {
                     .with_value(self.mcp_path),
             );
         }
+        let credential_header = match &self.credential_header {
+            Some(name) => Some(HeaderName::try_from(name.as_str()).map_err(|_| {
+                ConfigError::new("credential_header", "not a valid header name")
+                    .with_value(name.clone())
+            })?),
+            None => None,
+        };
         let classifier = Classifier::new(&self.classes)?;
         let mut limits = Vec::with_capacity(self.limits.len());
         let mut specs = Vec::with_capacity(self.limits.len());
@@ -316,6 +355,8 @@ impl<B> RateLimitLayerBuilder<B> {
                     classifier,
                     hasher: KeyHasher::default(),
                     bans: self.bans,
+                    ban_scope: self.ban_scope,
+                    credential_header,
                     resolver: self.resolver.unwrap_or_default(),
                     mcp_path: self.mcp_path.into(),
                     clock: self.clock,

@@ -49,7 +49,7 @@ impl<S> RateLimit<S, RedisBackend> {
     /// admitted.
     fn call_remote<ReqBody, ResBody>(
         &mut self,
-        req: Request<ReqBody>,
+        mut req: Request<ReqBody>,
     ) -> ResponseFuture<S::Future, ResBody>
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -58,22 +58,24 @@ impl<S> RateLimit<S, RedisBackend> {
         ResBody: Send + 'static,
     {
         let shared = Arc::clone(&self.shared);
-        let prepared = shared.engine.prepare(
+        let (prepared, hold) = shared.engine.prepare(
             req.method(),
             req.uri().path(),
+            req.uri().query(),
             req.headers(),
             req.extensions(),
         );
         let charges = match prepared {
-            Prepared::Done(decision) => return self.call_local(req, Some(decision)),
+            Prepared::Done(decision) => return self.call_local(req, Some((decision, hold))),
             Prepared::Charges(charges) => charges,
         };
         let now = shared.engine.now();
         if let Some(decision) = shared.backend.cached_denial(charges.as_slice(), now) {
-            return self.call_local(req, Some(decision));
+            return self.call_local(req, Some((decision, None)));
         }
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        let held = hold.clone().map(Box::new);
         ResponseFuture::remote(Box::pin(async move {
             let decision = shared
                 .backend
@@ -84,10 +86,16 @@ impl<S> RateLimit<S, RedisBackend> {
                 .engine
                 .conclude(decision, method, path, req.headers(), req.extensions())
             {
-                Concluded::Call(admitted) => Ok((inner.call(req), admitted)),
+                Concluded::Call(admitted) => {
+                    if let Some(hold) = hold {
+                        req.extensions_mut().insert(hold);
+                    }
+                    Ok((inner.call(req), admitted))
+                }
                 Concluded::Answer(response) => Err(response),
             }
         }))
+        .held(held)
     }
 }
 

@@ -80,6 +80,7 @@ impl Default for SecurityConfigBuilder {
                 config_file: None,
                 config_toml: None,
                 ban_list: BanList::new(),
+                ban_scope: mcp_security_core::BanScope::default(),
                 error: None,
             },
         }
@@ -712,6 +713,17 @@ impl SecurityConfigBuilder {
     /// new one). Pass a clone of your own to ban clients from elsewhere.
     pub fn ban_list(mut self, bans: BanList) -> Self {
         self.s.ban_list = bans;
+        self
+    }
+
+    /// Which requests of a banned client are refused (`AUDIT_BAN_SCOPE`, default
+    /// [`BanScope::Failed`](mcp_security_core::BanScope::Failed)): with `Failed`, requests without
+    /// a credential get the ban's `429` before any cryptography, requests whose credential fails
+    /// get the same `429` instead of the `401`, and requests with a valid credential are served
+    /// and limited per principal as usual — so one client misbehaving behind a shared egress
+    /// address does not lock out the others. `All` refuses every request of the address.
+    pub fn ban_scope(mut self, scope: mcp_security_core::BanScope) -> Self {
+        self.s.ban_scope = scope;
         self
     }
 

@@ -64,6 +64,10 @@ impl SecurityConfigBuilder {
         if let Some(header) = env.string("API_KEY_HEADER")? {
             s.api_key_header = Some(header.trim().to_owned());
         }
+        if let Some(scope) = env.string("AUDIT_BAN_SCOPE")? {
+            s.ban_scope =
+                mcp_security_core::BanScope::parse(&env.var_name("AUDIT_BAN_SCOPE"), &scope)?;
+        }
         s.url_auth = env.bool("URL_AUTH", s.url_auth)?;
         if let Some(secret) = read_secret(env, "JWT_SECRET", lenient)? {
             s.jwt_secret = Some(secret);

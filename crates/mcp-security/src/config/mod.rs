@@ -58,6 +58,7 @@
 //! | `TOOL_ERRORS_AS_RESULTS` | a `tools/call` refused for a scope or a per-caller limit answers 200 with an `isError` tool result | `false` |
 //! | `PROTOCOL_VERSIONS` | `MCP-Protocol-Version` values accepted, comma-separated; another is refused with 400 `-32022` | the versions the bundled rmcp speaks (2024-11-05 … 2026-07-28) |
 //! | `AUDIT_ENABLED`, `AUDIT_LOG_FILE`, `AUDIT_HMAC_KEY` / `_FILE` | audit trail (the other `AUDIT_*` knobs of `mcp-security-audit` are read too) | `true`, — (tracing only), — |
+//! | `AUDIT_BAN_SCOPE` | which requests of a banned client get the ban's `429`: `failed` (those without a credential, refused before any cryptography, and those whose credential fails; a valid credential is served and limited per principal as usual) or `all` | `failed` |
 //! | `DATA_FILES` | files holding user data (a memory server's `memory.jsonl`, say), for the permission check | — |
 //! | `CONFIG_FILE` | the TOML file below | — |
 //!
@@ -326,12 +327,14 @@ pub(crate) struct Settings {
     config_file: Option<(String, PathBuf)>,
     config_toml: Option<(String, String)>,
     pub(crate) ban_list: BanList,
+    /// `AUDIT_BAN_SCOPE`: which requests of a banned client are refused.
+    pub(crate) ban_scope: mcp_security_core::BanScope,
     error: Option<ConfigError>,
 }
 
 /// The variable behind each setting a layer's builder may name in an error: the one place the
 /// stack maps a builder's setting to the variable (or its `*_FILE` form) users set.
-const SETTING_VARIABLES: [(&str, &str); 22] = [
+const SETTING_VARIABLES: [(&str, &str); 23] = [
     ("trusted_proxies", "TRUSTED_PROXIES"),
     ("allow_networks", "ALLOW_NETWORKS"),
     ("deny_networks", "DENY_NETWORKS"),
@@ -350,6 +353,7 @@ const SETTING_VARIABLES: [(&str, &str); 22] = [
     ("api_key_pepper", "API_KEY_PEPPER"),
     ("api_keys_file", "API_KEYS_FILE"),
     ("api_key_header", "API_KEY_HEADER"),
+    ("credential_header", "API_KEY_HEADER"),
     ("dev_bypass", "DEV_BYPASS"),
     ("resource", "RESOURCE_URL"),
     ("authorization_servers", "AUTHORIZATION_SERVERS"),
