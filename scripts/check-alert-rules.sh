@@ -2,13 +2,16 @@
 # Check the shipped Prometheus rules and Grafana dashboard (deploy/):
 #   1. `promtool check rules` on deploy/prometheus/mcp-security.rules.yml;
 #   2. `promtool test rules` on deploy/prometheus/mcp-security.rules.test.yml;
-#   3. start examples/axum_mcp_server twice, drive scripted traffic that makes every metric appear
+#   3. check that the dashboard is JSON whose queries parse (promtool, on a copy as rules);
+#   4. start examples/axum_mcp_server twice, drive scripted traffic that makes every metric appear
 #      (good calls, refusals: bad keys from one and from many clients, a per-tool rate limit, a
-#      flood, a credential in a tool result, a short-lived JWT; then, on a second start over the
-#      same audit log with its last record removed, a file-size limit and an unreachable Redis:
-#      a missing tail, write errors, dropped records, the fail-open fallback limiter), scrape
+#      flood, a credential in a tool result, a short-lived JWT, a JWT secret dated 40 days ago;
+#      then, on a second start over the same audit log with its last record removed, a file-size
+#      limit and an unreachable Redis: a missing tail, write errors, dropped records, the
+#      fail-open fallback limiter), scrape
 #      GET /metrics after each, and fail naming every metric the rules or the dashboard use that
-#      neither scrape contains.
+#      neither scrape contains, and every label value they match that neither the scrapes nor the
+#      product's source ever produce.
 #
 # Needs promtool (Debian: `apt-get install prometheus`), curl and python3 (standard library only).
 # Builds the example with cargo (a no-op when it is built). Honours CARGO_TARGET_DIR.
