@@ -111,6 +111,7 @@ fn bench(c: &mut Criterion) {
     let tls_server = RedisServer::start_with(Options {
         tls: Some(pki.server("server", false)),
         acl_user: Some(("bench".to_owned(), "bench-password-0123456789".to_owned())),
+        ..Options::default()
     });
     let tls_store = || {
         RedisStore::builder(tls_server.tls_url())

@@ -268,10 +268,18 @@ impl KeyHasher {
         Selected::Key(StoreKey(h.finish(), second.finish()))
     }
 
-    /// The same selection as [`select`](Self::select), hashed with SHA-256 (truncated to 128
-    /// bits) of the limit's *name* instead of a per-process key, so every replica derives the
-    /// same key for the same client: what a shared store (Redis) needs. Without the process
-    /// secret the digest must be collision resistant on its own, hence SHA-256.
+    /// The same selection as [`select`](Self::select), hashed with SHA-256 of the limit's
+    /// *name* instead of a per-process key, so every replica derives the same key for the same
+    /// client: what a shared store (Redis) needs. Without the process secret the digest must be
+    /// collision resistant on its own, hence SHA-256.
+    ///
+    /// For a selector with a caller (client address, principal), the key's first half is the
+    /// caller's digest ([`caller_stable`]) and its second half the first 64 bits of the whole
+    /// selection's: every key of one caller shares its first half, which the Redis store uses
+    /// as the Redis Cluster hash tag (one slot per caller, so a caller's limits are one atomic
+    /// script). Two keys collide only if both halves do: the same caller (2⁻⁶⁴ per pair of its
+    /// own keys, which only its own requests share) or another caller (2⁻¹²⁸ per pair).
+    /// Without a caller (global, class, method, tool) both halves are the selection's digest.
     #[cfg(feature = "redis")]
     pub(crate) fn select_stable(
         limit: &str,
@@ -283,7 +291,11 @@ impl KeyHasher {
         if let Err(not_keyed) = write_parts(&mut h, selector, parts) {
             return not_keyed;
         }
-        Selected::Key(h.digest())
+        let digest = h.digest();
+        Selected::Key(match caller_stable(selector, parts) {
+            Some(caller) => StoreKey(caller, digest.0),
+            None => digest,
+        })
     }
 
     /// A stable key hashed again with the per-process key, for local maps (the deny cache, the
@@ -307,6 +319,24 @@ impl KeyHasher {
         h.write_u8(b'o');
         h.digest()
     }
+}
+
+/// The stable 64-bit digest of the caller a selector keys on: the principal (kind and id) when
+/// the selector uses it and the request has one, else the client address; `None` for selectors
+/// without a caller. The same caller gets the same digest whatever the limit, so all its keys
+/// share one Redis Cluster hash slot.
+#[cfg(feature = "redis")]
+fn caller_stable(selector: KeySelector, parts: &KeyParts<'_>) -> Option<u64> {
+    let mut h = Sha256Hasher::default();
+    h.write_u8(b'C');
+    match (parts.principal, parts.client) {
+        (Some(p), _) if selector.has(PRINCIPAL) || selector.has(PRINCIPAL_OR_CLIENT) => {
+            write_principal(&mut h, p);
+        }
+        (_, Some(ip)) if selector.uses_client() => write_ip(&mut h, ip),
+        _ => return None,
+    }
+    Some(h.digest().0)
 }
 
 /// Feed the selected parts to `h`; `Err` when the selector cannot key this request.
@@ -542,5 +572,41 @@ mod tests {
             format!("{:?}", KeySelector::client_addr()),
             "KeySelector(client_addr)"
         );
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn stable_keys_of_one_caller_share_their_first_half() {
+        let alice = Principal::builder("alice", PrincipalKind::ApiKey).build();
+        let key = |limit, selector, p: &KeyParts<'_>| match KeyHasher::select_stable(
+            limit, selector, p,
+        ) {
+            Selected::Key(k) => k,
+            other => panic!("{other:?}"),
+        };
+        let a = parts(Some("192.0.2.1"), Some(&alice));
+        let b = parts(Some("192.0.2.2"), Some(&alice));
+        let ip = KeySelector::client_addr();
+        let ip_tool = ip.and(KeySelector::mcp_tool());
+        let with_tool = |t| KeyParts { tool: Some(t), ..a };
+        // The same client: one first half across limits and tools, distinct keys.
+        let k1 = key("ip", ip, &a);
+        let k2 = key("ip-tool", ip_tool, &with_tool("x"));
+        let k3 = key("ip-tool", ip_tool, &with_tool("y"));
+        assert_eq!((k1.0, k2.0), (k2.0, k3.0));
+        assert!(k1 != k2 && k2 != k3);
+        // Another client: another first half.
+        assert_ne!(key("ip", ip, &b).0, k1.0);
+        // The principal wins over the address when the selector uses it.
+        let p1 = key("user", KeySelector::principal(), &a);
+        let p2 = key("either", KeySelector::principal_or_client_addr(), &b);
+        assert_eq!(p1.0, p2.0);
+        assert_ne!(p1.0, k1.0);
+        // Without a caller, both halves are the selection's own digest.
+        let g = key("global", KeySelector::global(), &a);
+        assert_eq!(g, key("global", KeySelector::global(), &b));
+        assert_ne!(g.0, g.1);
+        // Stable: the same on every replica (no per-process key).
+        assert_eq!(k1, key("ip", ip, &parts(Some("192.0.2.1"), None)));
     }
 }

@@ -335,9 +335,18 @@ async fn client_input_does_not_shape_the_key_space() {
         .collect();
     assert_eq!(keys.len(), ids.len(), "{keys:?}");
     for key in &keys {
-        let digits = key.strip_prefix("shape:").expect("prefixed");
-        assert_eq!(digits.len(), 32, "{key}");
-        assert!(digits.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
+        // `{<16 hex>}<16 hex>`: the hash tag (the caller's digest) is ours, never the client's.
+        let rest = key
+            .strip_prefix("shape:{")
+            .expect("prefixed, then the hash tag");
+        let (tag, digits) = rest.split_once('}').expect("one closing brace");
+        assert_eq!((tag.len(), digits.len()), (16, 16), "{key}");
+        assert!(
+            tag.bytes()
+                .chain(digits.bytes())
+                .all(|b| b.is_ascii_hexdigit()),
+            "{key}"
+        );
         // Every key expires.
         let ttl: i64 = server.cli(&["pttl", key]).trim().parse().unwrap();
         assert!(ttl > 0, "{key}: {ttl}");

@@ -160,6 +160,7 @@ async fn acl_user_and_password_over_tls_from_the_environment() {
     let server = RedisServer::start_with(Options {
         tls: Some(pki.server("server", false)),
         acl_user: Some((USER.to_owned(), PASSWORD.to_owned())),
+        ..Options::default()
     });
     let port = server.tls_port.unwrap();
     let ca = pki.path("ca.crt");
@@ -239,6 +240,7 @@ async fn after_the_tls_server_restarts_decisions_resume_without_a_new_store() {
     let mut server = RedisServer::start_with(Options {
         tls: Some(pki.server("server", false)),
         acl_user: Some((USER.to_owned(), PASSWORD.to_owned())),
+        ..Options::default()
     });
     let store = store(&server.tls_url())
         .ca_file(pki.path("ca.crt"))

@@ -2,9 +2,15 @@
 //! port (certificates made by `openssl` at test time, see [`Pki`]) and an ACL user.
 #![allow(dead_code)]
 
+mod cluster;
 mod pki;
+mod sentinel;
+#[allow(unused_imports)]
+pub use cluster::RedisCluster;
 #[allow(unused_imports)]
 pub use pki::Pki;
+#[allow(unused_imports)]
+pub use sentinel::Sentinel;
 
 use std::convert::Infallible;
 use std::net::TcpListener;
@@ -36,6 +42,8 @@ pub struct Options {
     /// An ACL user (name, password) with every permission; the `default` user is turned off,
     /// as on managed services.
     pub acl_user: Option<(String, String)>,
+    /// More `redis-server` arguments (cluster mode, `--replicaof`, …).
+    pub extra_args: Vec<String>,
 }
 
 /// The server's certificate, key and the CA it checks client certificates against.
@@ -48,7 +56,7 @@ pub struct TlsOptions {
     pub auth_clients: bool,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("local addr").port()
 }
@@ -115,6 +123,7 @@ impl RedisServer {
                 .map(str::to_owned),
             );
         }
+        args.extend(self.options.extra_args.iter().cloned());
         let child = Command::new("redis-server")
             .args(&args)
             .stdout(Stdio::null())
@@ -135,6 +144,11 @@ impl RedisServer {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("redis-server did not answer PING on port {}", self.port);
+    }
+
+    /// Whether the server process runs (not stopped).
+    pub fn running(&self) -> bool {
+        self.child.is_some()
     }
 
     pub fn stop(&mut self) {
@@ -247,4 +261,78 @@ pub async fn send(svc: &mut Svc, req: Request<Full<Bytes>>) -> Response<GuardBod
 pub async fn body_json(res: Response<GuardBody<Full<Bytes>>>) -> serde_json::Value {
     let bytes = res.into_body().collect().await.expect("body").to_bytes();
     serde_json::from_slice(&bytes).expect("JSON body")
+}
+
+/// A unique, empty temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(what: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = std::env::temp_dir().join(format!(
+            "mcp-ratelimit-{what}-{}-{}-{nanos}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create a temporary directory");
+        TempDir(dir)
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.0.join(file)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, for at most `limit`; panics with `what`
+/// and the last observation otherwise.
+pub fn wait_for<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + limit;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        match check() {
+            Ok(v) => return v,
+            Err(seen) => last = seen,
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("gave up after {limit:?} waiting for {what}; last seen: {last}");
+}
+
+/// Runs `cmd` to its end within `limit` (killed and a panic otherwise); its stdout.
+pub fn run_bounded(cmd: &mut Command, what: &str, limit: Duration) -> String {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {what} ({e})"));
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{what} did not finish within {limit:?}");
+            }
+        }
+    }
+    let out = child.wait_with_output().expect("output");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{what} failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
 }

@@ -19,6 +19,9 @@ pub struct RedisStoreBuilder {
     pub(super) timeout: Duration,
     pub(super) replicas: u64,
     pub(super) deny_cache: usize,
+    pub(super) cluster: bool,
+    pub(super) cluster_nodes: Vec<Secret>,
+    pub(super) sentinel: Option<(Vec<String>, String)>,
 }
 
 impl std::fmt::Debug for RedisStoreBuilder {
@@ -34,6 +37,9 @@ impl std::fmt::Debug for RedisStoreBuilder {
             .field("timeout", &self.timeout)
             .field("replicas", &self.replicas)
             .field("deny_cache", &self.deny_cache)
+            .field("cluster", &self.cluster)
+            .field("cluster_nodes", &self.cluster_nodes.len())
+            .field("sentinel", &self.sentinel)
             .finish_non_exhaustive()
     }
 }
@@ -102,6 +108,46 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Redis Cluster (default off): the URL names one seed node (any node of the cluster;
+    /// [`cluster_nodes`](Self::cluster_nodes) adds more, in case that one is down at start-up),
+    /// the cluster client learns the others and their slots, and follows `MOVED`/`ASK`
+    /// redirections and slot changes. Every node gets the URL's credentials and TLS settings.
+    /// One caller's keys share a hash slot (see the [module docs](super)).
+    pub fn cluster(mut self, on: bool) -> Self {
+        self.cluster = on;
+        self
+    }
+
+    /// More seed nodes of a Redis Cluster (`redis://host:port` or `rediss://host:port`, the
+    /// URL's scheme; their credentials are ignored for the URL's); turns [`cluster`](Self::cluster)
+    /// on.
+    pub fn cluster_nodes<I, S>(mut self, urls: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.cluster = true;
+        self.cluster_nodes = urls.into_iter().map(|u| Secret::new(u.into())).collect();
+        self
+    }
+
+    /// Redis Sentinel: the primary is the one the sentinels at `sentinels` (`host:port`) name for
+    /// `master` (its name in their `sentinel monitor`), looked up again whenever a call fails,
+    /// so a promoted replica is followed without a restart. The URL's scheme (`rediss://`: TLS,
+    /// with the same CA and client certificate for the sentinels), credentials and database
+    /// apply to the primary; its host and port are not used.
+    pub fn sentinel<I, S>(mut self, sentinels: I, master: impl Into<String>) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.sentinel = Some((
+            sentinels.into_iter().map(Into::into).collect(),
+            master.into(),
+        ));
+        self
+    }
+
     /// Validate and build. No connection is made here (nor a runtime needed): the first request
     /// connects. The TLS files are read and parsed here.
     ///
@@ -110,15 +156,32 @@ impl RedisStoreBuilder {
     /// `rediss://…#insecure` one; the value is never echoed), `redis.username`,
     /// `redis.password` (empty), `redis.ca_file`, `redis.client_cert_file`,
     /// `redis.client_key_file` (unreadable, not PEM, or given with a plain-text URL),
-    /// `redis.prefix`, `redis.timeout` (zero) or `redis.replicas` (zero).
+    /// `redis.prefix`, `redis.timeout` (zero), `redis.replicas` (zero), `redis.cluster_nodes`
+    /// (not a URL, another scheme than the URL's), `redis.sentinel` (not `host:port`, or with
+    /// [`cluster`](Self::cluster)) or `redis.sentinel_master` (empty).
     pub fn build(self) -> Result<RedisStore, ConfigError> {
-        let (client, display_url) = connect::client(&connect::Settings {
+        let mode = match (self.cluster, self.sentinel) {
+            (true, Some(_)) => {
+                return Err(ConfigError::new(
+                    "redis.sentinel",
+                    "Sentinel and Redis Cluster exclude each other (a cluster fails over by \
+                     itself): configure one",
+                ));
+            }
+            (true, None) => topology::Mode::Cluster {
+                nodes: self.cluster_nodes,
+            },
+            (false, Some((nodes, master))) => topology::Mode::Sentinel { nodes, master },
+            (false, None) => topology::Mode::Single,
+        };
+        let (target, display_url) = connect::client(&connect::Settings {
             url: &self.url,
             username: self.username.as_deref(),
             password: self.password.as_ref(),
             ca_file: self.ca_file.as_deref(),
             client_cert_file: self.client_cert_file.as_deref(),
             client_key_file: self.client_key_file.as_deref(),
+            mode: &mode,
         })?;
         if self.prefix.is_empty()
             || self.prefix.len() > MAX_PREFIX_LEN
@@ -140,9 +203,9 @@ impl RedisStoreBuilder {
         }
         Ok(RedisStore {
             inner: Arc::new(Inner {
-                link: connect::Link::new(client),
+                link: link::Link::new(target),
                 display_url,
-                script: ::redis::Script::new(SCRIPT),
+                scripts: script::Scripts::default(),
                 prefix: self.prefix,
                 failure: self.failure,
                 timeout: self.timeout,

@@ -2,12 +2,12 @@
 //! ring), ACL credentials, and the masked form of the URL that summaries, errors and logs show.
 
 use std::path::Path;
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, Instant};
-
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::time::Duration;
 
 use ::redis::{Client, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisError};
+
+use super::link::{Conn, Target};
+use super::topology::{self, Mode};
 use mcp_security_core::config::{ConfigError, Secret};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -23,13 +23,15 @@ pub(super) struct Settings<'a> {
     pub(super) ca_file: Option<&'a Path>,
     pub(super) client_cert_file: Option<&'a Path>,
     pub(super) client_key_file: Option<&'a Path>,
+    pub(super) mode: &'a Mode,
 }
 
-/// A client for `settings` and the URL to show for it (password masked).
+/// Where `settings` point (one server, a cluster, a Sentinel-named primary) and the URL to show
+/// for it (password masked).
 ///
 /// Nothing connects here. With TLS, rustls's ring provider is installed as the process default
 /// unless one is installed already, so the first connection never looks for one at run time.
-pub(super) fn client(settings: &Settings<'_>) -> Result<(Client, String), ConfigError> {
+pub(super) fn client(settings: &Settings<'_>) -> Result<(Target, String), ConfigError> {
     let url = settings.url.expose().trim();
     let info = url.into_connection_info().map_err(|e| {
         ConfigError::new(
@@ -108,26 +110,35 @@ pub(super) fn client(settings: &Settings<'_>) -> Result<(Client, String), Config
                 "TLS settings need a rediss:// URL (this one is plain text)",
             ));
         }
-        let client = Client::open(info).map_err(|e| {
-            ConfigError::new(
-                "redis.url",
-                format!("not a usable Redis URL ({})", kind_name(&e)),
-            )
-        })?;
-        return Ok((client, display));
     }
-    install_crypto_provider();
-    let certificates = ::redis::TlsCertificates {
-        client_tls,
-        root_cert,
-    };
-    let client = Client::build_with_tls(info, certificates).map_err(|e| {
-        ConfigError::new(
-            "redis.url",
-            format!("the TLS settings are not usable ({})", kind_name(&e)),
-        )
-    })?;
-    Ok((client, display))
+    let certificates = tls.then(|| {
+        install_crypto_provider();
+        ::redis::TlsCertificates {
+            client_tls,
+            root_cert,
+        }
+    });
+    match settings.mode {
+        Mode::Single => {
+            let client = match certificates {
+                None => Client::open(info).map_err(|e| {
+                    ConfigError::new(
+                        "redis.url",
+                        format!("not a usable Redis URL ({})", kind_name(&e)),
+                    )
+                })?,
+                Some(certificates) => Client::build_with_tls(info, certificates).map_err(|e| {
+                    ConfigError::new(
+                        "redis.url",
+                        format!("the TLS settings are not usable ({})", kind_name(&e)),
+                    )
+                })?,
+            };
+            Ok((Target::Single(client), display))
+        }
+        Mode::Cluster { nodes } => topology::cluster(&info, nodes, certificates, display),
+        Mode::Sentinel { nodes, master } => topology::sentinel(&info, nodes, master, certificates),
+    }
 }
 
 /// Make rustls's ring provider the process default unless a provider is installed already (an
@@ -143,13 +154,7 @@ pub(super) fn install_crypto_provider() {
 /// `redis[s]://[user[:***]@]host:port/db` or `unix://path`: the password is never shown.
 pub(super) fn display_url(info: &ConnectionInfo) -> String {
     let r = info.redis_settings();
-    let user = r.username().map(|u| u.escape_debug().to_string());
-    let auth = match (user, r.password().is_some()) {
-        (Some(u), true) => format!("{u}:***@"),
-        (Some(u), false) => format!("{u}@"),
-        (None, true) => ":***@".to_owned(),
-        (None, false) => String::new(),
-    };
+    let auth = auth_part(r);
     let host = |h: &str| {
         if h.contains(':') {
             format!("[{h}]")
@@ -164,6 +169,17 @@ pub(super) fn display_url(info: &ConnectionInfo) -> String {
         }
         ConnectionAddr::Unix(path) => format!("unix://{auth}{}", path.display()),
         _ => "redis (an address of another kind)".to_owned(),
+    }
+}
+
+/// `user:***@`, `user@`, `:***@` or nothing: the password is never shown.
+pub(super) fn auth_part(r: &::redis::RedisConnectionInfo) -> String {
+    let user = r.username().map(|u| u.escape_debug().to_string());
+    match (user, r.password().is_some()) {
+        (Some(u), true) => format!("{u}:***@"),
+        (Some(u), false) => format!("{u}@"),
+        (None, true) => ":***@".to_owned(),
+        (None, false) => String::new(),
     }
 }
 
@@ -189,75 +205,8 @@ pub(super) fn explain(e: &RedisError) -> String {
     }
 }
 
-/// The connection manager of a store: created on first use, reconnecting by itself after I/O
-/// errors (a restart, a TLS failure), and replaced here when Redis refused the connection in a
-/// way the manager never retries (refused credentials, fixed on the server since), at most once
-/// per [`REPLACE_AFTER`].
-pub(super) struct Link {
-    client: Client,
-    state: Mutex<LinkState>,
-}
-
-struct LinkState {
-    manager: Option<ConnectionManager>,
-    /// When the current manager was made.
-    made: Option<Instant>,
-    /// Whether the first contact was logged (only the first manager's is).
-    logged: bool,
-}
-
-/// The shortest life of a connection manager before a refusal replaces it.
-const REPLACE_AFTER: Duration = Duration::from_secs(1);
-
-impl Link {
-    pub(super) fn new(client: Client) -> Self {
-        Link {
-            client,
-            state: Mutex::new(LinkState {
-                manager: None,
-                made: None,
-                logged: false,
-            }),
-        }
-    }
-
-    /// The connection manager, made (lazily: nothing connects here) when there is none.
-    pub(super) fn manager(
-        &self,
-        config: impl FnOnce() -> ConnectionManagerConfig,
-        script: &::redis::Script,
-        url: &str,
-    ) -> Result<ConnectionManager, String> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(manager) = &state.manager {
-            return Ok(manager.clone());
-        }
-        let manager = ConnectionManager::new_lazy_with_config(self.client.clone(), config())
-            .map_err(|e| e.to_string())?;
-        if !state.logged {
-            state.logged = true;
-            spawn_first_contact_log(manager.clone(), script.clone(), url.to_owned());
-        }
-        state.manager = Some(manager.clone());
-        state.made = Some(Instant::now());
-        Ok(manager)
-    }
-
-    /// After a failed call: forget the manager when `e` is a refusal it never recovers from by
-    /// itself (it reconnects only after I/O errors), so a later request connects afresh.
-    pub(super) fn after_error(&self, e: &RedisError) {
-        if !refused_credentials(e) {
-            return;
-        }
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.made.is_some_and(|t| t.elapsed() >= REPLACE_AFTER) {
-            state.manager = None;
-            state.made = None;
-        }
-    }
-}
-
-fn refused_credentials(e: &RedisError) -> bool {
+/// Whether Redis refused the credentials.
+pub(super) fn refused_credentials(e: &RedisError) -> bool {
     let text = e.to_string().to_ascii_lowercase();
     e.kind() == ErrorKind::AuthenticationFailed
         || text.contains("wrongpass")
@@ -268,7 +217,7 @@ fn refused_credentials(e: &RedisError) -> bool {
 /// Load the decision script (connecting first), within `budget`; `None` when the budget ran
 /// out.
 pub(super) async fn load_script(
-    mut conn: ConnectionManager,
+    mut conn: Conn,
     script: &::redis::Script,
     budget: Duration,
 ) -> Result<(), Option<RedisError>> {
@@ -287,30 +236,7 @@ pub(super) fn reason(e: Option<&RedisError>, budget: Duration) -> String {
     }
 }
 
-/// The time the first contact gets before it is logged as failed.
-const FIRST_CONTACT: Duration = Duration::from_secs(5);
-
-/// Log, once per store, whether Redis answers: `info` when it does, `error` with the reason in
-/// words when it does not (refused credentials, a certificate that does not verify), so a
-/// misconfiguration is one clear line even when every decision only sees its short budget run
-/// out. Runs in the background when a Tokio runtime is current, else not at all.
-fn spawn_first_contact_log(conn: ConnectionManager, script: ::redis::Script, url: String) {
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    runtime.spawn(async move {
-        match load_script(conn, &script, FIRST_CONTACT).await {
-            Ok(()) => tracing::info!(redis = %url, "rate-limit store: connected to Redis"),
-            Err(e) => tracing::error!(
-                redis = %url,
-                reason = %reason(e.as_ref(), FIRST_CONTACT),
-                "rate-limit store: cannot use Redis; the failure policy applies until it answers"
-            ),
-        }
-    });
-}
-
-fn kind_name(e: &RedisError) -> String {
+pub(super) fn kind_name(e: &RedisError) -> String {
     format!("{:?}", e.kind())
 }
 

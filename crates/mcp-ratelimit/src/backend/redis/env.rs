@@ -13,6 +13,10 @@ impl RedisStore {
     /// | `RATE_LIMIT_REDIS_PASSWORD` / `_FILE` | the password; wins over the URL's |
     /// | `RATE_LIMIT_REDIS_CA_FILE` | PEM CA bundle the server's certificate must chain to (default: the bundled Mozilla roots) |
     /// | `RATE_LIMIT_REDIS_CLIENT_CERT_FILE`, `RATE_LIMIT_REDIS_CLIENT_KEY_FILE` | client certificate and key for mutual TLS |
+    /// | `RATE_LIMIT_REDIS_CLUSTER` | `true`: Redis Cluster, the URL one seed node ([`RedisStoreBuilder::cluster`]) |
+    /// | `RATE_LIMIT_REDIS_CLUSTER_NODES` | more seed nodes, comma-separated URLs; implies `_CLUSTER` |
+    /// | `RATE_LIMIT_REDIS_SENTINEL` | sentinels, comma-separated `host:port` ([`RedisStoreBuilder::sentinel`]) |
+    /// | `RATE_LIMIT_REDIS_SENTINEL_MASTER` | the master name the sentinels monitor (needed with `_SENTINEL`) |
     /// | `RATE_LIMIT_REDIS_PREFIX`, `_FAILURE`, `_TIMEOUT`, `RATE_LIMIT_REPLICAS` | see [`RedisStoreBuilder`] |
     ///
     /// ```
@@ -67,6 +71,36 @@ impl RedisStore {
             }
             (None, None) => builder,
         };
+        let nodes = env.list("RATE_LIMIT_REDIS_CLUSTER_NODES")?;
+        if env.bool("RATE_LIMIT_REDIS_CLUSTER", nodes.is_some())? {
+            builder = builder.cluster(true);
+            if let Some(nodes) = nodes {
+                builder = builder.cluster_nodes(nodes);
+            }
+        } else if nodes.is_some() {
+            return Err(ConfigError::new(
+                var("RATE_LIMIT_REDIS_CLUSTER_NODES"),
+                "cluster nodes need RATE_LIMIT_REDIS_CLUSTER=true (or leave it unset)",
+            ));
+        }
+        let sentinels = env.list("RATE_LIMIT_REDIS_SENTINEL")?;
+        let master = env.string("RATE_LIMIT_REDIS_SENTINEL_MASTER")?;
+        builder = match (sentinels, master) {
+            (Some(nodes), Some(master)) => builder.sentinel(nodes, master),
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    var("RATE_LIMIT_REDIS_SENTINEL_MASTER"),
+                    "Sentinel needs the master name the sentinels monitor",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    var("RATE_LIMIT_REDIS_SENTINEL"),
+                    "a master name needs the sentinels' addresses (host:port, comma-separated)",
+                ));
+            }
+            (None, None) => builder,
+        };
         if let Some(policy) = env.string("RATE_LIMIT_REDIS_FAILURE")? {
             builder = builder.failure_policy(match policy.trim().to_ascii_lowercase().as_str() {
                 "closed" => FailurePolicy::Closed,
@@ -93,6 +127,9 @@ impl RedisStore {
                 "redis.ca_file" => "RATE_LIMIT_REDIS_CA_FILE",
                 "redis.client_cert_file" => "RATE_LIMIT_REDIS_CLIENT_CERT_FILE",
                 "redis.client_key_file" => "RATE_LIMIT_REDIS_CLIENT_KEY_FILE",
+                "redis.cluster_nodes" => "RATE_LIMIT_REDIS_CLUSTER_NODES",
+                "redis.sentinel" => "RATE_LIMIT_REDIS_SENTINEL",
+                "redis.sentinel_master" => "RATE_LIMIT_REDIS_SENTINEL_MASTER",
                 _ => "RATE_LIMIT_REDIS_URL",
             };
             let err = ConfigError::new(var(name), e.reason());

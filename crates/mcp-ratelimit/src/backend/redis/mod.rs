@@ -24,13 +24,51 @@
 //!
 //! # Key names
 //!
-//! `<prefix><32 hex digits>`: the digits are the first 128 bits of SHA-256 over the limit's name
-//! and the selected parts (client address, principal, class, MCP method, tool), length-prefixed.
-//! Whatever a client sends (`{`, spaces, 10 KiB, binary), the key has the same prefix and length,
-//! and it cannot choose a Redis key or a Cluster hash slot. The same client gets the same key on
-//! every replica, so limits with the same name share buckets across the fleet (give every replica
-//! the same limits). Standalone Redis (or a primary behind Sentinel/a proxy); a multi-key script
-//! across Redis Cluster slots is not supported.
+//! `<prefix>{<16 hex digits>}<16 hex digits>`. For a limit keyed on a caller (client address,
+//! principal), the part in braces is the first 64 bits of SHA-256 over that caller alone and the
+//! rest the first 64 bits of SHA-256 over the limit's name and all the selected parts (client
+//! address, principal, class, MCP method, tool), length-prefixed; for a limit without a caller
+//! (global, class, method, tool) both are the latter's first 128 bits. Whatever a client sends
+//! (`{`, spaces, 10 KiB, binary), the key has the same prefix and length, and it cannot choose a
+//! Redis key or a Cluster hash slot. The same client gets the same key on every replica, so
+//! limits with the same name share buckets across the fleet (give every replica the same
+//! limits). The names are the same on one server and on a cluster.
+//!
+//! # Redis Cluster
+//!
+//! With [`RedisStoreBuilder::cluster`] (`RATE_LIMIT_REDIS_CLUSTER=true`; the URL is one seed
+//! node, [`RedisStoreBuilder::cluster_nodes`] adds more) the store uses the `redis` crate's
+//! cluster client: it learns the nodes and slots from the seeds, sends each call to the primary
+//! of its key's slot, follows `MOVED` and `ASK` redirections and refreshes its slot map when
+//! slots move. The part in braces is the Redis hash tag, so **every key of one caller is in one
+//! slot**: a request whose limits all key on the same caller (per address, per address and tool,
+//! per principal and method, …) is still one atomic script on one node, and the exactness above
+//! holds unchanged, while different callers spread over the cluster. The script is loaded on
+//! every node by [`RedisStore::warm_up`] (`SCRIPT LOAD` goes to all of them), or on `NOSCRIPT` by
+//! the first call that needs it, on whichever node answered so.
+//!
+//! A request whose limits key on different callers (per address *and* per principal) or on none
+//! (a global limit next to a per-caller one) touches several slots, which no single script may
+//! do on a cluster. Then each slot's keys are one atomic script, the scripts run at once, and if
+//! any refuses, the slots that admitted get back exactly what they were charged (a second
+//! script), so a refused request still charges no limit. The bound on each limit is unaffected —
+//! each key's check-and-charge is atomic on its node, so no key ever admits more than on one
+//! server — and the only difference is that the refunded cells are held for one round trip,
+//! which can make a concurrent request on those keys be refused, never admitted, wrongly. (Tagging
+//! every key of a request by its first key instead would put one principal's bucket in a
+//! different key for each address it comes from, and a global limit in one key per caller:
+//! neither would be a limit.) On one server everything stays one script.
+//!
+//! # Failover
+//!
+//! After a restart of the server (or of a cluster node, which keeps its slots), the connection
+//! reconnects by itself and decisions resume with the same store; the failure policy answers
+//! meanwhile. With Sentinel ([`RedisStoreBuilder::sentinel`], `RATE_LIMIT_REDIS_SENTINEL` and
+//! `RATE_LIMIT_REDIS_SENTINEL_MASTER`) the primary is the one the sentinels name; after any
+//! failed call (at most every 200 ms) it is asked for again, so a replica the sentinels
+//! promoted is used as soon as they announce it. State written to the old primary and not yet
+//! replicated is lost in a failover, as for any Redis client: some callers get a little more
+//! than their limit once.
 //!
 //! # TLS and credentials
 //!
@@ -74,8 +112,9 @@
 //!   are each limit's divided by [`RedisStoreBuilder::replicas`] (rounded down, at least 1), so
 //!   the fleet as a whole stays near the limit. Recorded as `RateLimitOutcome::Degraded`.
 //!
-//! The connection is a [`::redis::aio::ConnectionManager`], created on the first request (building
-//! the store needs no runtime and no reachable Redis) and reconnecting by itself: when Redis
+//! The connection is a [`::redis::aio::ConnectionManager`] (a cluster connection on a cluster),
+//! created on the first request (building the store needs no runtime and no reachable Redis) and
+//! reconnecting by itself: when Redis
 //! returns, limits are shared again without a restart. A connection Redis refused the
 //! credentials of is replaced (at most once a second) rather than retried, so fixing the password
 //! on the server side also resumes decisions without a restart. [`RedisStore::stats`] reports round trips,
@@ -86,7 +125,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use indexmap::IndexMap;
 use mcp_security_core::config::{ConfigError, Env, Secret};
 
@@ -98,12 +136,18 @@ use crate::decision::{Charge, Charges, Decision, Report};
 use crate::key::{KeyHasher, PassThrough, StoreKey};
 use crate::quota::{Gcra, ceil_secs};
 
+mod backend;
 mod builder;
 mod connect;
 mod deny_cache;
 mod env;
+mod link;
+mod script;
+mod topology;
+pub use backend::RedisBackend;
 pub use builder::RedisStoreBuilder;
 use deny_cache::DenyCache;
+use link::Conn;
 
 /// The default time budget of one decision: 20 ms.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(20);
@@ -113,53 +157,6 @@ pub const DEFAULT_PREFIX: &str = "mcp:rl:";
 pub const DEFAULT_DENY_CACHE: usize = 10_000;
 /// The longest accepted key prefix.
 pub const MAX_PREFIX_LEN: usize = 64;
-
-/// The GCRA of [`crate::quota`], for several keys at once, all-or-nothing, in microseconds of
-/// Redis `TIME`. `ARGV` holds four numbers per key: interval, tolerance, weight, burst. The reply
-/// is `{admitted, wait₁, tat₁ − now, wait₂, tat₂ − now, …}`: the wait is 0 for a key that admits;
-/// the TAT is the new one when all admitted, the unchanged one otherwise.
-const SCRIPT: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local tats = {}
-local out = {1}
-for i = 1, #KEYS do
-  local k = KEYS[i]
-  local interval = tonumber(ARGV[4 * i - 3])
-  local tolerance = tonumber(ARGV[4 * i - 2])
-  local weight = tonumber(ARGV[4 * i - 1])
-  local burst = tonumber(ARGV[4 * i])
-  local tat = tats[k]
-  if tat == nil then
-    tat = tonumber(redis.call('GET', k) or '0') or 0
-  end
-  local base = math.max(tat, now)
-  local wait = 0
-  if weight > burst then
-    wait = math.max(base - now, 1)
-  else
-    local last = base + (weight - 1) * interval
-    local limit = now + tolerance
-    if last <= limit then
-      tat = last + interval
-      tats[k] = tat
-    else
-      wait = last - limit
-    end
-  end
-  if wait > 0 then
-    out[1] = 0
-  end
-  out[2 * i] = wait
-  out[2 * i + 1] = math.max(tat - now, 0)
-end
-if out[1] == 1 then
-  for k, tat in pairs(tats) do
-    redis.call('SET', k, string.format('%.0f', tat), 'PX', math.max(math.ceil((tat - now) / 1000), 1))
-  end
-end
-return out
-";
 
 /// What happens when Redis fails or exceeds the time budget; see the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -243,11 +240,12 @@ impl std::fmt::Debug for RedisStore {
 }
 
 struct Inner {
-    /// The connection, replaced when Redis refuses it for good (refused credentials).
-    link: connect::Link,
+    /// The connection, replaced when it cannot recover by itself (refused credentials, a
+    /// primary Sentinel may have replaced).
+    link: link::Link,
     /// The URL with the password masked.
     display_url: String,
-    script: ::redis::Script,
+    scripts: script::Scripts,
     prefix: String,
     failure: FailurePolicy,
     timeout: Duration,
@@ -294,6 +292,9 @@ impl RedisStore {
             timeout: DEFAULT_TIMEOUT,
             replicas: 1,
             deny_cache: DEFAULT_DENY_CACHE,
+            cluster: false,
+            cluster_nodes: Vec::new(),
+            sentinel: None,
         }
     }
 
@@ -349,69 +350,38 @@ impl RedisStore {
     /// password.
     pub async fn warm_up(&self) -> Result<(), StoreUnavailable> {
         let url = &self.inner.display_url;
-        let conn = self
-            .connection()
-            .map_err(|e| StoreUnavailable(format!("{url}: {e}")))?;
         let budget = self.inner.timeout.max(Duration::from_secs(1));
-        connect::load_script(conn, &self.inner.script, budget)
-            .await
-            .map_err(|e| {
-                if let Some(e) = &e {
-                    self.inner.link.after_error(e);
-                }
-                StoreUnavailable(format!("{url}: {}", connect::reason(e.as_ref(), budget)))
-            })
+        let loaded = tokio::time::timeout(budget, async {
+            let conn = self.connection().await.map_err(Some)?;
+            connect::load_script(conn, &self.inner.scripts.decide, budget).await
+        })
+        .await
+        .unwrap_or(Err(None));
+        loaded.map_err(|e| {
+            self.inner.link.after_failure(e.as_ref());
+            StoreUnavailable(format!("{url}: {}", connect::reason(e.as_ref(), budget)))
+        })
     }
 
-    /// The Redis key of a stored key: the prefix and 32 hex digits.
+    /// The Redis key of a stored key: the prefix, the key's first half as the Redis Cluster
+    /// hash tag (the caller's digest, so one caller's keys share a slot) and its second half.
     fn key_name(&self, key: StoreKey) -> String {
-        format!("{}{:016x}{:016x}", self.inner.prefix, key.0, key.1)
+        format!("{}{{{:016x}}}{:016x}", self.inner.prefix, key.0, key.1)
     }
 
-    fn connection(&self) -> Result<ConnectionManager, String> {
-        let config = || {
-            ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(Duration::from_secs(1)))
-                .set_response_timeout(Some(Duration::from_secs(1).max(self.inner.timeout)))
-                .set_min_delay(Duration::from_millis(10))
-                .set_max_delay(Duration::from_millis(500))
-                .set_number_of_retries(3)
+    async fn connection(&self) -> Result<Conn, ::redis::RedisError> {
+        let timeouts = link::Timeouts {
+            connect: Duration::from_secs(1),
+            response: Duration::from_secs(1).max(self.inner.timeout),
         };
         self.inner
             .link
-            .manager(config, &self.inner.script, &self.inner.display_url)
-    }
-
-    /// One script call for `charges`, within the time budget.
-    async fn eval(&self, charges: &[Charge], params: &[Params]) -> Result<Vec<i64>, Failure> {
-        let mut conn = self.connection().map_err(Failure::Error)?;
-        let mut call = self.inner.script.prepare_invoke();
-        for charge in charges {
-            let (Some(key), Some(p)) = (charge.key, params.get(usize::from(charge.limit))) else {
-                continue;
-            };
-            let g = if charge.overflow {
-                &p.overflow
-            } else {
-                &p.main
-            };
-            call.key(self.key_name(key))
-                .arg(g.interval_us)
-                .arg(g.tolerance_us)
-                .arg(charge.weight)
-                .arg(g.burst);
-        }
-        bump(&self.inner.stats.round_trips);
-        match tokio::time::timeout(self.inner.timeout, call.invoke_async(&mut conn)).await {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(e)) => {
-                self.inner.link.after_error(&e);
-                let reason = connect::explain(&e);
-                tracing::debug!(redis = %self.inner.display_url, error = %reason, "rate-limit store: Redis call failed");
-                Err(Failure::Error(reason))
-            }
-            Err(_) => Err(Failure::Timeout),
-        }
+            .conn(
+                timeouts,
+                &self.inner.scripts.decide,
+                &self.inner.display_url,
+            )
+            .await
     }
 }
 
@@ -456,305 +426,4 @@ impl MicroGcra {
 struct Params {
     main: MicroGcra,
     overflow: MicroGcra,
-}
-
-/// The Redis backend of a [`RateLimitLayer`](crate::RateLimitLayer): limits counted in Redis
-/// when a [`RedisStore`] is configured, in memory otherwise; see the [module docs](self). Chosen
-/// with [`RateLimitLayerBuilder::redis`](crate::RateLimitLayerBuilder::redis) or
-/// [`maybe_redis`](crate::RateLimitLayerBuilder::maybe_redis).
-pub struct RedisBackend {
-    /// Decisions when no store is configured (and for requests no limit applies to).
-    local: Memory,
-    remote: Option<Remote>,
-    /// Re-keys stable (Redis) keys for the local deny cache and the fallback store.
-    hasher: KeyHasher,
-}
-
-/// A layer's Redis state: the store, each limit's GCRA in microseconds, the fail-open fallback.
-struct Remote {
-    store: RedisStore,
-    params: Box<[Params]>,
-    fallback: Option<Memory>,
-}
-
-impl Remote {
-    fn new(store: RedisStore, spec: &Spec<'_>) -> Result<Self, ConfigError> {
-        let mut params = Vec::with_capacity(spec.limits.len());
-        let mut buckets = Vec::with_capacity(spec.limits.len());
-        let replicas = store.inner.replicas.max(1);
-        for limit in spec.limits {
-            let setting = format!("limit.{}", limit.name);
-            params.push(Params {
-                main: MicroGcra::new(&limit.gcra),
-                overflow: MicroGcra::new(&limit.overflow_gcra),
-            });
-            let share = |q: crate::Quota| {
-                crate::Quota::new((q.requests() / replicas).max(1), q.window())
-                    .with_burst((q.burst() / replicas).max(1))
-            };
-            let fb = share(limit.quota).gcra(&format!("{setting}.fallback"))?;
-            let fb_overflow = share(limit.overflow_quota).gcra(&format!("{setting}.fallback"))?;
-            buckets.push(Bucket::new(fb, fb_overflow));
-        }
-        let fallback = (store.inner.failure == FailurePolicy::Open)
-            .then(|| Memory::new(buckets, spec.max_keys, spec.max_prefixes));
-        Ok(Remote {
-            store,
-            params: params.into_boxed_slice(),
-            fallback,
-        })
-    }
-}
-
-impl std::fmt::Debug for RedisBackend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisBackend")
-            .field("store", &self.store())
-            .finish_non_exhaustive()
-    }
-}
-
-impl crate::backend::Backend for RedisBackend {}
-
-impl Sealed for RedisBackend {
-    fn build(spec: Spec<'_>) -> Result<Self, ConfigError> {
-        let local = Memory::from_spec(&spec);
-        let remote = match spec.redis.clone() {
-            Some(store) => Some(Remote::new(store, &spec)?),
-            None => None,
-        };
-        Ok(RedisBackend {
-            local,
-            remote,
-            hasher: KeyHasher::default(),
-        })
-    }
-
-    fn disabled() -> Self {
-        RedisBackend {
-            local: Memory::new(Vec::new(), 1, 0),
-            remote: None,
-            hasher: KeyHasher::default(),
-        }
-    }
-
-    fn local(&self) -> &Memory {
-        &self.local
-    }
-
-    fn stable_keys(&self) -> bool {
-        self.remote.is_some()
-    }
-
-    fn describe(&self) -> Option<String> {
-        let store = self.store()?;
-        Some(format!(
-            "shared in Redis at {}, prefix {}, failure policy {}, budget {:?}",
-            store.display_url(),
-            store.prefix(),
-            store.failure_policy().as_str(),
-            store.timeout()
-        ))
-    }
-}
-
-impl RedisBackend {
-    /// The Redis store, when one is configured.
-    pub fn store(&self) -> Option<&RedisStore> {
-        self.remote.as_ref().map(|r| &r.store)
-    }
-
-    /// A refusal the deny cache can give without a round trip.
-    pub(crate) fn cached_denial(&self, charges: &[Charge], now: u64) -> Option<Decision> {
-        let backend = self.remote.as_ref()?;
-        let deny = &backend.store.inner.deny;
-        if deny.cap == 0 {
-            return None;
-        }
-        let mut worst: Option<(u64, Report)> = None;
-        for charge in charges {
-            let Some(key) = charge.key else { continue };
-            let Some((until, full)) = deny.get(self.hasher.rekey(key), now) else {
-                continue;
-            };
-            let wait = until - now;
-            if worst.as_ref().is_none_or(|(w, _)| wait > *w) {
-                let burst = backend
-                    .params
-                    .get(usize::from(charge.limit))
-                    .map_or(1, |p| {
-                        if charge.overflow {
-                            p.overflow.burst
-                        } else {
-                            p.main.burst
-                        }
-                    });
-                worst = Some((
-                    wait,
-                    Report {
-                        limit: charge.limit,
-                        remaining: 0,
-                        reset: full.saturating_sub(now),
-                        overflow: charge.overflow,
-                        prefix: false,
-                        burst,
-                        degraded: false,
-                        at: now,
-                    },
-                ));
-            }
-        }
-        let (wait, report) = worst?;
-        bump(&backend.store.inner.stats.local_denials);
-        Some(Decision::Limited {
-            report,
-            retry_after: ceil_secs(wait).max(1),
-        })
-    }
-
-    /// Decide `charges` in Redis; on failure, apply the failure policy. `sent` is the local
-    /// monotonic time the decision started at.
-    pub(crate) async fn decide(
-        &self,
-        charges: Charges,
-        sent: u64,
-        clock: &dyn MonotonicClock,
-    ) -> Decision {
-        let Some(backend) = self.remote.as_ref() else {
-            return Decision::Pass;
-        };
-        let store = &backend.store;
-        let stats = &store.inner.stats;
-        let charges = charges.as_slice();
-        let reply = match store.eval(charges, &backend.params).await {
-            Ok(reply) => reply,
-            Err(failure) => {
-                let reason = match failure {
-                    Failure::Timeout => {
-                        bump(&stats.timeouts);
-                        format!("no answer within the budget of {:?}", store.inner.timeout)
-                    }
-                    Failure::Error(reason) => {
-                        bump(&stats.errors);
-                        reason
-                    }
-                };
-                if !stats.degraded.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(
-                        policy = store.inner.failure.as_str(),
-                        redis = %store.inner.display_url,
-                        reason = %reason,
-                        "rate-limit store: Redis unavailable or slower than its budget; applying the failure policy"
-                    );
-                }
-                return match &backend.fallback {
-                    Some(fallback) => {
-                        bump(&stats.fallback_decisions);
-                        let local = self.rekeyed(charges);
-                        fallback.apply(local.as_slice(), clock.now_nanos(), true)
-                    }
-                    None => {
-                        bump(&stats.unavailable_rejections);
-                        Decision::Unavailable { retry_after: 1 }
-                    }
-                };
-            }
-        };
-        if stats.degraded.swap(false, Ordering::Relaxed) {
-            tracing::info!("rate-limit store: Redis answers again; limits are shared");
-        }
-        let admitted = reply.first().copied() == Some(1);
-        let mut worst: Option<(u64, Report)> = None;
-        let mut tightest: Option<Report> = None;
-        let mut n = 0usize;
-        for charge in charges {
-            let (Some(key), Some(p)) = (charge.key, backend.params.get(usize::from(charge.limit)))
-            else {
-                continue;
-            };
-            let g = if charge.overflow {
-                &p.overflow
-            } else {
-                &p.main
-            };
-            let wait_us = reply
-                .get(1 + 2 * n)
-                .map_or(0, |w| u64::try_from(*w).unwrap_or(0));
-            let tat_us = reply
-                .get(2 + 2 * n)
-                .map_or(0, |t| u64::try_from(*t).unwrap_or(0));
-            n += 1;
-            let reset = tat_us.saturating_mul(1_000);
-            if admitted {
-                let report = Report {
-                    limit: charge.limit,
-                    remaining: g.remaining(tat_us),
-                    reset,
-                    overflow: charge.overflow,
-                    prefix: false,
-                    burst: g.burst,
-                    degraded: false,
-                    at: sent,
-                };
-                if report.tighter(tightest.as_ref()) {
-                    tightest = Some(report);
-                }
-                continue;
-            }
-            // When a single request (weight 1) on this refusing key conforms again. Only
-            // refusing keys are remembered: the others' TATs in a refused call are what they
-            // would have become, and nothing was written.
-            let conform_us = tat_us.saturating_sub(g.tolerance_us);
-            if wait_us > 0 && conform_us > 0 {
-                store.inner.deny.insert(
-                    self.hasher.rekey(key),
-                    sent.saturating_add(conform_us.saturating_mul(1_000)),
-                    sent.saturating_add(reset),
-                    clock.now_nanos(),
-                );
-            }
-            if wait_us > 0 && worst.as_ref().is_none_or(|(w, _)| wait_us > *w) {
-                worst = Some((
-                    wait_us,
-                    Report {
-                        limit: charge.limit,
-                        remaining: 0,
-                        reset,
-                        overflow: charge.overflow,
-                        prefix: false,
-                        burst: g.burst,
-                        degraded: false,
-                        at: sent,
-                    },
-                ));
-            }
-        }
-        if admitted {
-            return match tightest {
-                Some(report) => Decision::Allowed(report),
-                None => Decision::NotLimited,
-            };
-        }
-        bump(&stats.remote_denials);
-        match worst {
-            Some((wait_us, report)) => Decision::Limited {
-                report,
-                retry_after: ceil_secs(wait_us.saturating_mul(1_000)).max(1),
-            },
-            // A malformed reply: refuse rather than admit.
-            None => Decision::Unavailable { retry_after: 1 },
-        }
-    }
-
-    /// The charges with process-keyed local keys, for the fallback store.
-    fn rekeyed(&self, charges: &[Charge]) -> Charges {
-        let mut out = Charges::new();
-        for c in charges {
-            out.push(Charge {
-                key: c.key.map(|k| self.hasher.rekey(k)),
-                ..*c
-            });
-        }
-        out
-    }
 }
