@@ -10,7 +10,7 @@ pub use cluster::RedisCluster;
 #[allow(unused_imports)]
 pub use pki::Pki;
 #[allow(unused_imports)]
-pub use sentinel::Sentinel;
+pub use sentinel::{MASTER, Sentinel};
 
 use std::convert::Infallible;
 use std::net::TcpListener;

@@ -186,19 +186,26 @@ impl Link {
     }
 
     /// After a failed call (`None`: the budget ran out): forget the connection when it may
-    /// not recover by itself, so a later request connects afresh.
-    pub(super) fn after_failure(&self, e: Option<&RedisError>) {
+    /// not recover by itself, so a later request connects afresh. Whether it was forgotten.
+    pub(super) fn after_failure(&self, e: Option<&RedisError>) -> bool {
         let replace_after = match (&self.target, e) {
             (_, Some(e)) if refused_credentials(e) => REPLACE_AFTER,
             (Target::Sentinel(_), _) => RELOOKUP_AFTER,
             (Target::Cluster(_), Some(e)) if connection_lost(e) => RECLUSTER_AFTER,
-            _ => return,
+            _ => return false,
         };
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if state.made.is_some_and(|t| t.elapsed() >= replace_after) {
             state.conn = None;
             state.made = None;
+            return true;
         }
+        false
+    }
+
+    /// Whether a new connection asks the sentinels for the primary again.
+    pub(super) fn relooks(&self) -> bool {
+        matches!(self.target, Target::Sentinel(_))
     }
 }
 

@@ -141,7 +141,7 @@ impl RedisStore {
             .stats
             .round_trips
             .fetch_add(groups.len().max(1) as u64, Ordering::Relaxed);
-        let work = async {
+        let attempt = || async {
             let conn = self.connection().await?;
             match groups.as_slice() {
                 [] | [_] => {
@@ -149,6 +149,18 @@ impl RedisStore {
                     self.call(conn, &entries, &all).await
                 }
                 _ => self.across_slots(conn, &entries, &groups).await,
+            }
+        };
+        let work = async {
+            match attempt().await {
+                // With Sentinel, a failure on a connection old enough may mean the primary
+                // moved: ask the sentinels again and retry once, within the same budget, so
+                // the first request after a failover is decided by the new primary.
+                Err(e) if self.inner.link.after_failure(Some(&e)) && self.inner.link.relooks() => {
+                    bump(&self.inner.stats.round_trips);
+                    attempt().await
+                }
+                other => other,
             }
         };
         match tokio::time::timeout(self.inner.timeout, work).await {
