@@ -335,6 +335,52 @@ async fn from_the_environment_with_more_seed_nodes() {
     );
 }
 
+#[tokio::test]
+async fn over_tls_two_stores_share_exactly_five_of_twelve() {
+    let pki = Pki::new();
+    let cluster = RedisCluster::start_with(Some(pki.server("server", false)));
+    let build = || {
+        RedisStore::builder(cluster.tls_url())
+            .cluster(true)
+            .ca_file(pki.path("ca.crt"))
+            .prefix("c6:")
+            .timeout(Duration::from_secs(3))
+            .build()
+            .expect("store")
+    };
+    let (sa, sb) = (build(), build());
+    assert!(
+        sa.display_url().starts_with("rediss://127.0.0.1:"),
+        "{}",
+        sa.display_url()
+    );
+    sa.warm_up()
+        .await
+        .expect("TLS to every node, verified with the CA file");
+    let (mut a, mut b) = (service(five_per_hour(sa)), service(five_per_hour(sb)));
+    let statuses = twelve_over_two(&mut a, &mut b, "203.0.113.66").await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses[..5], [StatusCode::OK; 5]);
+    assert_eq!(cluster.keys_per_node().concat().len(), 1);
+
+    // The bundled public roots do not know the test CA: refused, and the failure policy answers.
+    let unverified = RedisStore::builder(cluster.tls_url())
+        .cluster(true)
+        .timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    assert!(unverified.warm_up().await.is_err());
+    let mut svc = service(five_per_hour(unverified));
+    let res = send(&mut svc, request_from("203.0.113.67")).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()["retry-after"], "1");
+    assert_eq!(body_json(res).await["error"], "rate_limit_unavailable");
+}
+
 #[test]
 fn cluster_and_sentinel_settings_are_checked_when_built_naming_the_setting() {
     let err = |b: RedisStoreBuilder| b.build().unwrap_err();

@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use super::{Options, RedisServer, TempDir, free_port, run_bounded, wait_for};
+use super::{Options, RedisServer, TempDir, TlsOptions, free_port, run_bounded, wait_for};
 
 pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,
@@ -16,11 +16,31 @@ pub struct RedisCluster {
 impl RedisCluster {
     /// Three primaries, no replicas, every slot assigned, `cluster_state:ok` on every node.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// [`start`](Self::start), each node also on a TLS port with `tls` (`tls-cluster yes`: the
+    /// cluster bus is TLS too, and TLS clients are told the nodes' TLS ports).
+    pub fn start_with(tls: Option<TlsOptions>) -> Self {
         let dir = TempDir::new("cluster");
         let mut nodes = Vec::new();
         for i in 0..3 {
             let conf = dir.path(&format!("nodes-{i}.conf"));
+            // The cluster bus always asks for a client certificate: the nodes present the
+            // `client` certificate of the same [`super::Pki`] (a client-auth one) to each other.
+            let tls_cluster = tls.as_ref().map(|t| {
+                let file = |f: &str| t.cert.with_file_name(f).display().to_string();
+                [
+                    "--tls-cluster".into(),
+                    "yes".into(),
+                    "--tls-client-cert-file".into(),
+                    file("client.crt"),
+                    "--tls-client-key-file".into(),
+                    file("client.key"),
+                ]
+            });
             nodes.push(RedisServer::start_with(Options {
+                tls: tls.clone(),
                 extra_args: vec![
                     "--cluster-enabled".into(),
                     "yes".into(),
@@ -32,7 +52,10 @@ impl RedisCluster {
                     "2000".into(),
                     "--dir".into(),
                     dir.0.display().to_string(),
-                ],
+                ]
+                .into_iter()
+                .chain(tls_cluster.into_iter().flatten())
+                .collect(),
                 ..Options::default()
             }));
         }
@@ -67,6 +90,11 @@ impl RedisCluster {
     /// The first node's URL (the seed).
     pub fn url(&self) -> String {
         self.nodes[0].url()
+    }
+
+    /// The first node's TLS URL (started with TLS).
+    pub fn tls_url(&self) -> String {
+        self.nodes[0].tls_url()
     }
 
     /// The keys each node holds, node by node.
