@@ -345,12 +345,12 @@ async fn brute_force_on_the_endpoint_is_banned_like_bad_bearer_credentials() {
         .await;
         assert_oauth_error(&a, StatusCode::UNAUTHORIZED, "invalid_client");
     }
-    // The address is banned now: even the right key is refused, by the per-client limiter.
+    // The address is banned now: another wrong secret gets the ban's 429 …
     let a = token(
         &http,
         &server,
         "grant_type=client_credentials",
-        Some(&basic("reader", &keys.reader)),
+        Some(&basic("reader", "mcp-sk-guess-99-0123456789abcdefghijklm")),
     )
     .await;
     assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{:?}", a.body);
@@ -366,6 +366,18 @@ async fn brute_force_on_the_endpoint_is_banned_like_bad_bearer_credentials() {
             .banned_until("127.0.0.1".parse().unwrap(), std::time::SystemTime::now())
             .is_some()
     );
+    // … and no credential too, while the right key is still served (ban scope `failed`, the
+    // default: one client misbehaving behind a shared address does not lock out the others).
+    let a = token(&http, &server, "grant_type=client_credentials", None).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{:?}", a.body);
+    let a = token(
+        &http,
+        &server,
+        "grant_type=client_credentials",
+        Some(&basic("reader", &keys.reader)),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
 }
 
 /// An HS256 token with these claims (plus `aud`, `iat`, `exp`), signed with `secret`.

@@ -140,7 +140,20 @@ async fn the_key_authenticates_and_the_shared_ban_list_refuses() {
     config
         .ban_list()
         .ban(client.ip(), SystemTime::now() + Duration::from_secs(600));
-    assert_eq!(send(&app, authed()).await.0, StatusCode::TOO_MANY_REQUESTS);
+    // The default ban scope (`failed`) serves the valid key and refuses the rest.
+    assert_eq!(send(&app, authed()).await.0, StatusCode::OK);
+    let anonymous = request("GET", "/api").body(Body::empty()).unwrap();
+    assert_eq!(send(&app, anonymous).await.0, StatusCode::TOO_MANY_REQUESTS);
+    // `all` refuses the valid key too.
+    let config = base()
+        .ban_scope(mcp_security::core::BanScope::All)
+        .build()
+        .unwrap();
+    let all = self::app(config.layer_with(&runtime()).unwrap());
+    config
+        .ban_list()
+        .ban(client.ip(), SystemTime::now() + Duration::from_secs(600));
+    assert_eq!(send(&all, authed()).await.0, StatusCode::TOO_MANY_REQUESTS);
 }
 
 #[tokio::test]

@@ -100,6 +100,8 @@ pub async fn write_with(name: &str, extra: &[(&str, &str)]) -> Trail {
         ("MCP_AUDIT_TRACING", "false".to_owned()),
         ("MCP_AUDIT_AUTH_FAILURE_THRESHOLD", "2".to_owned()),
         ("MCP_AUDIT_BAN_ON_AUTH_FAILURES", "true".to_owned()),
+        // mallory's valid token after the ban is refused too.
+        ("MCP_AUDIT_BAN_SCOPE", "all".to_owned()),
     ];
     pairs.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
     let env = Env::from_pairs("MCP", pairs);
