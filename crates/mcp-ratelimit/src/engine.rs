@@ -19,8 +19,11 @@ use mcp_security_core::credential::QUERY_CREDENTIAL_PARAMS;
 use mcp_security_core::jsonrpc::JsonRpcMessage;
 use mcp_security_core::rejection::ResponseFormat;
 use mcp_security_core::{
-    AuthFailure, AuthOutcome, BanList, GuardBody, McpCall, Principal, RateLimitOutcome, Rejection,
+    AuthFailure, AuthOutcome, BanList, BudgetOutcome, GuardBody, McpCall, Principal,
+    RateLimitOutcome, Rejection,
 };
+
+use crate::budget::{BudgetHeaders, BudgetReport, Budgets, Charged};
 
 use crate::class::{Classifier, path_has_prefix};
 use crate::decision::{Charge, Charges, Decision, Report, merge};
@@ -77,6 +80,8 @@ pub(crate) struct Engine {
     pub(crate) ban_scope: BanScope,
     /// A header that carries a credential besides `Authorization` (an API-key header).
     pub(crate) credential_header: Option<HeaderName>,
+    /// Per-principal budgets, charged once the limits admitted a request.
+    pub(crate) budgets: Option<Box<Budgets>>,
     pub(crate) resolver: ClientAddrResolver,
     pub(crate) mcp_path: Box<str>,
     pub(crate) clock: Arc<dyn MonotonicClock>,
@@ -450,13 +455,34 @@ pub(crate) struct Admitted {
     /// Admitted by the fail-open fallback limiter.
     degraded: bool,
     stamp: Option<Stamp>,
+    /// What the principal's budgets have left.
+    budget: Option<BudgetReport>,
+    /// The IETF headers are on (the budgets' items go there).
+    ietf: bool,
 }
 
 impl Admitted {
     /// Add the headers and outcome unless an inner rate-limit layer already reported something
     /// tighter.
     #[inline]
-    pub(crate) fn apply<B>(self, response: &mut Response<B>) {
+    pub(crate) fn apply<B>(mut self, response: &mut Response<B>) {
+        let fresh = match self.budget.take() {
+            Some(report) => {
+                report.insert(response, self.ietf);
+                true
+            }
+            None => false,
+        };
+        let stamped = self.apply_limits(response);
+        // A stamp replaces the `RateLimit` fields: the budgets' items go back on.
+        if fresh || stamped {
+            BudgetHeaders::append(response);
+        }
+    }
+
+    /// The limits' headers and outcome; whether the headers were (re)written.
+    #[inline]
+    fn apply_limits<B>(self, response: &mut Response<B>) -> bool {
         let keep = match response.extensions().get::<RateLimitOutcome>() {
             None | Some(RateLimitOutcome::NotLimited) => false,
             Some(RateLimitOutcome::Allowed { remaining, .. }) => {
@@ -465,12 +491,14 @@ impl Admitted {
             Some(_) => true,
         };
         if keep {
-            return;
+            return false;
         }
+        let mut stamped = false;
         let outcome = match self.policy {
             Some(policy) => {
                 if let Some(stamp) = self.stamp {
                     stamp.apply(&policy, response.headers_mut());
+                    stamped = true;
                 }
                 if self.degraded {
                     RateLimitOutcome::Degraded {
@@ -490,6 +518,7 @@ impl Admitted {
             None => RateLimitOutcome::NotLimited,
         };
         response.extensions_mut().insert(outcome);
+        stamped
     }
 }
 
@@ -507,20 +536,43 @@ impl Engine {
     ) -> Concluded<ResBody> {
         match decision {
             Decision::Pass => Concluded::Call(None),
-            Decision::NotLimited => Concluded::Call(Some(Admitted {
-                policy: None,
-                remaining: u64::MAX,
-                overflow: false,
-                degraded: false,
-                stamp: None,
-            })),
-            Decision::Allowed(report) => Concluded::Call(Some(Admitted {
-                policy: Some(self.limit_name(report.limit)),
-                remaining: report.remaining,
-                overflow: report.overflow,
-                degraded: report.degraded,
-                stamp: self.stamp(&report, None),
-            })),
+            Decision::NotLimited | Decision::Allowed(_) => {
+                let budget = match self
+                    .budgets
+                    .as_deref()
+                    .and_then(|b| b.spend(ext, self.now()))
+                {
+                    None => None,
+                    Some(Charged::Allowed(report)) => Some(report),
+                    Some(Charged::Refused { budget, cost, wait }) => {
+                        return Concluded::Answer(
+                            self.budget_refusal(budget, cost, wait, method, path, headers, ext),
+                        );
+                    }
+                };
+                let mut admitted = match decision {
+                    Decision::Allowed(report) => Admitted {
+                        policy: Some(self.limit_name(report.limit)),
+                        remaining: report.remaining,
+                        overflow: report.overflow,
+                        degraded: report.degraded,
+                        stamp: self.stamp(&report, None),
+                        budget: None,
+                        ietf: self.ietf_headers,
+                    },
+                    _ => Admitted {
+                        policy: None,
+                        remaining: u64::MAX,
+                        overflow: false,
+                        degraded: false,
+                        stamp: None,
+                        budget: None,
+                        ietf: self.ietf_headers,
+                    },
+                };
+                admitted.budget = budget;
+                Concluded::Call(Some(admitted))
+            }
             Decision::Limited {
                 report,
                 retry_after,
@@ -585,6 +637,52 @@ impl Engine {
                 Concluded::Answer(response)
             }
         }
+    }
+}
+
+impl Engine {
+    /// The `429` of a budget that cannot take the request's cost: `Retry-After` = the seconds
+    /// until it fits, `RateLimit` / `RateLimit-Policy` naming the budget.
+    #[allow(clippy::too_many_arguments)]
+    fn budget_refusal<B>(
+        &self,
+        budget: u16,
+        cost: u64,
+        wait: u64,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        ext: &http::Extensions,
+    ) -> Response<GuardBody<B>> {
+        let format = self.format(method, path, headers, ext);
+        let retry_after = ceil_secs(wait).max(1);
+        let budgets = self.budgets.as_deref();
+        let name = budgets.map_or(Cow::Borrowed(""), |b| b.name(budget));
+        let stamp = budgets
+            .and_then(|b| b.list.get(usize::from(budget)))
+            .map(|b| Stamp {
+                burst: b.quota.requests(),
+                burst_value: Some(b.units_header),
+                policy: b.policy_header,
+                remaining: 0,
+                t: retry_after,
+                reset_at: 0,
+                legacy: false,
+                ietf: self.ietf_headers,
+            });
+        let detail = format!("budget {name} exhausted: the call costs {cost} units");
+        let outcome = RateLimitOutcome::Limited {
+            policy: name.clone(),
+            retry_after_secs: retry_after,
+            overflow: false,
+        };
+        let mut response = too_many(&format, retry_after, stamp, outcome, detail);
+        response.extensions_mut().insert(BudgetOutcome::Exhausted {
+            policy: name,
+            cost,
+            retry_after_secs: retry_after,
+        });
+        response
     }
 }
 

@@ -335,6 +335,7 @@ impl<B: Backend> Default for RateLimitLayer<B> {
                     bans: None,
                     ban_scope: BanScope::default(),
                     credential_header: None,
+                    budgets: None,
                     resolver: ClientAddrResolver::default(),
                     mcp_path: DEFAULT_MCP_PATH.into(),
                     clock: Arc::new(SystemMonotonicClock::new()),
@@ -379,6 +380,12 @@ impl<B: Backend> RateLimitLayer<B> {
         self.shared.backend.local().max_prefixes()
     }
 
+    /// Principals whose [budgets](crate::budget) are tracked now (0 without budgets; takes each
+    /// shard's lock in turn: for metrics and tests).
+    pub fn tracked_budget_principals(&self) -> usize {
+        self.shared.engine.budgets.as_ref().map_or(0, |b| b.len())
+    }
+
     /// A one-line description for start-up logs: each limit's name, quota and key.
     pub fn summary(&self) -> String {
         if !self.shared.engine.enabled {
@@ -408,8 +415,18 @@ impl<B: Backend> RateLimitLayer<B> {
                 )
             })
             .collect();
+        if let Some(budgets) = &self.shared.engine.budgets {
+            parts.extend(budgets.list.iter().map(|b| {
+                format!(
+                    "budget {}: {} units/{:?} per principal",
+                    b.name,
+                    b.quota.requests(),
+                    b.quota.window()
+                )
+            }));
+        }
         if self.shared.engine.bans.is_some() {
-            parts.push("ban list".to_owned());
+            parts.push(format!("ban list (scope {})", self.shared.engine.ban_scope));
         }
         if let Some(described) = self.shared.backend.describe() {
             return format!("{} ({described})", parts.join("; "));

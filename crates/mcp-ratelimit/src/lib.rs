@@ -27,6 +27,10 @@
 //!   fail-open (local limiter at `limit / replicas`) policy after a time budget. Only a layer
 //!   built with `.redis(..)` (`RateLimitLayer<RedisBackend>`) needs `S: Clone + Send + 'static`;
 //!   the feature is additive.
+//! - [`budget`]: [`Budget`], weighted units per principal over long windows (an hour, a day,
+//!   30 days; `tools/call:delete_note = 10`), the same exact GCRA with cost `n`, refilled
+//!   continuously; charged after authentication by the per-caller layer
+//!   ([`RateLimitLayerBuilder::budget`]).
 //! - [`config`]: [`RateLimitLayer::from_env`] (`RATE_LIMIT_ENABLED`, `_REQUESTS`, `_WINDOW`,
 //!   `_BURST`, `_MAX_KEYS`) and the `[rate_limit]` TOML section for classes and per-tool limits.
 //! - [`resource`]: [`ResourceLimitLayer`], tower's `ConcurrencyLimit` + `LoadShed` and
@@ -65,6 +69,7 @@
 pub struct ReadmeDoctests;
 
 pub mod backend;
+pub mod budget;
 pub mod class;
 pub mod config;
 mod decision;
@@ -82,6 +87,7 @@ pub use backend::memory as store;
 pub use backend::redis;
 
 pub use backend::{Backend, Memory};
+pub use budget::Budget;
 pub use class::RouteClass;
 pub use key::KeySelector;
 pub use layer::{Limit, RateLimit, RateLimitLayer, RateLimitLayerBuilder};

@@ -17,6 +17,12 @@
 //! adds `T`, so the last one needed `t₁ + (k − 1)T ≤ tₖ + τ = tₖ + (burst − 1)T`, that is
 //! `k ≤ burst + (tₖ − t₁)/T ≤ burst + W/T`.
 //!
+//! With weights the same argument counts cells: if requests of weights `w₁ … wₖ` (`Σ = n`
+//! cells) are admitted in the interval, the last one's last cell needed
+//! `t₁ + (n − 1)T ≤ tₖ + τ`, so `n ≤ burst + ⌊W/T⌋` — over any interval of length `W` at most
+//! `burst + ⌊W × requests / window⌋` *units* are admitted, whatever the weights (a budget of `N`
+//! units per window is `requests = burst = N`, see [`crate::budget`]).
+//!
 //! `T` is `window / requests` rounded **up** to a whole nanosecond, so `W/T ≤ W × requests /
 //! window` and the bound holds for the quota as written, not just for a rounded one (rounding
 //! down, as `governor::Quota::per_minute` does, can admit one request more than the quota in
@@ -163,6 +169,13 @@ pub(crate) struct Gcra {
 }
 
 impl Gcra {
+    /// A placeholder (one request per nanosecond, no burst) for fixed-size arrays of charges.
+    pub(crate) const UNIT: Gcra = Gcra {
+        interval: 1,
+        tolerance: 0,
+        burst: 1,
+    };
+
     /// Check a request of `weight` cells against the stored `tat` (0 for an unseen key) at
     /// `now`. `Ok(new_tat)` when admitted; `Err(wait)` with the nanoseconds until it would be
     /// (at least 1), or, for a weight above the burst, which can never conform, the time until
@@ -368,6 +381,62 @@ mod tests {
                         (j - i + 1) as u128 <= bound,
                         "{} admitted in {span} ns, bound {bound}", j - i + 1
                     );
+                }
+            }
+        }
+
+        /// Cost `n`: random weights (1 to 12, some above the burst) on random schedules. In every
+        /// window [tᵢ, tⱼ] the admitted *units* are at most `burst + ⌊(tⱼ − tᵢ) × requests /
+        /// window⌋`; a refused weight within the burst conforms exactly after its wait; a weight
+        /// above the burst is never admitted. With `burst = requests = N` (a budget) that is at
+        /// most `N` weighted units in any interval shorter than `window / N`, and `N` plus the
+        /// refill over longer ones.
+        #[test]
+        fn gcra_bound_holds_for_weighted_costs(
+            requests in 1u64..60,
+            window_ms in 1u64..5_000,
+            burst_extra in 0u64..20,
+            budget_like in proptest::bool::ANY,
+            arrivals in proptest::collection::vec(
+                (prop_oneof![3 => Just(0u64), 5 => 0u64..50_000_000, 1 => 0u64..3_000_000_000],
+                 1u64..13),
+                1..200,
+            ),
+        ) {
+            let burst = if budget_like { requests } else { 1 + burst_extra };
+            let window = window_ms * 1_000_000;
+            let g = Quota::new(requests, Duration::from_nanos(window))
+                .with_burst(burst)
+                .gcra("budget.p")
+                .unwrap();
+            let mut now = 1_000;
+            let mut tat = 0;
+            let mut admitted: Vec<(u64, u64)> = Vec::new();
+            for (gap, weight) in arrivals {
+                now += gap;
+                match g.check(tat, now, weight) {
+                    Ok(next) => {
+                        prop_assert!(weight <= burst);
+                        tat = next;
+                        admitted.push((now, weight));
+                    }
+                    Err(wait) => {
+                        prop_assert!(wait >= 1);
+                        if weight <= burst {
+                            prop_assert!(g.check(tat, now + wait, weight).is_ok());
+                            prop_assert!(g.check(tat, now + wait - 1, weight).is_err());
+                        }
+                    }
+                }
+            }
+            for i in 0..admitted.len() {
+                let mut units = 0u128;
+                for j in i..admitted.len() {
+                    units += u128::from(admitted[j].1);
+                    let span = u128::from(admitted[j].0 - admitted[i].0);
+                    let bound = u128::from(burst)
+                        + span * u128::from(requests) / u128::from(window);
+                    prop_assert!(units <= bound, "{units} units in {span} ns, bound {bound}");
                 }
             }
         }

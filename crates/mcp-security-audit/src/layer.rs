@@ -81,7 +81,9 @@ use mcp_security_core::client_addr::{ClientAddr, ClientAddrResolver};
 use mcp_security_core::clock::{Clock, MonotonicClock, SystemClock, SystemMonotonicClock};
 use mcp_security_core::config::{ConfigError, Secret};
 use mcp_security_core::inspect::{MCP_METHOD, MCP_NAME};
-use mcp_security_core::{AuthFailure, AuthOutcome, BanList, McpCall, RateLimitOutcome, Rejection};
+use mcp_security_core::{
+    AuthFailure, AuthOutcome, BanList, BudgetOutcome, McpCall, RateLimitOutcome, Rejection,
+};
 
 use crate::chain::AuditKey;
 use crate::detect::{DetectorSettings, Detectors, Observation, Rule};
@@ -616,6 +618,7 @@ impl Shared {
         let mut principal = None;
         let mut auth_fingerprint = None;
         let mut rate_limit = None;
+        let mut budget = None;
         let mut rejection = None;
         let mut mcp = p.mcp;
         if let Some(res) = response {
@@ -641,6 +644,7 @@ impl Shared {
                 Some(_) | None => {}
             }
             rate_limit = ext.get::<RateLimitOutcome>().cloned();
+            budget = ext.get::<BudgetOutcome>().cloned();
             rejection = ext.get::<Rejection>().map(|r| RejectionSummary {
                 code: r.code(),
                 detail: r.internal_detail().map(|d| d.to_owned().into()),
@@ -733,6 +737,7 @@ impl Shared {
             principal,
             auth,
             rate_limit,
+            budget,
             rejection,
             completion,
             masker: self.masker.clone(),

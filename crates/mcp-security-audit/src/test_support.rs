@@ -92,6 +92,7 @@ pub(crate) fn record(i: u64) -> Arc<AuditEvent> {
         principal: None,
         auth: None,
         rate_limit: None,
+        budget: None,
         rejection: None,
         completion: Completion::Responded,
         masker: Masker::default(),

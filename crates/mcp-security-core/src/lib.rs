@@ -66,7 +66,7 @@ pub use client_addr::{
 pub use inspect::{McpInspect, McpInspectLayer, McpInspectLayerBuilder};
 pub use jsonrpc::McpCall;
 pub use outcome::RateLimitOutcome;
-pub use outcome::{AuthFailure, AuthOutcome};
+pub use outcome::{AuthFailure, AuthOutcome, BudgetOutcome};
 pub use principal::{Principal, PrincipalKind, Scopes};
 pub use refusal::{ToolErrorsAsResults, ToolErrorsAsResultsLayer};
 pub use rejection::{GuardBody, Rejection};

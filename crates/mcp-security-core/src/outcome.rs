@@ -124,6 +124,60 @@ pub enum AuthOutcome {
     },
 }
 
+/// What a principal's budgets (`mcp-ratelimit`'s `Budget`: weighted units over an hour, a day,
+/// 30 days) decided for one request, for the audit layer. Put into the response's extensions
+/// by the per-caller rate limiter when the request had a principal and a cost; a refusal is
+/// also reported as [`RateLimitOutcome::Limited`] with the budget's name as the policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BudgetOutcome {
+    /// Every budget admitted the request's cost, now spent; `policy` is the budget with the
+    /// fewest units left.
+    Allowed {
+        /// The budget's name.
+        policy: std::borrow::Cow<'static, str>,
+        /// The units the request cost in that budget.
+        cost: u64,
+        /// The units left in it right now.
+        remaining: u64,
+    },
+    /// A budget refused the request; nothing was spent.
+    Exhausted {
+        /// The budget's name.
+        policy: std::borrow::Cow<'static, str>,
+        /// The units the request would have cost.
+        cost: u64,
+        /// The `Retry-After` sent, in whole seconds (at least 1).
+        retry_after_secs: u64,
+    },
+}
+
+impl BudgetOutcome {
+    /// `allowed` or `exhausted`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BudgetOutcome::Allowed { .. } => "allowed",
+            BudgetOutcome::Exhausted { .. } => "exhausted",
+        }
+    }
+
+    /// The budget's name.
+    pub fn policy(&self) -> &str {
+        match self {
+            BudgetOutcome::Allowed { policy, .. } | BudgetOutcome::Exhausted { policy, .. } => {
+                policy
+            }
+        }
+    }
+
+    /// The units the request cost (or would have).
+    pub fn cost(&self) -> u64 {
+        match self {
+            BudgetOutcome::Allowed { cost, .. } | BudgetOutcome::Exhausted { cost, .. } => *cost,
+        }
+    }
+}
+
 /// What a rate limiter decided for one request, for the audit layer.
 ///
 /// When two rate-limit layers see the same request (per client before authentication, per

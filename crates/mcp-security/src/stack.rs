@@ -640,17 +640,20 @@ fn build_auth(
 }
 
 fn build_per_caller(s: &Settings) -> Result<RateLimitLayer<RateLimitBackend>, ConfigError> {
-    if !s.rate_limit.enabled {
-        return Ok(RateLimitLayer::default());
-    }
     let mut b = RateLimitLayer::builder().mcp_path(&s.mcp_path);
-    for class in &s.caller_classes {
-        b = b.route_class(class.clone());
+    if s.rate_limit.enabled {
+        for class in &s.caller_classes {
+            b = b.route_class(class.clone());
+        }
+        for limit in &s.caller_limits {
+            b = b.limit(limit.clone());
+        }
     }
-    for limit in &s.caller_limits {
-        b = b.limit(limit.clone());
+    // Budgets are charged here, after authentication, to the principal (in memory).
+    for budget in &s.budgets {
+        b = b.budget(budget.clone());
     }
-    if b.limits().is_empty() {
+    if b.limits().is_empty() && b.budgets().is_empty() {
         return Ok(RateLimitLayer::default());
     }
     #[cfg(feature = "redis")]

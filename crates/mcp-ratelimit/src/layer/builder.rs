@@ -14,6 +14,8 @@ pub struct RateLimitLayerBuilder<B = Memory> {
     pub(super) bans: Option<BanList>,
     pub(super) ban_scope: BanScope,
     pub(super) credential_header: Option<String>,
+    pub(super) budgets: Vec<crate::budget::Budget>,
+    pub(super) max_budget_principals: usize,
     pub(super) resolver: Option<ClientAddrResolver>,
     pub(super) mcp_path: String,
     pub(super) clock: Arc<dyn MonotonicClock>,
@@ -38,6 +40,8 @@ impl Default for RateLimitLayerBuilder {
             bans: None,
             ban_scope: BanScope::default(),
             credential_header: None,
+            budgets: Vec::new(),
+            max_budget_principals: crate::budget::DEFAULT_MAX_PRINCIPALS,
             resolver: None,
             mcp_path: DEFAULT_MCP_PATH.to_owned(),
             clock: Arc::new(SystemMonotonicClock::new()),
@@ -78,6 +82,8 @@ impl<B> RateLimitLayerBuilder<B> {
             bans: self.bans,
             ban_scope: self.ban_scope,
             credential_header: self.credential_header,
+            budgets: self.budgets,
+            max_budget_principals: self.max_budget_principals,
             resolver: self.resolver,
             mcp_path: self.mcp_path,
             clock: self.clock,
@@ -144,6 +150,28 @@ impl<B> RateLimitLayerBuilder<B> {
     pub fn ban_scope(mut self, scope: BanScope) -> Self {
         self.ban_scope = scope;
         self
+    }
+
+    /// Add a per-principal [`Budget`](crate::Budget): weighted units over a long window, charged
+    /// after every limit of this layer admitted a request that has a
+    /// [`Principal`](mcp_security_core::Principal) — so put budgets on the layer after
+    /// authentication; see [`crate::budget`].
+    pub fn budget(mut self, budget: crate::Budget) -> Self {
+        self.budgets.push(budget);
+        self
+    }
+
+    /// The bound on principals whose budgets are tracked in memory (default
+    /// [`DEFAULT_MAX_PRINCIPALS`](crate::budget::DEFAULT_MAX_PRINCIPALS)); see
+    /// [`crate::budget`] for what a full store evicts.
+    pub fn max_budget_principals(mut self, max: usize) -> Self {
+        self.max_budget_principals = max;
+        self
+    }
+
+    /// The budgets added so far.
+    pub fn budgets(&self) -> &[crate::Budget] {
+        &self.budgets
     }
 
     /// A header carrying a credential besides `Authorization` (the auth layer's API-key header,
@@ -228,12 +256,36 @@ impl<B> RateLimitLayerBuilder<B> {
         if !self.enabled {
             return Ok(RateLimitLayer::default());
         }
-        if self.limits.is_empty() && self.bans.is_none() {
+        if self.limits.is_empty() && self.bans.is_none() && self.budgets.is_empty() {
             return Err(ConfigError::new(
                 "limit",
-                "add at least one limit (or a ban list); use RateLimitLayer::disabled() to limit nothing",
+                "add at least one limit (or a ban list, or a budget); use RateLimitLayer::disabled() to limit nothing",
             ));
         }
+        let budgets = if self.budgets.is_empty() {
+            None
+        } else {
+            if self.max_budget_principals == 0 {
+                return Err(
+                    ConfigError::new("max_budget_principals", "must be at least 1").with_value("0"),
+                );
+            }
+            let mut list: Vec<crate::budget::BudgetRt> = Vec::with_capacity(self.budgets.len());
+            for budget in self.budgets {
+                if list.iter().any(|b| b.name == budget.name()) {
+                    return Err(ConfigError::new("budget", "is declared twice")
+                        .with_value(budget.name().to_owned()));
+                }
+                if list.len() >= usize::from(u16::MAX) {
+                    return Err(ConfigError::new("budget", "at most 65535 budgets"));
+                }
+                list.push(crate::budget::BudgetRt::new(budget)?);
+            }
+            Some(Box::new(crate::budget::Budgets::new(
+                list,
+                self.max_budget_principals,
+            )))
+        };
         if self.max_keys == 0 {
             return Err(ConfigError::new("max_keys", "must be at least 1").with_value("0"));
         }
@@ -357,6 +409,7 @@ impl<B> RateLimitLayerBuilder<B> {
                     bans: self.bans,
                     ban_scope: self.ban_scope,
                     credential_header,
+                    budgets,
                     resolver: self.resolver.unwrap_or_default(),
                     mcp_path: self.mcp_path.into(),
                     clock: self.clock,

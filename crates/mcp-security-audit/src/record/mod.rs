@@ -40,6 +40,7 @@
 //! | `rate_limit` | `allowed`, `not_limited`, `limited`, `banned` |
 //! | `rate_limit_policy` | the limit that decided |
 //! | `retry_after` | seconds, when refused by a rate limit or ban |
+//! | `budget`, `budget_policy`, `budget_cost`, `budget_remaining` | only when a principal's budget was charged or refused the call: `allowed` / `exhausted`, the budget (the one with the fewest units left), the call's cost in it, the units left |
 //! | `detail` | the rejection's internal detail (masked), never sent to the client |
 //!
 //! # Completion records
@@ -69,7 +70,7 @@ use http::{HeaderValue, Method, StatusCode, Uri, Version};
 use mcp_security_core::client_addr::ClientAddr;
 use mcp_security_core::facts::{BodyFacts, ResponseFact};
 use mcp_security_core::jsonrpc::McpCall;
-use mcp_security_core::{AuthFailure, Principal, PrincipalKind, RateLimitOutcome};
+use mcp_security_core::{AuthFailure, BudgetOutcome, Principal, PrincipalKind, RateLimitOutcome};
 
 use crate::chain::{Mac, RecordKind, hex, rfc3339};
 use crate::mask::{CredentialSource, Fingerprint, Masker, truncate};
@@ -300,6 +301,7 @@ pub struct AuditRecord {
     pub(crate) principal: Option<Principal>,
     pub(crate) auth: Option<AuthSummary>,
     pub(crate) rate_limit: Option<RateLimitOutcome>,
+    pub(crate) budget: Option<BudgetOutcome>,
     pub(crate) rejection: Option<RejectionSummary>,
     pub(crate) completion: Completion,
     pub(crate) masker: Masker,
@@ -525,6 +527,12 @@ impl AuditRecord {
         self.rate_limit.as_ref()
     }
 
+    /// What the principal's budgets decided (`mcp-ratelimit`'s budgets), when the request had a
+    /// principal and a cost.
+    pub fn budget(&self) -> Option<&BudgetOutcome> {
+        self.budget.as_ref()
+    }
+
     /// The name of the rate limit that decided (`ban` for the ban list).
     pub fn rate_limit_policy(&self) -> Option<Cow<'_, str>> {
         match self.rate_limit.as_ref()? {
@@ -614,6 +622,17 @@ impl AuditRecord {
         );
         o.str("rate_limit_policy", self.rate_limit_policy().as_deref());
         o.u64("retry_after", self.retry_after());
+        if let Some(budget) = &self.budget {
+            o.str("budget", Some(budget.as_str()));
+            o.str(
+                "budget_policy",
+                Some(&self.name_text(Cow::Borrowed(budget.policy()))),
+            );
+            o.u64("budget_cost", Some(budget.cost()));
+            if let BudgetOutcome::Allowed { remaining, .. } = budget {
+                o.u64("budget_remaining", Some(*remaining));
+            }
+        }
         o.str("detail", self.detail().as_deref());
     }
 }

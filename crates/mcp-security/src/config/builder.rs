@@ -81,6 +81,7 @@ impl Default for SecurityConfigBuilder {
                 config_toml: None,
                 ban_list: BanList::new(),
                 ban_scope: mcp_security_core::BanScope::default(),
+                budgets: Vec::new(),
                 error: None,
             },
         }
@@ -716,6 +717,28 @@ impl SecurityConfigBuilder {
         self
     }
 
+    /// Add a per-principal budget: weighted units over a long window (an hour, a day, 30 days),
+    /// refilled continuously, charged after authentication by the per-caller rate limiter to
+    /// the calling principal (anonymous requests never spend one); see
+    /// [`mcp_ratelimit::budget`]. The TOML file's `[budget]` section, when it has one, replaces
+    /// the budgets given here. Budgets apply even with `RATE_LIMIT_ENABLED=false`.
+    ///
+    /// ```
+    /// use mcp_security::SecurityConfig;
+    /// use mcp_security::ratelimit::Budget;
+    ///
+    /// let config = SecurityConfig::builder()
+    ///     .api_key(mcp_security::core::config::Secret::new("mcp-sk-3vQ9xK2mW7pL0aZ8cN5bR1tY6uE4iO2sD9fG3hJ7kQ0"))
+    ///     .budget(Budget::per_day("daily", 1_000).weight("tools/call:delete_note", 10))
+    ///     .build()?;
+    /// # let _ = config;
+    /// # Ok::<(), mcp_security::core::config::ConfigError>(())
+    /// ```
+    pub fn budget(mut self, budget: mcp_ratelimit::Budget) -> Self {
+        self.s.budgets.push(budget);
+        self
+    }
+
     /// Which requests of a banned client are refused (`AUDIT_BAN_SCOPE`, default
     /// [`BanScope::Failed`](mcp_security_core::BanScope::Failed)): with `Failed`, requests without
     /// a credential get the ban's `429` before any cryptography, requests whose credential fails
@@ -770,6 +793,9 @@ impl SecurityConfigBuilder {
             let doc =
                 mcp_security_core::toml::parse(&text, &setting).map_err(|e| e.with_value(shown))?;
             apply_toml(&mut s, &doc)?;
+            if doc.contains_key("budget") {
+                s.budgets = mcp_ratelimit::budget::from_toml(&text)?;
+            }
             if doc.contains_key("rate_limit") {
                 // Parsed once, into the per-caller layer's typed classes and limits (replacing
                 // the ones given in code), and validated now, so a typo fails the build rather

@@ -329,6 +329,8 @@ pub(crate) struct Settings {
     pub(crate) ban_list: BanList,
     /// `AUDIT_BAN_SCOPE`: which requests of a banned client are refused.
     pub(crate) ban_scope: mcp_security_core::BanScope,
+    /// `[budget]` and [`SecurityConfigBuilder::budget`]: per-principal budgets.
+    pub(crate) budgets: Vec<mcp_ratelimit::Budget>,
     error: Option<ConfigError>,
 }
 

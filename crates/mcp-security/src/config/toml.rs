@@ -21,7 +21,7 @@ pub(super) fn apply_toml(s: &mut Settings, doc: &Table) -> Result<(), ConfigErro
             "headers" => toml_headers(s, table(value, "headers")?)?,
             "network" => toml_network(s, value)?,
             "blocked_pattern" => toml_blocked_patterns(s, value)?,
-            "rate_limit" => {}
+            "rate_limit" | "budget" => {}
             _ => return Err(unknown(key)),
         }
     }

@@ -1,0 +1,177 @@
+//! [`Budgets`]: a layer's validated budgets and their store, charging one request; and the
+//! headers and outcome of an admission ([`BudgetReport`]).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use http::{HeaderValue, Response};
+use mcp_security_core::{BudgetOutcome, McpCall, Principal};
+
+use super::BudgetRt;
+use super::store::{BudgetCharge, BudgetStore, Left, MemoryBudgets, Spent};
+use crate::decision::Small;
+use crate::headers::{RATELIMIT, RATELIMIT_POLICY};
+use crate::key::{KeyHasher, KeyParts, KeySelector, Selected};
+use crate::quota::ceil_secs;
+
+/// A layer's budgets and where they are counted.
+pub(crate) struct Budgets {
+    pub(crate) list: Box<[BudgetRt]>,
+    store: Box<dyn BudgetStore>,
+    hasher: KeyHasher,
+}
+
+impl fmt::Debug for Budgets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Budgets")
+            .field(
+                "budgets",
+                &self.list.iter().map(|b| &*b.name).collect::<Vec<_>>(),
+            )
+            .field("store", &self.store)
+            .finish()
+    }
+}
+
+/// What [`Budgets::spend`] decided for a request with a principal and a cost.
+pub(crate) enum Charged {
+    Allowed(BudgetReport),
+    Refused {
+        budget: u16,
+        cost: u64,
+        /// Nanoseconds until the cost fits.
+        wait: u64,
+    },
+}
+
+impl Budgets {
+    pub(crate) fn new(list: Vec<BudgetRt>, max_principals: usize) -> Self {
+        Budgets {
+            list: list.into_boxed_slice(),
+            store: Box::new(MemoryBudgets::new(max_principals)),
+            hasher: KeyHasher::default(),
+        }
+    }
+
+    /// Principals tracked now.
+    pub(crate) fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    /// Charge the request's cost to its principal's budgets at `now`; `None` when there is no
+    /// principal (nothing is ever charged without one) or the request costs nothing.
+    pub(crate) fn spend(&self, ext: &http::Extensions, now: u64) -> Option<Charged> {
+        let principal = ext.get::<Principal>()?;
+        let messages = ext.get::<McpCall>().map_or(&[][..], McpCall::messages);
+        let mut charges: Small<BudgetCharge, 2> = Small::new();
+        for (index, budget) in self.list.iter().enumerate() {
+            let cost = budget.cost(messages);
+            if cost > 0 {
+                charges.push(BudgetCharge {
+                    budget: u16::try_from(index).unwrap_or(u16::MAX),
+                    gcra: budget.gcra,
+                    cost,
+                });
+            }
+        }
+        if charges.as_slice().is_empty() {
+            return None;
+        }
+        let parts = KeyParts {
+            principal: Some(principal),
+            ..KeyParts::default()
+        };
+        let Selected::Key(key) = self
+            .hasher
+            .select(u16::MAX, KeySelector::principal(), &parts)
+        else {
+            return None;
+        };
+        Some(
+            match self
+                .store
+                .spend(key, self.list.len(), charges.as_slice(), now)
+            {
+                Spent::Allowed(left) => Charged::Allowed(self.report(left)),
+                Spent::Refused { budget, cost, wait } => Charged::Refused { budget, cost, wait },
+            },
+        )
+    }
+
+    fn report(&self, left: Small<Left, 2>) -> BudgetReport {
+        let mut items = Vec::with_capacity(left.as_slice().len());
+        let mut tightest: Option<(Left, &BudgetRt)> = None;
+        for l in left.as_slice() {
+            let Some(budget) = self.list.get(usize::from(l.budget)) else {
+                continue;
+            };
+            let value = format!(
+                "\"{}\";r={};t={}",
+                budget.name,
+                l.remaining,
+                ceil_secs(l.reset)
+            );
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                items.push((value, budget.policy_header));
+            }
+            if tightest.is_none_or(|(t, _)| l.remaining < t.remaining) {
+                tightest = Some((*l, budget));
+            }
+        }
+        BudgetReport {
+            headers: BudgetHeaders(items.into_boxed_slice()),
+            outcome: tightest.map(|(l, b)| BudgetOutcome::Allowed {
+                policy: b.name.clone(),
+                cost: l.cost,
+                remaining: l.remaining,
+            }),
+        }
+    }
+
+    /// The name of budget `index`.
+    pub(crate) fn name(&self, index: u16) -> Cow<'static, str> {
+        self.list
+            .get(usize::from(index))
+            .map_or(Cow::Borrowed(""), |b| b.name.clone())
+    }
+}
+
+/// The `RateLimit` / `RateLimit-Policy` items of an admission's budgets, kept in the response
+/// extensions so an outer rate-limit layer that rewrites those headers puts them back.
+#[derive(Debug, Clone)]
+pub(crate) struct BudgetHeaders(Box<[(HeaderValue, &'static HeaderValue)]>);
+
+impl BudgetHeaders {
+    /// Append the items to the response's `RateLimit` and `RateLimit-Policy` fields.
+    pub(crate) fn append<B>(response: &mut Response<B>) {
+        let Some(items) = response.extensions().get::<BudgetHeaders>().cloned() else {
+            return;
+        };
+        let headers = response.headers_mut();
+        for (ratelimit, policy) in items.0.iter() {
+            headers.append(RATELIMIT, ratelimit.clone());
+            headers.append(RATELIMIT_POLICY, (*policy).clone());
+        }
+    }
+}
+
+/// What an admission adds to the response: the budgets' header items (when the IETF headers
+/// are on) and the tightest budget's outcome for the audit record.
+#[derive(Debug)]
+pub(crate) struct BudgetReport {
+    headers: BudgetHeaders,
+    pub(super) outcome: Option<BudgetOutcome>,
+}
+
+impl BudgetReport {
+    /// Put the report into the response's extensions (the headers are appended by
+    /// [`BudgetHeaders::append`]).
+    pub(crate) fn insert<B>(self, response: &mut Response<B>, ietf: bool) {
+        if ietf {
+            response.extensions_mut().insert(self.headers);
+        }
+        if let Some(outcome) = self.outcome {
+            response.extensions_mut().insert(outcome);
+        }
+    }
+}
