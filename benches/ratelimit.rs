@@ -12,6 +12,11 @@
 //! Before the group it prints the memory each tracked key costs (a counting allocator, on only
 //! while measuring): ours with 1 M keys tracked, and governor's keyed store with the same keys.
 //!
+//! A second group, `ratelimit_budget`, measures a per-caller decision for an authenticated
+//! `tools/call` (a `Principal` and an `McpCall` in the extensions, as after authentication):
+//! the plain per-principal limit, the same with a day budget (weights per tool) charged in
+//! memory, and the budget alone.
+//!
 //! Run: `cargo bench -p benches --bench ratelimit`
 #![allow(unsafe_code)]
 
@@ -31,8 +36,9 @@ use axum::extract::ConnectInfo;
 use criterion::{Criterion, criterion_group, criterion_main};
 use governor::{Quota as GovernorQuota, RateLimiter};
 use http::{Request, Response, StatusCode};
-use mcp_ratelimit::{KeySelector, Limit, Quota, RateLimitLayer};
+use mcp_ratelimit::{Budget, KeySelector, Limit, Quota, RateLimitLayer};
 use mcp_security_core::client_addr::PeerAddr;
+use mcp_security_core::{McpCall, Principal, PrincipalKind};
 use tower::{Layer, Service};
 use tower_governor::GovernorLayer;
 use tower_governor::governor::GovernorConfigBuilder;
@@ -387,5 +393,60 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// A `tools/call` by an authenticated principal, as the per-caller layer sees it.
+fn caller_request(principal: &Principal, call: &McpCall) -> Request<()> {
+    let mut req = Request::post("/mcp").body(()).expect("request");
+    req.extensions_mut().insert(principal.clone());
+    req.extensions_mut().insert(call.clone());
+    req
+}
+
+/// The per-caller decision: the plain limit, the limit and a budget, the budget alone.
+fn bench_budget(c: &mut Criterion) {
+    let principal = Principal::builder("alice", PrincipalKind::ApiKey).build();
+    let call_msg = mcp_security_core::jsonrpc::parse_envelope(
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{}}}"#,
+    )
+    .expect("envelope");
+    let limit = || {
+        Limit::new(
+            "principal",
+            Quota::per_second(1_000_000_000),
+            KeySelector::principal(),
+        )
+    };
+    // 10¹² units a day: never refused while measured.
+    let budget =
+        || Budget::per_day("daily", 1_000_000_000_000).weight("tools/call:delete_note", 10);
+    let layers = [
+        (
+            "plain_limit",
+            RateLimitLayer::builder().limit(limit()).build(),
+        ),
+        (
+            "limit_and_day_budget",
+            RateLimitLayer::builder()
+                .limit(limit())
+                .budget(budget())
+                .build(),
+        ),
+        (
+            "day_budget_only",
+            RateLimitLayer::builder().budget(budget()).build(),
+        ),
+    ];
+    let mut group = c.benchmark_group("ratelimit_budget");
+    for (label, layer) in layers {
+        let mut svc = layer.expect("layer").layer(tower::service_fn(ok));
+        let first = call(&mut svc, caller_request(&principal, &call_msg));
+        assert_eq!(first.status(), StatusCode::OK);
+        assert!(first.headers().contains_key("ratelimit"));
+        group.bench_function(format!("mcp_ratelimit/{label}/1principal/1thread"), |b| {
+            b.iter(|| black_box(call(&mut svc, caller_request(&principal, &call_msg))))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_budget);
 criterion_main!(benches);
