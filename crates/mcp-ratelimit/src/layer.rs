@@ -11,12 +11,20 @@
 //!    authorization problem (insufficient scope, a step-up authorization flow), which would send
 //!    them re-authenticating instead of waiting. The public answer is the same as a rate-limit
 //!    answer — a banned client learns nothing about which detector fired; the audit layer reads
-//!    [`RateLimitOutcome::Banned`](mcp_security_core::RateLimitOutcome::Banned).
+//!    [`RateLimitOutcome::Banned`](mcp_security_core::RateLimitOutcome::Banned). With the
+//!    default [`mcp_security_core::BanScope::Failed`]
+//!    ([`RateLimitLayerBuilder::ban_scope`]) only a request without a credential is refused
+//!    here; one with a credential is counted as usual and marked, and gets the same `429`
+//!    unless a principal authenticated (checked by the per-caller layer after authentication,
+//!    and on the way out when authentication refused it).
 //! 2. **Limits.** Every [`Limit`] that applies charges its key (see [`KeySelector`]); the request
 //!    passes only if all admit it. If one refuses, charges already made for this request are
 //!    refunded (unless another request touched that key in between) and the answer is `429`
 //!    with the longest wait among the refusing limits.
-//! 3. **Headers.** Admitted responses carry the headers of the tightest limit (fewest requests
+//! 3. **Budgets.** With [`budget`](RateLimitLayerBuilder::budget)s (on the per-caller layer),
+//!    an admitted request of an authenticated principal is charged its weighted cost; if a
+//!    budget cannot take it, `429` naming the budget ([`crate::budget`]).
+//! 4. **Headers.** Admitted responses carry the headers of the tightest limit (fewest requests
 //!    remaining); when a second rate-limit layer already reported a tighter one, it is kept.
 //!
 //! # Answers

@@ -105,6 +105,12 @@
 //! [rate_limit.classes.write]                  # per-tool limits of the per-caller layer; when
 //! match = ["tools/call:write_note"]           # it has any, the limits given in code are not
 //! requests = 20                               # used
+//!
+//! [budget.daily]                              # per-principal budgets (mcp-ratelimit's
+//! units = 1000                                # `budget`): units per window, refilled
+//! window = "1d"                               # continuously, charged after authentication;
+//! [budget.daily.weights]                      # when the section is present the budgets given
+//! "tools/call:delete_note" = 10               # in code are not used; errors name the path
 //! ```
 
 use std::fmt;
