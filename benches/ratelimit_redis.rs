@@ -10,7 +10,9 @@
 //!   request per key everything is refused — with the local deny cache, without a round trip;
 //! - `1key` vs `10k_keys` (visited round-robin);
 //! - `admitted/1key/tls`: `admitted/1key` over TLS (`rediss://`, a CA file, certificates made
-//!   by `openssl` at start) with an ACL user — the managed-Redis setup — next to plain TCP.
+//!   by `openssl` at start) with an ACL user — the managed-Redis setup — next to plain TCP;
+//! - `admitted/*/cluster`: the same on a three-node Redis Cluster this bench starts (the cluster
+//!   client, each caller's key on its slot's node; `10k_keys` spreads over all three).
 //!
 //! - `peer/fixed_window/*`: the baseline most hand-rolled Redis limiters are — a fixed window
 //!   counted with one `MULTI INCR PEXPIRE EXEC` pipeline per request through the same
@@ -41,7 +43,7 @@ use tower::{Layer, Service, ServiceExt};
 // The redis-server the mcp-ratelimit tests start and stop, shared rather than copied.
 #[path = "../crates/mcp-ratelimit/tests/redis_support/mod.rs"]
 mod redis_support;
-use redis_support::{Options, Pki, RedisServer};
+use redis_support::{Options, Pki, RedisCluster, RedisServer};
 
 type Body = Full<Bytes>;
 
@@ -119,7 +121,8 @@ fn bench(c: &mut Criterion) {
             .username("bench")
             .password("bench-password-0123456789")
     };
-    let cases: [(&str, Quota, u32, usize); 7] = [
+    let redis_cluster = RedisCluster::start();
+    let cases: [(&str, Quota, u32, usize); 9] = [
         ("admitted/1key", open, 1, 10_000),
         ("admitted/10k_keys", open, 10_000, 10_000),
         ("refused/1key/deny_cache", shut, 1, 10_000),
@@ -127,18 +130,31 @@ fn bench(c: &mut Criterion) {
         ("refused/10k_keys/deny_cache", shut, 10_000, 20_000),
         ("refused/10k_keys/no_cache", shut, 10_000, 0),
         ("admitted/1key/tls", open, 1, 10_000),
+        ("admitted/1key/cluster", open, 1, 10_000),
+        ("admitted/10k_keys/cluster", open, 10_000, 10_000),
     ];
     let mut report = Vec::new();
     for (n, (name, quota, keys, cache)) in cases.into_iter().enumerate() {
         let tls = name.ends_with("/tls");
+        let cluster = name.ends_with("/cluster");
         let server = if tls { &tls_server } else { &server };
+        let script_calls = || {
+            if cluster {
+                redis_cluster.script_calls()
+            } else {
+                server.script_calls()
+            }
+        };
         let svc = if tls {
             layer_with(tls_store(), &format!("b{n}:"), quota, cache).layer(inner())
+        } else if cluster {
+            let store = RedisStore::builder(redis_cluster.url()).cluster(true);
+            layer_with(store, &format!("b{n}:"), quota, cache).layer(inner())
         } else {
             layer(server, &format!("b{n}:"), quota, cache).layer(inner())
         };
         let decisions = Arc::new(AtomicU64::new(0));
-        let calls_before = server.script_calls();
+        let calls_before = script_calls();
         let mut next = 0u32;
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
@@ -165,7 +181,7 @@ fn bench(c: &mut Criterion) {
             });
         });
         let d = decisions.load(Ordering::Relaxed).max(1);
-        let calls = server.script_calls().saturating_sub(calls_before);
+        let calls = script_calls().saturating_sub(calls_before);
         report.push(format!(
             "{name}: {d} decisions, {calls} script calls, {:.4} round trips per decision",
             calls as f64 / d as f64
