@@ -667,4 +667,6 @@ pub use builder::RateLimitLayerBuilder;
 mod shared_store;
 
 #[cfg(test)]
+mod ban_scope_tests;
+#[cfg(test)]
 mod tests;

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 use http::{HeaderValue, Response};
 use mcp_security_core::{BudgetOutcome, McpCall, Principal};
@@ -10,7 +11,7 @@ use mcp_security_core::{BudgetOutcome, McpCall, Principal};
 use super::BudgetRt;
 use super::store::{BudgetCharge, BudgetStore, Left, MemoryBudgets, Spent};
 use crate::decision::Small;
-use crate::headers::{RATELIMIT, RATELIMIT_POLICY};
+use crate::headers::{HeaderBuf, RATELIMIT, RATELIMIT_POLICY};
 use crate::key::{KeyHasher, KeyParts, KeySelector, Selected};
 use crate::quota::ceil_secs;
 
@@ -99,27 +100,33 @@ impl Budgets {
     }
 
     fn report(&self, left: Small<Left, 2>) -> BudgetReport {
-        let mut items = Vec::with_capacity(left.as_slice().len());
         let mut tightest: Option<(Left, &BudgetRt)> = None;
         for l in left.as_slice() {
             let Some(budget) = self.list.get(usize::from(l.budget)) else {
                 continue;
             };
-            let value = format!(
-                "\"{}\";r={};t={}",
-                budget.name,
-                l.remaining,
-                ceil_secs(l.reset)
-            );
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                items.push((value, budget.policy_header));
-            }
             if tightest.is_none_or(|(t, _)| l.remaining < t.remaining) {
                 tightest = Some((*l, budget));
             }
         }
+        let items: Arc<[(HeaderValue, &'static HeaderValue)]> = left
+            .as_slice()
+            .iter()
+            .filter_map(|l| {
+                let budget = self.list.get(usize::from(l.budget))?;
+                // `"name";r=<remaining>;t=<seconds until full>`; names are validated.
+                let mut buf = HeaderBuf::default();
+                buf.push(b"\"");
+                buf.push(budget.name.as_bytes());
+                buf.push(b"\";r=");
+                buf.push_u64(l.remaining);
+                buf.push(b";t=");
+                buf.push_u64(ceil_secs(l.reset));
+                Some((buf.value()?, budget.policy_header))
+            })
+            .collect();
         BudgetReport {
-            headers: BudgetHeaders(items.into_boxed_slice()),
+            headers: BudgetHeaders(items),
             outcome: tightest.map(|(l, b)| BudgetOutcome::Allowed {
                 policy: b.name.clone(),
                 cost: l.cost,
@@ -139,7 +146,7 @@ impl Budgets {
 /// The `RateLimit` / `RateLimit-Policy` items of an admission's budgets, kept in the response
 /// extensions so an outer rate-limit layer that rewrites those headers puts them back.
 #[derive(Debug, Clone)]
-pub(crate) struct BudgetHeaders(Box<[(HeaderValue, &'static HeaderValue)]>);
+pub(crate) struct BudgetHeaders(Arc<[(HeaderValue, &'static HeaderValue)]>);
 
 impl BudgetHeaders {
     /// Append the items to the response's `RateLimit` and `RateLimit-Policy` fields.

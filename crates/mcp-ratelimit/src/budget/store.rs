@@ -121,16 +121,17 @@ impl BudgetStore for MemoryBudgets {
             .shard(principal)
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let tats = map.get(&principal);
-        let tat_of = |budget: u16| {
-            tats.and_then(|t| t.get(usize::from(budget)))
+        let mut tats = map.get_mut(&principal);
+        let tat_of = |tats: &Option<&mut Box<[u64]>>, budget: u16| {
+            tats.as_ref()
+                .and_then(|t| t.get(usize::from(budget)))
                 .copied()
                 .unwrap_or(0)
         };
         let mut next: Small<(u16, u64), 2> = Small::new();
         let mut refused: Option<(u16, u64, u64)> = None;
         for c in charges {
-            match c.gcra.check(tat_of(c.budget), now, c.cost) {
+            match c.gcra.check(tat_of(&tats, c.budget), now, c.cost) {
                 Ok(tat) => next.push((c.budget, tat)),
                 Err(wait) => {
                     if refused.is_none_or(|(_, _, w)| wait > w) {
@@ -142,7 +143,26 @@ impl BudgetStore for MemoryBudgets {
         if let Some((budget, cost, wait)) = refused {
             return Spent::Refused { budget, cost, wait };
         }
-        if !map.contains_key(&principal) {
+        let mut left = Small::new();
+        let mut commit = |tats: &mut [u64]| {
+            for (&(budget, tat), c) in next.as_slice().iter().zip(charges) {
+                if let Some(slot) = tats.get_mut(usize::from(budget)) {
+                    *slot = tat;
+                }
+                left.push(Left {
+                    budget,
+                    cost: c.cost,
+                    remaining: c.gcra.remaining(tat, now),
+                    reset: Gcra::reset(tat, now),
+                });
+            }
+        };
+        if let Some(tats) = tats.as_mut() {
+            commit(tats);
+            return Spent::Allowed(left);
+        }
+        {
+            // A new principal: make room if the shard is full.
             if map.len() >= self.per_shard {
                 // Full budgets hold nothing a fresh entry would not: drop those first.
                 map.retain(|_, tats| tats.iter().any(|tat| *tat > now));
@@ -156,21 +176,9 @@ impl BudgetStore for MemoryBudgets {
                     map.remove(&victim);
                 }
             }
-            map.insert(principal, vec![0; slots].into_boxed_slice());
-        }
-        let mut left = Small::new();
-        if let Some(tats) = map.get_mut(&principal) {
-            for (&(budget, tat), c) in next.as_slice().iter().zip(charges) {
-                if let Some(slot) = tats.get_mut(usize::from(budget)) {
-                    *slot = tat;
-                }
-                left.push(Left {
-                    budget,
-                    cost: c.cost,
-                    remaining: c.gcra.remaining(tat, now),
-                    reset: Gcra::reset(tat, now),
-                });
-            }
+            let mut tats = vec![0; slots].into_boxed_slice();
+            commit(&mut tats);
+            map.insert(principal, tats);
         }
         Spent::Allowed(left)
     }
