@@ -65,6 +65,7 @@
 //! | `AUDIT_FLOOD_THRESHOLD`, `AUDIT_FLOOD_WINDOW` | per-client request flood (`0`: off) | `100`, `60s` |
 //! | `AUDIT_BAN_ON_AUTH_FAILURES`, `AUDIT_BAN_ON_FLOOD` | ban (needs a ban list in code) | `true`, `false` |
 //! | `AUDIT_BAN_DURATION` | ban length | `15m` |
+//! | `AUDIT_BAN_SCOPE` | which requests of a banned client are refused: `failed` (no credential, or one that fails) or `all`; read by the `mcp-security` facade and enforced by the rate limiter (`RateLimitLayerBuilder::ban_scope`), not by this layer | `failed` |
 //! | `AUDIT_TOKEN_EXPIRY_WARNING` | token-expiry warning time (`0`: off) | `1h` |
 //! | `AUDIT_DETECTOR_MAX_CLIENTS` | clients tracked per detector | `10000` |
 
