@@ -534,19 +534,48 @@ impl Engine {
         headers: &HeaderMap,
         ext: &http::Extensions,
     ) -> Concluded<ResBody> {
+        self.conclude_charged(decision, None, method, path, headers, ext)
+    }
+
+    /// [`conclude`](Self::conclude), with the budgets' charge already made (`Some`: by a shared
+    /// store, asynchronously) or to make here (`None`).
+    #[inline]
+    pub(crate) fn conclude_charged<ResBody>(
+        &self,
+        decision: Decision,
+        charged: Option<Option<Charged>>,
+        method: &Method,
+        path: &str,
+        headers: &HeaderMap,
+        ext: &http::Extensions,
+    ) -> Concluded<ResBody> {
         match decision {
             Decision::Pass => Concluded::Call(None),
             Decision::NotLimited | Decision::Allowed(_) => {
-                let budget = match self
-                    .budgets
-                    .as_deref()
-                    .and_then(|b| b.spend(ext, self.now()))
-                {
+                let charged = match charged {
+                    Some(charged) => charged,
+                    None => self
+                        .budgets
+                        .as_deref()
+                        .and_then(|b| b.spend(ext, self.now())),
+                };
+                let budget = match charged {
                     None => None,
                     Some(Charged::Allowed(report)) => Some(report),
                     Some(Charged::Refused { budget, cost, wait }) => {
                         return Concluded::Answer(
                             self.budget_refusal(budget, cost, wait, method, path, headers, ext),
+                        );
+                    }
+                    #[cfg(feature = "redis")]
+                    Some(Charged::Unavailable) => {
+                        return self.conclude_charged(
+                            Decision::Unavailable { retry_after: 1 },
+                            None,
+                            method,
+                            path,
+                            headers,
+                            ext,
                         );
                     }
                 };

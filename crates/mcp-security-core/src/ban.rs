@@ -15,6 +15,16 @@
 //! first); a ban that would itself end before every recorded ban is not recorded. Lookups on an
 //! empty list take no lock.
 //!
+//! # Sharing a list: [`BanObserver`]
+//!
+//! A list can be shared by several processes (replicas behind a load balancer) through a store
+//! such as Redis (`mcp-ratelimit`'s `RedisBanSync`): [`BanList::observe`] installs the one
+//! observer told of every ban and unban made here ([`ban`](BanList::ban),
+//! [`ban_client`](BanList::ban_client), [`unban`](BanList::unban)), and the bans learned from
+//! the store are applied with [`apply_shared`](BanList::apply_shared) and
+//! [`lift_shared`](BanList::lift_shared), which tell nobody. A [`WeakBanList`] lets a
+//! background task follow the list without keeping it alive.
+//!
 //! # What a ban refuses: [`BanScope`]
 //!
 //! Remote MCP servers are called from shared egress addresses (hosted agent platforms, corporate
@@ -42,7 +52,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::SystemTime;
 
 use crate::client_addr::ClientAddr;
@@ -61,6 +71,29 @@ struct Inner {
     table: RwLock<Table>,
     len: AtomicUsize,
     max_entries: usize,
+    observer: OnceLock<Arc<dyn BanObserver>>,
+}
+
+/// Told of every ban and unban made on a [`BanList`] (not of those applied from a shared store
+/// with [`BanList::apply_shared`] / [`BanList::lift_shared`]); see the
+/// [module docs](self#sharing-a-list-banobserver). Called with the list's lock released; must
+/// not block (queue the change and return).
+pub trait BanObserver: Send + Sync + 'static {
+    /// `ip` (canonical) is banned until `until` (a new ban or a longer one).
+    fn banned(&self, ip: IpAddr, until: SystemTime);
+    /// The ban on `ip` (canonical) was lifted.
+    fn unbanned(&self, ip: IpAddr);
+}
+
+/// A [`BanList`] that does not keep the list alive; see [`BanList::downgrade`].
+#[derive(Clone, Debug)]
+pub struct WeakBanList(Weak<Inner>);
+
+impl WeakBanList {
+    /// The list, while a [`BanList`] clone still holds it.
+    pub fn upgrade(&self) -> Option<BanList> {
+        self.0.upgrade().map(|inner| BanList { inner })
+    }
 }
 
 /// A shared, bounded map of client address → banned-until; see the [module docs](self).
@@ -98,6 +131,7 @@ impl BanList {
                 table: RwLock::new(Table::default()),
                 len: AtomicUsize::new(0),
                 max_entries: max_entries.max(1),
+                observer: OnceLock::new(),
             }),
         }
     }
@@ -122,18 +156,64 @@ impl BanList {
     /// `until`.
     pub fn ban(&self, ip: IpAddr, until: SystemTime) -> bool {
         let ip = ip.to_canonical();
+        match self.record(ip, until) {
+            Some(changed) => {
+                if changed && let Some(observer) = self.inner.observer.get() {
+                    observer.banned(ip, until);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Apply a ban learned from a shared store: as [`ban`](Self::ban), without telling the
+    /// [observer](Self::observe).
+    pub fn apply_shared(&self, ip: IpAddr, until: SystemTime) -> bool {
+        self.record(ip.to_canonical(), until).is_some()
+    }
+
+    /// Lift a ban a shared store no longer holds: as [`unban`](Self::unban), without telling
+    /// the [observer](Self::observe).
+    pub fn lift_shared(&self, ip: IpAddr) -> bool {
+        self.remove(ip.to_canonical())
+    }
+
+    /// Install the observer told of every ban and unban made on this list (and its clones).
+    /// Returns `false`, and installs nothing, when one is installed already.
+    pub fn observe(&self, observer: Arc<dyn BanObserver>) -> bool {
+        self.inner.observer.set(observer).is_ok()
+    }
+
+    /// A handle that does not keep the list alive (for a background task following it).
+    pub fn downgrade(&self) -> WeakBanList {
+        WeakBanList(Arc::downgrade(&self.inner))
+    }
+
+    /// Every recorded ban still in force at `now`, at most `max`, those ending last first.
+    pub fn snapshot(&self, now: SystemTime, max: usize) -> Vec<(IpAddr, SystemTime)> {
+        self.read()
+            .by_until
+            .iter()
+            .rev()
+            .take_while(|(until, _)| *until > now)
+            .take(max)
+            .map(|(until, ip)| (*ip, *until))
+            .collect()
+    }
+
+    /// Record a ban: `None` when not recorded (full), `Some(changed)` otherwise.
+    fn record(&self, ip: IpAddr, until: SystemTime) -> Option<bool> {
         let mut table = self.write();
         match table.by_ip.get(&ip).copied() {
-            Some(existing) if existing >= until => return true,
+            Some(existing) if existing >= until => return Some(false),
             Some(existing) => {
                 table.by_until.remove(&(existing, ip));
             }
             None if table.by_ip.len() >= self.inner.max_entries => {
-                let Some(&(soonest, victim)) = table.by_until.first() else {
-                    return false;
-                };
+                let &(soonest, victim) = table.by_until.first()?;
                 if soonest >= until {
-                    return false;
+                    return None;
                 }
                 table.by_until.remove(&(soonest, victim));
                 table.by_ip.remove(&victim);
@@ -143,7 +223,7 @@ impl BanList {
         table.by_ip.insert(ip, until);
         table.by_until.insert((until, ip));
         self.inner.len.store(table.by_ip.len(), Ordering::Release);
-        true
+        Some(true)
     }
 
     /// Ban a client by its [rate-limit key](ClientAddr::rate_limit_key): its address for IPv4,
@@ -155,6 +235,15 @@ impl BanList {
     /// Lift the ban on `ip`. Returns whether there was one.
     pub fn unban(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
+        let removed = self.remove(ip);
+        if let Some(observer) = self.inner.observer.get() {
+            // Told even when this list had no such ban: another replica's may.
+            observer.unbanned(ip);
+        }
+        removed
+    }
+
+    fn remove(&self, ip: IpAddr) -> bool {
         let mut table = self.write();
         let Some(until) = table.by_ip.remove(&ip) else {
             return false;
@@ -375,6 +464,45 @@ mod tests {
             ("MCP_AUDIT_BAN_SCOPE", Some("none"))
         );
         assert_eq!(BanScope::All.to_string(), "all");
+    }
+
+    #[derive(Default)]
+    struct Log(std::sync::Mutex<Vec<String>>);
+
+    impl BanObserver for Log {
+        fn banned(&self, ip: IpAddr, until: SystemTime) {
+            let secs = until.duration_since(UNIX_EPOCH).unwrap().as_secs();
+            self.0.lock().unwrap().push(format!("ban {ip} {secs}"));
+        }
+        fn unbanned(&self, ip: IpAddr) {
+            self.0.lock().unwrap().push(format!("unban {ip}"));
+        }
+    }
+
+    #[test]
+    fn the_observer_hears_local_changes_only() {
+        let bans = BanList::new();
+        let log = Arc::new(Log::default());
+        assert!(bans.observe(log.clone()));
+        assert!(!bans.observe(Arc::new(Log::default())));
+        bans.ban(ip("::ffff:192.0.2.1"), at(100));
+        bans.ban(ip("192.0.2.1"), at(50)); // shorter: no change
+        bans.apply_shared(ip("192.0.2.2"), at(70));
+        assert_eq!(bans.banned_until(ip("192.0.2.2"), at(0)), Some(at(70)));
+        assert!(bans.lift_shared(ip("192.0.2.2")));
+        bans.unban(ip("192.0.2.1"));
+        assert_eq!(
+            *log.0.lock().unwrap(),
+            ["ban 192.0.2.1 100", "unban 192.0.2.1"]
+        );
+        bans.ban(ip("192.0.2.3"), at(10));
+        bans.ban(ip("192.0.2.4"), at(30));
+        assert_eq!(bans.snapshot(at(5), 1), [(ip("192.0.2.4"), at(30))]);
+        assert_eq!(bans.snapshot(at(20), 10).len(), 1);
+        let weak = bans.downgrade();
+        assert!(weak.upgrade().is_some());
+        drop(bans);
+        assert!(weak.upgrade().is_none());
     }
 
     #[test]

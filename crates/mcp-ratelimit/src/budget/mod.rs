@@ -67,16 +67,24 @@
 //! entries are dropped first when a shard is full; only when none is full does the entry closest
 //! to full go, handing that principal back what it had still to wait for (bounded memory wins
 //! over exactness for the one evicted principal; size the bound to the number of principals).
-//! The state is per process: with several replicas each keeps its own budgets until the Redis
-//! store exists.
+//! This state is per process. With a Redis store on the layer
+//! (`RateLimitLayerBuilder::redis`, the `redis` feature;
+//! the facade does this whenever `RATE_LIMIT_REDIS_URL` is set) the budgets are counted in Redis
+//! instead, shared by every replica: one call of the limiter's own decision script per
+//! decision, the same integer GCRA with the request's cost as the weight, all-or-nothing over
+//! every budget of the request. Keys are `<prefix>b:{<principal digest>}<budget digest>`: the
+//! principal digest (the first 64 bits of SHA-256 over the principal's kind and id, the hash tag
+//! of the principal's limit keys too) puts all budgets of one decision in one Redis Cluster hash
+//! slot, so the call is one atomic script on one node, while different principals spread over
+//! the slots; the budget digest covers the budget's name and the principal. Time is Redis
+//! `TIME`, and each key expires when its budget is full again. A replica that restarts loses
+//! nothing: the state is in Redis.
 //!
-//! The seam for a shared store is the crate-internal `BudgetStore` trait. A Redis implementation keeps the key plan
-//! of the limiter's Redis backend: one key per (principal, budget), named
-//! `{<principal digest>}:budget:<budget digest>`, where the principal digest (SHA-256 of the
-//! principal's kind and id, the first half of the limiter's stable key) is the Redis Cluster
-//! hash tag — all keys of one decision (every budget of one principal) sit in one slot, so one
-//! Lua script charges them atomically with `TIME` as the clock, while different principals
-//! spread over the slots; the TTL of each key is its time to full.
+//! When Redis fails or exceeds the store's time budget, the store's
+//! failure policy (`FailurePolicy`) applies, as for the limits:
+//! `closed` answers `503` with `Retry-After: 1` (`rate_limit_unavailable`), `open` charges this
+//! replica's in-memory budgets instead (each replica then grants up to the whole budget, for as
+//! long as Redis is away).
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -89,6 +97,8 @@ use crate::quota::{Gcra, Quota};
 
 mod store;
 pub use store::DEFAULT_MAX_PRINCIPALS;
+#[cfg(feature = "redis")]
+pub(crate) use store::{BudgetCharge, Left, Spent};
 
 mod toml;
 pub use toml::from_toml;

@@ -20,6 +20,9 @@ pub(crate) struct Budgets {
     pub(crate) list: Box<[BudgetRt]>,
     store: Box<dyn BudgetStore>,
     hasher: KeyHasher,
+    /// Counted in Redis instead (the in-memory store is then the fail-open fallback).
+    #[cfg(feature = "redis")]
+    redis: Option<crate::backend::redis::RedisStore>,
 }
 
 impl fmt::Debug for Budgets {
@@ -43,6 +46,9 @@ pub(crate) enum Charged {
         /// Nanoseconds until the cost fits.
         wait: u64,
     },
+    /// Redis failed and the failure policy is closed: `503`, as the limiter answers.
+    #[cfg(feature = "redis")]
+    Unavailable,
 }
 
 impl Budgets {
@@ -51,18 +57,62 @@ impl Budgets {
             list: list.into_boxed_slice(),
             store: Box::new(MemoryBudgets::new(max_principals)),
             hasher: KeyHasher::default(),
+            #[cfg(feature = "redis")]
+            redis: None,
         }
     }
 
-    /// Principals tracked now.
-    pub(crate) fn len(&self) -> usize {
-        self.store.len()
+    /// Count in Redis (`None`: in memory).
+    #[cfg(feature = "redis")]
+    pub(crate) fn set_redis(&mut self, store: Option<crate::backend::redis::RedisStore>) {
+        self.redis = store;
     }
 
-    /// Charge the request's cost to its principal's budgets at `now`; `None` when there is no
-    /// principal (nothing is ever charged without one) or the request costs nothing.
-    pub(crate) fn spend(&self, ext: &http::Extensions, now: u64) -> Option<Charged> {
+    /// Whether the budgets are counted in Redis (charged by [`spend_remote`](Self::spend_remote)).
+    #[cfg(feature = "redis")]
+    pub(crate) fn is_remote(&self) -> bool {
+        self.redis.is_some()
+    }
+
+    /// [`spend`](Self::spend) in Redis: one script call. When Redis fails, the store's failure
+    /// policy applies: closed → [`Charged::Unavailable`]; open → the in-memory store.
+    #[cfg(feature = "redis")]
+    pub(crate) async fn spend_remote(&self, ext: &http::Extensions, now: u64) -> Option<Charged> {
+        let Some(store) = &self.redis else {
+            return self.spend(ext, now);
+        };
         let principal = ext.get::<Principal>()?;
+        let charges = self.charges(ext);
+        if charges.as_slice().is_empty() {
+            return None;
+        }
+        let names: Small<&str, 2> = {
+            let mut names = Small::new();
+            for b in &self.list {
+                names.push(&*b.name);
+            }
+            names
+        };
+        match store
+            .spend_budgets(principal, names.as_slice(), charges.as_slice())
+            .await
+        {
+            Ok(Spent::Allowed(left)) => Some(Charged::Allowed(self.report(left))),
+            Ok(Spent::Refused { budget, cost, wait }) => {
+                Some(Charged::Refused { budget, cost, wait })
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "budget store: Redis call failed");
+                match store.failure_policy() {
+                    crate::backend::redis::FailurePolicy::Open => self.spend(ext, now),
+                    _ => Some(Charged::Unavailable),
+                }
+            }
+        }
+    }
+
+    /// Each budget's cost for the request (those that cost something).
+    fn charges(&self, ext: &http::Extensions) -> Small<BudgetCharge, 2> {
         let messages = ext.get::<McpCall>().map_or(&[][..], McpCall::messages);
         let mut charges: Small<BudgetCharge, 2> = Small::new();
         for (index, budget) in self.list.iter().enumerate() {
@@ -75,6 +125,19 @@ impl Budgets {
                 });
             }
         }
+        charges
+    }
+
+    /// Principals tracked now.
+    pub(crate) fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    /// Charge the request's cost to its principal's budgets at `now`; `None` when there is no
+    /// principal (nothing is ever charged without one) or the request costs nothing.
+    pub(crate) fn spend(&self, ext: &http::Extensions, now: u64) -> Option<Charged> {
+        let principal = ext.get::<Principal>()?;
+        let charges = self.charges(ext);
         if charges.as_slice().is_empty() {
             return None;
         }

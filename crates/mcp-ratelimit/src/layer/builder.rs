@@ -281,10 +281,11 @@ impl<B> RateLimitLayerBuilder<B> {
                 }
                 list.push(crate::budget::BudgetRt::new(budget)?);
             }
-            Some(Box::new(crate::budget::Budgets::new(
-                list,
-                self.max_budget_principals,
-            )))
+            #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+            let mut budgets = crate::budget::Budgets::new(list, self.max_budget_principals);
+            #[cfg(feature = "redis")]
+            budgets.set_redis(self.redis.clone());
+            Some(Box::new(budgets))
         };
         if self.max_keys == 0 {
             return Err(ConfigError::new("max_keys", "must be at least 1").with_value("0"));

@@ -65,27 +65,57 @@ impl<S> RateLimit<S, RedisBackend> {
             req.headers(),
             req.extensions(),
         );
-        let charges = match prepared {
-            Prepared::Done(decision) => return self.call_local(req, Some((decision, hold))),
-            Prepared::Charges(charges) => charges,
-        };
+        // Budgets in Redis are charged there too, after the limits admitted the request.
+        let remote_budgets = shared
+            .engine
+            .budgets
+            .as_deref()
+            .is_some_and(crate::budget::Budgets::is_remote);
         let now = shared.engine.now();
-        if let Some(decision) = shared.backend.cached_denial(charges.as_slice(), now) {
-            return self.call_local(req, Some((decision, None)));
-        }
+        let charges = match prepared {
+            Prepared::Done(decision @ (Decision::NotLimited | Decision::Allowed(_)))
+                if remote_budgets =>
+            {
+                Err(decision)
+            }
+            Prepared::Done(decision) => return self.call_local(req, Some((decision, hold))),
+            Prepared::Charges(charges) => {
+                if let Some(decision) = shared.backend.cached_denial(charges.as_slice(), now) {
+                    return self.call_local(req, Some((decision, None)));
+                }
+                Ok(charges)
+            }
+        };
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let held = hold.clone().map(Box::new);
         ResponseFuture::remote(Box::pin(async move {
-            let decision = shared
-                .backend
-                .decide(charges, now, &*shared.engine.clock)
-                .await;
+            let decision = match charges {
+                Ok(charges) => {
+                    shared
+                        .backend
+                        .decide(charges, now, &*shared.engine.clock)
+                        .await
+                }
+                Err(decided) => decided,
+            };
+            let charged = match (&decision, shared.engine.budgets.as_deref()) {
+                (Decision::NotLimited | Decision::Allowed(_), Some(budgets))
+                    if budgets.is_remote() =>
+                {
+                    Some(budgets.spend_remote(req.extensions(), now).await)
+                }
+                _ => None,
+            };
             let (method, path) = (req.method(), req.uri().path());
-            match shared
-                .engine
-                .conclude(decision, method, path, req.headers(), req.extensions())
-            {
+            match shared.engine.conclude_charged(
+                decision,
+                charged,
+                method,
+                path,
+                req.headers(),
+                req.extensions(),
+            ) {
                 Concluded::Call(admitted) => {
                     if let Some(hold) = hold {
                         req.extensions_mut().insert(hold);

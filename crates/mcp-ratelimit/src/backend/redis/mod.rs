@@ -59,6 +59,14 @@
 //! different key for each address it comes from, and a global limit in one key per caller:
 //! neither would be a limit.) On one server everything stays one script.
 //!
+//! # Bans and budgets
+//!
+//! The same store, over the same connection, shares the [`BanList`](mcp_security_core::BanList)
+//! ([`RedisBanSync`]: polled every 500 ms, see there why not pub/sub; [`RedisStore::ban`],
+//! [`RedisStore::unban`] and [`RedisStore::bans`] for operators) and counts the layer's
+//! [budgets](crate::budget) (keys `<prefix>b:{<principal digest>}<budget digest>`, one script call
+//! per decision), in every mode below.
+//!
 //! # Failover
 //!
 //! After a restart of the server (or of a cluster node, which keeps its slots), the connection
@@ -137,6 +145,8 @@ use crate::key::{KeyHasher, PassThrough, StoreKey};
 use crate::quota::{Gcra, ceil_secs};
 
 mod backend;
+mod bans;
+mod budget;
 mod builder;
 mod connect;
 mod deny_cache;
@@ -145,6 +155,7 @@ mod link;
 mod script;
 mod topology;
 pub use backend::RedisBackend;
+pub use bans::{BAN_SYNC_INTERVAL, DEFAULT_MAX_SHARED_BANS, RedisBanSync};
 pub use builder::RedisStoreBuilder;
 use deny_cache::DenyCache;
 use link::Conn;
