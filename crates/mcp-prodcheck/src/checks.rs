@@ -623,6 +623,10 @@ impl Checker<'_> {
         if let Some(file) = &i.api_keys_file {
             secret_files.push((self.var("API_KEYS_FILE"), file));
         }
+        // Permissions only: their content is not a secret this checker can judge.
+        for (setting, file) in &i.secret_files {
+            secret_files.push((setting.clone(), file));
+        }
         let dotenv = runtime.working_dir().map(|d| d.join(".env"));
         if let Some(env_file) = dotenv.as_deref().filter(|p| p.is_file()) {
             secret_files.push((".env".to_owned(), env_file));

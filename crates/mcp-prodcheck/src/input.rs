@@ -394,6 +394,12 @@ pub struct CheckInput {
     pub other_secrets: Vec<SecretInput>,
     /// Files that hold user data (`DATA_FILES`, such as a memory server's `memory.jsonl`).
     pub data_files: Vec<PathBuf>,
+    /// Files that hold a secret whose strength is not this checker's to judge, as (setting,
+    /// file): only their permissions are checked (`MCP-FILE-001`), never their content
+    /// (`MCP-SECRET-001`). The Redis password (`RATE_LIMIT_REDIS_PASSWORD_FILE`) is chosen by
+    /// the provider, the client key (`RATE_LIMIT_REDIS_CLIENT_KEY_FILE`) is PEM, and the URL
+    /// (`RATE_LIMIT_REDIS_URL_FILE`) may carry a password.
+    pub secret_files: Vec<(String, PathBuf)>,
     /// The security headers set on every response, as (lower-case name, value).
     pub response_headers: Vec<(String, String)>,
     /// The built-in token endpoint (`TOKEN_ENDPOINT`) is on.
@@ -443,6 +449,7 @@ impl Default for CheckInput {
             audit_hmac_key: None,
             other_secrets: Vec::new(),
             data_files: Vec::new(),
+            secret_files: Vec::new(),
             response_headers: Vec::new(),
             token_endpoint: false,
             token_ttl: None,

@@ -68,7 +68,7 @@
 //! | `MCP-RATE-003` | info | — | `MCP_RATE_LIMIT_REDIS_FAILURE=open` | set `MCP_RATE_LIMIT_REPLICAS`, or `closed` |
 //! | `MCP-AUDIT-001` | warning | — | `MCP_AUDIT_ENABLED=false` | turn it on |
 //! | `MCP-AUDIT-002` | warning | — | audit without a log file and HMAC key (not tamper-evident) | `MCP_AUDIT_LOG_FILE` + `MCP_AUDIT_HMAC_KEY_FILE` |
-//! | `MCP-FILE-001` | warning | warning | a secret file (or `.env`) with a mode beyond `640` | `chmod 600` |
+//! | `MCP-FILE-001` | warning | warning | a secret file (the Redis password, URL and client-key files too; or `.env`) with a mode beyond `640` | `chmod 600` |
 //! | `MCP-FILE-002` | warning | warning | the audit log or a `MCP_DATA_FILES` file with a mode beyond `640` | `chmod 600` (640 where a group must read it) |
 //! | `MCP-FILE-003` | warning | warning | `.env` in the working directory, inside a git work tree, not git-ignored | add it to `.gitignore` |
 //! | `MCP-FILE-004` | info | info | a `*_FILE` secret cannot be read here (an offline CI check), so it was not checked | check where it is mounted; the server checks at start |

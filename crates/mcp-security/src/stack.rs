@@ -317,6 +317,14 @@ impl SecurityConfig {
 
     /// Run the production checks against `runtime` and build the stack.
     ///
+    /// With a Redis rate-limit store (`RATE_LIMIT_REDIS_URL`) and a current Tokio runtime, the
+    /// store is warmed up in the background: it connects, authenticates and loads its script,
+    /// and a failure (a wrong password, an unreachable Redis, a certificate that does not
+    /// verify) is logged at `ERROR` naming the setting to check and the URL with the password
+    /// masked. The stack is built either way: refusing to start would take a whole fleet down
+    /// when Redis blips during a deploy, and the failure policy (`RATE_LIMIT_REDIS_FAILURE`)
+    /// answers requests meanwhile; decisions are shared again as soon as Redis answers.
+    ///
     /// Errors refuse the start: in production every error-severity finding; in development
     /// only those that stay errors there (no credential source although one is required,
     /// CORS credentials with `*`, every address a trusted proxy). The other findings are
@@ -352,7 +360,11 @@ impl SecurityConfig {
                 }
             }
         }
-        build(self, report).map_err(SecurityError::Config)
+        let layer = build(self, report).map_err(SecurityError::Config)?;
+        // Redis connects now, in the background: a wrong password is a start-up log line.
+        #[cfg(feature = "redis")]
+        self.s.warm_up_redis();
+        Ok(layer)
     }
 }
 

@@ -139,6 +139,8 @@ mod env;
 mod rotation;
 mod toml;
 mod validate;
+#[cfg(feature = "redis")]
+mod warm_up;
 
 use self::toml::apply_toml;
 use self::validate::{validate, without_userinfo};
@@ -603,6 +605,21 @@ impl SecurityConfig {
             .map(|k| k.to_input(false))
             .collect();
         i.data_files = s.data_files.clone();
+        // Redis's secret files: their permissions only (a provider's password, a PEM key).
+        if let Some(url) = &s.rate_limit_redis_url {
+            i.secret_files
+                .extend(url.file.clone().map(|f| (url.setting.clone(), f)));
+            for name in [
+                "RATE_LIMIT_REDIS_PASSWORD_FILE",
+                "RATE_LIMIT_REDIS_CLIENT_KEY_FILE",
+            ] {
+                if let Some(env) = &s.source
+                    && let Ok(Some(file)) = env.string(name)
+                {
+                    i.secret_files.push((env.var_name(name), file.into()));
+                }
+            }
+        }
         i.response_headers = self.response_headers.clone();
         i.token_endpoint = s.token.enabled;
         i.token_ttl = s.token.enabled.then_some(s.token.ttl);
