@@ -13,6 +13,7 @@
 //!                    [--format human|json|sarif] [--strict] [--online]
 //! mcp-security manifest snapshot URL [--token-file PATH] > tools.lock.json
 //! mcp-security manifest verify URL --lock FILE [--token-file PATH]
+//! mcp-security ban list|add ADDR [--duration 15m]|remove ADDR [--env-prefix MCP]
 //! ```
 //!
 //! `token` signs an HS256 JWT with the first secret of `MCP_JWT_SECRET` (or `MCP_JWT_SECRET_FILE`,
@@ -36,11 +37,14 @@
 //! `manifest snapshot` prints a lock file of the server's tool and prompt definitions
 //! (`MCP_TOOL_MANIFEST_FILE` for the server), `manifest verify` exits 1 when the server's
 //! definitions drifted from one (see `manifest.rs`).
+//! `ban` lists, adds or removes bans in the ban list every replica shares through Redis (the
+//! servers' `MCP_RATE_LIMIT_REDIS_*` settings; see `ban.rs`).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod args;
 mod audit;
+mod ban;
 mod check;
 mod manifest;
 mod online;
@@ -71,6 +75,7 @@ pub(crate) const USAGE: &str = "usage:
                      [--format human|json|sarif] [--strict] [--online]
   mcp-security manifest snapshot URL [--token-file PATH] > tools.lock.json
   mcp-security manifest verify URL --lock FILE [--token-file PATH]
+  mcp-security ban list|add ADDR [--duration 15m]|remove ADDR [--env-prefix MCP]
   mcp-security --version";
 
 fn main() -> ExitCode {
@@ -102,6 +107,10 @@ fn main() -> ExitCode {
             Err(message) => Err(message),
         },
         Some("manifest") => match manifest::run(&args[1..]) {
+            Ok(code) => return code,
+            Err(message) => Err(message),
+        },
+        Some("ban") => match ban::run(&args[1..]) {
             Ok(code) => return code,
             Err(message) => Err(message),
         },
