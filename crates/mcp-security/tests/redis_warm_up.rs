@@ -2,7 +2,9 @@
 //! with an ACL user (started by each test): a wrong password is one `ERROR` line at start-up
 //! naming `MCP_RATE_LIMIT_REDIS_PASSWORD` and the URL with the password masked, the stack is
 //! built all the same and requests get the failure policy's answer; the right password makes
-//! the start-up line an `INFO` one and decisions are shared.
+//! the start-up line an `INFO` one and decisions are shared. A server certificate from another
+//! CA names `…_REDIS_CA_FILE` (with the deployment's own prefix); without a Tokio runtime the
+//! stack is built and only a `DEBUG` line says the first request connects.
 #![cfg(feature = "redis")]
 
 #[allow(unused_imports)]
@@ -269,4 +271,69 @@ async fn the_right_password_is_an_info_line_and_limits_are_shared() {
             .any(|l| l.contains(&masked) && l.starts_with("ERROR")),
         "no error for the right password"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_from_another_ca_names_the_ca_file_and_fails_closed() {
+    lines();
+    let pki = redis_support::Pki::new();
+    let redis = RedisServer::start_with(Options {
+        tls: Some(pki.server("other-server", false)),
+        ..Options::default()
+    });
+    let url = redis.tls_url();
+    let ca = pki.path("ca.crt").display().to_string();
+    let env = Env::from_pairs(
+        "IQ",
+        [
+            ("IQ_ENV", "development"),
+            ("IQ_API_KEY", KEY),
+            ("IQ_RATE_LIMIT_REQUESTS", "5"),
+            ("IQ_RATE_LIMIT_REDIS_URL", url.as_str()),
+            ("IQ_RATE_LIMIT_REDIS_CA_FILE", ca.as_str()),
+            ("IQ_RATE_LIMIT_REDIS_TIMEOUT", "3s"),
+        ],
+    );
+    let stack = SecurityConfig::builder_from_env(&env)
+        .and_then(|b| b.build())
+        .expect("configuration")
+        .layer_with(&RuntimeEnvironment::new().euid(Some(1000)))
+        .expect("the stack is built whatever Redis says");
+    let app = app(stack);
+    // The deployment's own prefix names the settings.
+    let line = line_with(&["ERROR", &url, "setting=IQ_RATE_LIMIT_REDIS_CA_FILE"]);
+    assert!(line.contains("TLS connection failed"), "{line}");
+    assert!(
+        line.contains("IQ_RATE_LIMIT_REDIS_CLIENT_CERT_FILE"),
+        "{line}"
+    );
+    assert!(!line.contains("MCP_"), "{line}");
+    let (status, headers, body) = get_api(&app).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(headers["retry-after"], "1");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"], "rate_limit_unavailable");
+}
+
+#[test]
+fn without_a_runtime_the_stack_is_built_and_the_first_request_connects() {
+    lines();
+    // Nothing listens on this port: were a connection attempted here, it would fail loudly.
+    let port = redis_support::free_port();
+    let url = format!("redis://127.0.0.1:{port}/");
+    let env = Env::from_pairs(
+        "MCP",
+        [
+            ("MCP_ENV", "development"),
+            ("MCP_API_KEY", KEY),
+            ("MCP_RATE_LIMIT_REDIS_URL", url.as_str()),
+        ],
+    );
+    let stack = SecurityConfig::builder_from_env(&env)
+        .and_then(|b| b.build())
+        .expect("configuration")
+        .layer_with(&RuntimeEnvironment::new().euid(Some(1000)));
+    assert!(stack.is_ok(), "built without a Tokio runtime");
+    let line = line_with(&["DEBUG", &url, "no Tokio runtime"]);
+    assert!(line.contains("connects at the first request"), "{line}");
 }
