@@ -440,6 +440,12 @@ fn build(config: &SecurityConfig, report: Report) -> Result<SecurityLayer, Confi
     #[cfg(feature = "redis")]
     let per_client = per_client.maybe_redis(s.rate_limit_redis.clone());
     let per_client = per_client.build().map_err(|e| s.named(e))?;
+    // With Redis, the ban list is shared by every replica over the limiter's connection
+    // (polled every 500 ms; once per list).
+    #[cfg(feature = "redis")]
+    if let Some(store) = &s.rate_limit_redis {
+        mcp_ratelimit::redis::RedisBanSync::start(store, &s.ban_list);
+    }
 
     let resources = ResourceLimitLayer::builder()
         .max_concurrency(s.max_concurrency)
@@ -661,7 +667,8 @@ fn build_per_caller(s: &Settings) -> Result<RateLimitLayer<RateLimitBackend>, Co
             b = b.limit(limit.clone());
         }
     }
-    // Budgets are charged here, after authentication, to the principal (in memory).
+    // Budgets are charged here, after authentication, to the principal (in Redis when a store
+    // is configured, shared by every replica; in memory otherwise).
     for budget in &s.budgets {
         b = b.budget(budget.clone());
     }
