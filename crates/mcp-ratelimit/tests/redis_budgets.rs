@@ -234,6 +234,17 @@ async fn redis_down_answers_by_the_failure_policy() {
     assert_eq!(spend(&mut open, call("alice", "x"), "daily").await, Some(1));
     assert_eq!(spend(&mut open, call("alice", "x"), "daily").await, Some(0));
     assert_eq!(spend(&mut open, call("alice", "x"), "daily").await, None);
+    // With a limit in front, decided by the limits' fallback: the budget is local too.
+    let open = down().failure_policy(FailurePolicy::Open).build().unwrap();
+    let mut open = service(layer(open, budget(), true));
+    assert_eq!(spend(&mut open, call("bob", "x"), "daily").await, Some(1));
+    assert_eq!(spend(&mut open, call("bob", "x"), "daily").await, Some(0));
+    let res = send(&mut open, call("bob", "x")).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(matches!(
+        res.extensions().get::<BudgetOutcome>(),
+        Some(BudgetOutcome::Exhausted { .. })
+    ));
     // Without a principal, nothing is charged and Redis is not asked.
     let res = send(&mut closed, request_from("192.0.2.7")).await;
     assert_eq!(res.status(), StatusCode::OK);

@@ -99,9 +99,14 @@ impl<S> RateLimit<S, RedisBackend> {
                 }
                 Err(decided) => decided,
             };
+            // The limits just found Redis failing and the policy open (`degraded`): the
+            // in-memory budgets decide too, without waiting for Redis a second time.
             let charged = match (&decision, shared.engine.budgets.as_deref()) {
-                (Decision::NotLimited | Decision::Allowed(_), Some(budgets))
-                    if budgets.is_remote() =>
+                (Decision::NotLimited, Some(budgets)) if budgets.is_remote() => {
+                    Some(budgets.spend_remote(req.extensions(), now).await)
+                }
+                (Decision::Allowed(report), Some(budgets))
+                    if budgets.is_remote() && !report.degraded =>
                 {
                     Some(budgets.spend_remote(req.extensions(), now).await)
                 }
