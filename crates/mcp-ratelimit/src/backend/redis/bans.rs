@@ -355,9 +355,17 @@ async fn run(store: RedisStore, weak: WeakBanList, outbox: std::sync::Arc<Outbox
                         now_shared.insert(ip);
                     }
                     // Gone from Redis since the last read: lifted on another replica (or ended).
+                    // A change made here during the call is pushed by the next one: kept.
+                    let pending = outbox
+                        .pending
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
                     for ip in shared.difference(&now_shared) {
-                        bans.lift_shared(*ip);
+                        if !pending.contains_key(ip) {
+                            bans.lift_shared(*ip);
+                        }
                     }
+                    drop(pending);
                     shared = now_shared;
                 }
                 seen = synced.version;
