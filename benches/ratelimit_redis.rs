@@ -14,6 +14,11 @@
 //! - `admitted/*/cluster`: the same on a three-node Redis Cluster this bench starts (the cluster
 //!   client, each caller's key on its slot's node; `10k_keys` spreads over all three).
 //!
+//! - `budget/day/1principal` vs `budget/day/1principal/memory`: an authenticated `tools/call`
+//!   (a `Principal` and an `McpCall` in the extensions, as after authentication) charged to a
+//!   day budget with weights, alone on the per-caller layer: in Redis (one script call with the
+//!   cost as the weight) next to the same layer counting in memory.
+//!
 //! - `peer/fixed_window/*`: the baseline most hand-rolled Redis limiters are — a fixed window
 //!   counted with one `MULTI INCR PEXPIRE EXEC` pipeline per request through the same
 //!   `ConnectionManager` type, then the inner service (no headers, no deny cache, and the
@@ -36,8 +41,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use http_body_util::Full;
 use mcp_ratelimit::redis::{RedisBackend, RedisStore};
-use mcp_ratelimit::{KeySelector, Limit, Quota, RateLimitLayer};
+use mcp_ratelimit::{Budget, KeySelector, Limit, Quota, RateLimitLayer};
 use mcp_security_core::client_addr::PeerAddr;
+use mcp_security_core::{Principal, PrincipalKind};
 use tower::{Layer, Service, ServiceExt};
 
 // The redis-server the mcp-ratelimit tests start and stop, shared rather than copied.
@@ -187,6 +193,74 @@ fn bench(c: &mut Criterion) {
             calls as f64 / d as f64
         ));
     }
+    // A budget decision in Redis next to the same in memory (10¹² units a day: never refused).
+    let principal = Principal::builder("alice", PrincipalKind::ApiKey).build();
+    let call_msg = mcp_security_core::jsonrpc::parse_envelope(
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{}}}"#,
+    )
+    .expect("envelope");
+    let budget_request = || {
+        let mut req = request(0);
+        req.extensions_mut().insert(principal.clone());
+        req.extensions_mut().insert(call_msg.clone());
+        req
+    };
+    for (name, redis) in [
+        ("budget/day/1principal", true),
+        ("budget/day/1principal/memory", false),
+    ] {
+        let store = redis.then(|| {
+            RedisStore::builder(server.url())
+                .prefix("b_budget:")
+                .timeout(Duration::from_secs(1))
+                .build()
+                .expect("store")
+        });
+        let svc = RateLimitLayer::builder()
+            .budget(
+                Budget::per_day("daily", 1_000_000_000_000).weight("tools/call:delete_note", 10),
+            )
+            .maybe_redis(store)
+            .build()
+            .expect("layer")
+            .layer(inner());
+        let first = rt1
+            .block_on(svc.clone().oneshot(budget_request()))
+            .expect("infallible");
+        assert_eq!(first.status(), http::StatusCode::OK);
+        assert!(first.headers().contains_key("ratelimit"));
+        let decisions = Arc::new(AtomicU64::new(0));
+        let calls_before = server.script_calls();
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut svc = svc.clone();
+                let decisions = Arc::clone(&decisions);
+                let reqs: Vec<_> = (0..iters).map(|_| budget_request()).collect();
+                rt1.block_on(async move {
+                    let start = Instant::now();
+                    for req in reqs {
+                        let res = svc
+                            .ready()
+                            .await
+                            .expect("ready")
+                            .call(req)
+                            .await
+                            .expect("infallible");
+                        std::hint::black_box(res.status());
+                    }
+                    decisions.fetch_add(iters, Ordering::Relaxed);
+                    start.elapsed()
+                })
+            });
+        });
+        let d = decisions.load(Ordering::Relaxed).max(1);
+        let calls = server.script_calls().saturating_sub(calls_before);
+        report.push(format!(
+            "{name}: {d} decisions, {calls} script calls, {:.4} round trips per decision",
+            calls as f64 / d as f64
+        ));
+    }
+
     // The peer: a hand-rolled fixed window, one INCR + PEXPIRE transaction per request.
     let client = redis::Client::open(server.url()).expect("url");
     let conn = rt1
