@@ -13,7 +13,8 @@
 #      least 10 s) within warm-up RSS + 16 MiB (SOAK_RSS_SLACK_MIB);
 #   4. no fd growth: once the traffic has stopped, the server's open fds come back to at most
 #      the idle count before the traffic + 4;
-#   5. the audit chain verifies (`mcp-security audit verify`), and it holds one request record
+#   5. the audit chain verifies (`mcp-security audit verify`, every rotated file and the live
+#      one), and it holds one request record
 #      per answer the clients saw, plus at most one per request they sent but saw no answer to
 #      (abandoned bodies, connections closed first): answered <= records <= answered + unanswered;
 #   6. nothing panicked (the server log).
@@ -190,12 +191,17 @@ echo "fds: idle before the traffic $fd_idle, max during $fd_max, after it stoppe
 # 5. The audit chain.
 echo
 echo "== audit trail"
-if "$CLI" audit verify "$AUDIT" --key-file "$WORK/audit.key" >"$WORK/verify.txt" 2>&1; then
+# The writer rotates at 64 MiB (MCP_AUDIT_MAX_FILE_BYTES): the rotated files, oldest first
+# (their names carry the first sequence number, zero-padded), then the live one.
+mapfile -t trail < <(find "$WORK" -maxdepth 1 -name 'audit-*.jsonl' | sort; echo "$AUDIT")
+echo "files: ${#trail[@]} ($(du -ch "${trail[@]}" | tail -1 | cut -f1))"
+if "$CLI" audit verify "${trail[@]}" --key-file "$WORK/audit.key" >"$WORK/verify.txt" 2>&1; then
   tail -5 "$WORK/verify.txt"
+  grep -q 'was not given' "$WORK/verify.txt" && fail "the audit chain does not start at the first file"
 else
   cat "$WORK/verify.txt"; fail "the audit chain does not verify"
 fi
-records=$(grep -c '"kind":"request"' "$AUDIT" 2>/dev/null || echo 0)
+records=$(cat "${trail[@]}" | grep -c '"kind":"request"')
 if [ -s "$WORK/counts.json" ]; then
   read -r answered unanswered < <(python3 -c '
 import json, sys; d = json.load(open(sys.argv[1])); print(d["answered"], d["unanswered"])' "$WORK/counts.json")
