@@ -130,3 +130,28 @@ async fn the_sync_of_a_dropped_list_stops() {
     drop(list);
     assert!(weak.upgrade().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bans_are_shared_on_a_redis_cluster_too() {
+    let cluster = RedisCluster::start();
+    let store = || {
+        RedisStore::builder(cluster.url())
+            .cluster(true)
+            .prefix("c1:")
+            .timeout(Duration::from_secs(3))
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (BanList::new(), BanList::new());
+    RedisBanSync::start(&store(), &a);
+    RedisBanSync::start(&store(), &b);
+    let ip: IpAddr = "192.0.2.77".parse().unwrap();
+    a.ban(ip, SystemTime::now() + Duration::from_secs(600));
+    eventually("b to learn the ban through the cluster", || banned(&b, ip)).await;
+    b.unban(ip);
+    eventually("a to lift it", || async { !banned(&a, ip).await }).await;
+    // The set and its version share one slot: one node holds both.
+    let per_node = cluster.keys_per_node();
+    let holding: Vec<_> = per_node.iter().filter(|k| !k.is_empty()).collect();
+    assert_eq!(holding.len(), 1, "{per_node:?}");
+}
