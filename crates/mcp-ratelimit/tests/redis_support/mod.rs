@@ -33,6 +33,9 @@ pub struct RedisServer {
     pub tls_port: Option<u16>,
     options: Options,
     child: Option<Child>,
+    /// The server's working directory: a replica's full sync writes an RDB file there, which
+    /// must not land in the crate's directory.
+    dir: TempDir,
 }
 
 /// How a [`RedisServer`] runs beyond the plain loopback port.
@@ -72,6 +75,7 @@ impl RedisServer {
             tls_port: options.tls.as_ref().map(|_| free_port()),
             options,
             child: None,
+            dir: TempDir::new("server"),
         };
         server.restart();
         server
@@ -91,6 +95,7 @@ impl RedisServer {
         ]
         .map(str::to_owned)
         .to_vec();
+        args.extend(["--dir".to_owned(), self.dir.0.display().to_string()]);
         if let (Some(tls), Some(port)) = (&self.options.tls, self.tls_port) {
             let path = |p: &PathBuf| p.to_str().expect("UTF-8 path").to_owned();
             args.extend([
