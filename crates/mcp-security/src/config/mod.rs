@@ -136,6 +136,7 @@ use mcp_security_core::toml::{Table, Value};
 
 mod builder;
 mod env;
+mod mcp_builder;
 mod rotation;
 mod toml;
 mod validate;
