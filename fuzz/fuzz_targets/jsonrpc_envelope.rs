@@ -3,7 +3,9 @@
 //! Invariants: it never panics or overflows the stack, on any bytes; and whenever both it and
 //! serde_json's own `Value` parser accept a body, they agree on every message's `method`, id,
 //! `params.name`, `params.uri`, `params.taskId` and `params._meta` protocol version (no parser
-//! differential between what we police and what the server runs).
+//! differential between what we police and what the server runs); and `params.arguments`, when
+//! recorded, is a slice of the input that parses to the very value serde_json reads there
+//! (absent there means absent here; a repeated member is recorded as absent, not guessed).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -54,5 +56,19 @@ fuzz_target!(|data: &[u8]| {
             .and_then(|m| m.get("io.modelcontextprotocol/protocolVersion"))
             .and_then(Value::as_str);
         assert_eq!(message.meta_protocol_version(), meta_version);
+        let arguments = object.get("params").and_then(|p| p.get("arguments"));
+        match message.param_arguments() {
+            Some(text) => {
+                // A range of the body the message keeps (the input, copied once).
+                let body = message.body();
+                assert_eq!(&body[..], data);
+                let start = (text.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
+                assert!(start <= body.len() && text.len() <= body.len() - start);
+                let parsed: Value = serde_json::from_str(text).expect("arguments parse alone");
+                assert_eq!(Some(&parsed), arguments);
+            }
+            // Absent, or repeated (serde_json keeps the last copy; we record none).
+            None => assert!(arguments.is_none() || object["params"].is_object()),
+        }
     }
 });

@@ -154,6 +154,8 @@ pub struct JsonRpcMessage {
     name: Option<Text>,
     uri: Option<Text>,
     task_id: Option<Text>,
+    /// `params.arguments` as sent: always a range of the body.
+    arguments: Option<Text>,
     protocol_version: Option<Cow<'static, str>>,
     /// The body the `Text::Span` fields index.
     body: Bytes,
@@ -168,6 +170,8 @@ impl fmt::Debug for JsonRpcMessage {
             .field("name", &self.param_name())
             .field("uri", &self.param_uri())
             .field("task_id", &self.param_task_id())
+            // The arguments may carry secrets: only their size.
+            .field("arguments_len", &self.param_arguments().map(str::len))
             .field("protocol_version", &self.meta_protocol_version())
             .finish()
     }
@@ -181,6 +185,7 @@ impl PartialEq for JsonRpcMessage {
             && self.param_name() == other.param_name()
             && self.param_uri() == other.param_uri()
             && self.param_task_id() == other.param_task_id()
+            && self.param_arguments() == other.param_arguments()
             && self.meta_protocol_version() == other.meta_protocol_version()
     }
 }
@@ -221,6 +226,25 @@ impl JsonRpcMessage {
     /// `tasks/cancel`).
     pub fn param_task_id(&self) -> Option<&str> {
         self.text(&self.task_id)
+    }
+
+    /// The raw JSON text of `params.arguments` exactly as the client sent it (the arguments of
+    /// `tools/call` and `prompts/get`), whitespace and key order included: a range of the body,
+    /// found while the envelope was read, so a layer that needs the arguments parses only them
+    /// (or digests these very bytes) instead of the whole body again. `None` when `params` has
+    /// no `arguments` member, or repeats it (which copy a server would read is not guessed).
+    ///
+    /// ```
+    /// use mcp_security_core::jsonrpc::parse_envelope;
+    ///
+    /// let env = parse_envelope(
+    ///     br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text": "hi"}}}"#,
+    /// )?;
+    /// assert_eq!(env.messages()[0].param_arguments(), Some(r#"{"text": "hi"}"#));
+    /// # Ok::<(), mcp_security_core::jsonrpc::EnvelopeError>(())
+    /// ```
+    pub fn param_arguments(&self) -> Option<&str> {
+        self.text(&self.arguments)
     }
 
     /// The protocol version the message names in
@@ -424,6 +448,44 @@ mod tests {
             Err(EnvelopeError::InvalidRequest { reason, .. }) => reason,
             other => panic!("expected InvalidRequest, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn arguments_are_a_span_of_the_body_as_sent() {
+        let body = Bytes::from_static(
+            br#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments": {"x" : "\u0041", "n": [1, 2]} }},
+                {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"arguments":[],"name":"b"}},
+                {"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"c","arguments":{},"arguments":{"a":1}}},
+                {"jsonrpc":"2.0","id":4,"method":"ping","params":{"_meta":{"arguments":1}},"arguments":2}]"#,
+        );
+        let call = parse_envelope_bytes(&body).unwrap();
+        let args: Vec<_> = call
+            .messages()
+            .iter()
+            .map(|m| m.param_arguments())
+            .collect();
+        assert_eq!(
+            args,
+            [
+                Some(r#"{"x" : "\u0041", "n": [1, 2]}"#),
+                Some("[]"),
+                None,
+                None
+            ],
+            "as sent (escapes, spaces); a repeated member is not guessed; only params.arguments"
+        );
+        let first = call.messages()[0].param_arguments().unwrap();
+        let start = first.as_ptr() as usize - body.as_ptr() as usize;
+        assert_eq!(
+            &body[start..start + first.len()],
+            first.as_bytes(),
+            "borrowed, not copied"
+        );
+        let debug = format!("{:?}", call.messages()[0]);
+        assert!(
+            debug.contains("arguments_len: Some(29)") && !debug.contains("u0041"),
+            "{debug}"
+        );
     }
 
     #[test]

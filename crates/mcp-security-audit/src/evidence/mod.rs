@@ -57,11 +57,11 @@
 //! response extensions, with an id) that no layer refused (no `Rejection` in the response; the
 //! request record already says who refused and why, and the tool never ran) get evidence;
 //! batches (MCP 2025-03-26 only) and other methods pay nothing beyond one extension lookup.
-//! The arguments are read from the body the inspect layer kept with the `McpCall`: its
-//! envelope keeps no span for `params.arguments`, so that is one more parse of the request
-//! body, borrowed (no copy), skipping every other member. The answer costs a parse of the
-//! message and of its result (for `isError`) besides the reader's own, and two HMACs in all:
-//! about 2 µs per call on a small 2-core machine (the `audit_tool_call_evidence` bench).
+//! The arguments are the span of `params.arguments` the inspect layer recorded while it read
+//! the envelope ([`JsonRpcMessage::param_arguments`](mcp_security_core::jsonrpc::JsonRpcMessage::param_arguments)):
+//! no second parse of the request, no copy. The answer costs a parse of the message and of its
+//! result (for `isError`) besides the reader's own, and two HMACs in all (the
+//! `audit_tool_call_evidence` bench measures it).
 //!
 //! A JSON response is buffered (a copy) up to the cap, [`DEFAULT_MAX_EVIDENCE_BYTES`] unless
 //! set otherwise; a JSON body declared larger is never buffered. An SSE event is buffered only
@@ -79,9 +79,6 @@
 //! assert_ne!(args, digest(&key, DigestPart::Result, r#"{"text":"hi"}"#));
 //! # Ok::<(), mcp_security_core::config::ConfigError>(())
 //! ```
-
-use serde::Deserialize;
-use serde_json::value::RawValue;
 
 use crate::chain::{AuditKey, hex};
 
@@ -141,25 +138,6 @@ pub(crate) fn format(mac: &[u8; 32]) -> String {
 pub(crate) struct EvidenceConfig {
     pub(crate) key: AuditKey,
     pub(crate) max_bytes: usize,
-}
-
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow, default)]
-    params: Option<Params<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Params<'a> {
-    #[serde(borrow, default)]
-    arguments: Option<&'a RawValue>,
-}
-
-/// The raw JSON text of `params.arguments` in a single-message POST body; `None` when there is
-/// none, or when a key the path goes through is repeated (which one counts would be a guess).
-pub(crate) fn arguments_text(body: &[u8]) -> Option<&str> {
-    let envelope: Envelope<'_> = serde_json::from_slice(body).ok()?;
-    envelope.params?.arguments.map(RawValue::get)
 }
 
 #[cfg(test)]

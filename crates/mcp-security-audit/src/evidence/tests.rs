@@ -561,22 +561,41 @@ fn settings_name_their_variable() {
     assert!(format!("{keyless:?}").contains("tool_call_evidence: false"));
 }
 
+/// The arguments digested: the span the envelope reader recorded (`param_arguments`).
+fn arguments_text(body: &[u8]) -> Option<String> {
+    let call = mcp_security_core::jsonrpc::parse_envelope(body).ok()?;
+    call.single()?.param_arguments().map(str::to_owned)
+}
+
 #[test]
 fn arguments_are_read_raw_and_ambiguity_is_not_guessed() {
     assert_eq!(
-        arguments_text(call_body(1).as_bytes()),
+        arguments_text(call_body(1).as_bytes()).as_deref(),
         Some(ARGS),
         "the bytes as sent, spaces included"
     );
+    let msg = |params: &str| {
+        format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{params}}}"#)
+    };
     assert_eq!(
-        arguments_text(br#"{"params":{"name":"x","arguments":[1, 2]}}"#),
+        arguments_text(msg(r#"{"name":"x","arguments":[1, 2]}"#).as_bytes()).as_deref(),
         Some("[1, 2]")
     );
-    assert_eq!(arguments_text(br#"{"params":{"name":"x"}}"#), None);
-    assert_eq!(arguments_text(br#"{"params":null}"#), None);
     assert_eq!(
-        arguments_text(br#"{"params":{"arguments":{},"arguments":{"a":1}}}"#),
+        arguments_text(msg(r#"{"name":"x","arguments":"a\u0041"}"#).as_bytes()).as_deref(),
+        Some(r#""a\u0041""#),
+        "escapes stay as sent"
+    );
+    assert_eq!(arguments_text(msg(r#"{"name":"x"}"#).as_bytes()), None);
+    assert_eq!(arguments_text(msg("null").as_bytes()), None);
+    assert_eq!(
+        arguments_text(msg(r#"{"arguments":{},"arguments":{"a":1}}"#).as_bytes()),
         None
+    );
+    assert_eq!(
+        arguments_text(msg(r#"{"_meta":{"arguments":1}}"#).as_bytes()),
+        None,
+        "only params.arguments counts"
     );
     assert_eq!(arguments_text(b"not json"), None);
     // The digest over those bytes is HMAC-SHA256(key, domain || text).

@@ -10,7 +10,7 @@ use mcp_security_core::{McpCall, Rejection};
 
 use super::{AuditLayerBuilder, Pending, Shared};
 use crate::chain::AuditKey;
-use crate::evidence::{AuditBody, DigestPart, Evidence, arguments_text, mac};
+use crate::evidence::{AuditBody, DigestPart, Evidence, mac};
 use crate::record::{AuditEvent, CompletionRecord, McpInfo, RequestId};
 use crate::sink::Submit;
 
@@ -38,7 +38,8 @@ impl Shared {
             return None;
         }
         let id = message.id()?.clone();
-        let arguments = arguments_text(message.body())
+        let arguments = message
+            .param_arguments()
             .map(|text| mac(&config.key, DigestPart::Arguments, text.as_bytes()));
         Some(Target { id, arguments })
     }

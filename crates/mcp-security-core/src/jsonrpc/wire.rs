@@ -2,6 +2,7 @@
 //! other value with `IgnoredAny` and refuse duplicate envelope keys.
 
 use super::*;
+use serde_json::value::RawValue;
 /// A message as read, its strings borrowed from the body where they had no escapes.
 pub(super) struct RawMessage<'de> {
     kind: MessageKind,
@@ -10,6 +11,7 @@ pub(super) struct RawMessage<'de> {
     name: Option<Cow<'de, str>>,
     uri: Option<Cow<'de, str>>,
     task_id: Option<Cow<'de, str>>,
+    arguments: Option<&'de RawValue>,
     protocol_version: Option<Cow<'static, str>>,
 }
 
@@ -23,6 +25,11 @@ impl RawMessage<'_> {
             name: text(self.name, not_interned),
             uri: text(self.uri, not_interned),
             task_id: text(self.task_id, not_interned),
+            // A raw value is always a slice of the body (serde_json lends it from the input).
+            arguments: text(
+                self.arguments.map(|raw| Cow::Borrowed(raw.get())),
+                not_interned,
+            ),
             protocol_version: self.protocol_version,
             body: body.clone(),
         }
@@ -250,6 +257,7 @@ pub(super) enum Key {
     Name,
     Uri,
     TaskId,
+    Arguments,
     Meta,
     ProtocolVersion,
     Other,
@@ -274,6 +282,7 @@ impl<'de> Deserialize<'de> for Key {
                     "name" => Key::Name,
                     "uri" => Key::Uri,
                     "taskId" => Key::TaskId,
+                    "arguments" => Key::Arguments,
                     "_meta" => Key::Meta,
                     crate::mcp_headers::PROTOCOL_VERSION_META_KEY => Key::ProtocolVersion,
                     _ => Key::Other,
@@ -284,13 +293,16 @@ impl<'de> Deserialize<'de> for Key {
     }
 }
 
-/// `params`: an object (whose `name`, `uri`, `taskId` and `_meta` protocol version we keep), an
-/// array, or something invalid.
+/// `params`: an object (whose `name`, `uri`, `taskId`, `_meta` protocol version and the span of
+/// `arguments` we keep), an array, or something invalid.
 #[derive(Default)]
 pub(super) struct Params<'de> {
     name: Option<Cow<'de, str>>,
     uri: Option<Cow<'de, str>>,
     task_id: Option<Cow<'de, str>>,
+    /// The raw text of `arguments`; `None` when it is absent or repeated (which one a server
+    /// reads would be a guess; the message itself is not refused for it).
+    arguments: Option<&'de RawValue>,
     protocol_version: Option<Cow<'static, str>>,
     invalid: Option<&'static str>,
 }
@@ -374,6 +386,7 @@ impl<'de> Deserialize<'de> for Params<'de> {
             name: None,
             uri: None,
             task_id: None,
+            arguments: None,
             protocol_version: None,
             invalid: Some("`params` must be an object or an array"),
         };
@@ -386,8 +399,16 @@ impl<'de> Deserialize<'de> for Params<'de> {
                 let mut params = Params::default();
                 let (mut seen_name, mut seen_uri, mut seen_task, mut seen_meta) =
                     (false, false, false, false);
+                let mut arguments_seen = 0u8;
                 while let Some(key) = map.next_key::<Key>()? {
                     let (slot, seen) = match key {
+                        Key::Arguments => {
+                            // Read as a raw slice: what `IgnoredAny` would skip, plus a span.
+                            let raw = map.next_value::<&'de RawValue>()?;
+                            arguments_seen = arguments_seen.saturating_add(1);
+                            params.arguments = (arguments_seen == 1).then_some(raw);
+                            continue;
+                        }
                         Key::Name => (&mut params.name, &mut seen_name),
                         Key::Uri => (&mut params.uri, &mut seen_uri),
                         Key::TaskId => (&mut params.task_id, &mut seen_task),
@@ -469,7 +490,13 @@ pub(super) fn visit_message<'de, A: MapAccess<'de>>(
                 map.next_value::<IgnoredAny>()?;
                 std::mem::replace(&mut has_error, true)
             }
-            Key::Name | Key::Uri | Key::TaskId | Key::Meta | Key::ProtocolVersion | Key::Other => {
+            Key::Name
+            | Key::Uri
+            | Key::TaskId
+            | Key::Arguments
+            | Key::Meta
+            | Key::ProtocolVersion
+            | Key::Other => {
                 map.next_value::<IgnoredAny>()?;
                 false
             }
@@ -528,6 +555,7 @@ pub(super) fn visit_message<'de, A: MapAccess<'de>>(
         name: params.name,
         uri: params.uri,
         task_id: params.task_id,
+        arguments: params.arguments,
         protocol_version: params.protocol_version,
     }))
 }
