@@ -147,7 +147,7 @@ for f in "$WORK"/wrk-*.txt; do
   other=$(grep -oE '[0-9]{3}=[0-9]+' <<<"$line" | grep -vE '^(401|429)=' | tr '\n' ' ')
   [ -z "$other" ] || fail "the flood got answers other than 401/429: $other"
 done
-sent=$(cat "$WORK"/wrk-*.txt | sed -n 's/^flood: \([0-9]*\) answers.*/\1/p' | paste -sd+ | bc)
+sent=$(awk '/^flood: / { n += $2 } END { print n + 0 }' "$WORK"/wrk-*.txt)
 echo
 echo "flood: $sent answers to distinct addresses in ${t2}s (phase 1 ${t1}s)"
 
