@@ -508,6 +508,17 @@ async fn main() -> anyhow::Result<()> {
         .context("histogram buckets")?
         .install_recorder()
         .context("cannot install the metrics recorder")?;
+    // A recorder installed this way keeps every histogram sample until it is drained: without a
+    // scrape, memory grows with each request. Drain it every 5 s, as the exporter's own HTTP
+    // listener would.
+    let upkeep = metrics.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
     mcp_security::audit::metrics::describe();
     mcp_security::auth::CredentialAges::describe();
     // The production checks: in production an unsafe setting (no credential source, a

@@ -19,7 +19,10 @@
 //! Every label value comes from a fixed set: no path, principal, client address or tool name is
 //! ever a label (those are in the audit records).
 //!
-//! With the Prometheus exporter, give the histogram buckets (it renders a summary otherwise):
+//! With the Prometheus exporter, give the histogram buckets (it renders a summary otherwise),
+//! and, when you install the recorder yourself (`install_recorder`, `build_recorder`), call
+//! `PrometheusHandle::run_upkeep` every few seconds: the exporter keeps every histogram sample
+//! until it is drained, so a server that is not scraped grows with each request.
 //!
 //! ```
 //! use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
