@@ -31,12 +31,37 @@ impl Writer {
         self.shared.failing.store(true, Ordering::Relaxed);
         self.file = None;
         self.batch.clear();
+        // The events of the failed batch that are not in the file: not written after all.
+        for (seq, _) in &mut self.unwritten {
+            if seq.take().is_some() {
+                self.shared.written.fetch_sub(1, Ordering::Relaxed);
+                self.since_checkpoint = self.since_checkpoint.saturating_sub(1);
+            }
+        }
         if self.shared.policy != OverflowPolicy::Block || self.closing() {
             for _ in self.unwritten.drain(..) {
                 self.shared.count_drop();
             }
         }
         self.last_retry = Some(self.clock.now());
+    }
+
+    /// A write of the batch failed after the file took its first `done` bytes: the records
+    /// whose lines are whole among them are in the file, and recovery continues the chain after
+    /// the last of them, so their events are written and leave the unwritten ones (neither
+    /// written again under `block` nor counted as lost under `drop`).
+    pub(super) fn forget_written(&mut self, done: usize) {
+        let taken = self.batch.get(..done).unwrap_or(&self.batch);
+        let whole = newlines(taken);
+        if whole == 0 {
+            return;
+        }
+        // Every record of the batch is one line, sealed with the sequence numbers just below
+        // `next_seq`.
+        let first = self.next_seq.saturating_sub(newlines(&self.batch));
+        let written = first..first.saturating_add(whole);
+        self.unwritten
+            .retain(|(seq, _)| !seq.is_some_and(|s| written.contains(&s)));
     }
 
     /// Whether a close was asked for.
@@ -86,9 +111,8 @@ impl Writer {
                 o.u64("count", Some(lost));
             });
         }
-        for event in &held {
-            self.unwritten.push(std::sync::Arc::clone(event));
-            self.append_event(event);
+        for (_, event) in &held {
+            self.append_unwritten(event);
         }
         tracing::warn!(
             target: TRACING_TARGET,
@@ -110,4 +134,9 @@ impl Writer {
             other => other,
         }
     }
+}
+
+/// The number of line ends in `bytes`.
+fn newlines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|b| **b == b'\n').count() as u64
 }

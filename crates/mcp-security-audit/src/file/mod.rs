@@ -264,6 +264,15 @@ struct Shared {
     /// Tests: make every write fail while set.
     #[cfg(test)]
     fail_writes: AtomicBool,
+    /// Tests: the next write takes this many bytes of the batch, then fails.
+    #[cfg(test)]
+    short_write: std::sync::Mutex<Option<usize>>,
+    /// Tests: the writer takes nothing off the channel while set.
+    #[cfg(test)]
+    paused: AtomicBool,
+    /// Tests: the writer saw `paused` (it takes nothing until it is cleared).
+    #[cfg(test)]
+    pause_seen: AtomicBool,
 }
 
 impl Shared {
@@ -283,7 +292,19 @@ impl Shared {
             closing: AtomicBool::new(false),
             #[cfg(test)]
             fail_writes: AtomicBool::new(false),
+            #[cfg(test)]
+            short_write: std::sync::Mutex::new(None),
+            #[cfg(test)]
+            paused: AtomicBool::new(false),
+            #[cfg(test)]
+            pause_seen: AtomicBool::new(false),
         }
+    }
+
+    /// Tests: the short write asked for, once.
+    #[cfg(test)]
+    fn take_short_write(&self) -> Option<usize> {
+        self.short_write.lock().ok().and_then(|mut n| n.take())
     }
 
     fn count_drop(&self) {
@@ -431,6 +452,31 @@ impl FileSink {
     pub(crate) fn inject_write_errors(&self, fail: bool) {
         self.shared.fail_writes.store(fail, Ordering::Relaxed);
         self.shared.wake.notify_one();
+    }
+
+    /// Tests: the next write of the file stops after `bytes` bytes of its batch and fails, as
+    /// at a full disk (the kernel takes part of a write, then refuses the rest).
+    #[cfg(test)]
+    pub(crate) fn inject_short_write(&self, bytes: usize) {
+        if let Ok(mut n) = self.shared.short_write.lock() {
+            *n = Some(bytes);
+        }
+    }
+
+    /// Tests: the writer takes nothing off the channel (`true`; in effect once
+    /// [`writer_paused`](Self::writer_paused)), so what is submitted meanwhile is taken in one
+    /// batch after `false`.
+    #[cfg(test)]
+    pub(crate) fn pause_writer(&self, paused: bool) {
+        self.shared.pause_seen.store(false, Ordering::Relaxed);
+        self.shared.paused.store(paused, Ordering::Relaxed);
+        self.shared.wake.notify_one();
+    }
+
+    /// Tests: the writer saw the pause and takes nothing.
+    #[cfg(test)]
+    pub(crate) fn writer_paused(&self) -> bool {
+        self.shared.pause_seen.load(Ordering::Relaxed)
     }
 }
 

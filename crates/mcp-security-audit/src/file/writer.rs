@@ -58,9 +58,11 @@ pub(super) struct Writer {
     pub(super) seg_hash: Sha256,
     /// Where checkpoint, rotate and close records are copied (see [`crate::anchor`]).
     pub(super) anchors: Vec<Arc<dyn AnchorSink>>,
-    /// Events taken since the last successful write: written again after a write error under
-    /// the `block` policy, counted as dropped under the others.
-    pub(super) unwritten: Vec<Arc<AuditEvent>>,
+    /// Events taken since the last successful write, each with the sequence number of its line
+    /// in the current batch (`None` once that batch is gone): written again after a write error
+    /// under the `block` policy, counted as dropped under the others. A failed write takes out
+    /// the events whose lines it did write whole (see [`Writer::forget_written`]).
+    pub(super) unwritten: Vec<(Option<u64>, Arc<AuditEvent>)>,
     /// `shared.dropped` when the current write failure began.
     pub(super) dropped_at_failure: Option<u64>,
     /// `open` is called to recover from a write error.
@@ -315,6 +317,14 @@ impl Writer {
         self.shared.written.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Append an event to the batch and keep it among the unwritten ones until the batch is
+    /// written.
+    pub(super) fn append_unwritten(&mut self, event: &Arc<AuditEvent>) {
+        self.unwritten
+            .push((Some(self.next_seq), Arc::clone(event)));
+        self.append_event(event);
+    }
+
     pub(super) fn seal(&mut self, start: usize) {
         self.head = seal_line(&self.key, &self.head, &mut self.batch, start);
         self.next_seq += 1;
@@ -364,12 +374,27 @@ impl Writer {
             self.batch.clear();
             return Err(io::Error::other("injected write error"));
         }
+        #[cfg(test)]
+        let short = self.shared.take_short_write();
         let Some(file) = self.file.as_mut() else {
+            self.batch.clear();
             return Err(io::Error::other("no audit file open"));
         };
-        let result = file.write_all(&self.batch);
+        let buf: &[u8] = &self.batch;
+        #[cfg(test)]
+        let buf = short.map_or(buf, |n| buf.get(..n).unwrap_or(buf));
+        let (done, result) = write_counted(file, buf);
+        #[cfg(test)]
+        let result = match (result, short) {
+            (Ok(()), Some(_)) => Err(io::Error::other("injected short write")),
+            (result, _) => result,
+        };
+        if let Err(e) = result {
+            self.forget_written(done);
+            self.batch.clear();
+            return Err(e);
+        }
         self.batch.clear();
-        result?;
         self.unwritten.clear();
         self.save_head(false);
         Ok(())
@@ -494,14 +519,13 @@ impl Writer {
         if self.failed {
             if self.shared.policy == OverflowPolicy::Block && !self.closing() {
                 // Held until the file can be written again (the writer takes no more).
-                self.unwritten.push(Arc::clone(event));
+                self.unwritten.push((None, Arc::clone(event)));
             } else {
                 self.shared.count_drop();
             }
             return;
         }
-        self.unwritten.push(Arc::clone(event));
-        self.append_event(event);
+        self.append_unwritten(event);
         if self.max_file_bytes > 0 && self.size >= self.max_file_bytes {
             if let Err(e) = self.rotate() {
                 self.fail(&e);
@@ -569,6 +593,12 @@ impl Writer {
         let mut replies: Vec<(oneshot::Sender<io::Result<()>>, bool)> = Vec::new();
         let mut after = Round::Idle;
         loop {
+            #[cfg(test)]
+            if self.shared.paused.load(Ordering::Relaxed) {
+                self.shared.pause_seen.store(true, Ordering::Relaxed);
+                let _ = tokio::time::timeout(TICK, self.shared.wake.notified()).await;
+                continue;
+            }
             if self.holding_back() {
                 // `block` after a write error: take nothing more, so submitters wait for room,
                 // and retry the file every tick (a close ends the wait).
@@ -644,6 +674,21 @@ impl Writer {
             }
         }
     }
+}
+
+/// `write_all` that says how far it got: the bytes the file took before an error (a full disk
+/// takes part of a write, then refuses the rest).
+fn write_counted(file: &mut File, buf: &[u8]) -> (usize, io::Result<()>) {
+    let mut done = 0;
+    while let Some(rest) = buf.get(done..).filter(|r| !r.is_empty()) {
+        match file.write(rest) {
+            Ok(0) => return (done, Err(io::ErrorKind::WriteZero.into())),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (done, Err(e)),
+        }
+    }
+    (done, Ok(()))
 }
 
 /// The `previous`, `lost_first` and `lost_last` members of an opening record.
