@@ -429,6 +429,125 @@ async fn block_policy(limit: &FileSizeLimit) {
     assert_eq!(report.security_events, 0);
 }
 
+/// The length of the first complete line of `kind` in a file, newline included.
+fn line_len(path: &Path, kind: &str) -> u64 {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .split_inclusive('\n')
+        .find(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"] == kind)
+        .map(|l| l.len() as u64)
+        .unwrap()
+}
+
+/// `block`, a short write in the middle of a batch of several records: the kernel takes two
+/// whole lines and half the third. The two are in the trail once, the rest of the batch is
+/// written after the restart, none twice.
+///
+/// The batch is made deterministic by the policy itself: while the writer holds a record back
+/// after a write error it takes nothing, so the four requests served meanwhile are queued and
+/// taken together after the resume record and the held record. A first round (refused at the
+/// first byte, then recovered) measures the resume record the second round writes again.
+async fn block_policy_short_batch(limit: &FileSizeLimit) {
+    const CAPACITY: usize = 4;
+    let dir = TempDir::new("block-batch");
+    let path = dir.join("audit.jsonl");
+    let (sink, audit, clock, svc) = stack(&path, OverflowPolicy::Block, CAPACITY);
+    served(&svc).await;
+    sink.flush().await.unwrap();
+
+    // Round 1: the file cannot grow by a byte; the held record is written after a resume.
+    limit.cap(len(&path));
+    served(&svc).await;
+    wait_until("the first write error", || sink.is_failing());
+    limit.lift();
+    clock.advance(Duration::from_secs(1));
+    wait_until("the first recovery", || !sink.is_failing());
+    sink.flush().await.unwrap();
+    let resume = line_len(&path, "resume");
+    let request = line_len(&path, "request");
+
+    // Round 2: refused at the first byte again; four requests queue up meanwhile.
+    let at = len(&path);
+    limit.cap(at);
+    served(&svc).await;
+    wait_until("the second write error", || sink.is_failing());
+    for _ in 0..CAPACITY {
+        served(&svc).await;
+    }
+    // The file takes the resume record, the held record, then two lines and a half of the
+    // batch.
+    let batch_at = at + resume + request;
+    let cap = batch_at + 2 * request + request / 2;
+    limit.cap(cap);
+    clock.advance(Duration::from_secs(1));
+    wait_until("the short write", || len(&path) == cap && sink.is_failing());
+    limit.lift();
+    clock.advance(Duration::from_secs(1));
+    served(&svc).await;
+    audit.close().await.unwrap();
+    assert!(!sink.is_failing());
+    assert_eq!(sink.dropped(), 0, "nothing lost");
+
+    let logs = dir.logs();
+    assert_eq!(logs.len(), 2, "{logs:?}");
+    let rotated = &logs[0];
+    assert_eq!(
+        len(rotated),
+        cap,
+        "the kernel let exactly the bytes below the limit through"
+    );
+    let text = std::fs::read_to_string(rotated).unwrap();
+    let batch = text.get(usize::try_from(batch_at).unwrap()..).unwrap();
+    let whole: Vec<&str> = batch
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .collect();
+    assert_eq!(
+        whole.len(),
+        2,
+        "two whole lines of the batch, then a torn one"
+    );
+    let torn_offset = batch_at + whole.iter().map(|l| l.len() as u64).sum::<u64>();
+    assert!(torn_offset < cap, "a torn line after them");
+    let last: serde_json::Value = serde_json::from_str(whole[1]).unwrap();
+    assert_eq!(last["kind"], "request");
+    let restart = of_kind(&path, "restart");
+    assert_eq!(restart.len(), 1, "{restart:?}");
+    assert_eq!(restart[0]["previous"], "write_error");
+    assert_eq!(restart[0]["reason"], "the last line was torn");
+    assert_eq!(restart[0]["torn_offset"], torn_offset);
+    assert_eq!(restart[0]["prev_seq"], last["seq"]);
+    assert!(of_kind(&path, "security").is_empty(), "no gap");
+
+    let report = verify_files(&logs, &key(), &VerifyOptions::new()).unwrap();
+    assert!(report.closed, "{report}");
+    let sent = 1 + 1 + 1 + CAPACITY as u64 + 1;
+    assert_eq!(report.requests, sent, "every record: {report}");
+    assert_eq!(unique_request_ids(&dir) as u64, sent, "each once");
+    assert!(
+        report
+            .notices
+            .iter()
+            .any(|n| n.contains(&format!("torn line at byte {torn_offset}, acknowledged"))),
+        "{:?}",
+        report.notices
+    );
+    assert_eq!(
+        report.unclean_resumes.len(),
+        3,
+        "{:?}",
+        report.unclean_resumes
+    );
+    assert!(
+        report
+            .unclean_resumes
+            .iter()
+            .all(|r| r.contains("after a write error")),
+        "{:?}",
+        report.unclean_resumes
+    );
+}
+
 /// `refuse`: 503 with `Retry-After: 1` while the disk refuses, 200 again once it recovers.
 async fn refuse_policy(limit: &FileSizeLimit) {
     let dir = TempDir::new("refuse");
@@ -505,6 +624,12 @@ async fn the_kernel_refuses_the_writes_and_each_policy_holds() {
     );
     block_policy(&limit).await;
     assert_eq!(PANICS.load(Ordering::Relaxed), 0, "block");
+    block_policy_short_batch(&limit).await;
+    assert_eq!(
+        PANICS.load(Ordering::Relaxed),
+        0,
+        "block, a batch torn in its third line"
+    );
     refuse_policy(&limit).await;
     assert_eq!(PANICS.load(Ordering::Relaxed), 0, "refuse");
 }
