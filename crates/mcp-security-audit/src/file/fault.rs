@@ -24,7 +24,9 @@ impl Writer {
                 policy = self.shared.policy.as_str(),
                 "cannot write the audit file; retrying every second"
             );
-            self.dropped_at_failure = Some(self.shared.dropped.load(Ordering::Relaxed));
+            // Kept when a recovery's gap record did not reach the file (see `retry`).
+            let dropped = self.shared.dropped.load(Ordering::Relaxed);
+            self.dropped_at_failure.get_or_insert(dropped);
         }
         m::record_write_error();
         self.failed = true;
@@ -98,11 +100,14 @@ impl Writer {
             return;
         }
         self.shared.failing.store(false, Ordering::Relaxed);
+        let since = self.dropped_at_failure.take();
         let lost = self
             .shared
             .dropped
             .load(Ordering::Relaxed)
-            .saturating_sub(self.dropped_at_failure.take().unwrap_or(u64::MAX));
+            .saturating_sub(since.unwrap_or(u64::MAX));
+        // The end of the gap record in the batch (it comes first: `open` wrote its own).
+        let mut gap_end = 0;
         if lost > 0 {
             let now = self.clock.now();
             self.append(RecordKind::Security, now, |o| {
@@ -110,6 +115,7 @@ impl Writer {
                 o.str("action", Some("alert"));
                 o.u64("count", Some(lost));
             });
+            gap_end = self.batch.len();
         }
         for (_, event) in &held {
             self.append_unwritten(event);
@@ -121,7 +127,11 @@ impl Writer {
             lost,
             "the audit file can be written again"
         );
-        if let Err(e) = self.write_batch() {
+        if let Err((taken, e)) = self.write_batch_counted() {
+            if taken < gap_end {
+                // The gap record is not in the file: the next one counts from the same point.
+                self.dropped_at_failure = since;
+            }
             self.fail(&e);
         }
     }

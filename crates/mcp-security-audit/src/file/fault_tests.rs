@@ -301,7 +301,7 @@ async fn short_write(sink: &FileSink, path: &Path, whole: u64) -> ShortWrite {
         submit(sink, &record(i)).await;
     }
     let torn = whole * line + line / 2;
-    sink.inject_short_write(usize::try_from(torn).unwrap());
+    sink.inject_short_write(0, usize::try_from(torn).unwrap());
     sink.pause_writer(false);
     wait_until(|| sink.is_failing());
     assert_eq!(len(path), at + torn, "the file took the short write");
@@ -464,4 +464,80 @@ async fn drop_counts_exactly_the_records_a_short_write_of_one_line_and_a_half_lo
 #[tokio::test]
 async fn drop_counts_exactly_the_records_a_short_write_of_two_lines_and_a_half_lost() {
     drop_after_a_short_write(2).await;
+}
+
+/// `drop`: the write of a recovery's gap record is short too (the record is torn): the next
+/// recovery's gap record counts every record lost since the first failure, not only the ones
+/// since the second.
+#[tokio::test]
+async fn drop_counts_again_what_a_torn_gap_record_reported() {
+    let dir = TempDir::new("fault-torn-gap");
+    let path = dir.join("audit.jsonl");
+    let clock = manual();
+    let sink = FileSink::builder(&path, key())
+        .overflow(OverflowPolicy::Drop)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    for i in 0..3 {
+        submit(&sink, &record(i)).await;
+    }
+    sink.flush().await.unwrap();
+    sink.inject_write_errors(true);
+    for i in 3..5 {
+        submit(&sink, &record(i)).await;
+    }
+    assert!(sink.flush().await.is_err());
+    assert_eq!(sink.dropped(), 2);
+    // The file opens again (a resume record), but the gap record's write takes 10 bytes.
+    sink.inject_write_errors(false);
+    sink.inject_short_write(1, 10);
+    clock.advance(Duration::from_secs(1));
+    submit(&sink, &record(5)).await;
+    assert!(sink.flush().await.is_err());
+    assert!(sink.is_failing());
+    assert_eq!(
+        sink.dropped(),
+        3,
+        "and the record the torn batch could not take"
+    );
+    clock.advance(Duration::from_secs(1));
+    submit(&sink, &record(6)).await;
+    sink.flush().await.unwrap();
+    sink.close().await.unwrap();
+
+    let files = logs(&dir);
+    assert_eq!(files.len(), 2, "{files:?}");
+    let torn = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(!torn.ends_with('\n'), "the gap record is torn");
+    let kinds: Vec<String> = torn
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .map(|l| json(l)["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        kinds.last().map(String::as_str),
+        Some("resume"),
+        "{kinds:?}"
+    );
+    assert!(!kinds.iter().any(|k| k == "security"), "{kinds:?}");
+    let restart = of_kind(&path, "restart");
+    assert_eq!(restart.len(), 1, "{restart:?}");
+    assert_eq!(restart[0]["reason"], "the last line was torn");
+    let gap = of_kind(&path, "security");
+    assert_eq!(gap.len(), 1, "{gap:?}");
+    assert_eq!(gap[0]["detector"], "audit_records_dropped");
+    assert_eq!(
+        gap[0]["count"], 3,
+        "every record lost since the first failure"
+    );
+    assert_eq!(of_kind(&path, "close")[0]["dropped"], 3);
+    let report = verify_files(&files, &key(), &VerifyOptions::new().now(t0())).unwrap();
+    assert_eq!(report.requests, 4, "{report}");
+    assert_eq!(
+        report.requests + sink.dropped(),
+        7,
+        "all seven accounted for"
+    );
+    assert!(report.closed);
 }

@@ -264,9 +264,10 @@ struct Shared {
     /// Tests: make every write fail while set.
     #[cfg(test)]
     fail_writes: AtomicBool,
-    /// Tests: the next write takes this many bytes of the batch, then fails.
+    /// Tests: after this many writes, the next one takes this many bytes of its batch, then
+    /// fails.
     #[cfg(test)]
-    short_write: std::sync::Mutex<Option<usize>>,
+    short_write: std::sync::Mutex<Option<(usize, usize)>>,
     /// Tests: the writer takes nothing off the channel while set.
     #[cfg(test)]
     paused: AtomicBool,
@@ -301,10 +302,21 @@ impl Shared {
         }
     }
 
-    /// Tests: the short write asked for, once.
+    /// Tests: at a write, the bytes it may take when it is the short write asked for.
     #[cfg(test)]
     fn take_short_write(&self) -> Option<usize> {
-        self.short_write.lock().ok().and_then(|mut n| n.take())
+        let mut asked = self.short_write.lock().ok()?;
+        match *asked {
+            Some((0, bytes)) => {
+                *asked = None;
+                Some(bytes)
+            }
+            Some((after, bytes)) => {
+                *asked = Some((after - 1, bytes));
+                None
+            }
+            None => None,
+        }
     }
 
     fn count_drop(&self) {
@@ -454,12 +466,13 @@ impl FileSink {
         self.shared.wake.notify_one();
     }
 
-    /// Tests: the next write of the file stops after `bytes` bytes of its batch and fails, as
-    /// at a full disk (the kernel takes part of a write, then refuses the rest).
+    /// Tests: after `after` more writes of the file, the next one stops after `bytes` bytes of
+    /// its batch and fails, as at a full disk (the kernel takes part of a write, then refuses
+    /// the rest).
     #[cfg(test)]
-    pub(crate) fn inject_short_write(&self, bytes: usize) {
+    pub(crate) fn inject_short_write(&self, after: usize, bytes: usize) {
         if let Ok(mut n) = self.shared.short_write.lock() {
-            *n = Some(bytes);
+            *n = Some((after, bytes));
         }
     }
 

@@ -366,19 +366,25 @@ impl Writer {
     }
 
     pub(super) fn write_batch(&mut self) -> io::Result<()> {
+        self.write_batch_counted().map_err(|(_, e)| e)
+    }
+
+    /// [`write_batch`](Self::write_batch); an error comes with the bytes of the batch the file
+    /// took before it.
+    pub(super) fn write_batch_counted(&mut self) -> Result<(), (usize, io::Error)> {
         if self.batch.is_empty() {
             return Ok(());
         }
         #[cfg(test)]
         if self.shared.fail_writes.load(Ordering::Relaxed) {
             self.batch.clear();
-            return Err(io::Error::other("injected write error"));
+            return Err((0, io::Error::other("injected write error")));
         }
         #[cfg(test)]
         let short = self.shared.take_short_write();
         let Some(file) = self.file.as_mut() else {
             self.batch.clear();
-            return Err(io::Error::other("no audit file open"));
+            return Err((0, io::Error::other("no audit file open")));
         };
         let buf: &[u8] = &self.batch;
         #[cfg(test)]
@@ -392,7 +398,7 @@ impl Writer {
         if let Err(e) = result {
             self.forget_written(done);
             self.batch.clear();
-            return Err(e);
+            return Err((done, e));
         }
         self.batch.clear();
         self.unwritten.clear();
