@@ -103,8 +103,9 @@
 //! When a write fails (a full disk, an I/O error) the writer stops writing, logs an error,
 //! counts `mcp_audit_write_errors_total`, and every second tries to reopen the file by the
 //! rules above (the opening record then says `previous: "write_error"`). Nothing panics and
-//! nothing half-written is continued: the chain goes on from the last record that verifies.
-//! What happens to the records meanwhile is the [`OverflowPolicy`]:
+//! nothing half-written is continued: the chain goes on from the last record that verifies
+//! (records whose lines a short write left whole are written: never again, never counted as
+//! dropped). What happens to the records meanwhile is the [`OverflowPolicy`]:
 //!
 //! | policy | while the file cannot be written | when it can again |
 //! |---|---|---|
