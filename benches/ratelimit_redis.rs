@@ -89,6 +89,23 @@ fn request(i: u32) -> Request<Body> {
     req
 }
 
+/// Send `reqs` through `svc` one after another, each answer's status read.
+async fn serve_all<S, B>(svc: &mut S, reqs: impl IntoIterator<Item = Request<Body>>)
+where
+    S: Service<Request<Body>, Response = Response<B>, Error = Infallible>,
+{
+    for req in reqs {
+        let res = svc
+            .ready()
+            .await
+            .expect("ready")
+            .call(req)
+            .await
+            .expect("infallible");
+        std::hint::black_box(res.status());
+    }
+}
+
 fn inner()
 -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send>
 + Clone
@@ -170,17 +187,8 @@ fn bench(c: &mut Criterion) {
                 next = next.wrapping_add(iters as u32);
                 rt1.block_on(async move {
                     let start = Instant::now();
-                    for i in 0..iters {
-                        let key = (start_key.wrapping_add(i as u32)) % keys;
-                        let res = svc
-                            .ready()
-                            .await
-                            .expect("ready")
-                            .call(request(key))
-                            .await
-                            .expect("infallible");
-                        std::hint::black_box(res.status());
-                    }
+                    let clients = (0..iters).map(|i| start_key.wrapping_add(i as u32) % keys);
+                    serve_all(&mut svc, clients.map(request)).await;
                     decisions.fetch_add(iters, Ordering::Relaxed);
                     start.elapsed()
                 })
@@ -238,16 +246,7 @@ fn bench(c: &mut Criterion) {
                 let reqs: Vec<_> = (0..iters).map(|_| budget_request()).collect();
                 rt1.block_on(async move {
                     let start = Instant::now();
-                    for req in reqs {
-                        let res = svc
-                            .ready()
-                            .await
-                            .expect("ready")
-                            .call(req)
-                            .await
-                            .expect("infallible");
-                        std::hint::black_box(res.status());
-                    }
+                    serve_all(&mut svc, reqs).await;
                     decisions.fetch_add(iters, Ordering::Relaxed);
                     start.elapsed()
                 })
@@ -322,16 +321,7 @@ fn bench(c: &mut Criterion) {
                 for _ in 0..64 {
                     let mut svc = svc.clone();
                     tasks.spawn(async move {
-                        for _ in 0..per_task {
-                            let res = svc
-                                .ready()
-                                .await
-                                .expect("ready")
-                                .call(request(0))
-                                .await
-                                .expect("infallible");
-                            std::hint::black_box(res.status());
-                        }
+                        serve_all(&mut svc, (0..per_task).map(|_| request(0))).await;
                     });
                 }
                 while tasks.join_next().await.is_some() {}

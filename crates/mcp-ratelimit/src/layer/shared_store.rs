@@ -101,13 +101,13 @@ impl<S> RateLimit<S, RedisBackend> {
             };
             // The limits just found Redis failing and the policy open (`degraded`): the
             // in-memory budgets decide too, without waiting for Redis a second time.
-            let charged = match (&decision, shared.engine.budgets.as_deref()) {
-                (Decision::NotLimited, Some(budgets)) if budgets.is_remote() => {
-                    Some(budgets.spend_remote(req.extensions(), now).await)
-                }
-                (Decision::Allowed(report), Some(budgets))
-                    if budgets.is_remote() && !report.degraded =>
-                {
+            let on_redis = match &decision {
+                Decision::NotLimited => true,
+                Decision::Allowed(report) => !report.degraded,
+                _ => false,
+            };
+            let charged = match shared.engine.budgets.as_deref() {
+                Some(budgets) if on_redis && budgets.is_remote() => {
                     Some(budgets.spend_remote(req.extensions(), now).await)
                 }
                 _ => None,
