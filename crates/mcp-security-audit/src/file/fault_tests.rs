@@ -62,6 +62,22 @@ fn wait_until(done: impl Fn() -> bool) {
     panic!("the writer did not get there");
 }
 
+/// A sink with a manual clock on `audit.jsonl` in a new directory `name`, `settings` applied
+/// to its builder.
+fn sink_in(
+    name: &str,
+    settings: impl FnOnce(FileSinkBuilder) -> FileSinkBuilder,
+) -> (TempDir, PathBuf, Arc<ManualClock>, FileSink) {
+    let dir = TempDir::new(name);
+    let path = dir.join("audit.jsonl");
+    let clock = manual();
+    let sink = settings(FileSink::builder(&path, key()))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    (dir, path, clock, sink)
+}
+
 #[test]
 fn the_policies_parse() {
     assert_eq!(
@@ -79,14 +95,7 @@ fn the_policies_parse() {
 
 #[tokio::test]
 async fn drop_counts_what_a_write_error_lost_and_writes_a_gap_record() {
-    let dir = TempDir::new("fault-drop");
-    let path = dir.join("audit.jsonl");
-    let clock = manual();
-    let sink = FileSink::builder(&path, key())
-        .overflow(OverflowPolicy::Drop)
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let (_dir, path, clock, sink) = sink_in("fault-drop", |b| b.overflow(OverflowPolicy::Drop));
     for i in 0..3 {
         submit(&sink, &record(i)).await;
     }
@@ -128,14 +137,7 @@ async fn drop_counts_what_a_write_error_lost_and_writes_a_gap_record() {
 
 #[tokio::test]
 async fn block_holds_records_back_and_writes_them_when_the_disk_recovers() {
-    let dir = TempDir::new("fault-block");
-    let path = dir.join("audit.jsonl");
-    let clock = manual();
-    let sink = FileSink::builder(&path, key())
-        .channel_capacity(4)
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let (_dir, path, clock, sink) = sink_in("fault-block", |b| b.channel_capacity(4));
     submit(&sink, &record(0)).await;
     sink.flush().await.unwrap();
     sink.inject_write_errors(true);
@@ -175,14 +177,7 @@ async fn block_holds_records_back_and_writes_them_when_the_disk_recovers() {
 
 #[tokio::test]
 async fn refuse_answers_503_until_the_disk_recovers() {
-    let dir = TempDir::new("fault-refuse");
-    let path = dir.join("audit.jsonl");
-    let clock = manual();
-    let sink = FileSink::builder(&path, key())
-        .overflow(OverflowPolicy::Refuse)
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let (_dir, path, clock, sink) = sink_in("fault-refuse", |b| b.overflow(OverflowPolicy::Refuse));
     let audit = AuditLayer::builder()
         .file_sink(sink.clone())
         .tracing(false)
@@ -350,13 +345,7 @@ fn assert_restarted(dir: &TempDir, path: &Path, w: &ShortWrite, whole: u64) -> V
 /// `block`, a short write: the records whose lines the file took whole are in the trail once,
 /// the rest of the batch is written after the restart, none twice.
 async fn block_after_a_short_write(whole: u64) {
-    let dir = TempDir::new("fault-short-block");
-    let path = dir.join("audit.jsonl");
-    let clock = manual();
-    let sink = FileSink::builder(&path, key())
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let (dir, path, clock, sink) = sink_in("fault-short-block", |b| b);
     let w = short_write(&sink, &path, whole).await;
     assert_eq!(sink.dropped(), 0);
     // The disk recovers: the writer reopens at its next retry.
@@ -401,14 +390,8 @@ async fn block_writes_each_record_once_after_a_short_write_of_two_lines_and_a_ha
 /// counted as lost; the count (`dropped()`, the gap, restart, checkpoint and close records) is
 /// exactly the records missing from the trail.
 async fn drop_after_a_short_write(whole: u64) {
-    let dir = TempDir::new("fault-short-drop");
-    let path = dir.join("audit.jsonl");
-    let clock = manual();
-    let sink = FileSink::builder(&path, key())
-        .overflow(OverflowPolicy::Drop)
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let (dir, path, clock, sink) =
+        sink_in("fault-short-drop", |b| b.overflow(OverflowPolicy::Drop));
     let w = short_write(&sink, &path, whole).await;
     assert!(sink.flush().await.is_err(), "still failing");
     assert_eq!(
@@ -471,14 +454,7 @@ async fn drop_counts_exactly_the_records_a_short_write_of_two_lines_and_a_half_l
 /// since the second.
 #[tokio::test]
 async fn drop_counts_again_what_a_torn_gap_record_reported() {
-    let dir = TempDir::new("fault-torn-gap");
-    let path = dir.join("audit.jsonl");
-    let clock = manual();
-    let sink = FileSink::builder(&path, key())
-        .overflow(OverflowPolicy::Drop)
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let (dir, path, clock, sink) = sink_in("fault-torn-gap", |b| b.overflow(OverflowPolicy::Drop));
     for i in 0..3 {
         submit(&sink, &record(i)).await;
     }
