@@ -74,13 +74,10 @@ MCP_ENV=development MCP_BIND="127.0.0.1:$PORT" MCP_JWT_SECRET="$JWT_SECRET" \
   MCP_AUDIT_LOG_FILE="$WORK/audit.jsonl" MCP_AUDIT_HMAC_KEY_FILE="$WORK/audit.key" RUST_LOG=warn \
   "$BIN" >"$WORK/server.log" 2>&1 &
 SERVER=$!
-for _ in $(seq 1 150); do
-  python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT), 1)" 2>/dev/null && break
-  kill -0 "$SERVER" 2>/dev/null || { cat "$WORK/server.log"; echo "key-flood: FAIL the server exited at start"; exit 1; }
-  sleep 0.2
-done
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER/status" 2>/dev/null; }
-fds() { find "/proc/$SERVER/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+NAME=key-flood
+# shellcheck source=scripts/lib/server.sh
+. "$ROOT/scripts/lib/server.sh"
+wait_listening
 
 mkdir -p "$WORK/state"
 python3 "$ROOT/scripts/key-flood/outside.py" "$BASE" --jwt-secret "$JWT_SECRET" --state "$WORK/state" \
@@ -92,14 +89,7 @@ sleep 1
 fd_idle=$(fds)
 rss_idle=$(rss_kib)
 
-start=$(date +%s)
-(
-  while kill -0 "$SERVER" 2>/dev/null; do
-    echo "$(( $(date +%s) - start )) $(rss_kib) $(fds)"
-    sleep 1
-  done
-) >"$WORK/samples.txt" &
-SAMPLER=$!
+sample 1 "$WORK/samples.txt"
 
 flood() { # START COUNT: wrk until both its threads have sent their share, then SIGINT
   local done="$WORK/done-$1-"
@@ -123,19 +113,9 @@ touch "$WORK/state/stop"
 wait "$OUTSIDE"
 outside_status=$?
 OUTSIDE=""
-for _ in $(seq 1 30); do
-  fd_after=$(fds)
-  [ "$fd_after" -le $((fd_idle + 4)) ] && break
-  sleep 0.5
-done
+drain_fds "$fd_idle"
 rss_end=$(rss_kib)
-kill "$SAMPLER" 2>/dev/null
-SAMPLER=""
-kill -TERM "$SERVER" 2>/dev/null
-for _ in $(seq 1 50); do kill -0 "$SERVER" 2>/dev/null || break; sleep 0.2; done
-kill -KILL "$SERVER" 2>/dev/null
-wait "$SERVER" 2>/dev/null
-SERVER=""
+stop_server
 
 fails=()
 fail() { fails+=("$1"); echo "key-flood: FAIL $1"; }

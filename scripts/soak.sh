@@ -75,49 +75,24 @@ MCP_ENV=development MCP_BIND="127.0.0.1:$PORT" MCP_API_KEY="$API_KEY" MCP_JWT_SE
   MCP_AUDIT_HMAC_KEY_FILE="$WORK/audit.key" RUST_LOG=warn \
   "$BIN" >"$WORK/server.log" 2>&1 &
 SERVER=$!
-for _ in $(seq 1 150); do
-  # A TCP connect, not an HTTP request: every audited request comes from the driver.
-  python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT), 1)" 2>/dev/null && break
-  kill -0 "$SERVER" 2>/dev/null || { cat "$WORK/server.log"; echo "soak: FAIL the server exited at start"; exit 1; }
-  sleep 0.2
-done
-
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER/status" 2>/dev/null; }
-fds() { find "/proc/$SERVER/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+NAME=soak
+# shellcheck source=scripts/lib/server.sh
+. "$ROOT/scripts/lib/server.sh"
+wait_listening
 sleep 1
 fd_idle=$(fds)
 rss_start=$(rss_kib)
 
 # Samples every 2 s: seconds since the traffic started, RSS (KiB), open fds.
-start=$(date +%s)
-(
-  while kill -0 "$SERVER" 2>/dev/null; do
-    echo "$(( $(date +%s) - start )) $(rss_kib) $(fds)"
-    sleep 2
-  done
-) >"$WORK/samples.txt" &
-SAMPLER=$!
+sample 2 "$WORK/samples.txt"
 
 "$PY" "$ROOT/scripts/soak/driver.py" "$BASE" "$seconds" --jwt-secret "$JWT_SECRET" \
   --api-key "$API_KEY" --max-body "$max_body" --out "$WORK/counts.json" 2>"$WORK/driver.log"
 driver_status=$?
 
-# Connections drain: wait (bounded) for the fds to come back.
-fd_after=$(fds)
-for _ in $(seq 1 30); do
-  fd_after=$(fds)
-  [ "$fd_after" -le $((fd_idle + 4)) ] && break
-  sleep 0.5
-done
+drain_fds "$fd_idle"
 rss_end=$(rss_kib)
-kill "$SAMPLER" 2>/dev/null
-SAMPLER=""
-# A graceful stop closes the audit chain.
-kill -TERM "$SERVER" 2>/dev/null
-for _ in $(seq 1 50); do kill -0 "$SERVER" 2>/dev/null || break; sleep 0.2; done
-kill -KILL "$SERVER" 2>/dev/null
-wait "$SERVER" 2>/dev/null
-SERVER=""
+stop_server
 
 fails=()
 fail() { fails+=("$1"); echo "soak: FAIL $1"; }
