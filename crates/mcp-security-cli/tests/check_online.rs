@@ -74,9 +74,16 @@ fn metadata_for(base: &str) -> Value {
 }
 
 /// Run `check --online` with exactly these variables, in a scratch directory holding a config
-/// file whose policy requires `notes:read` and `notes:delete`.
+/// file whose policy requires `notes:read` and `notes:delete`. Each run has a directory of its
+/// own: the tests run in parallel, and a run reading a file another is rewriting would see an
+/// empty policy.
 fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let dir = std::env::temp_dir().join(format!("mcp-cli-online-{}", std::process::id()));
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "mcp-cli-online-{}-{}",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("mcp.toml"),
@@ -92,6 +99,7 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
         .current_dir(&dir)
         .output()
         .expect("spawn");
+    let _ = std::fs::remove_dir_all(&dir);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8(out.stdout).expect("utf8"),
