@@ -1,11 +1,16 @@
-//! The claims: the signature check with one key, then a strict decode of the members the
-//! verifier reads (duplicated or mistyped members are refused).
+//! The claims: the signature check (HS256 with the verifier's secrets, or one JWKS key), then a
+//! strict decode of the members the verifier reads (duplicated or mistyped members are refused).
 
 use std::fmt;
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+#[cfg(feature = "jwks")]
+use jsonwebtoken::Validation;
+#[cfg(feature = "jwks")]
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use mcp_security_core::AuthFailure;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, MapAccess, SeqAccess, Unexpected, Visitor};
@@ -15,6 +20,7 @@ use super::scopes::ScopeValue;
 
 /// The signature with one key, then the strict claims struct: `Ok(None)` when the signature does
 /// not verify.
+#[cfg(feature = "jwks")]
 pub(super) fn decode_with(
     token: &str,
     key: &DecodingKey,
@@ -45,6 +51,48 @@ pub(super) fn decode_with(
             }
         },
     }
+}
+
+/// An HS256 token's signature checked with each of `keys` in turn (jsonwebtoken's HMAC, compared
+/// in constant time), then, once one verified, the strict claims struct. The caller already ran
+/// the preparse (`alg` is `HS256`, every segment strict base64url).
+///
+/// jsonwebtoken's header type is still asked first, so a header it refuses (a member of the
+/// wrong type, nesting past serde_json's limit) is refused as before; but `jsonwebtoken::decode`
+/// would parse that header a second time and the claims twice (the second time for its own
+/// validation, which this verifier turns off: every time, audience and issuer check is ours).
+/// Here the claims are parsed once, and only after the signature verified.
+pub(super) fn decode_hs256(token: &str, keys: &[DecodingKey]) -> Result<ClaimSet, AuthFailure> {
+    jsonwebtoken::decode_header(token).map_err(|_| AuthFailure::MalformedCredential)?;
+    let (message, signature) = token
+        .rsplit_once('.')
+        .ok_or(AuthFailure::MalformedCredential)?;
+    let (_, payload) = message
+        .split_once('.')
+        .ok_or(AuthFailure::MalformedCredential)?;
+    let mut verified = false;
+    for key in keys {
+        match jsonwebtoken::crypto::verify(signature, message.as_bytes(), key, Algorithm::HS256) {
+            Ok(true) => {
+                verified = true;
+                break;
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::debug!(error = ?e.kind(), "HS256 signature not checkable");
+                return Err(AuthFailure::MalformedCredential);
+            }
+        }
+    }
+    if !verified {
+        return Err(AuthFailure::BadSignature);
+    }
+    let json = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| AuthFailure::MalformedCredential)?;
+    serde_json::from_slice::<Claims>(&json)
+        .map(|claims| claims.0)
+        .map_err(|_| AuthFailure::InvalidClaims)
 }
 
 /// The claims we read, from a JSON object only (the derive alone would also accept an array).

@@ -60,7 +60,9 @@ mod sign;
 mod times;
 
 use cache::TokenCache;
-use claims::{ClaimSet, Claims, decode_with};
+#[cfg(feature = "jwks")]
+use claims::decode_with;
+use claims::{ClaimSet, Claims, decode_hs256};
 pub(crate) use header::algorithm_by_name;
 use header::parse_header;
 pub use header::{looks_like_jwt, preparse};
@@ -157,8 +159,6 @@ struct Inner {
     audiences: Vec<String>,
     issuer: Option<String>,
     leeway: Duration,
-    /// Signature and `alg` only; every time and claim check is ours.
-    validation: Validation,
     #[cfg(feature = "jwks")]
     jwks: Option<crate::jwks::JwksKeySource>,
     /// Verified tokens; `None` when the cache is off.
@@ -390,14 +390,6 @@ impl JwtVerifierBuilder {
         let test_key = first.unwrap_or(b"mcp-auth-backend-self-test-key-0123456789");
         guarded_self_test(|| self_test(test_key))?;
 
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.algorithms = vec![Algorithm::HS256];
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
-        validation.leeway = 0;
-
         Ok(JwtVerifier {
             inner: Arc::new(Inner {
                 encoding: first.map(EncodingKey::from_secret),
@@ -409,7 +401,6 @@ impl JwtVerifierBuilder {
                 audiences: self.audiences,
                 issuer: self.issuer,
                 leeway: self.leeway,
-                validation,
                 #[cfg(feature = "jwks")]
                 jwks: self.jwks,
                 cache: (self.cache_size > 0)
@@ -637,7 +628,9 @@ impl JwtVerifier {
             self.inner.jwks_max_lifetime
         };
         let claims = match header.alg {
-            Algorithm::HS256 if !self.inner.decoding.is_empty() => self.decode(token)?,
+            Algorithm::HS256 if !self.inner.decoding.is_empty() => {
+                decode_hs256(token, &self.inner.decoding)?
+            }
             #[cfg(feature = "jwks")]
             alg if alg != Algorithm::HS256 => match &self.inner.jwks {
                 Some(source) => {
@@ -651,16 +644,6 @@ impl JwtVerifier {
         };
         let payload = header::segments(token).map_or("", |(_, payload, _)| payload);
         self.check(claims, payload, max_lifetime, now)
-    }
-
-    /// The signature with each secret in turn, then the strict claims struct.
-    fn decode(&self, token: &str) -> Result<ClaimSet, AuthFailure> {
-        for key in &self.inner.decoding {
-            if let Some(claims) = decode_with(token, key, &self.inner.validation)? {
-                return Ok(claims);
-            }
-        }
-        Err(AuthFailure::BadSignature)
     }
 
     /// Our checks on verified claims (`payload` is the token's base64url payload, for scope

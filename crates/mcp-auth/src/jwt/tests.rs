@@ -237,6 +237,31 @@ fn rotation_secret_verifies() {
 }
 
 #[test]
+fn claims_are_read_only_once_a_secret_verified_the_signature() {
+    // Claims that are not a JSON object: a bad signature is reported as one (the claims are
+    // never parsed), a good one with either secret of a rotation reaches the claims.
+    let rotated = JwtVerifier::builder()
+        .secrets([Secret::new(SECRET), Secret::new(OLD_SECRET)])
+        .build()
+        .unwrap();
+    for payload in ["[1,2]", "not json", r#"{"sub":"a","sub":"b"}"#] {
+        let forged = hand_token(HS256, payload, "another-secret-0123456789-abcdefghijklmn");
+        assert_eq!(
+            rotated.verify(&forged, now()),
+            Err(AuthFailure::BadSignature),
+            "{payload}"
+        );
+        for secret in [SECRET, OLD_SECRET] {
+            assert_eq!(
+                rotated.verify(&hand_token(HS256, payload, secret), now()),
+                Err(AuthFailure::InvalidClaims),
+                "{payload}"
+            );
+        }
+    }
+}
+
+#[test]
 fn expiry_with_leeway() {
     assert!(
         verify_claims(json!({"exp": T - 10})).is_ok(),

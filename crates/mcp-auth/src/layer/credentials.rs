@@ -81,16 +81,14 @@ impl Shared {
     pub(super) fn verify(&self, credential: &str) -> Result<Principal, AuthFailure> {
         let now = self.clock.now();
         match (&self.jwt, &self.api_keys) {
+            // Only JWTs accepted: no need to look at the credential's shape first.
+            (Some(jwt), None) => jwt.verify(credential, now),
             // A key that happens to be JWT-shaped still works; the JWT's failure is what is
             // reported otherwise.
-            (Some(jwt), keys) if looks_like_jwt(credential) => {
-                jwt.verify(credential, now).or_else(|failure| match keys {
-                    Some(keys) => keys.verify(credential, now).map_err(|_| failure),
-                    None => Err(failure),
-                })
-            }
+            (Some(jwt), Some(keys)) if looks_like_jwt(credential) => jwt
+                .verify(credential, now)
+                .or_else(|failure| keys.verify(credential, now).map_err(|_| failure)),
             (_, Some(keys)) => keys.verify(credential, now),
-            (Some(jwt), None) => jwt.verify(credential, now),
             (None, None) => Err(AuthFailure::UnknownKey),
         }
     }
