@@ -12,7 +12,9 @@ is too):
                BURST must be admitted (its own limit: at least BURST - 2 and at most BURST plus
                what refills during the burst, + 2), every refusal a 429 with Retry-After and the
                RateLimit header; then, after waiting what the last Retry-After said, one call
-               every 1.5 refill intervals until the flood ends: every answer must be 200.
+               every 1.5 refill intervals until the flood ends: every answer must be 200. After
+               STEADY_CALLS of them it creates STATE/newcomer-steady: the flood goes on (with
+               further addresses) until then, however fast it is.
 
 Usage: outside.py BASE_URL --jwt-secret HEX --state DIR --burst N --rate PER_SECOND --out result.json
 
@@ -35,6 +37,8 @@ import time
 import urllib.parse
 
 PROTOCOL = "2026-07-28"
+# The newcomer's own-pace calls the flood waits for (STATE/newcomer-steady) before it may end.
+STEADY_CALLS = 3
 
 
 def b64(data: bytes) -> str:
@@ -105,14 +109,18 @@ class Client:
         return None, {}
 
 
-def steady(client: Client, stop: str, counts: collections.Counter, pace: float, fast: int = 0) -> None:
+def steady(client: Client, stop: str, counts: collections.Counter, pace: float, fast: int = 0,
+           marker: str | None = None) -> None:
     """One call every second for the first `fast` calls (spending at most half the burst), then
-    one every `pace` seconds (slower than the refill): never over the client's own limit."""
+    one every `pace` seconds (slower than the refill): never over the client's own limit. After
+    STEADY_CALLS calls, the file `marker` (if any) is created."""
     n = 0
     while not os.path.exists(stop):
         status, _ = client.call()
         counts[str(status)] += 1
         n += 1
+        if marker is not None and n == STEADY_CALLS:
+            open(marker, "w").close()
         end = time.monotonic() + (1.0 if n < fast else pace)
         while time.monotonic() < end and not os.path.exists(stop):
             time.sleep(0.1)
@@ -162,7 +170,7 @@ def main() -> int:
     burst["seconds"] = round(elapsed, 3)
     time.sleep(retry_after)
     new_counts: collections.Counter = collections.Counter()
-    steady(newcomer, stop, new_counts, pace)
+    steady(newcomer, stop, new_counts, pace, marker=os.path.join(a.state, "newcomer-steady"))
     t.join()
 
     fails = []
