@@ -13,11 +13,11 @@
 # the 4 096-entry prefix table; the addresses count up from 10.0.0.0, so 1 M of them span
 # 3 907 /24 prefixes: the prefix table has room.
 #
-# The flood runs in two wrk phases: the first 1.5 × max_keys addresses (at least
-# KEYFLOOD_WARMUP, default 100 000), then the rest (the
-# newcomer arrives between them; on a machine fast enough to end the flood before the newcomer's
-# first own-pace calls, the second phase goes on over its addresses again until they are in). Prints the flood's answers and rate, the RSS and fd samples,
-# and asserts:
+# The flood runs in two wrk phases: the first 1.5 × max_keys addresses (flooded again until
+# KEYFLOOD_WARMUP_SECS have passed), then the rest (the newcomer arrives between them; on a
+# machine fast enough to end the flood before the newcomer's first own-pace calls, the second
+# phase goes on over its addresses again until they are in). Prints the flood's answers and
+# rate, the RSS and fd samples, and asserts:
 #   1. the flood got only 401 (no credential) and 429 (its prefixes' buckets): no 5xx;
 #   2. RSS bounded: the peak during the flood is within the idle RSS + KEYFLOOD_RSS_SLACK_MIB
 #      (default 48 MiB: the key store and prefix table are about 5.4 MB per limiter at the
