@@ -757,6 +757,16 @@ fn header_jsonwebtoken_refuses_is_malformed() {
         v.verify(&token, now()),
         Err(AuthFailure::MalformedCredential)
     );
+    // The header is judged before the signature: signed with another secret, still malformed.
+    let forged = hand_token(
+        r#"{"alg":"HS256","kid":5}"#,
+        &claims(json!({})).to_string(),
+        "another-secret-0123456789-abcdefghijklmn",
+    );
+    assert_eq!(
+        v.verify(&forged, now()),
+        Err(AuthFailure::MalformedCredential)
+    );
     // Unknown members are fine.
     let token = hand_token(
         r#"{"alg":"HS256","kid":"k1","x-custom":{"a":[1,2]}}"#,
