@@ -644,12 +644,19 @@ async fn hs256_and_jwks_side_by_side_from_env() {
     )
     .unwrap();
     assert_eq!(call(&layer, &hs).await.status, StatusCode::OK);
-    assert_eq!(
-        call(&layer, &sign(&k.ec, &claims(&issuer.base)))
-            .await
-            .status,
-        StatusCode::OK
-    );
+    // The layer built its own key source from the environment, which loads in the background
+    // (no request waits on a fetch): ES256 verifies once the issuer has served it the keys.
+    let es = sign(&k.ec, &claims(&issuer.base));
+    eventually(|| issuer.fetches() >= 2).await;
+    let mut status = call(&layer, &es).await.status;
+    for _ in 0..400 {
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        status = call(&layer, &es).await.status;
+    }
+    assert_eq!(status, StatusCode::OK);
     // RS256 is not on the allow-list, although the key is published.
     assert_invalid_token(
         &call(&layer, &sign(&k.rsa, &claims(&issuer.base))).await,
