@@ -13,8 +13,8 @@ is too):
                what refills during the burst, + 2), every refusal a 429 with Retry-After and the
                RateLimit header; then, after waiting what the last Retry-After said, one call
                every 1.5 refill intervals until the flood ends: every answer must be 200. After
-               STEADY_CALLS of them it creates STATE/newcomer-steady: the flood goes on (with
-               further addresses) until then, however fast it is.
+               STEADY_CALLS of them it creates STATE/newcomer-steady: the flood goes on (over its
+               second phase's addresses again) until then, however fast it is.
 
 Usage: outside.py BASE_URL --jwt-secret HEX --state DIR --burst N --rate PER_SECOND --out result.json
 

@@ -3,13 +3,16 @@
 # $WORK/server.log) and NAME (the script's name, for messages).
 
 # Wait until the server accepts a TCP connection (not an HTTP request: every audited request
-# comes from the traffic); exit naming the failure when it dies first.
+# comes from the traffic); exit naming the failure when it dies first or never listens.
 wait_listening() {
   for _ in $(seq 1 150); do
     python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT), 1)" 2>/dev/null && return 0
     kill -0 "$SERVER" 2>/dev/null || { cat "$WORK/server.log"; echo "$NAME: FAIL the server exited at start"; exit 1; }
     sleep 0.2
   done
+  cat "$WORK/server.log"
+  echo "$NAME: FAIL the server did not listen on port $PORT (150 attempts, 0.2 s apart)"
+  exit 1
 }
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER/status" 2>/dev/null; }
